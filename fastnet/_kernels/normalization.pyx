@@ -1,0 +1,184 @@
+"""Batch normalisation over the last axis, statistics and normalisation fused.
+
+Input is viewed as (rows, channels) with channels last (a (N, H, W, C) batch is
+(N*H*W, C) rows). Statistics are accumulated in double precision, one partial
+sum per thread over a block of rows, then reduced in a fixed order so results do
+not depend on the number of threads beyond rounding.
+"""
+from cython cimport floating
+from cython.parallel cimport prange, parallel
+from libc.math cimport sqrt
+from libc.stdlib cimport calloc, free
+
+from fastnet._kernels._openmp cimport omp_get_thread_num
+
+cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 15
+
+
+cdef inline int _nt(Py_ssize_t rows, Py_ssize_t channels, int n_threads) noexcept nogil:
+    if n_threads <= 1 or rows * channels < PARALLEL_MIN_WORK or rows < 2 * n_threads:
+        return 1
+    return n_threads
+
+
+cdef int _column_sums(const floating *a, const floating *b, const floating *mean,
+                      const floating *invstd, Py_ssize_t rows, Py_ssize_t ch,
+                      double *s1, double *s2, int nt) except -1 nogil:
+    """s1[c] = sum_r a[r,c]; with b: s2[c] = sum_r a[r,c] * (b[r,c]-mean[c])*invstd[c];
+    without b: s2[c] = sum_r a[r,c]^2."""
+    cdef double *part = <double *>calloc(<size_t>(nt * 2 * ch), sizeof(double))
+    cdef Py_ssize_t t, r, c, lo, hi, chunk = (rows + nt - 1) // nt
+    cdef double *p1
+    cdef double *p2
+    cdef double v
+    if part == NULL:
+        with gil:
+            raise MemoryError()
+    for t in prange(nt, num_threads=nt, schedule="static"):
+        lo = t * chunk
+        hi = min(rows, lo + chunk)
+        p1 = part + t * 2 * ch
+        p2 = p1 + ch
+        for r in range(lo, hi):
+            if b == NULL:
+                for c in range(ch):
+                    v = a[r * ch + c]
+                    p1[c] += v
+                    p2[c] += v * v
+            else:
+                for c in range(ch):
+                    v = a[r * ch + c]
+                    p1[c] += v
+                    p2[c] += v * ((b[r * ch + c] - mean[c]) * invstd[c])
+    for c in range(ch):
+        s1[c] = 0
+        s2[c] = 0
+    for t in range(nt):
+        for c in range(ch):
+            s1[c] += part[t * 2 * ch + c]
+            s2[c] += part[t * 2 * ch + ch + c]
+    free(part)
+    return 0
+
+
+def forward_train(const floating[:, ::1] x, const floating[::1] gamma, const floating[::1] beta,
+                  floating[::1] mean, floating[::1] var, floating[::1] invstd,
+                  floating[:, ::1] y, double epsilon, int n_threads=1):
+    """Normalises with the batch statistics; returns them in mean, var (biased), invstd."""
+    cdef Py_ssize_t rows = x.shape[0], ch = x.shape[1], r, c
+    cdef int nt = _nt(rows, ch, n_threads)
+    cdef double *s1
+    cdef double *s2
+    cdef double m, v
+    if y.shape[0] != rows or y.shape[1] != ch or gamma.shape[0] != ch or beta.shape[0] != ch:
+        raise ValueError("batchnorm forward: shapes do not agree")
+    if rows == 0:
+        raise ValueError("batchnorm forward: a training batch needs at least one row")
+    s1 = <double *>calloc(<size_t>(2 * ch), sizeof(double))
+    if s1 == NULL:
+        raise MemoryError()
+    s2 = s1 + ch
+    try:
+        with nogil:
+            _column_sums(&x[0, 0], NULL, NULL, NULL, rows, ch, s1, s2, nt)
+            for c in range(ch):
+                m = s1[c] / rows
+                v = s2[c] / rows - m * m
+                if v < 0:
+                    v = 0
+                mean[c] = <floating>m
+                var[c] = <floating>v
+                invstd[c] = <floating>(1.0 / sqrt(v + epsilon))
+            for r in prange(rows, num_threads=nt, schedule="static"):
+                for c in range(ch):
+                    y[r, c] = (x[r, c] - mean[c]) * invstd[c] * gamma[c] + beta[c]
+    finally:
+        free(s1)
+
+
+def forward_infer(const floating[:, ::1] x, const floating[::1] scale, const floating[::1] shift,
+                  floating[:, ::1] y, int n_threads=1):
+    """y = x * scale + shift per channel (scale and shift folded from the moving stats)."""
+    cdef Py_ssize_t rows = x.shape[0], ch = x.shape[1], r, c
+    cdef int nt = _nt(rows, ch, n_threads)
+    if y.shape[0] != rows or y.shape[1] != ch or scale.shape[0] != ch or shift.shape[0] != ch:
+        raise ValueError("batchnorm forward: shapes do not agree")
+    for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+        for c in range(ch):
+            y[r, c] = x[r, c] * scale[c] + shift[c]
+
+
+def backward_train(const floating[:, ::1] dy, const floating[:, ::1] x,
+                   const floating[::1] mean, const floating[::1] invstd,
+                   const floating[::1] gamma, floating[:, ::1] dx,
+                   floating[::1] dgamma, floating[::1] dbeta, int n_threads=1):
+    """Gradients through batch statistics. dx, dgamma, dbeta may be None to skip."""
+    cdef Py_ssize_t rows = x.shape[0], ch = x.shape[1], r, c
+    cdef int nt = _nt(rows, ch, n_threads)
+    cdef double *s1
+    cdef double *s2
+    cdef floating *k1
+    cdef floating *k2
+    cdef floating *k3
+    if dy.shape[0] != rows or dy.shape[1] != ch:
+        raise ValueError("batchnorm backward: shapes do not agree")
+    s1 = <double *>calloc(<size_t>(2 * ch), sizeof(double))
+    k1 = <floating *>calloc(<size_t>(3 * ch), sizeof(floating))
+    if s1 == NULL or k1 == NULL:
+        free(s1)
+        free(k1)
+        raise MemoryError()
+    s2 = s1 + ch
+    k2 = k1 + ch
+    k3 = k2 + ch
+    try:
+        with nogil:
+            _column_sums(&dy[0, 0], &x[0, 0], &mean[0], &invstd[0], rows, ch, s1, s2, nt)
+            for c in range(ch):
+                if dbeta is not None:
+                    dbeta[c] = <floating>s1[c]
+                if dgamma is not None:
+                    dgamma[c] = <floating>s2[c]
+                # dx = gamma*invstd * (dy - s1/n - xhat * s2/n)
+                k1[c] = gamma[c] * invstd[c]
+                k2[c] = <floating>(s1[c] / rows)
+                k3[c] = <floating>(s2[c] / rows) * invstd[c]
+            if dx is not None:
+                for r in prange(rows, num_threads=nt, schedule="static"):
+                    for c in range(ch):
+                        dx[r, c] = k1[c] * (dy[r, c] - k2[c] - (x[r, c] - mean[c]) * k3[c])
+    finally:
+        free(s1)
+        free(k1)
+
+
+def backward_infer(const floating[:, ::1] dy, const floating[:, ::1] x,
+                   const floating[::1] mean, const floating[::1] invstd,
+                   const floating[::1] gamma, floating[:, ::1] dx,
+                   floating[::1] dgamma, floating[::1] dbeta, int n_threads=1):
+    """Gradients with fixed (moving) statistics: an affine map per channel."""
+    cdef Py_ssize_t rows = x.shape[0], ch = x.shape[1], r, c
+    cdef int nt = _nt(rows, ch, n_threads)
+    cdef double *s1
+    cdef double *s2
+    if dy.shape[0] != rows or dy.shape[1] != ch:
+        raise ValueError("batchnorm backward: shapes do not agree")
+    s1 = <double *>calloc(<size_t>(2 * ch), sizeof(double))
+    if s1 == NULL:
+        raise MemoryError()
+    s2 = s1 + ch
+    try:
+        with nogil:
+            if dgamma is not None or dbeta is not None:
+                _column_sums(&dy[0, 0], &x[0, 0], &mean[0], &invstd[0], rows, ch, s1, s2, nt)
+                for c in range(ch):
+                    if dbeta is not None:
+                        dbeta[c] = <floating>s1[c]
+                    if dgamma is not None:
+                        dgamma[c] = <floating>s2[c]
+            if dx is not None:
+                for r in prange(rows, num_threads=nt, schedule="static"):
+                    for c in range(ch):
+                        dx[r, c] = dy[r, c] * gamma[c] * invstd[c]
+    finally:
+        free(s1)

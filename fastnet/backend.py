@@ -1,0 +1,123 @@
+"""Variables, automatic names and session state shared by layers and models."""
+import re
+import threading
+
+import numpy as np
+
+from fastnet import config
+
+__all__ = ["Variable", "clear_session", "unique_name", "to_snake_case", "floatx", "epsilon"]
+
+floatx = config.floatx
+epsilon = config.epsilon
+
+_NAME_LOCK = threading.Lock()
+_NAME_COUNTS = {}
+
+
+def to_snake_case(name):
+    """Keras's automatic layer-name stem: ``BatchNormalization`` -> ``batch_normalization``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+def unique_name(stem):
+    """``stem`` the first time in this process (or since clear_session), then ``stem_1``, ..."""
+    with _NAME_LOCK:
+        n = _NAME_COUNTS.get(stem, 0)
+        _NAME_COUNTS[stem] = n + 1
+    return stem if n == 0 else f"{stem}_{n}"
+
+
+def clear_session():
+    """Resets the automatic layer and model names, as Keras's ``clear_session`` does."""
+    with _NAME_LOCK:
+        _NAME_COUNTS.clear()
+
+
+class Variable:
+    """A weight: a numpy array plus what training needs to know about it.
+
+    ``value`` is the live array that kernels read and optimizers update in place;
+    during training it is a view into the model's flat parameter buffer, so code
+    must read ``var.value`` each time rather than keep the array. ``grad`` is the
+    matching gradient array, filled by the owning layer's backward pass.
+    """
+
+    __slots__ = ("value", "grad", "name", "path", "trainable", "regularizer", "constraint",
+                 "__weakref__")
+
+    def __init__(self, value, name="variable", trainable=True, regularizer=None,
+                 constraint=None, path=None):
+        self.value = np.ascontiguousarray(value)
+        self.grad = None
+        self.name = name
+        self.path = path or name
+        self.trainable = trainable
+        self.regularizer = regularizer
+        self.constraint = constraint
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    @property
+    def size(self):
+        return self.value.size
+
+    def numpy(self):
+        return self.value.copy()
+
+    def assign(self, value):
+        """Copies ``value`` into the variable (same shape; cast to its dtype)."""
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(f"Cannot assign a value of shape {value.shape} to variable "
+                             f"'{self.path}' of shape {self.value.shape}")
+        np.copyto(self.value, value, casting="unsafe")
+
+    def zero_grad(self):
+        """The gradient array (allocated on first use), filled with zeros."""
+        if self.grad is None or self.grad.shape != self.value.shape:
+            self.grad = np.zeros_like(self.value)
+        else:
+            self.grad.fill(0)
+        return self.grad
+
+    def grad_buffer(self):
+        """The gradient array, allocated on first use; its contents are to be overwritten."""
+        if self.grad is None or self.grad.shape != self.value.shape or self.grad.dtype != self.value.dtype:
+            self.grad = np.empty_like(self.value)
+        return self.grad
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.value, dtype=dtype)
+
+    def __repr__(self):
+        return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>"
+
+
+def pack(variables, dtype):
+    """Moves ``variables`` into one flat value buffer and one flat gradient buffer.
+
+    Afterwards each variable's ``value`` and ``grad`` are views of the flat arrays,
+    so one fused kernel can update every weight in a single pass.
+    Returns (values, grads, offsets) with offsets[i]:offsets[i+1] the slice of var i.
+    """
+    sizes = [v.size for v in variables]
+    offsets = np.zeros(len(variables) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    total = int(offsets[-1])
+    values = np.empty(total, dtype=dtype)
+    grads = np.zeros(total, dtype=dtype)
+    for v, lo, hi in zip(variables, offsets[:-1], offsets[1:]):
+        values[lo:hi] = v.value.ravel()
+        v.value = values[lo:hi].reshape(v.value.shape)
+        v.grad = grads[lo:hi].reshape(v.value.shape)
+    return values, grads, offsets

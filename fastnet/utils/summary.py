@@ -1,0 +1,53 @@
+"""``model.summary()`` in the tf.keras 2 layout."""
+
+__all__ = ["print_summary"]
+
+
+def _format_shape(shape):
+    if shape is None:
+        return "?"
+    if isinstance(shape, list):
+        return ", ".join(_format_shape(s) for s in shape)
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def print_summary(model, line_length=None, positions=None, print_fn=None):
+    """Prints one row per layer: name (type), output shape, parameter count.
+
+    Fields longer than their column are cut, as tf.keras 2 did, so rows never wrap.
+    """
+    if print_fn is None:
+        print_fn = print
+    line_length = line_length or 65
+    positions = positions or [0.45, 0.85, 1.0]
+    if positions[-1] <= 1:
+        positions = [int(line_length * p) for p in positions]
+
+    def row(fields):
+        line = ""
+        for i, field in enumerate(fields):
+            if i > 0:
+                line = line[:-1] + " "
+            line += str(field)
+            line = line[:positions[i]]
+            line += " " * (positions[i] - len(line))
+        print_fn(line)
+
+    print_fn(f'Model: "{model.name}"')
+    print_fn("_" * line_length)
+    row(["Layer (type)", "Output Shape", "Param #"])
+    print_fn("=" * line_length)
+    layers = model.layers
+    shapes = model._layer_output_shapes()
+    for i, layer in enumerate(layers):
+        params = layer.count_params() if layer.built else 0
+        row([f"{layer.name} ({type(layer).__name__})", _format_shape(shapes[i]), params])
+        print_fn("=" * line_length if i == len(layers) - 1 else "_" * line_length)
+    if not layers:
+        print_fn("=" * line_length)
+    trainable = sum(v.size for v in model.trainable_weights)
+    total = sum(v.size for v in model.weights)
+    print_fn(f"Total params: {total:,}")
+    print_fn(f"Trainable params: {trainable:,}")
+    print_fn(f"Non-trainable params: {total - trainable:,}")
+    print_fn("_" * line_length)
