@@ -69,6 +69,9 @@ class Layer:
 
     # Subclasses that accept integer inputs (Embedding) set this to False.
     _cast_inputs = True
+    # Layers whose ``call`` takes a ``mask=`` keyword (recurrent layers) set this to True;
+    # models then pass the mask produced by the previous layer (Embedding(mask_zero=True)).
+    _call_takes_mask = False
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None,
                  batch_input_shape=None, batch_size=None, **kwargs):
@@ -231,6 +234,10 @@ class Layer:
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask for the next layer: passed through when ``supports_masking``, else dropped."""
+        return mask if self.supports_masking else None
 
     # ------------------------------------------------------------------ buffers
     def _buf(self, key, shape, dtype):
