@@ -1,0 +1,261 @@
+"""Pooling kernels (NHWC; 1-D signals are images with one row): max, average, global.
+
+Max pooling records, for every output value, the position of its maximum
+(``iy * w + ix`` within the sample; the first maximum in window order on ties),
+so the backward pass is a scatter of dy into those positions. Taps that fall in
+the ``same`` padding are skipped: they never win a max and are not counted in an
+average (as Keras does). Work is split by output rows (forward) and by samples
+(backward: windows may overlap, so a sample's input gradient has one writer).
+Windows are walked with the channel axis innermost, so every inner loop is a
+contiguous run of ``channels`` values.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+from fastnet._kernels.im2col cimport Geom, make_geom
+
+ctypedef int index_t
+
+cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 16
+
+
+cdef inline int _threads(Py_ssize_t work, Py_ssize_t units, int n_threads) noexcept nogil:
+    if n_threads <= 1 or work < PARALLEL_MIN_WORK or units < n_threads:
+        return 1
+    return n_threads
+
+
+cdef int _check(tuple xs, tuple ys, const Geom *g, str what) except -1:
+    if (xs[0] != ys[0] or xs[3] != ys[3] or xs[1] != g.h or xs[2] != g.w or ys[1] != g.oh
+            or ys[2] != g.ow):
+        raise ValueError(f"{what}: input {xs} and output {ys} do not match the geometry "
+                         f"(in {(g.h, g.w)}, out {(g.oh, g.ow)})")
+    return 0
+
+
+cdef inline void _window(const Geom *g, Py_ssize_t oy, Py_ssize_t ox, Py_ssize_t *y0,
+                         Py_ssize_t *y1, Py_ssize_t *x0, Py_ssize_t *x1) noexcept nogil:
+    """Input rows [y0, y1) and cols [x0, x1) of an output pixel's window, clipped."""
+    cdef Py_ssize_t a = oy * g.sh - g.ph, b = ox * g.sw - g.pw
+    y0[0] = a if a > 0 else 0
+    y1[0] = a + g.kh if a + g.kh < g.h else g.h
+    x0[0] = b if b > 0 else 0
+    x1[0] = b + g.kw if b + g.kw < g.w else g.w
+
+
+cdef void _max_row(const floating *x, floating *y, index_t *am, const Geom *g, Py_ssize_t n,
+                   Py_ssize_t oy) noexcept nogil:
+    cdef Py_ssize_t C = g.c, ox, iy, ix, c, y0, y1, x0, x1
+    cdef const floating *src
+    cdef floating *out
+    cdef index_t *arg
+    cdef index_t idx
+    cdef floating v, m
+    cdef bint first
+    for ox in range(g.ow):
+        _window(g, oy, ox, &y0, &y1, &x0, &x1)
+        out = y + ((n * g.oh + oy) * g.ow + ox) * C
+        arg = am + ((n * g.oh + oy) * g.ow + ox) * C if am != NULL else NULL
+        first = True
+        for iy in range(y0, y1):
+            for ix in range(x0, x1):
+                src = x + ((n * g.h + iy) * g.w + ix) * C
+                idx = <index_t>(iy * g.w + ix)
+                if first:
+                    for c in range(C):
+                        out[c] = src[c]
+                    if arg != NULL:
+                        for c in range(C):
+                            arg[c] = idx
+                    first = False
+                elif arg != NULL:
+                    for c in range(C):
+                        v = src[c]
+                        m = out[c]
+                        arg[c] = idx if v > m else arg[c]
+                        out[c] = v if v > m else m
+                else:
+                    for c in range(C):
+                        v = src[c]
+                        m = out[c]
+                        out[c] = v if v > m else m
+
+
+def max_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+                index_t[:, :, :, ::1] argmax, object geometry, int n_threads=1):
+    """y = max over each window of x; ``argmax`` (y's shape, int32, or None) receives
+    the position ``iy * w + ix`` of each maximum."""
+    cdef Geom g = make_geom(geometry, x.shape[0], x.shape[3])
+    _check(tuple(x.shape)[:4], tuple(y.shape)[:4], &g, "max_pool forward")
+    if argmax is not None and tuple(argmax.shape)[:4] != tuple(y.shape)[:4]:
+        raise ValueError("max_pool forward: argmax must have the output's shape")
+    cdef Py_ssize_t rows = g.n * g.oh, r
+    if rows * g.ow * g.c == 0:
+        return
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef floating *yp = &y[0, 0, 0, 0]
+    cdef index_t *ap = &argmax[0, 0, 0, 0] if argmax is not None else NULL
+    cdef int nt = _threads(rows * g.ow * g.c * g.kh * g.kw, rows, n_threads)
+    for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+        _max_row(xp, yp, ap, &g, r // g.oh, r % g.oh)
+
+
+def max_backward(const floating[:, :, :, ::1] dy, const index_t[:, :, :, ::1] argmax,
+                 floating[:, :, :, ::1] dx, int n_threads=1):
+    """dx = dy scattered (added) into the positions recorded in ``argmax``."""
+    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[3], hw = dx.shape[1] * dx.shape[2]
+    cdef Py_ssize_t per = dy.shape[1] * dy.shape[2] * C, n, i
+    if tuple(argmax.shape)[:4] != tuple(dy.shape)[:4] or dy.shape[0] != N or dy.shape[3] != C:
+        raise ValueError("max_pool backward: dy, argmax and dx shapes do not agree")
+    if N * hw * C == 0:
+        return
+    cdef const floating *g
+    cdef const index_t *a
+    cdef floating *d
+    cdef int nt = _threads(N * (hw * C + per), N, n_threads)
+    for n in prange(N, nogil=True, num_threads=nt, schedule="static"):
+        d = &dx[0, 0, 0, 0] + n * hw * C
+        memset(d, 0, hw * C * sizeof(floating))
+        if per > 0:
+            g = &dy[0, 0, 0, 0] + n * per
+            a = &argmax[0, 0, 0, 0] + n * per
+            for i in range(per):
+                d[a[i] * C + i % C] += g[i]
+
+
+cdef void _avg_row(const floating *x, floating *y, const Geom *g, Py_ssize_t n,
+                   Py_ssize_t oy) noexcept nogil:
+    cdef Py_ssize_t C = g.c, ox, iy, ix, c, y0, y1, x0, x1
+    cdef const floating *src
+    cdef floating *out
+    cdef floating inv
+    for ox in range(g.ow):
+        _window(g, oy, ox, &y0, &y1, &x0, &x1)
+        out = y + ((n * g.oh + oy) * g.ow + ox) * C
+        for c in range(C):
+            out[c] = 0
+        for iy in range(y0, y1):
+            for ix in range(x0, x1):
+                src = x + ((n * g.h + iy) * g.w + ix) * C
+                for c in range(C):
+                    out[c] = out[c] + src[c]
+        inv = <floating>1 / <floating>((y1 - y0) * (x1 - x0))
+        for c in range(C):
+            out[c] = out[c] * inv
+
+
+def avg_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, object geometry,
+                int n_threads=1):
+    """y = mean over each window of x (padding taps are not counted)."""
+    cdef Geom g = make_geom(geometry, x.shape[0], x.shape[3])
+    _check(tuple(x.shape)[:4], tuple(y.shape)[:4], &g, "average_pool forward")
+    cdef Py_ssize_t rows = g.n * g.oh, r
+    if rows * g.ow * g.c == 0:
+        return
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef floating *yp = &y[0, 0, 0, 0]
+    cdef int nt = _threads(rows * g.ow * g.c * g.kh * g.kw, rows, n_threads)
+    for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+        _avg_row(xp, yp, &g, r // g.oh, r % g.oh)
+
+
+def avg_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx, object geometry,
+                 int n_threads=1):
+    """dx = each dy / window count spread over its window's (unpadded) taps."""
+    cdef Geom g = make_geom(geometry, dx.shape[0], dx.shape[3])
+    _check(tuple(dx.shape)[:4], tuple(dy.shape)[:4], &g, "average_pool backward")
+    cdef Py_ssize_t C = g.c, hw = g.h * g.w, n, oy, ox, iy, ix, c, y0, y1, x0, x1
+    if g.n * hw * C == 0:
+        return
+    cdef const floating *src
+    cdef floating *d
+    cdef floating v
+    cdef const floating *dyp = &dy[0, 0, 0, 0]
+    cdef floating *dxp = &dx[0, 0, 0, 0]
+    cdef int nt = _threads(g.n * g.oh * g.ow * C * g.kh * g.kw, g.n, n_threads)
+    for n in prange(g.n, nogil=True, num_threads=nt, schedule="static"):
+        memset(dxp + n * hw * C, 0, hw * C * sizeof(floating))
+        for oy in range(g.oh):
+            for ox in range(g.ow):
+                _window(&g, oy, ox, &y0, &y1, &x0, &x1)
+                src = dyp + ((n * g.oh + oy) * g.ow + ox) * C
+                v = <floating>1 / <floating>((y1 - y0) * (x1 - x0))
+                for iy in range(y0, y1):
+                    for ix in range(x0, x1):
+                        d = dxp + ((n * g.h + iy) * g.w + ix) * C
+                        for c in range(C):
+                            d[c] = d[c] + src[c] * v
+
+
+# ----------------------------------------------------------------- global pooling
+
+def global_avg_forward(const floating[:, :, ::1] x, floating[:, ::1] y, int n_threads=1):
+    """y (n, c) = mean of x (n, steps, c) over the steps axis."""
+    cdef Py_ssize_t N = x.shape[0], S = x.shape[1], C = x.shape[2], n, s, c
+    if y.shape[0] != N or y.shape[1] != C:
+        raise ValueError("global_avg_pool forward: x and y shapes do not agree")
+    if N * C == 0:
+        return
+    cdef floating inv = <floating>1 / <floating>S if S > 0 else <floating>0
+    cdef int nt = _threads(N * S * C, N, n_threads)
+    for n in prange(N, nogil=True, num_threads=nt, schedule="static"):
+        for c in range(C):
+            y[n, c] = 0
+        for s in range(S):
+            for c in range(C):
+                y[n, c] += x[n, s, c]
+        for c in range(C):
+            y[n, c] = y[n, c] * inv
+
+
+def global_avg_backward(const floating[:, ::1] dy, floating[:, :, ::1] dx, int n_threads=1):
+    cdef Py_ssize_t N = dx.shape[0], S = dx.shape[1], C = dx.shape[2], n, s, c
+    if dy.shape[0] != N or dy.shape[1] != C:
+        raise ValueError("global_avg_pool backward: dy and dx shapes do not agree")
+    if N * S * C == 0:
+        return
+    cdef floating inv = <floating>1 / <floating>S
+    cdef int nt = _threads(N * S * C, N, n_threads)
+    for n in prange(N, nogil=True, num_threads=nt, schedule="static"):
+        for s in range(S):
+            for c in range(C):
+                dx[n, s, c] = dy[n, c] * inv
+
+
+def global_max_forward(const floating[:, :, ::1] x, floating[:, ::1] y, index_t[:, ::1] argmax,
+                       int n_threads=1):
+    """y (n, c) = max of x (n, steps, c) over steps; argmax (n, c) its first position."""
+    cdef Py_ssize_t N = x.shape[0], S = x.shape[1], C = x.shape[2], n, s, c
+    cdef floating v, m
+    if y.shape[0] != N or y.shape[1] != C or argmax.shape[0] != N or argmax.shape[1] != C:
+        raise ValueError("global_max_pool forward: x, y and argmax shapes do not agree")
+    if S == 0 and N * C > 0:
+        raise ValueError("global_max_pool forward: the input has no steps to take a max over")
+    if N * C == 0:
+        return
+    cdef int nt = _threads(N * S * C, N, n_threads)
+    for n in prange(N, nogil=True, num_threads=nt, schedule="static"):
+        for c in range(C):
+            y[n, c] = x[n, 0, c]
+            argmax[n, c] = 0
+        for s in range(1, S):
+            for c in range(C):
+                v = x[n, s, c]
+                m = y[n, c]
+                argmax[n, c] = <index_t>s if v > m else argmax[n, c]
+                y[n, c] = v if v > m else m
+
+
+def global_max_backward(const floating[:, ::1] dy, const index_t[:, ::1] argmax,
+                        floating[:, :, ::1] dx, int n_threads=1):
+    cdef Py_ssize_t N = dx.shape[0], S = dx.shape[1], C = dx.shape[2], n, c
+    if dy.shape[0] != N or dy.shape[1] != C or argmax.shape[0] != N or argmax.shape[1] != C:
+        raise ValueError("global_max_pool backward: dy, argmax and dx shapes do not agree")
+    if N * S * C == 0:
+        return
+    cdef int nt = _threads(N * S * C, N, n_threads)
+    for n in prange(N, nogil=True, num_threads=nt, schedule="static"):
+        memset(&dx[n, 0, 0], 0, S * C * sizeof(floating))
+        for c in range(C):
+            dx[n, argmax[n, c], c] = dy[n, c]
