@@ -26,11 +26,11 @@ cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t rows, int n_threads) no
 def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] b,
             floating[:, ::1] z, floating[:, ::1] y, int act, double alpha=0.0,
             int n_threads=1):
-    """y = act(x @ w + b). ``b`` may be None; ``z`` receives the pre-activation when
-    the activation's derivative needs it (else pass None and z is computed in y)."""
+    """y = act(x @ w + b). ``b`` may be None; ``z`` receives the pre-activation
+    (required when the activation's derivative needs it; None computes it in y)."""
     cdef Py_ssize_t n = x.shape[0], k = x.shape[1], units = w.shape[1]
     cdef Py_ssize_t chunk, n_chunks, t, lo, hi, r, j
-    cdef bint keep_z = needs_input(act)
+    cdef bint keep_z = z is not None
     cdef floating *zp
     cdef const floating *bp = NULL
     if w.shape[0] != k or y.shape[0] != n or y.shape[1] != units:
@@ -39,8 +39,10 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[:
         if b.shape[0] != units:
             raise ValueError("dense forward: bias size differs from units")
         bp = &b[0]
-    if keep_z and (z is None or z.shape[0] != n or z.shape[1] != units):
-        raise ValueError("dense forward: this activation needs a z buffer of the output's shape")
+    if needs_input(act) and not keep_z:
+        raise ValueError("dense forward: this activation needs a z buffer")
+    if keep_z and (z.shape[0] != n or z.shape[1] != units):
+        raise ValueError("dense forward: z must have the output's shape")
     if n == 0 or units == 0:
         return
     zp = &z[0, 0] if keep_z else &y[0, 0]
