@@ -574,10 +574,10 @@ def _direction_from_name(monitor, model):
     return None
 
 
-def _missing_monitor_warning(what, monitor, logs):
+def _missing_monitor_warning(what, monitor, logs, end=""):
     warnings.warn(
         f"{what} conditioned on metric `{monitor}` which is not available. "
-        f"Available metrics are: {','.join(logs.keys())}",
+        f"Available metrics are: {','.join(logs.keys())}{end}",
         stacklevel=3)
 
 
@@ -818,7 +818,7 @@ class ReduceLROnPlateau(Callback):
         logs["learning_rate"] = _get_lr(optimizer)
         current = logs.get(self.monitor)
         if current is None:
-            _missing_monitor_warning("Learning rate reduction", self.monitor, logs)
+            _missing_monitor_warning("Learning rate reduction is", self.monitor, logs, ".")
             return
         current = float(current)
         if self.in_cooldown():

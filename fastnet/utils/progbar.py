@@ -167,7 +167,8 @@ class Progbar:
         if current == self.target:
             self._time_at_epoch_end = now
         if self.verbose == 1:
-            self._draw(current, now, finalize)
+            if not self._draw(current, now, finalize):
+                return  # throttled: the next update is measured from the last drawn one
         elif self.verbose == 2 and finalize:
             self._summary_line(current, now)
         self._last_update = now
@@ -206,10 +207,10 @@ class Progbar:
                 _write(self._bar(current) + info + self._value_text(False) + "\n")
             else:
                 self._estimate_step_duration(current, now)
-            return
+            return True
         if (not finalize and self._last_update is not None
                 and now - self._last_update < self.interval):
-            return
+            return False
         prev_total_width = self._total_width
         message = "\b" * prev_total_width + "\r"
         bar = self._bar(current)
@@ -227,6 +228,7 @@ class Progbar:
         if finalize:
             info += "\n"
         _write(message + info)
+        return True
 
     def _summary_line(self, current, now):
         target = self.target if self.target is not None else current
