@@ -6,6 +6,30 @@ dispatched only to the callbacks that override them, so a list without any costs
 nothing per step (``CallbackList.needs_batch_logs`` tells the loop whether to
 build per-batch logs at all).
 
+How the model's loops drive a list (``params``: ``verbose``, ``epochs``, ``steps``)::
+
+    cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
+                       model=model, verbose=verbose, epochs=epochs, steps=steps)
+    model.stop_training = False
+    cbs.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        cbs.on_epoch_begin(epoch)
+        for step in range(steps):
+            cbs.on_train_batch_begin(step)
+            ...                                    # one training step
+            cbs.on_train_batch_end(step, running_averages if cbs.needs_batch_logs else None)
+            if model.stop_training:
+                break
+        logs = {...epoch averages..., **{"val_" + k: v for validation results}}
+        cbs.on_epoch_end(epoch, logs)              # validation runs on_test_* on cbs first
+        if model.stop_training:
+            break
+    cbs.on_train_end(logs)
+    return model.history
+
+Logged values are Python floats; callbacks may add entries to an epoch's logs
+(``learning_rate``) before later callbacks (History, added last) see them.
+
 Example:
     >>> from fastnet.callbacks import EarlyStopping
     >>> stop = EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
