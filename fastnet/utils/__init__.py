@@ -1,18 +1,8 @@
-"""Utilities, as in ``keras.utils``: seeding, one-hot labels, training-curve plots."""
+"""Utilities, as in ``keras.utils``: seeding, one-hot labels, normalization, the
+progress bar and training-curve plots (matplotlib is imported only when a plot is drawn)."""
 from fastnet.random import set_seed as set_random_seed
+from fastnet.utils.np_utils import normalize, to_categorical
+from fastnet.utils.plotting import plot_history
+from fastnet.utils.progbar import Progbar
 
 __all__ = ["set_random_seed", "to_categorical", "normalize", "plot_history", "Progbar"]
-
-
-def __getattr__(name):
-    # Loaded on first use so that ``import fastnet`` never imports matplotlib.
-    if name in ("to_categorical", "normalize"):
-        from fastnet.utils import np_utils
-        return getattr(np_utils, name)
-    if name == "plot_history":
-        from fastnet.utils.plotting import plot_history
-        return plot_history
-    if name == "Progbar":
-        from fastnet.utils.progbar import Progbar
-        return Progbar
-    raise AttributeError(f"module 'fastnet.utils' has no attribute {name!r}")
