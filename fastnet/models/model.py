@@ -540,8 +540,10 @@ class Model(Layer):
                 for m in metrics:
                     logs[m.name] = float(m.result())
                 if val is not None and _validate_now(epoch, validation_freq):
-                    val_logs = self._evaluate_arrays(*val, batch_size=val_bs, callbacks=None,
+                    cbs.on_test_begin()
+                    val_logs = self._evaluate_arrays(*val, batch_size=val_bs, callbacks=cbs,
                                                      steps=validation_steps)
+                    cbs.on_test_end(val_logs)
                     self._set_loop_mode(reuse=True, record=True, training=True, logits=self._fused)
                     for k in names:
                         logs["val_" + k] = val_logs[k]
@@ -574,7 +576,7 @@ class Model(Layer):
                 total += value * (hi - lo)
                 seen += hi - lo
                 if callbacks is not None:
-                    if callbacks.needs_batch_logs:
+                    if callbacks.needs_test_batch_logs:
                         blogs = {"loss": total / seen}
                         for m in metrics:
                             blogs[m.name] = float(m.result())
@@ -648,7 +650,7 @@ class Model(Layer):
                 if out is None:
                     out = np.empty((n,) + yb.shape[1:], dtype=yb.dtype)
                 out[lo:hi] = yb
-                if cbs.needs_batch_logs:
+                if cbs.needs_predict_batch_logs:
                     cbs.on_predict_batch_end(step, {"outputs": yb})
                 else:
                     cbs.on_predict_batch_end(step)
