@@ -91,6 +91,8 @@ def _extensions():
 
     import numpy
 
+    headers = sorted(glob.glob(os.path.join("fastnet", "_kernels", "*.h"))
+                     + glob.glob(os.path.join("fastnet", "_kernels", "*.pxd")))
     exts = []
     for src in sources:
         mod = src[:-4].replace(os.sep, ".")
@@ -100,6 +102,7 @@ def _extensions():
             extra_compile_args=opt + omp_c,
             extra_link_args=omp_l,
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+            depends=headers,
         ))
     directives = {
         "language_level": 3,
