@@ -28,7 +28,8 @@ from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, 
                                            ACT_RELU)
 from fastnet._kernels._blas cimport gemm, gemm_parallel
 from fastnet._kernels._openmp cimport omp_get_thread_num
-from fastnet._kernels.im2col cimport Geom, col2im_rows, im2col_rows, is_pointwise, make_geom
+from fastnet._kernels.im2col cimport (Geom, col2im_rows, col2im_t_rows, im2col_rows,
+                                     im2col_t_rows, is_pointwise, make_geom)
 
 # Elements of a chunk's column matrix (per thread): about 256 KiB in float32,
 # which keeps columns, dz and the GEMM's packed panels inside a 1-2 MiB L2.
@@ -37,6 +38,10 @@ cdef Py_ssize_t CHUNK_ELEMS = 65536
 cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 18
 # How dW is formed per chunk: 0: dW += cols^T dz ; 1: dW^T += dz^T cols.
 cdef int DW_MODE = 0
+# Inputs with fewer channels than this use a tap-major (transposed) column matrix:
+# a window tap of a run of pixels is then one contiguous copy instead of a few
+# values per pixel (the first layer of an image model has 1 or 3 channels).
+cdef Py_ssize_t TAP_MAJOR_C = 4
 
 
 def set_tuning(chunk_elems=None, dw_mode=None):
@@ -71,9 +76,30 @@ cdef int _check_x(tuple shape, const Geom *g, str what) except -1:
 
 
 cdef void bias_act(floating *zp, floating *yp, const floating *bp, Py_ssize_t rows,
-                    Py_ssize_t F, int act, double alpha) noexcept nogil:
+                   Py_ssize_t F, int act, double alpha) noexcept nogil:
     cdef Py_ssize_t r, j
     cdef floating *zr
+    cdef floating *yr
+    cdef floating v
+    if act == ACT_RELU:
+        # One flat pass (a call per row of a few filters costs more than the work).
+        for r in range(rows):
+            zr = zp + r * F
+            yr = yp + r * F
+            if bp != NULL and zr == yr:
+                for j in range(F):
+                    v = zr[j] + bp[j]
+                    yr[j] = v if v > 0 else 0
+            elif bp != NULL:
+                for j in range(F):
+                    v = zr[j] + bp[j]
+                    zr[j] = v
+                    yr[j] = v if v > 0 else 0
+            else:
+                for j in range(F):
+                    v = zr[j]
+                    yr[j] = v if v > 0 else 0
+        return
     for r in range(rows):
         zr = zp + r * F
         if bp != NULL:
@@ -81,7 +107,6 @@ cdef void bias_act(floating *zp, floating *yp, const floating *bp, Py_ssize_t ro
                 zr[j] = zr[j] + bp[j]
         if act != ACT_LINEAR or zr != yp + r * F:
             act_row(act, zr, yp + r * F, F, alpha)
-
 
 def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] b,
             floating[:, ::1] z, floating[:, ::1] y, object geometry, int act,
@@ -111,14 +136,20 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef floating *yp = &y[0, 0]
     cdef floating *zp = &z[0, 0] if keep_z else yp
     cdef bint direct = is_pointwise(&g)
+    cdef bint tmajor = g.c < TAP_MAJOR_C
     cdef Py_ssize_t rows = _chunk_rows(K, F)
     cdef int nt = _threads(P * K * F, P // 16, n_threads)
     cdef Py_ssize_t per = (P + nt - 1) // nt
-    cdef floating[:, ::1] scratch = np.empty((nt, 1 if direct else rows * K),
+    # Without a z output the GEMM writes a cache-resident chunk that the bias and
+    # activation pass then reads once, writing y once (writing y twice, GEMM then
+    # activation, cost ~1 ms more on the MNIST convnet's first layer).
+    cdef bint via_scratch = not keep_z
+    cdef Py_ssize_t s_cols = 0 if direct else rows * K
+    cdef floating[:, ::1] scratch = np.empty((nt, s_cols + (rows * F if via_scratch else 0) + 1),
                                              dtype=np.float32 if floating is float else np.float64)
     cdef Py_ssize_t t, lo, hi, c0, c1
     cdef floating *cols
-    cdef const floating *a
+    cdef floating *zc
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
         lo = t * per
         hi = min(P, lo + per)
@@ -126,14 +157,19 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
         c0 = lo
         while c0 < hi:
             c1 = min(hi, c0 + rows)
+            zc = cols + s_cols if via_scratch else zp + c0 * F
             if direct:
-                a = xp + c0 * K
+                gemm(False, False, c1 - c0, F, K, <floating>1, xp + c0 * K, K, wp, F,
+                     <floating>0, zc, F)
+            elif tmajor:
+                im2col_t_rows(xp, cols, c1 - c0, c0, c1, &g)
+                gemm(True, False, c1 - c0, F, K, <floating>1, cols, c1 - c0, wp, F,
+                     <floating>0, zc, F)
             else:
                 im2col_rows(xp, cols, c0, c1, &g)
-                a = cols
-            gemm(False, False, c1 - c0, F, K, <floating>1, a, K, wp, F, <floating>0,
-                 zp + c0 * F, F)
-            bias_act(zp + c0 * F, yp + c0 * F, bp, c1 - c0, F, act, alpha)
+                gemm(False, False, c1 - c0, F, K, <floating>1, cols, K, wp, F, <floating>0,
+                     zc, F)
+            bias_act(zc, yp + c0 * F, bp, c1 - c0, F, act, alpha)
             c0 = c1
 
 
@@ -168,7 +204,8 @@ cdef void col_sums(const floating *a, Py_ssize_t rows, Py_ssize_t F, floating *o
 cdef void _chunk_backward(const floating *dyp, const floating *yp, const floating *zp,
                           const floating *xp, const floating *wp, floating *dwp, floating *dbp,
                           floating *dxp, Py_ssize_t c0, Py_ssize_t c1, const Geom *g,
-                          Py_ssize_t F, int act, double alpha, bint direct, bint first,
+                          Py_ssize_t F, int act, double alpha, bint direct, bint tmajor,
+                          bint first,
                           floating *cols, floating *dzbuf, floating *dcols,
                           int gemm_threads) noexcept nogil:
     """One chunk of the backward pass; dW and db accumulate unless ``first``."""
@@ -185,26 +222,38 @@ cdef void _chunk_backward(const floating *dyp, const floating *yp, const floatin
     if dbp != NULL:
         col_sums(dz, n, F, dbp, first)
     if dwp != NULL:
-        if direct:
-            a = xp + c0 * K
+        if tmajor and not direct:
+            im2col_t_rows(xp, cols, n, c0, c1, g)
+            if DW_MODE == 0:
+                gemm_parallel(False, False, K, F, n, <floating>1, cols, n, dz, F, beta, dwp, F,
+                              gemm_threads)
+            else:
+                gemm_parallel(True, True, F, K, n, <floating>1, dz, F, cols, n, beta, dwp, K,
+                              gemm_threads)
         else:
-            im2col_rows(xp, cols, c0, c1, g)
-            a = cols
-        if DW_MODE == 0:
-            gemm_parallel(True, False, K, F, n, <floating>1, a, K, dz, F, beta, dwp, F,
-                          gemm_threads)
-        else:
-            gemm_parallel(True, False, F, K, n, <floating>1, dz, F, a, K, beta, dwp, K,
-                          gemm_threads)
+            if direct:
+                a = xp + c0 * K
+            else:
+                im2col_rows(xp, cols, c0, c1, g)
+                a = cols
+            if DW_MODE == 0:
+                gemm_parallel(True, False, K, F, n, <floating>1, a, K, dz, F, beta, dwp, F,
+                              gemm_threads)
+            else:
+                gemm_parallel(True, False, F, K, n, <floating>1, dz, F, a, K, beta, dwp, K,
+                              gemm_threads)
     if dxp != NULL:
         if direct:
             gemm_parallel(False, True, n, K, F, <floating>1, dz, F, wp, F, <floating>0,
                           dxp + c0 * K, K, gemm_threads)
+        elif tmajor:
+            gemm_parallel(False, True, K, n, F, <floating>1, wp, F, dz, F, <floating>0,
+                          dcols, n, gemm_threads)
+            col2im_t_rows(dcols, n, dxp, c0, c1, g)
         else:
             gemm_parallel(False, True, n, K, F, <floating>1, dz, F, wp, F, <floating>0,
                           dcols, K, gemm_threads)
             col2im_rows(dcols, dxp, c0, c1, g)
-
 
 def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
              const floating[:, ::1] w, const floating[:, ::1] y, const floating[:, ::1] z,
@@ -251,6 +300,7 @@ def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef const floating *wp = &w[0, 0]
     cdef bint direct = is_pointwise(&g)
+    cdef bint tmajor = g.c < TAP_MAJOR_C
     cdef Py_ssize_t rows = _chunk_rows(K, F)
     cdef int nt = _threads(P * K * F * (2 if dxp != NULL else 1), g.n, n_threads)
     dt = np.float32 if floating is float else np.float64
@@ -280,7 +330,7 @@ def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
             while c0 < P:
                 c1 = min(P, c0 + rows)
                 _chunk_backward(dyp, yp, zp, xp, wp, tdw, dbp, dxp, c0, c1, &g, F, act, alpha,
-                                direct, first, base, base + s_cols, base + s_cols + s_dz,
+                                direct, tmajor, first, base, base + s_cols, base + s_cols + s_dz,
                                 n_threads if n_threads > 1 else 1)
                 first = False
                 c0 = c1
@@ -308,7 +358,7 @@ def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
             c1 = min(n1 * ohw, c0 + rows)
             _chunk_backward(dyp, yp, zp, xp, wp, tdw if dwp != NULL else NULL,
                             tdb if dbp != NULL else NULL, dxp, c0, c1, &g, F, act, alpha,
-                            direct, first, base, base + s_cols, base + s_cols + s_dz, 1)
+                            direct, tmajor, first, base, base + s_cols, base + s_cols + s_dz, 1)
             first = False
             c0 = c1
     # Reduce the per-thread partial sums (small: K * F per thread).

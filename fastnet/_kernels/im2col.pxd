@@ -24,5 +24,13 @@ cdef void im2col_rows(const floating *x, floating *cols, Py_ssize_t p0, Py_ssize
 cdef void col2im_rows(const floating *cols, floating *x, Py_ssize_t p0, Py_ssize_t p1,
                       const Geom *g) noexcept nogil
 
+# The same, transposed: cols_t[k * ld + (p - p0)] (tap-major; ld >= p1 - p0). For few
+# channels each tap of a run of pixels is then one contiguous copy.
+cdef void im2col_t_rows(const floating *x, floating *cols_t, Py_ssize_t ld, Py_ssize_t p0,
+                        Py_ssize_t p1, const Geom *g) noexcept nogil
+
+cdef void col2im_t_rows(const floating *cols_t, Py_ssize_t ld, floating *x, Py_ssize_t p0,
+                        Py_ssize_t p1, const Geom *g) noexcept nogil
+
 # True when the column matrix is the input itself (1x1 window, stride 1, no padding).
 cdef bint is_pointwise(const Geom *g) noexcept nogil

@@ -57,6 +57,175 @@ cdef inline void _add(const floating *src, floating *dst, Py_ssize_t n) noexcept
         dst[i] = dst[i] + src[i]
 
 
+# Below this many channels, rows are filled one window tap at a time over a run of
+# output pixels: per-pixel copies of a few values cost more in loop overhead than
+# the strided stores of this order.
+cdef Py_ssize_t SMALL_C = 4
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # b > 0; rounds toward +infinity for either sign of a.
+    return -((-a) // b) if a < 0 else (a + b - 1) // b
+
+
+cdef inline void _tap_range(const Geom *g, Py_ssize_t ox0, Py_ssize_t cnt, Py_ssize_t j,
+                            Py_ssize_t *qa, Py_ssize_t *qb) noexcept nogil:
+    """Pixels q in [qa, qb) of the run ox0 .. ox0 + cnt - 1 whose tap j is inside the row."""
+    cdef Py_ssize_t off = j * g.dw - g.pw
+    # 0 <= (ox0 + q) * sw + off < w
+    cdef Py_ssize_t lo = _ceil_div(-off, g.sw) - ox0
+    cdef Py_ssize_t hi = _ceil_div(g.w - off, g.sw) - ox0
+    qa[0] = lo if lo > 0 else 0
+    qb[0] = hi if hi < cnt else cnt
+    if qb[0] < qa[0]:
+        qb[0] = qa[0]
+
+
+cdef void _im2col_small(const floating *x, floating *cols, Py_ssize_t p0, Py_ssize_t p1,
+                        const Geom *g) noexcept nogil:
+    cdef Py_ssize_t c = g.c, K = g.kh * g.kw * g.c, ohw = g.oh * g.ow
+    cdef Py_ssize_t p = p0, n, rem, oy, ox0, cnt, i, j, q, qa, qb, iy, ch, sx
+    cdef floating *dst
+    cdef const floating *src
+    while p < p1:
+        n = p // ohw
+        rem = p - n * ohw
+        oy = rem // g.ow
+        ox0 = rem - oy * g.ow
+        cnt = g.ow - ox0 if g.ow - ox0 < p1 - p else p1 - p
+        for i in range(g.kh):
+            iy = oy * g.sh - g.ph + i * g.dh
+            for j in range(g.kw):
+                dst = cols + (p - p0) * K + (i * g.kw + j) * c
+                if iy < 0 or iy >= g.h:
+                    qa = 0
+                    qb = 0
+                else:
+                    _tap_range(g, ox0, cnt, j, &qa, &qb)
+                for q in range(qa):
+                    for ch in range(c):
+                        dst[q * K + ch] = 0
+                if qb > qa:
+                    src = x + ((n * g.h + iy) * g.w + (ox0 + qa) * g.sw + j * g.dw - g.pw) * c
+                    sx = g.sw * c
+                    if c == 1:
+                        for q in range(qa, qb):
+                            dst[q * K] = src[(q - qa) * sx]
+                    else:
+                        for q in range(qa, qb):
+                            for ch in range(c):
+                                dst[q * K + ch] = src[(q - qa) * sx + ch]
+                for q in range(qb, cnt):
+                    for ch in range(c):
+                        dst[q * K + ch] = 0
+        p = p + cnt
+
+
+cdef void _col2im_small(const floating *cols, floating *x, Py_ssize_t p0, Py_ssize_t p1,
+                        const Geom *g) noexcept nogil:
+    cdef Py_ssize_t c = g.c, K = g.kh * g.kw * g.c, ohw = g.oh * g.ow
+    cdef Py_ssize_t p = p0, n, rem, oy, ox0, cnt, i, j, q, qa, qb, iy, ch, sx
+    cdef const floating *src
+    cdef floating *dst
+    while p < p1:
+        n = p // ohw
+        rem = p - n * ohw
+        oy = rem // g.ow
+        ox0 = rem - oy * g.ow
+        cnt = g.ow - ox0 if g.ow - ox0 < p1 - p else p1 - p
+        for i in range(g.kh):
+            iy = oy * g.sh - g.ph + i * g.dh
+            if iy < 0 or iy >= g.h:
+                continue
+            for j in range(g.kw):
+                _tap_range(g, ox0, cnt, j, &qa, &qb)
+                if qb <= qa:
+                    continue
+                src = cols + (p - p0) * K + (i * g.kw + j) * c
+                dst = x + ((n * g.h + iy) * g.w + (ox0 + qa) * g.sw + j * g.dw - g.pw) * c
+                sx = g.sw * c
+                if c == 1:
+                    for q in range(qa, qb):
+                        dst[(q - qa) * sx] += src[q * K]
+                else:
+                    for q in range(qa, qb):
+                        for ch in range(c):
+                            dst[(q - qa) * sx + ch] += src[q * K + ch]
+        p = p + cnt
+
+
+cdef void im2col_t_rows(const floating *x, floating *cols_t, Py_ssize_t ld, Py_ssize_t p0,
+                        Py_ssize_t p1, const Geom *g) noexcept nogil:
+    cdef Py_ssize_t c = g.c, ohw = g.oh * g.ow
+    cdef Py_ssize_t p = p0, n, rem, oy, ox0, cnt, i, j, q, qa, qb, iy, ch, sx, k
+    cdef floating *dst
+    cdef const floating *src
+    while p < p1:
+        n = p // ohw
+        rem = p - n * ohw
+        oy = rem // g.ow
+        ox0 = rem - oy * g.ow
+        cnt = g.ow - ox0 if g.ow - ox0 < p1 - p else p1 - p
+        for i in range(g.kh):
+            iy = oy * g.sh - g.ph + i * g.dh
+            for j in range(g.kw):
+                if iy < 0 or iy >= g.h:
+                    qa = 0
+                    qb = 0
+                else:
+                    _tap_range(g, ox0, cnt, j, &qa, &qb)
+                src = x + ((n * g.h + iy) * g.w + (ox0 + qa) * g.sw + j * g.dw - g.pw) * c
+                sx = g.sw * c
+                for ch in range(c):
+                    k = (i * g.kw + j) * c + ch
+                    dst = cols_t + k * ld + (p - p0)
+                    for q in range(qa):
+                        dst[q] = 0
+                    if qb > qa:
+                        if sx == 1:
+                            _copy(src, dst + qa, qb - qa)
+                        else:
+                            for q in range(qa, qb):
+                                dst[q] = src[(q - qa) * sx + ch]
+                    for q in range(qb, cnt):
+                        dst[q] = 0
+        p = p + cnt
+
+
+cdef void col2im_t_rows(const floating *cols_t, Py_ssize_t ld, floating *x, Py_ssize_t p0,
+                        Py_ssize_t p1, const Geom *g) noexcept nogil:
+    cdef Py_ssize_t c = g.c, ohw = g.oh * g.ow
+    cdef Py_ssize_t p = p0, n, rem, oy, ox0, cnt, i, j, q, qa, qb, iy, ch, sx, k
+    cdef const floating *src
+    cdef floating *dst
+    while p < p1:
+        n = p // ohw
+        rem = p - n * ohw
+        oy = rem // g.ow
+        ox0 = rem - oy * g.ow
+        cnt = g.ow - ox0 if g.ow - ox0 < p1 - p else p1 - p
+        for i in range(g.kh):
+            iy = oy * g.sh - g.ph + i * g.dh
+            if iy < 0 or iy >= g.h:
+                continue
+            for j in range(g.kw):
+                _tap_range(g, ox0, cnt, j, &qa, &qb)
+                if qb <= qa:
+                    continue
+                dst = x + ((n * g.h + iy) * g.w + (ox0 + qa) * g.sw + j * g.dw - g.pw) * c
+                sx = g.sw * c
+                for ch in range(c):
+                    k = (i * g.kw + j) * c + ch
+                    src = cols_t + k * ld + (p - p0)
+                    if sx == 1:
+                        for q in range(qa, qb):
+                            dst[q - qa] += src[q]
+                    else:
+                        for q in range(qa, qb):
+                            dst[(q - qa) * sx + ch] += src[q]
+        p = p + cnt
+
+
 cdef void im2col_rows(const floating *x, floating *cols, Py_ssize_t p0, Py_ssize_t p1,
                       const Geom *g) noexcept nogil:
     cdef Py_ssize_t c = g.c, kw = g.kw, span = g.kw * g.c, K = g.kh * g.kw * g.c
@@ -66,6 +235,9 @@ cdef void im2col_rows(const floating *x, floating *cols, Py_ssize_t p0, Py_ssize
     cdef floating *row
     cdef const floating *xs
     if p0 >= p1:
+        return
+    if c < SMALL_C:
+        _im2col_small(x, cols, p0, p1, g)
         return
     n = p0 // ohw
     oy = (p0 - n * ohw) // g.ow
@@ -106,6 +278,9 @@ cdef void col2im_rows(const floating *cols, floating *x, Py_ssize_t p0, Py_ssize
     cdef const floating *row
     cdef floating *xs
     if p0 >= p1:
+        return
+    if c < SMALL_C:
+        _col2im_small(cols, x, p0, p1, g)
         return
     n = p0 // ohw
     oy = (p0 - n * ohw) // g.ow
