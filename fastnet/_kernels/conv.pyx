@@ -44,14 +44,23 @@ cdef int DW_MODE = 0
 cdef Py_ssize_t TAP_MAJOR_C = 4
 
 
-def set_tuning(chunk_elems=None, dw_mode=None):
-    """Development hook for benchmarks: chunk size (elements) and dW formulation."""
-    global CHUNK_ELEMS, DW_MODE
+def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=None,
+               winograd_ratio=None):
+    """Development hook for tests and benchmarks: chunk size (elements), dW
+    formulation, Winograd on/off and its tiles per chunk. Returns the settings."""
+    global CHUNK_ELEMS, DW_MODE, WINOGRAD, WINO_TILES, WINO_RATIO
     if chunk_elems is not None:
         CHUNK_ELEMS = max(1024, int(chunk_elems))
     if dw_mode is not None:
         DW_MODE = int(dw_mode)
-    return CHUNK_ELEMS, DW_MODE
+    if winograd is not None:
+        WINOGRAD = bool(winograd)
+    if winograd_tiles is not None:
+        WINO_TILES = max(1, int(winograd_tiles))
+    if winograd_ratio is not None:
+        WINO_RATIO = float(winograd_ratio)
+    return dict(chunk_elems=CHUNK_ELEMS, dw_mode=DW_MODE, winograd=WINOGRAD,
+                winograd_tiles=WINO_TILES, winograd_ratio=WINO_RATIO)
 
 
 cdef inline Py_ssize_t _chunk_rows(Py_ssize_t K, Py_ssize_t F) noexcept nogil:
@@ -108,6 +117,339 @@ cdef void bias_act(floating *zp, floating *yp, const floating *bp, Py_ssize_t ro
         if act != ACT_LINEAR or zr != yp + r * F:
             act_row(act, zr, yp + r * F, F, alpha)
 
+# ----------------------------------------------------------------- Winograd F(2x2, 3x3)
+#
+# For 3x3 windows with stride 1 and no dilation, each 2x2 block of outputs (a tile)
+# is computed from its 4x4 input patch d as  Y = A^T [ (G g G^T) (.) (B^T d B) ] A,
+# which needs 16 multiplications per (tile, in, out) instead of 36. Per chunk of
+# tiles: the 16 transformed patches (B^T d B) of every tile and channel are laid
+# out as 16 matrices V_k (tiles, in); 16 GEMMs V_k @ U_k with the transformed
+# kernel U_k (in, out) give M_k (tiles, out); the output transform A^T M A, bias
+# and activation then write the tile's (up to) four output pixels. Only sums,
+# differences and halves appear in the transforms, so float32 results stay within
+# a few ulps of the direct GEMM's.
+#     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+#     A^T = [1 1 1 0; 0 1 -1 -1]
+
+cdef bint WINOGRAD = True
+# Tiles per chunk: V (16 x tiles x in) and M (16 x tiles x out) stay in cache.
+cdef Py_ssize_t WINO_TILES = 128
+# Below these channel counts the 16 small GEMMs cost more than one im2col GEMM.
+cdef Py_ssize_t WINO_MIN_C = 8
+cdef Py_ssize_t WINO_MIN_F = 8
+# Largest Winograd/im2col GEMM work ratio at which Winograd is used (measured: a
+# 0.53 forward gains ~20%, a 0.72 input gradient loses ~10%).
+cdef double WINO_RATIO = 0.6
+
+
+cdef bint winograd_ok(const Geom *g, Py_ssize_t F, Py_ssize_t im2col_rows) noexcept nogil:
+    """Whether Winograd pays for this 3x3 stride-1 convolution (per image).
+
+    Its 16 GEMMs have one row per 2x2 output tile; the im2col GEMM it replaces has 9
+    rows' worth of work per pixel of ``im2col_rows`` (the forward convolution's
+    output pixels, also for the input gradient). Winograd is used when its GEMM
+    work is at most WINO_RATIO of that, leaving room for the transforms."""
+    cdef Py_ssize_t tiles
+    if not (WINOGRAD and g.kh == 3 and g.kw == 3 and g.sh == 1 and g.sw == 1 and g.dh == 1
+            and g.dw == 1 and g.c >= WINO_MIN_C and F >= WINO_MIN_F and g.ph <= 2
+            and g.pw <= 2 and g.oh >= 2 and g.ow >= 2):
+        return False
+    tiles = ((g.oh + 1) // 2) * ((g.ow + 1) // 2)
+    return 16 * tiles <= WINO_RATIO * 9 * im2col_rows
+
+
+cdef void wino_kernel(const floating *w, floating *u, Py_ssize_t C, Py_ssize_t F,
+                      bint flip) noexcept nogil:
+    """u (16, C, F) = G g G^T of w (3, 3, C, F); with ``flip``, of the kernel of the
+    input gradient instead: g'[i][j][f][c] = w[2 - i][2 - j][c][f] (u is (16, F, C))."""
+    cdef Py_ssize_t a, b, i, k, CF = C * F
+    cdef floating g[9]
+    cdef floating t[12]
+    cdef floating h = <floating>0.5
+    for a in range(C):
+        for b in range(F):
+            for i in range(9):
+                if flip:
+                    g[i] = w[(8 - i) * CF + a * F + b]
+                else:
+                    g[i] = w[i * CF + a * F + b]
+            # t = G g (4 x 3)
+            for i in range(3):
+                t[i] = g[i]
+                t[3 + i] = h * (g[i] + g[3 + i] + g[6 + i])
+                t[6 + i] = h * (g[i] - g[3 + i] + g[6 + i])
+                t[9 + i] = g[6 + i]
+            # u = t G^T (4 x 4)
+            for i in range(4):
+                k = (i * 4) * CF + (b * C + a if flip else a * F + b)
+                u[k] = t[i * 3]
+                u[k + CF] = h * (t[i * 3] + t[i * 3 + 1] + t[i * 3 + 2])
+                u[k + 2 * CF] = h * (t[i * 3] - t[i * 3 + 1] + t[i * 3 + 2])
+                u[k + 3 * CF] = t[i * 3 + 2]
+
+
+cdef inline void _bt4(const floating *a0, const floating *a1, const floating *a2,
+                      const floating *a3, floating *o0, floating *o1, floating *o2,
+                      floating *o3, Py_ssize_t n) noexcept nogil:
+    """One B^T step on four runs of n values: (a0 - a2, a1 + a2, a2 - a1, a1 - a3).
+
+    One loop per output: with four outputs in one loop the compiler gives up proving
+    they do not overlap the inputs and leaves the loop scalar."""
+    cdef Py_ssize_t c
+    for c in range(n):
+        o0[c] = a0[c] - a2[c]
+    for c in range(n):
+        o1[c] = a1[c] + a2[c]
+    for c in range(n):
+        o2[c] = a2[c] - a1[c]
+    for c in range(n):
+        o3[c] = a1[c] - a3[c]
+
+
+cdef void wino_input(const floating *x, floating *v, Py_ssize_t t0, Py_ssize_t t1,
+                     const Geom *g, Py_ssize_t TH, Py_ssize_t TW, const floating *zeros,
+                     floating *tmp) noexcept nogil:
+    """v[k][t - t0][c] = (B^T d B)[k] of tile t's 4x4 patch d, channel c (16 x T x C)."""
+    cdef Py_ssize_t C = g.c, T = t1 - t0, TC = (t1 - t0) * g.c, t, n, r, a, b, i, j, iy, ix
+    cdef const floating *p[16]
+    cdef floating *vt
+    for t in range(t0, t1):
+        n = t // (TH * TW)
+        r = t - n * TH * TW
+        a = r // TW
+        b = r - a * TW
+        for i in range(4):
+            iy = 2 * a - g.ph + i
+            for j in range(4):
+                ix = 2 * b - g.pw + j
+                if iy < 0 or iy >= g.h or ix < 0 or ix >= g.w:
+                    p[i * 4 + j] = zeros
+                else:
+                    p[i * 4 + j] = x + ((n * g.h + iy) * g.w + ix) * C
+        # B^T d: combine the rows of each column j (tmp row-major 4 x 4 x C).
+        for j in range(4):
+            _bt4(p[j], p[4 + j], p[8 + j], p[12 + j], tmp + j * C, tmp + (4 + j) * C,
+                 tmp + (8 + j) * C, tmp + (12 + j) * C, C)
+        # (B^T d) B: combine the columns of each row i.
+        vt = v + (t - t0) * C
+        for i in range(4):
+            _bt4(tmp + 4 * i * C, tmp + (4 * i + 1) * C, tmp + (4 * i + 2) * C,
+                 tmp + (4 * i + 3) * C, vt + 4 * i * TC, vt + (4 * i + 1) * TC,
+                 vt + (4 * i + 2) * TC, vt + (4 * i + 3) * TC, C)
+
+
+cdef inline void _at4(const floating *a0, const floating *a1, const floating *a2,
+                      const floating *a3, floating *o0, floating *o1, Py_ssize_t n) noexcept nogil:
+    """One A^T step on four runs of n values: (a0 + a1 + a2, a1 - a2 - a3)."""
+    cdef Py_ssize_t c
+    for c in range(n):
+        o0[c] = a0[c] + a1[c] + a2[c]
+    for c in range(n):
+        o1[c] = a1[c] - a2[c] - a3[c]
+
+
+cdef void wino_output(const floating *m, Py_ssize_t t0, Py_ssize_t t1, const Geom *g,
+                      Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t F, floating *zp, floating *yp,
+                      bint keep_z, const floating *bp, int act, double alpha,
+                      floating *ob) noexcept nogil:
+    """Output transform A^T M A of tiles t0..t1, bias, activation, written to y (and z).
+    ``ob`` is scratch of 12 F values."""
+    cdef Py_ssize_t T = t1 - t0, t, n, r, a, b, j, f, di, dj, oy, ox, row, TF = (t1 - t0) * F
+    cdef const floating *mt
+    cdef floating *s = ob + 4 * F
+    cdef floating *zr
+    for t in range(t0, t1):
+        n = t // (TH * TW)
+        r = t - n * TH * TW
+        a = r // TW
+        b = r - a * TW
+        mt = m + (t - t0) * F
+        # A^T M: for every column j, rows (k = 4 i + j) into s[j] and s[4 + j].
+        for j in range(4):
+            _at4(mt + j * TF, mt + (4 + j) * TF, mt + (8 + j) * TF, mt + (12 + j) * TF,
+                 s + j * F, s + (4 + j) * F, F)
+        # (A^T M) A: columns of each of the two rows.
+        _at4(s, s + F, s + 2 * F, s + 3 * F, ob, ob + F, F)
+        _at4(s + 4 * F, s + 5 * F, s + 6 * F, s + 7 * F, ob + 2 * F, ob + 3 * F, F)
+        for di in range(2):
+            oy = 2 * a + di
+            if oy >= g.oh:
+                continue
+            for dj in range(2):
+                ox = 2 * b + dj
+                if ox >= g.ow:
+                    continue
+                row = (n * g.oh + oy) * g.ow + ox
+                if keep_z:
+                    zr = zp + row * F
+                    for f in range(F):
+                        zr[f] = ob[(di * 2 + dj) * F + f]
+                    bias_act(zr, yp + row * F, bp, 1, F, act, alpha)
+                else:
+                    bias_act(ob + (di * 2 + dj) * F, yp + row * F, bp, 1, F, act, alpha)
+
+
+cdef void wino_conv(const floating *xp, const floating *u, const floating *bp, floating *zp,
+                    floating *yp, bint keep_z, const Geom *g, Py_ssize_t F, int act,
+                    double alpha, floating *scratch, Py_ssize_t stride_t, int nt) noexcept nogil:
+    """y = act(conv3x3(x) + b) by Winograd F(2x2, 3x3); u from wino_kernel."""
+    cdef Py_ssize_t C = g.c, TH = (g.oh + 1) // 2, TW = (g.ow + 1) // 2
+    cdef Py_ssize_t n_tiles = g.n * TH * TW, per = (n_tiles + nt - 1) // nt
+    cdef Py_ssize_t Tc = WINO_TILES, t, lo, hi, c0, c1, k, T
+    cdef floating *base
+    cdef floating *v
+    cdef floating *m
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        base = scratch + t * stride_t
+        v = base
+        m = base + 16 * Tc * C
+        memset(m + 16 * Tc * F + 12 * F, 0, C * sizeof(floating))  # the zero row
+        lo = t * per
+        hi = min(n_tiles, lo + per)
+        c0 = lo
+        while c0 < hi:
+            c1 = min(hi, c0 + Tc)
+            T = c1 - c0
+            wino_input(xp, v, c0, c1, g, TH, TW, m + 16 * Tc * F + 12 * F,
+                       m + 16 * Tc * F + 12 * F + C)
+            for k in range(16):
+                gemm(False, False, T, F, C, <floating>1, v + k * T * C, C, u + k * C * F, F,
+                     <floating>0, m + k * T * F, F)
+            wino_output(m, c0, c1, g, TH, TW, F, zp, yp, keep_z, bp, act, alpha,
+                        m + 16 * Tc * F)
+            c0 = c1
+
+
+cdef inline void _lin2(const floating *a, const floating *b, floating *o, floating sa,
+                       floating sb, Py_ssize_t n) noexcept nogil:
+    """o = sa * a + sb * b over n values (sa, sb in {-1, 0, 1})."""
+    cdef Py_ssize_t c
+    if sb == 0:
+        for c in range(n):
+            o[c] = sa * a[c]
+    else:
+        for c in range(n):
+            o[c] = sa * a[c] + sb * b[c]
+
+
+cdef void wino_grad_out(const floating *dz, floating *d, Py_ssize_t t0, Py_ssize_t t1,
+                        const Geom *g, Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t F,
+                        const floating *zeros, floating *tmp) noexcept nogil:
+    """d[k][t - t0][f] = (A dz A^T)[k] of tile t's 2x2 output gradient (16 x T x F);
+    outputs past the image edge count as 0. A = [1 0; 1 1; 1 -1; 0 -1]."""
+    cdef Py_ssize_t TF = (t1 - t0) * F, t, n, r, a, b, i, oy, ox
+    cdef const floating *q[4]
+    cdef floating *dt
+    cdef floating *rr
+    for t in range(t0, t1):
+        n = t // (TH * TW)
+        r = t - n * TH * TW
+        a = r // TW
+        b = r - a * TW
+        for i in range(4):
+            oy = 2 * a + i // 2
+            ox = 2 * b + i % 2
+            if oy < g.oh and ox < g.ow:
+                q[i] = dz + ((n * g.oh + oy) * g.ow + ox) * F
+            else:
+                q[i] = zeros
+        # A z: four rows (u, w) of two values each, rows R0..R3 in tmp (8 runs of F).
+        _lin2(q[0], q[0], tmp, 1, 0, F)
+        _lin2(q[1], q[1], tmp + F, 1, 0, F)
+        _lin2(q[0], q[2], tmp + 2 * F, 1, 1, F)
+        _lin2(q[1], q[3], tmp + 3 * F, 1, 1, F)
+        _lin2(q[0], q[2], tmp + 4 * F, 1, -1, F)
+        _lin2(q[1], q[3], tmp + 5 * F, 1, -1, F)
+        _lin2(q[2], q[2], tmp + 6 * F, -1, 0, F)
+        _lin2(q[3], q[3], tmp + 7 * F, -1, 0, F)
+        # (A z) A^T: each row (u, w) -> (u, u + w, u - w, -w).
+        dt = d + (t - t0) * F
+        for i in range(4):
+            rr = tmp + 2 * i * F
+            _lin2(rr, rr, dt + (4 * i) * TF, 1, 0, F)
+            _lin2(rr, rr + F, dt + (4 * i + 1) * TF, 1, 1, F)
+            _lin2(rr, rr + F, dt + (4 * i + 2) * TF, 1, -1, F)
+            _lin2(rr + F, rr + F, dt + (4 * i + 3) * TF, -1, 0, F)
+
+
+cdef void wino_kernel_grad(const floating *du, floating *dw, Py_ssize_t C,
+                           Py_ssize_t F) noexcept nogil:
+    """dw (3, 3, C, F) = G^T dU G of the accumulated du (16, C, F)."""
+    cdef Py_ssize_t c, f, i, j, CF = C * F
+    cdef floating u[16]
+    cdef floating t[12]
+    cdef floating h = <floating>0.5
+    for c in range(C):
+        for f in range(F):
+            for i in range(16):
+                u[i] = du[i * CF + c * F + f]
+            # t = G^T dU (3 x 4)
+            for j in range(4):
+                t[j] = u[j] + h * (u[4 + j] + u[8 + j])
+                t[4 + j] = h * (u[4 + j] - u[8 + j])
+                t[8 + j] = h * (u[4 + j] + u[8 + j]) + u[12 + j]
+            # dg = t G (3 x 3)
+            for i in range(3):
+                dw[(i * 3) * CF + c * F + f] = t[4 * i] + h * (t[4 * i + 1] + t[4 * i + 2])
+                dw[(i * 3 + 1) * CF + c * F + f] = h * (t[4 * i + 1] - t[4 * i + 2])
+                dw[(i * 3 + 2) * CF + c * F + f] = h * (t[4 * i + 1] + t[4 * i + 2]) + t[4 * i + 3]
+
+
+cdef Py_ssize_t wino_grad_scratch(Py_ssize_t C, Py_ssize_t F) noexcept nogil:
+    """Scratch per thread of the kernel gradient: V, D, dU, a zero row, tmp."""
+    return 16 * WINO_TILES * (C + F) + 16 * C * F + (C + F) + 16 * C + 8 * F + 1
+
+
+cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp,
+                           const Geom *g, Py_ssize_t F, floating *scratch, Py_ssize_t stride_t,
+                           int nt) noexcept nogil:
+    """dw (9 C, F) of a 3x3 stride-1 convolution from x and dz (n * oh * ow, F)."""
+    cdef Py_ssize_t C = g.c, TH = (g.oh + 1) // 2, TW = (g.ow + 1) // 2, CF = g.c * F
+    cdef Py_ssize_t n_tiles = g.n * TH * TW, per = (n_tiles + nt - 1) // nt
+    cdef Py_ssize_t Tc = WINO_TILES, t, lo, hi, c0, c1, k, T, i
+    cdef floating *base
+    cdef floating *v
+    cdef floating *d
+    cdef floating *du
+    cdef floating *zeros
+    cdef bint first
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        base = scratch + t * stride_t
+        v = base
+        d = v + 16 * Tc * C
+        du = d + 16 * Tc * F
+        zeros = du + 16 * CF
+        memset(zeros, 0, (F if F > C else C) * sizeof(floating))
+        memset(du, 0, 16 * CF * sizeof(floating))
+        lo = t * per
+        hi = min(n_tiles, lo + per)
+        c0 = lo
+        first = True
+        while c0 < hi:
+            c1 = min(hi, c0 + Tc)
+            T = c1 - c0
+            wino_input(xp, v, c0, c1, g, TH, TW, zeros, zeros + (F if F > C else C))
+            wino_grad_out(dz, d, c0, c1, g, TH, TW, F, zeros, zeros + (F if F > C else C))
+            for k in range(16):
+                gemm(True, False, C, F, T, <floating>1, v + k * T * C, C, d + k * T * F, F,
+                     <floating>(0 if first else 1), du + k * CF, F)
+            first = False
+            c0 = c1
+    with nogil:
+        # Reduce the per-thread dU into thread 0's, then transform back to the kernel.
+        du = scratch + 16 * Tc * (C + F)
+        for t in range(1, nt):
+            d = scratch + t * stride_t + 16 * Tc * (C + F)
+            for i in range(16 * CF):
+                du[i] = du[i] + d[i]
+        wino_kernel_grad(du, dwp, C, F)
+
+
+cdef Py_ssize_t wino_scratch(Py_ssize_t C, Py_ssize_t F) noexcept nogil:
+    """Scratch per thread of wino_conv: V, M, 12 output rows, a zero row, 16 rows of tmp."""
+    return 16 * WINO_TILES * (C + F) + 12 * F + C + 16 * C + 1
+
+
 def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] b,
             floating[:, ::1] z, floating[:, ::1] y, object geometry, int act,
             double alpha=0.0, int n_threads=1):
@@ -139,6 +481,17 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef bint tmajor = g.c < TAP_MAJOR_C
     cdef Py_ssize_t rows = _chunk_rows(K, F)
     cdef int nt = _threads(P * K * F, P // 16, n_threads)
+    dt = np.float32 if floating is float else np.float64
+    cdef floating[::1] u
+    cdef floating[:, ::1] wscr
+    if winograd_ok(&g, F, g.oh * g.ow):
+        u = np.empty(16 * g.c * F, dtype=dt)
+        wscr = np.empty((nt, wino_scratch(g.c, F)), dtype=dt)
+        with nogil:
+            wino_kernel(wp, &u[0], g.c, F, False)
+            wino_conv(xp, &u[0], bp, zp, yp, keep_z, &g, F, act, alpha, &wscr[0, 0],
+                      wscr.shape[1], nt)
+        return
     cdef Py_ssize_t per = (P + nt - 1) // nt
     # Without a z output the GEMM writes a cache-resident chunk that the bias and
     # activation pass then reads once, writing y once (writing y twice, GEMM then
@@ -255,6 +608,155 @@ cdef void _chunk_backward(const floating *dyp, const floating *yp, const floatin
                           dcols, K, gemm_threads)
             col2im_rows(dcols, dxp, c0, c1, g)
 
+cdef int _wino_backward(const floating *dyp, const floating *yp, const floating *zp,
+                        const floating *xp, const floating *wp, floating *dwp, floating *dbp,
+                        floating *dxp, const Geom *g, const Geom *gx, Py_ssize_t F, int act,
+                        double alpha, bint wino_dw, bint wino_dx, int n_threads) except -1:
+    """Backward of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3).
+
+    dz (output-sized) is formed first, since the input gradient is a convolution of
+    it; then dW from the transformed input and dz tiles, dx by a Winograd convolution.
+    """
+    cdef Py_ssize_t C = g.c, P = g.n * g.oh * g.ow, K = 9 * g.c, t, lo, hi, per, i
+    dt = np.float32 if floating is float else np.float64
+    cdef int nt = _threads(P * K * F * 2, g.n, n_threads)
+    cdef floating[:, ::1] dzb
+    cdef floating[:, ::1] dbs = np.zeros((nt, F), dtype=dt)
+    cdef const floating *dz = dyp
+    cdef floating *dzw = NULL
+    if act != ACT_LINEAR:
+        dzb = np.empty((P, F), dtype=dt)
+        dzw = &dzb[0, 0]
+        dz = dzw
+    per = (P + nt - 1) // nt
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        lo = t * per
+        hi = min(P, lo + per)
+        if hi > lo:
+            if dzw != NULL:
+                grad_rows(act, dyp + lo * F, yp + lo * F, zp + lo * F if zp != NULL else NULL,
+                          dzw + lo * F, hi - lo, F, alpha)
+            if dbp != NULL:
+                col_sums(dz + lo * F, hi - lo, F, &dbs[t, 0], True)
+    if dbp != NULL:
+        for i in range(F):
+            dbp[i] = 0
+            for t in range(nt):
+                dbp[i] += dbs[t, i]
+    cdef floating[:, ::1] scr
+    cdef floating[::1] u
+    if not (wino_dw and wino_dx) and (dwp != NULL or dxp != NULL):
+        # The other gradient by im2col, from the dz just formed.
+        _im2col_backward(dz, NULL, NULL, xp, wp, NULL if wino_dw else dwp, NULL,
+                         NULL if wino_dx else dxp, g, F, ACT_LINEAR, 0.0, n_threads)
+    if dwp != NULL and wino_dw:
+        scr = np.empty((nt, wino_grad_scratch(C, F)), dtype=dt)
+        with nogil:
+            wino_weight_grad(xp, dz, dwp, g, F, &scr[0, 0], scr.shape[1], nt)
+    if dxp != NULL and wino_dx:
+        u = np.empty(16 * C * F, dtype=dt)
+        scr = np.empty((nt, wino_scratch(F, C)), dtype=dt)
+        with nogil:
+            wino_kernel(wp, &u[0], C, F, True)
+            wino_conv(dz, &u[0], NULL, NULL, dxp, False, gx, C, ACT_LINEAR, 0.0, &scr[0, 0],
+                      scr.shape[1], nt)
+    return 0
+
+
+cdef int _im2col_backward(const floating *dyp, const floating *yp, const floating *zp,
+                          const floating *xp, const floating *wp, floating *dwp, floating *dbp,
+                          floating *dxp, const Geom *gp, Py_ssize_t F, int act, double alpha,
+                          int n_threads) except -1:
+    """Backward by chunked im2col and GEMMs; see the module docstring."""
+    cdef Geom g = gp[0]
+    cdef Py_ssize_t P = g.n * g.oh * g.ow, K = g.kh * g.kw * g.c
+    cdef Py_ssize_t ohw = g.oh * g.ow, img = g.h * g.w * g.c
+    cdef bint direct = is_pointwise(&g)
+    cdef bint tmajor = g.c < TAP_MAJOR_C
+    cdef Py_ssize_t rows = _chunk_rows(K, F)
+    cdef int nt = _threads(P * K * F * (2 if dxp != NULL else 1), g.n, n_threads)
+    dt = np.float32 if floating is float else np.float64
+    # Per thread: cols (rows*K), dz (rows*F), dcols (rows*K), partial dW^(T) (K*F), db (F).
+    cdef Py_ssize_t s_cols = 0 if direct else rows * K
+    cdef Py_ssize_t s_dz = 0 if act == ACT_LINEAR else rows * F
+    cdef Py_ssize_t s_dcols = rows * K if (dxp != NULL and not direct) else 0
+    cdef Py_ssize_t s_dw = K * F if (dwp != NULL and (nt > 1 or DW_MODE == 1)) else 0
+    cdef Py_ssize_t s_db = F if (dbp != NULL and nt > 1) else 0
+    cdef Py_ssize_t stride_t = s_cols + s_dz + s_dcols + s_dw + s_db + 1
+    cdef floating[:, ::1] scratch = np.empty((nt, stride_t), dtype=dt)
+    cdef Py_ssize_t t, n0, n1, c0, c1, per, i, j
+    cdef floating *base
+    cdef floating *tdw
+    cdef floating *tdb
+    cdef bint first
+    if nt == 1:
+        # One thread: chunks in order; GEMMs may still use every thread when the
+        # batch is too small to split by samples.
+        base = &scratch[0, 0]
+        tdw = base + s_cols + s_dz + s_dcols if s_dw > 0 else dwp
+        with nogil:
+            if dxp != NULL:
+                memset(dxp, 0, g.n * img * sizeof(floating))
+            c0 = 0
+            first = True
+            while c0 < P:
+                c1 = min(P, c0 + rows)
+                _chunk_backward(dyp, yp, zp, xp, wp, tdw, dbp, dxp, c0, c1, &g, F, act, alpha,
+                                direct, tmajor, first, base, base + s_cols, base + s_cols + s_dz,
+                                n_threads if n_threads > 1 else 1)
+                first = False
+                c0 = c1
+            if DW_MODE == 1 and dwp != NULL:
+                for i in range(K):
+                    for j in range(F):
+                        dwp[i * F + j] = tdw[j * K + i]
+        return 0
+    per = (g.n + nt - 1) // nt
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        n0 = t * per
+        n1 = min(g.n, n0 + per)
+        base = &scratch[t, 0]
+        tdw = base + s_cols + s_dz + s_dcols
+        tdb = tdw + s_dw
+        if dxp != NULL and n1 > n0:
+            memset(dxp + n0 * img, 0, (n1 - n0) * img * sizeof(floating))
+        if s_dw > 0:
+            memset(tdw, 0, s_dw * sizeof(floating))
+        if s_db > 0:
+            memset(tdb, 0, s_db * sizeof(floating))
+        c0 = n0 * ohw
+        first = True
+        while c0 < n1 * ohw:
+            c1 = min(n1 * ohw, c0 + rows)
+            _chunk_backward(dyp, yp, zp, xp, wp, tdw if dwp != NULL else NULL,
+                            tdb if dbp != NULL else NULL, dxp, c0, c1, &g, F, act, alpha,
+                            direct, tmajor, first, base, base + s_cols, base + s_cols + s_dz, 1)
+            first = False
+            c0 = c1
+    # Reduce the per-thread partial sums (small: K * F per thread).
+    with nogil:
+        if dwp != NULL:
+            for i in range(K * F):
+                dwp[i] = 0
+            for t in range(nt):
+                tdw = &scratch[t, 0] + s_cols + s_dz + s_dcols
+                if DW_MODE == 0:
+                    for i in range(K * F):
+                        dwp[i] = dwp[i] + tdw[i]
+                else:
+                    for i in range(K):
+                        for j in range(F):
+                            dwp[i * F + j] = dwp[i * F + j] + tdw[j * K + i]
+        if dbp != NULL:
+            for j in range(F):
+                dbp[j] = 0
+            for t in range(nt):
+                tdb = &scratch[t, 0] + s_cols + s_dz + s_dcols + s_dw
+                for j in range(F):
+                    dbp[j] = dbp[j] + tdb[j]
+    return 0
+
+
 def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
              const floating[:, ::1] w, const floating[:, ::1] y, const floating[:, ::1] z,
              floating[:, ::1] dw, floating[::1] db, floating[:, :, :, ::1] dx,
@@ -299,86 +801,18 @@ def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
     cdef const floating *zp = &z[0, 0] if (z is not None and needs_input(act)) else NULL
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef const floating *wp = &w[0, 0]
-    cdef bint direct = is_pointwise(&g)
-    cdef bint tmajor = g.c < TAP_MAJOR_C
-    cdef Py_ssize_t rows = _chunk_rows(K, F)
-    cdef int nt = _threads(P * K * F * (2 if dxp != NULL else 1), g.n, n_threads)
-    dt = np.float32 if floating is float else np.float64
-    # Per thread: cols (rows*K), dz (rows*F), dcols (rows*K), partial dW^(T) (K*F), db (F).
-    cdef Py_ssize_t s_cols = 0 if direct else rows * K
-    cdef Py_ssize_t s_dz = 0 if act == ACT_LINEAR else rows * F
-    cdef Py_ssize_t s_dcols = rows * K if (dxp != NULL and not direct) else 0
-    cdef Py_ssize_t s_dw = K * F if (dwp != NULL and (nt > 1 or DW_MODE == 1)) else 0
-    cdef Py_ssize_t s_db = F if (dbp != NULL and nt > 1) else 0
-    cdef Py_ssize_t stride_t = s_cols + s_dz + s_dcols + s_dw + s_db + 1
-    cdef floating[:, ::1] scratch = np.empty((nt, stride_t), dtype=dt)
-    cdef Py_ssize_t t, n0, n1, c0, c1, per, i, j
-    cdef floating *base
-    cdef floating *tdw
-    cdef floating *tdb
-    cdef bint first
-    if nt == 1:
-        # One thread: chunks in order; GEMMs may still use every thread when the
-        # batch is too small to split by samples.
-        base = &scratch[0, 0]
-        tdw = base + s_cols + s_dz + s_dcols if s_dw > 0 else dwp
-        with nogil:
-            if dxp != NULL:
-                memset(dxp, 0, g.n * img * sizeof(floating))
-            c0 = 0
-            first = True
-            while c0 < P:
-                c1 = min(P, c0 + rows)
-                _chunk_backward(dyp, yp, zp, xp, wp, tdw, dbp, dxp, c0, c1, &g, F, act, alpha,
-                                direct, tmajor, first, base, base + s_cols, base + s_cols + s_dz,
-                                n_threads if n_threads > 1 else 1)
-                first = False
-                c0 = c1
-            if DW_MODE == 1 and dwp != NULL:
-                for i in range(K):
-                    for j in range(F):
-                        dwp[i * F + j] = tdw[j * K + i]
-        return
-    per = (g.n + nt - 1) // nt
-    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
-        n0 = t * per
-        n1 = min(g.n, n0 + per)
-        base = &scratch[t, 0]
-        tdw = base + s_cols + s_dz + s_dcols
-        tdb = tdw + s_dw
-        if dxp != NULL and n1 > n0:
-            memset(dxp + n0 * img, 0, (n1 - n0) * img * sizeof(floating))
-        if s_dw > 0:
-            memset(tdw, 0, s_dw * sizeof(floating))
-        if s_db > 0:
-            memset(tdb, 0, s_db * sizeof(floating))
-        c0 = n0 * ohw
-        first = True
-        while c0 < n1 * ohw:
-            c1 = min(n1 * ohw, c0 + rows)
-            _chunk_backward(dyp, yp, zp, xp, wp, tdw if dwp != NULL else NULL,
-                            tdb if dbp != NULL else NULL, dxp, c0, c1, &g, F, act, alpha,
-                            direct, tmajor, first, base, base + s_cols, base + s_cols + s_dz, 1)
-            first = False
-            c0 = c1
-    # Reduce the per-thread partial sums (small: K * F per thread).
-    with nogil:
-        if dwp != NULL:
-            for i in range(K * F):
-                dwp[i] = 0
-            for t in range(nt):
-                tdw = &scratch[t, 0] + s_cols + s_dz + s_dcols
-                if DW_MODE == 0:
-                    for i in range(K * F):
-                        dwp[i] = dwp[i] + tdw[i]
-                else:
-                    for i in range(K):
-                        for j in range(F):
-                            dwp[i * F + j] = dwp[i * F + j] + tdw[j * K + i]
-        if dbp != NULL:
-            for j in range(F):
-                dbp[j] = 0
-            for t in range(nt):
-                tdb = &scratch[t, 0] + s_cols + s_dz + s_dcols + s_dw
-                for j in range(F):
-                    dbp[j] = dbp[j] + tdb[j]
+    cdef Geom gx
+    cdef bint wino_dw = dwp != NULL and winograd_ok(&g, F, g.oh * g.ow)
+    cdef bint wino_dx = False
+    if dxp != NULL and winograd_ok(&g, F, g.oh * g.ow):
+        # The input gradient of a 3x3 stride-1 convolution is itself one: of dz, with
+        # the kernel flipped and transposed, padded by 2 - pad.
+        gx = g
+        gx.h, gx.w, gx.c, gx.oh, gx.ow = g.oh, g.ow, F, g.h, g.w
+        gx.ph, gx.pw = 2 - g.ph, 2 - g.pw
+        wino_dx = winograd_ok(&gx, g.c, g.oh * g.ow)
+    if wino_dw or wino_dx:
+        _wino_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, &gx, F, act, alpha, wino_dw,
+                       wino_dx, n_threads)
+    else:
+        _im2col_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, F, act, alpha, n_threads)

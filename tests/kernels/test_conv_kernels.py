@@ -30,10 +30,10 @@ def _pinned_blas():
 @pytest.fixture
 def small_chunks():
     """Chunks of a few rows, so chunk boundaries fall inside samples."""
-    old, mode = K.set_tuning()
+    old = K.set_tuning()
     K.set_tuning(chunk_elems=1024)
     yield
-    K.set_tuning(chunk_elems=old, dw_mode=mode)
+    K.set_tuning(**old)
 
 
 # (n, h, w, c, filters, kernel, strides, padding, dilation)
@@ -224,3 +224,61 @@ def test_conv_transpose_is_the_adjoint_of_conv():
     back = np.empty_like(x)
     KT.forward(u, k.reshape(-1, 4), None, None, back, g, 0, 0.0, 1)
     assert np.isclose(np.vdot(y, u), np.vdot(x, back), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ Winograd F(2x2, 3x3)
+
+@pytest.fixture
+def winograd_everywhere():
+    """Winograd for every 3x3 stride-1 convolution that can take it (ratio check off)."""
+    old = K.set_tuning()
+    K.set_tuning(winograd=True, winograd_ratio=10.0, winograd_tiles=7)
+    yield
+    K.set_tuning(**old)
+
+
+# (n, h, w, c, filters, padding): odd and even sizes, both paddings, tile-chunk edges.
+W_CASES = [
+    (3, 13, 13, 8, 16, "valid"),
+    (2, 14, 9, 9, 8, "same"),
+    (2, 5, 6, 12, 10, "valid"),
+    (1, 3, 3, 8, 8, "same"),
+    (5, 8, 8, 16, 8, "same"),
+]
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("nt", [1, 2])
+@pytest.mark.parametrize("act", ["relu", "gelu", "linear"])
+@pytest.mark.parametrize("case", W_CASES)
+def test_winograd_matches_reference(case, act, nt, dt, winograd_everywhere):
+    n, h, w, c, f, padding = case
+    rng = np.random.default_rng(7)
+    g = conv_geometry((h, w), (3, 3), (1, 1), padding, (1, 1))
+    x, k, b = _data(rng, dt, n, h, w, c, f, (3, 3))
+    y, dy, dw, db, dx = _run_conv(x, k, b, g, act, nt, rng=rng)
+    y_ref, z_ref = R.conv_forward(x, k, b, g, act)
+    np.testing.assert_allclose(y, y_ref.reshape(y.shape), **TOL[dt])
+    dx_ref, dk_ref, db_ref = R.conv_backward(dy.reshape(y_ref.shape), x, k, z_ref, g, act)
+    np.testing.assert_allclose(dx, dx_ref, **TOL[dt])
+    np.testing.assert_allclose(dw, dk_ref.reshape(dw.shape), **TOL[dt])
+    np.testing.assert_allclose(db, db_ref, **TOL[dt])
+
+
+def test_winograd_and_im2col_agree_closely():
+    """The two paths differ only by float32 rounding (a few ulps of the outputs)."""
+    rng = np.random.default_rng(8)
+    g = conv_geometry((13, 13), (3, 3), (1, 1), "valid", (1, 1))
+    x, k, b = _data(rng, np.float32, 16, 13, 13, 32, 64, (3, 3))
+    dy = rng.standard_normal((16 * 11 * 11, 64)).astype(np.float32)
+    old = K.set_tuning()
+    try:
+        K.set_tuning(winograd=False)
+        plain = _run_conv(x, k, b, g, "relu", 2, dy=dy)
+        K.set_tuning(winograd=True, winograd_ratio=10.0)
+        wino = _run_conv(x, k, b, g, "relu", 2, dy=dy)
+    finally:
+        K.set_tuning(**old)
+    for a, bb in zip(plain, wino):
+        scale = np.abs(a).max()
+        np.testing.assert_allclose(bb, a, rtol=0, atol=2e-6 * scale)
