@@ -166,32 +166,40 @@ def avg_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, object
         _avg_row(xp, yp, &g, r // g.oh, r % g.oh)
 
 
+cdef void _avg_back_sample(const floating *dy, floating *dx, const Geom *g,
+                           Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t C = g.c, oy, ox, iy, ix, c, y0, y1, x0, x1
+    cdef const floating *src
+    cdef floating *d
+    cdef floating v
+    memset(dx + n * g.h * g.w * C, 0, g.h * g.w * C * sizeof(floating))
+    for oy in range(g.oh):
+        for ox in range(g.ow):
+            _window(g, oy, ox, &y0, &y1, &x0, &x1)
+            src = dy + ((n * g.oh + oy) * g.ow + ox) * C
+            v = <floating>1 / <floating>((y1 - y0) * (x1 - x0))
+            for iy in range(y0, y1):
+                for ix in range(x0, x1):
+                    d = dx + ((n * g.h + iy) * g.w + ix) * C
+                    for c in range(C):
+                        d[c] = d[c] + src[c] * v
+
+
 def avg_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx, object geometry,
                  int n_threads=1):
     """dx = each dy / window count spread over its window's (unpadded) taps."""
     cdef Geom g = make_geom(geometry, dx.shape[0], dx.shape[3])
     _check(tuple(dx.shape)[:4], tuple(dy.shape)[:4], &g, "average_pool backward")
-    cdef Py_ssize_t C = g.c, hw = g.h * g.w, n, oy, ox, iy, ix, c, y0, y1, x0, x1
-    if g.n * hw * C == 0:
+    cdef Py_ssize_t n
+    if g.n * g.h * g.w * g.c == 0:
         return
-    cdef const floating *src
-    cdef floating *d
-    cdef floating v
     cdef const floating *dyp = &dy[0, 0, 0, 0]
     cdef floating *dxp = &dx[0, 0, 0, 0]
-    cdef int nt = _threads(g.n * g.oh * g.ow * C * g.kh * g.kw, g.n, n_threads)
+    cdef int nt = _threads(g.n * g.oh * g.ow * g.c * g.kh * g.kw, g.n, n_threads)
+    # The per-sample work lives in a function: window bounds written through
+    # pointers inside a prange body would be shared between threads.
     for n in prange(g.n, nogil=True, num_threads=nt, schedule="static"):
-        memset(dxp + n * hw * C, 0, hw * C * sizeof(floating))
-        for oy in range(g.oh):
-            for ox in range(g.ow):
-                _window(&g, oy, ox, &y0, &y1, &x0, &x1)
-                src = dyp + ((n * g.oh + oy) * g.ow + ox) * C
-                v = <floating>1 / <floating>((y1 - y0) * (x1 - x0))
-                for iy in range(y0, y1):
-                    for ix in range(x0, x1):
-                        d = dxp + ((n * g.h + iy) * g.w + ix) * C
-                        for c in range(C):
-                            d[c] = d[c] + src[c] * v
+        _avg_back_sample(dyp, dxp, &g, n)
 
 
 # ----------------------------------------------------------------- global pooling
