@@ -632,6 +632,66 @@ cdef class FlatUpdate:
             raise MemoryError("optim: could not allocate the norm scratch")
         self._iters[0] = t + 1
 
+    def run_segment(self, Py_ssize_t i, w, g, double lr, double wd, int n_threads, bint first,
+                    int clip_mode, double scale):
+        """Updates variable i alone, with its own flat weights ``w`` and gradient ``g`` (the
+        per-variable path); slots, state and decay mask are the bound ones. ``first`` marks
+        the first variable of a step (Nadam advances its product then). The iteration
+        counter is not incremented."""
+        cdef float[::1] w32
+        cdef const float[::1] g32
+        cdef double[::1] w64
+        cdef const double[::1] g64
+        cdef int64_t off[2]
+        cdef Py_ssize_t size
+        cdef int rc, flags = self._flags | (FLAG_ADVANCE if first else 0)
+        cdef int64_t t = self._iters[0]
+        cdef void* wp = NULL
+        cdef const void* gp = NULL
+        cdef void* sp = NULL
+        if not 0 <= i < self._nseg:
+            raise ValueError(f"FlatUpdate: variable index {i} out of range for {self._nseg} variables")
+        size = self._off[i + 1] - self._off[i]
+        if getattr(w, "dtype", None) != self._dtype or getattr(g, "dtype", None) != self._dtype:
+            raise ValueError(f"FlatUpdate: weights and gradient must be {self._dtype} arrays")
+        if self._double:
+            w64 = w
+            g64 = g
+            if w64.shape[0] != size or g64.shape[0] != size:
+                raise ValueError(f"FlatUpdate: variable {i} has {size} elements, received "
+                                 f"{w64.shape[0]} weights and {g64.shape[0]} gradients")
+            if size > 0:
+                wp = &w64[0]
+                gp = &g64[0]
+        else:
+            w32 = w
+            g32 = g
+            if w32.shape[0] != size or g32.shape[0] != size:
+                raise ValueError(f"FlatUpdate: variable {i} has {size} elements, received "
+                                 f"{w32.shape[0]} weights and {g32.shape[0]} gradients")
+            if size > 0:
+                wp = &w32[0]
+                gp = &g32[0]
+        off[0] = 0
+        off[1] = size
+        with nogil:
+            if self._double:
+                if self._slots != NULL:
+                    sp = <double*>self._slots + self._off[i]
+                rc = _run(<double*>wp, <const double*>gp, off, 1, size, <double*>sp, self._row,
+                          self._nrows, <double*>self._state, self._mask + i, self._algo, flags,
+                          lr, wd, t, self._h0, self._h1, self._h2, clip_mode, self._clip, scale,
+                          n_threads)
+            else:
+                if self._slots != NULL:
+                    sp = <float*>self._slots + self._off[i]
+                rc = _run(<float*>wp, <const float*>gp, off, 1, size, <float*>sp, self._row,
+                          self._nrows, <float*>self._state, self._mask + i, self._algo, flags,
+                          lr, wd, t, self._h0, self._h1, self._h2, clip_mode, self._clip, scale,
+                          n_threads)
+        if rc != 0:
+            raise MemoryError("optim: could not allocate the norm scratch")
+
 
 def sum_squares(const floating[::1] x, int n_threads=1):
     """Sum of x ** 2, accumulated in double."""

@@ -151,7 +151,6 @@ class Optimizer:
         self._exclude_ids = set()
         self._exclude_pattern = None
         self._flat_offsets = None
-        self._kstep = None
         self._plan = None
 
     # ------------------------------------------------------------------ hyperparameters
@@ -266,7 +265,6 @@ class Optimizer:
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"{cls}: variables must be float32 or float64; received {dtype}")
         self._dtype = dtype
-        self._kstep = _kernel_module().step[dtype.name == "float32" and "float" or "double"]
         self._trainable_variables = variables
         self._shapes = [v.shape for v in variables]
         self._index = {id(v): i for i, v in enumerate(variables)}
@@ -400,11 +398,10 @@ class Optimizer:
 
     def _make_plan(self):
         flags, h0, h1, h2 = self._kernel_params()
-        self._flags, self._h = flags, (float(h0), float(h1), float(h2))
         self._set_clip()
         self._plan = _kernel_module().FlatUpdate(
             self._algo, flags, self._slots, self._state, self._offsets, self._decay_mask,
-            self._iterations, self._h[0], self._h[1], self._h[2], self._clip_mode, self._clip)
+            self._iterations, float(h0), float(h1), float(h2), self._clip_mode, self._clip)
         return self._plan
 
     # Attributes whose change after build must rebuild the prepared kernel call.
@@ -479,17 +476,13 @@ class Optimizer:
             scale = self._global_scale(total)
             mode = CLIP_SCALE
         wd = self.weight_decay or 0.0
-        h = self._h
-        offsets = self._offsets
+        plan = self._plan
         for n, (i, v, g) in enumerate(items):
             w = v.value
             if w.dtype != self._dtype or not w.flags.c_contiguous:
                 raise ValueError(f"{cls} '{self.name}': variable '{v.path}' must hold a contiguous "
                                  f"{self._dtype} array; it holds {w.dtype}")
-            flags = self._flags | (FLAG_ADVANCE if n == 0 else 0)
-            self._kstep(self._algo, flags, w.reshape(-1), g, self._var_offsets[i], self._slots,
-                        int(offsets[i]), self._state, self._var_masks[i], lr, wd, t, h[0], h[1],
-                        h[2], mode, clip, scale, n_threads)
+            plan.run_segment(i, w.reshape(-1), g, lr, wd, n_threads, n == 0, mode, scale)
         self._iterations += 1
         constrained = [v for _, v, _ in items if getattr(v, "constraint", None) is not None]
         if constrained:
