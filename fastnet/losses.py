@@ -1120,6 +1120,18 @@ def get(identifier):
                      f"(one of {_valid_names()}), a Loss, a config dict or a callable")
 
 
+def is_binary_or_sparse_categorical(y_true_shape, y_pred_shape):
+    """(is_binary, is_sparse_categorical) as compile() decides them from the shapes of the
+    targets and of the model output: binary when the output's last axis has size 1;
+    sparse when the targets have a lower rank, or a last axis of 1 against a wider output."""
+    t, p = tuple(y_true_shape), tuple(y_pred_shape)
+    t_last = t[-1] if t else None
+    p_last = p[-1] if p else None
+    is_binary = p_last == 1
+    is_sparse = len(t) < len(p) or (t_last == 1 and p_last is not None and p_last > 1)
+    return is_binary, is_sparse
+
+
 def resolve(identifier, y_true_shape=None, y_pred_shape=None):
     """The loss compile() uses for ``identifier``: like :func:`get`, and ``"crossentropy"``
     / ``"ce"`` pick binary, sparse categorical or categorical crossentropy from the
@@ -1128,8 +1140,7 @@ def resolve(identifier, y_true_shape=None, y_pred_shape=None):
         if y_true_shape is None or y_pred_shape is None:
             raise ValueError(f"Loss {identifier!r} needs the target and output shapes to choose "
                              "between binary, sparse categorical and categorical crossentropy")
-        from fastnet.metrics import _is_binary_or_sparse
-        is_binary, is_sparse = _is_binary_or_sparse(y_true_shape, y_pred_shape)
+        is_binary, is_sparse = is_binary_or_sparse_categorical(y_true_shape, y_pred_shape)
         fn = binary_crossentropy if is_binary else (
             sparse_categorical_crossentropy if is_sparse else categorical_crossentropy)
         return _from_function(fn, name=identifier)
