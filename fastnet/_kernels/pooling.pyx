@@ -87,6 +87,54 @@ cdef void _max_row(const floating *x, floating *y, index_t *am, const Geom *g, P
                         out[c] = v if v > m else m
 
 
+cdef void _max_row_2x2(const floating *x, floating *y, index_t *am, const Geom *g, Py_ssize_t n,
+                       Py_ssize_t oy) noexcept nogil:
+    """2x2 windows with stride 2 inside the image (valid padding): the four taps a b / c d
+    of a window are reduced pairwise, the position picked with masks (first maximum in
+    window order on ties, as in the general path)."""
+    cdef Py_ssize_t C = g.c, ox, c, W = g.w
+    cdef const floating *pa
+    cdef const floating *pb
+    cdef const floating *pc
+    cdef const floating *pd
+    cdef floating *out
+    cdef index_t *arg
+    cdef floating va, vb, vc, vd, m1, m2
+    cdef index_t i1, i2, k1, k2, k, base
+    for ox in range(g.ow):
+        pa = x + ((n * g.h + 2 * oy) * W + 2 * ox) * C
+        pb = pa + C
+        pc = pa + W * C
+        pd = pc + C
+        out = y + ((n * g.oh + oy) * g.ow + ox) * C
+        base = <index_t>(2 * oy * W + 2 * ox)
+        if am == NULL:
+            for c in range(C):
+                va = pa[c]
+                vb = pb[c]
+                vc = pc[c]
+                vd = pd[c]
+                m1 = vb if vb > va else va
+                m2 = vd if vd > vc else vc
+                out[c] = m2 if m2 > m1 else m1
+        else:
+            arg = am + ((n * g.oh + oy) * g.ow + ox) * C
+            for c in range(C):
+                va = pa[c]
+                vb = pb[c]
+                vc = pc[c]
+                vd = pd[c]
+                k1 = -(<index_t>(vb > va))
+                m1 = vb if vb > va else va
+                k2 = -(<index_t>(vd > vc))
+                m2 = vd if vd > vc else vc
+                k = -(<index_t>(m2 > m1))
+                out[c] = m2 if m2 > m1 else m1
+                i1 = base + (k1 & 1)
+                i2 = base + <index_t>W + (k2 & 1)
+                arg[c] = (i2 & k) | (i1 & ~k)
+
+
 def max_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
                 index_t[:, :, :, ::1] argmax, object geometry, int n_threads=1):
     """y = max over each window of x; ``argmax`` (y's shape, int32, or None) receives
@@ -102,15 +150,55 @@ def max_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     cdef floating *yp = &y[0, 0, 0, 0]
     cdef index_t *ap = &argmax[0, 0, 0, 0] if argmax is not None else NULL
     cdef int nt = _threads(rows * g.ow * g.c * g.kh * g.kw, rows, n_threads)
+    cdef bint two = (g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2 and g.ph == 0
+                     and g.pw == 0 and 2 * g.oh <= g.h and 2 * g.ow <= g.w)
     for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-        _max_row(xp, yp, ap, &g, r // g.oh, r % g.oh)
+        if two:
+            _max_row_2x2(xp, yp, ap, &g, r // g.oh, r % g.oh)
+        else:
+            _max_row(xp, yp, ap, &g, r // g.oh, r % g.oh)
+
+
+cdef void _max_back_row_2x2(const floating *dy, const index_t *am, floating *dx, Py_ssize_t W,
+                            Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t C,
+                            Py_ssize_t r) noexcept nogil:
+    """Writes input rows 2 oy, 2 oy + 1 of output row r = n * oh + oy of an exact 2x2
+    stride-2 tiling: each tap gets dy where it was the maximum and 0 elsewhere (a
+    product with the 0/1 match, which vectorises where a select would not)."""
+    cdef Py_ssize_t ox, c, oy = r % oh
+    cdef floating *da
+    cdef floating *db
+    cdef floating *dc
+    cdef floating *dd
+    cdef const floating *gp
+    cdef const index_t *ap
+    cdef floating gv
+    cdef index_t base, k, iw = <index_t>W
+    for ox in range(ow):
+        da = dx + (2 * r * W + 2 * ox) * C
+        db = da + C
+        dc = da + W * C
+        dd = dc + C
+        gp = dy + (r * ow + ox) * C
+        ap = am + (r * ow + ox) * C
+        base = <index_t>(2 * oy * W + 2 * ox)
+        for c in range(C):
+            k = ap[c] - base  # 0, 1, W or W + 1
+            gv = gp[c]
+            da[c] = gv * <floating>(k == 0)
+            db[c] = gv * <floating>(k == 1)
+            dc[c] = gv * <floating>(k == iw)
+            dd[c] = gv * <floating>(k == iw + 1)
 
 
 def max_backward(const floating[:, :, :, ::1] dy, const index_t[:, :, :, ::1] argmax,
-                 floating[:, :, :, ::1] dx, int n_threads=1):
-    """dx = dy scattered (added) into the positions recorded in ``argmax``."""
+                 floating[:, :, :, ::1] dx, int n_threads=1, object geometry=None):
+    """dx = dy scattered (added) into the positions recorded in ``argmax``.
+
+    With the pooling ``geometry`` of an exact 2x2 stride-2 tiling, each window is
+    written whole in one pass instead of clearing dx and scattering into it."""
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[3], hw = dx.shape[1] * dx.shape[2]
-    cdef Py_ssize_t pix = dy.shape[1] * dy.shape[2], per = pix * C, n, i, c
+    cdef Py_ssize_t pix = dy.shape[1] * dy.shape[2], per = pix * C, n, i, c, r
     if tuple(argmax.shape)[:4] != tuple(dy.shape)[:4] or dy.shape[0] != N or dy.shape[3] != C:
         raise ValueError("max_pool backward: dy, argmax and dx shapes do not agree")
     if N * hw * C == 0:
@@ -119,6 +207,17 @@ def max_backward(const floating[:, :, :, ::1] dy, const index_t[:, :, :, ::1] ar
     cdef const index_t *a
     cdef floating *d
     cdef int nt = _threads(N * (hw * C + per), N, n_threads)
+    cdef Geom geo
+    if geometry is not None:
+        geo = make_geom(geometry, N, C)
+        if (geo.kh == 2 and geo.kw == 2 and geo.sh == 2 and geo.sw == 2 and geo.ph == 0
+                and geo.pw == 0 and 2 * geo.oh == geo.h and 2 * geo.ow == geo.w
+                and geo.h == dx.shape[1] and geo.w == dx.shape[2] and geo.oh == dy.shape[1]
+                and geo.ow == dy.shape[2]):
+            for r in prange(N * geo.oh, nogil=True, num_threads=nt, schedule="static"):
+                _max_back_row_2x2(&dy[0, 0, 0, 0], &argmax[0, 0, 0, 0], &dx[0, 0, 0, 0],
+                                  geo.w, geo.oh, geo.ow, C, r)
+            return
     for n in prange(N, nogil=True, num_threads=nt, schedule="static"):
         d = &dx[0, 0, 0, 0] + n * hw * C
         memset(d, 0, hw * C * sizeof(floating))

@@ -97,7 +97,7 @@ class BasePooling(_SpatialLayer):
         dy4 = np.ascontiguousarray(dy).reshape(shape4[0], g.oh, g.ow, shape4[3])
         dx = self._buf("dx", shape4, dy4.dtype)
         if self._mode == "max":
-            _pool.max_backward(dy4, self._arg, dx, config._n_threads)
+            _pool.max_backward(dy4, self._arg, dx, config._n_threads, g)
         else:
             _pool.avg_backward(dy4, dx, g, config._n_threads)
         if self.rank == 1:

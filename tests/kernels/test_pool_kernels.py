@@ -16,6 +16,7 @@ CASES = [
     (3, 1, 9, 4, (1, 3), (1, 2), "same"),      # 1-D
     (2, 4, 4, 3, (4, 4), (4, 4), "valid"),     # one window per image
     (16, 26, 26, 32, (2, 2), (2, 2), "valid"),  # the MNIST convnet's first pool
+    (3, 6, 8, 5, (2, 2), (2, 2), "valid"),      # exact 2x2 tiling
 ]
 
 
@@ -42,7 +43,12 @@ def test_max_pool(case, nt, dt):
     dy = rng.standard_normal(y.shape).astype(dt)
     dx = np.full_like(x, np.nan)
     P.max_backward(dy, arg, dx, nt)
-    np.testing.assert_allclose(dx, R.max_backward(dy, x, g), rtol=1e-6, atol=1e-6)
+    want = R.max_backward(dy, x, g)
+    np.testing.assert_allclose(dx, want, rtol=1e-6, atol=1e-6)
+    # With the geometry (the layer's call): exact 2x2 tilings write windows whole.
+    dx2 = np.full_like(x, np.nan)
+    P.max_backward(dy, arg, dx2, nt, g)
+    np.testing.assert_allclose(dx2, want, rtol=1e-6, atol=1e-6)
     # Without argmax (inference) the output is the same.
     y2 = np.empty_like(y)
     P.max_forward(x, y2, None, g, nt)
