@@ -137,9 +137,9 @@ cdef Py_ssize_t WINO_TILES = 128
 # Below these channel counts the 16 small GEMMs cost more than one im2col GEMM.
 cdef Py_ssize_t WINO_MIN_C = 8
 cdef Py_ssize_t WINO_MIN_F = 8
-# Largest Winograd/im2col GEMM work ratio at which Winograd is used (measured: a
-# 0.53 forward gains ~20%, a 0.72 input gradient loses ~10%).
-cdef double WINO_RATIO = 0.6
+# Largest Winograd/im2col GEMM work ratio at which Winograd is used (measured on
+# the MNIST convnet: its forward (0.53) gains ~35%, its input gradient (0.72) ~10%).
+cdef double WINO_RATIO = 0.75
 
 
 cdef bint winograd_ok(const Geom *g, Py_ssize_t F, Py_ssize_t im2col_rows) noexcept nogil:
@@ -209,33 +209,108 @@ cdef inline void _bt4(const floating *a0, const floating *a1, const floating *a2
 cdef void wino_input(const floating *x, floating *v, Py_ssize_t t0, Py_ssize_t t1,
                      const Geom *g, Py_ssize_t TH, Py_ssize_t TW, const floating *zeros,
                      floating *tmp) noexcept nogil:
-    """v[k][t - t0][c] = (B^T d B)[k] of tile t's 4x4 patch d, channel c (16 x T x C)."""
-    cdef Py_ssize_t C = g.c, T = t1 - t0, TC = (t1 - t0) * g.c, t, n, r, a, b, i, j, iy, ix
-    cdef const floating *p[16]
+    """v[k][t - t0][c] = (B^T d B)[k] of tile t's 4x4 patch d, channel c (16 x T x C).
+
+    Tiles come in runs along a row of tiles; the row step B^T of a run is done once
+    over the input rows' needed span (long loops), the column step per tile. ``tmp``
+    holds 4 rows of (w + 4) * C values; ``zeros`` at least C zeros."""
+    cdef Py_ssize_t C = g.c, TC = (t1 - t0) * g.c, t, n, r, a, b, b1, i, j, iy, ix
+    cdef Py_ssize_t lo_x, hi_x, span, run
+    cdef const floating *row[4]
+    cdef floating *R[4]
+    cdef const floating *col[4]
     cdef floating *vt
-    for t in range(t0, t1):
+    t = t0
+    while t < t1:
         n = t // (TH * TW)
         r = t - n * TH * TW
         a = r // TW
         b = r - a * TW
+        run = TW - b if TW - b < t1 - t else t1 - t
+        b1 = b + run
+        # Input columns [lo_x, hi_x) used by tiles b .. b1 - 1, clipped to the image.
+        lo_x = 2 * b - g.pw
+        hi_x = 2 * (b1 - 1) - g.pw + 4
+        if lo_x < 0:
+            lo_x = 0
+        if hi_x > g.w:
+            hi_x = g.w
+        span = (hi_x - lo_x) * C if hi_x > lo_x else 0
         for i in range(4):
             iy = 2 * a - g.ph + i
+            R[i] = tmp + i * (g.w + 4) * C
+            if iy < 0 or iy >= g.h or span == 0:
+                row[i] = NULL
+            else:
+                row[i] = x + ((n * g.h + iy) * g.w + lo_x) * C
+        # Row step over the span: R0 = d0 - d2, R1 = d1 + d2, R2 = d2 - d1, R3 = d1 - d3
+        # (a missing row is a row of zeros).
+        if span > 0:
+            _rows_bt(row[0], row[1], row[2], row[3], R[0], R[1], R[2], R[3], span)
+        for b in range(b, b1):
+            vt = v + (t - t0) * C
             for j in range(4):
                 ix = 2 * b - g.pw + j
-                if iy < 0 or iy >= g.h or ix < 0 or ix >= g.w:
-                    p[i * 4 + j] = zeros
+                if ix < lo_x or ix >= hi_x:
+                    col[j] = zeros
                 else:
-                    p[i * 4 + j] = x + ((n * g.h + iy) * g.w + ix) * C
-        # B^T d: combine the rows of each column j (tmp row-major 4 x 4 x C).
-        for j in range(4):
-            _bt4(p[j], p[4 + j], p[8 + j], p[12 + j], tmp + j * C, tmp + (4 + j) * C,
-                 tmp + (8 + j) * C, tmp + (12 + j) * C, C)
-        # (B^T d) B: combine the columns of each row i.
-        vt = v + (t - t0) * C
-        for i in range(4):
-            _bt4(tmp + 4 * i * C, tmp + (4 * i + 1) * C, tmp + (4 * i + 2) * C,
-                 tmp + (4 * i + 3) * C, vt + 4 * i * TC, vt + (4 * i + 1) * TC,
-                 vt + (4 * i + 2) * TC, vt + (4 * i + 3) * TC, C)
+                    col[j] = <const floating *>R[0] + (ix - lo_x) * C
+            for i in range(4):
+                # Column step on R_i: the same combination over the tile's 4 columns.
+                _bt4(col[0] + i * (g.w + 4) * C if col[0] != zeros else zeros,
+                     col[1] + i * (g.w + 4) * C if col[1] != zeros else zeros,
+                     col[2] + i * (g.w + 4) * C if col[2] != zeros else zeros,
+                     col[3] + i * (g.w + 4) * C if col[3] != zeros else zeros,
+                     vt + 4 * i * TC, vt + (4 * i + 1) * TC, vt + (4 * i + 2) * TC,
+                     vt + (4 * i + 3) * TC, C)
+            t = t + 1
+
+
+cdef void _rows_bt(const floating *d0, const floating *d1, const floating *d2,
+                   const floating *d3, floating *o0, floating *o1, floating *o2, floating *o3,
+                   Py_ssize_t n) noexcept nogil:
+    """B^T over four input rows, NULL rows being zeros."""
+    cdef Py_ssize_t c
+    if d0 != NULL and d2 != NULL:
+        for c in range(n):
+            o0[c] = d0[c] - d2[c]
+    elif d0 != NULL:
+        for c in range(n):
+            o0[c] = d0[c]
+    elif d2 != NULL:
+        for c in range(n):
+            o0[c] = -d2[c]
+    else:
+        memset(o0, 0, n * sizeof(floating))
+    if d1 != NULL and d2 != NULL:
+        for c in range(n):
+            o1[c] = d1[c] + d2[c]
+        for c in range(n):
+            o2[c] = d2[c] - d1[c]
+    elif d1 != NULL:
+        for c in range(n):
+            o1[c] = d1[c]
+        for c in range(n):
+            o2[c] = -d1[c]
+    elif d2 != NULL:
+        for c in range(n):
+            o1[c] = d2[c]
+        for c in range(n):
+            o2[c] = d2[c]
+    else:
+        memset(o1, 0, n * sizeof(floating))
+        memset(o2, 0, n * sizeof(floating))
+    if d1 != NULL and d3 != NULL:
+        for c in range(n):
+            o3[c] = d1[c] - d3[c]
+    elif d1 != NULL:
+        for c in range(n):
+            o3[c] = d1[c]
+    elif d3 != NULL:
+        for c in range(n):
+            o3[c] = -d3[c]
+    else:
+        memset(o3, 0, n * sizeof(floating))
 
 
 cdef inline void _at4(const floating *a0, const floating *a1, const floating *a2,
@@ -248,45 +323,42 @@ cdef inline void _at4(const floating *a0, const floating *a1, const floating *a2
         o1[c] = a1[c] - a2[c] - a3[c]
 
 
-cdef void wino_output(const floating *m, Py_ssize_t t0, Py_ssize_t t1, const Geom *g,
+cdef void wino_output(floating *m, Py_ssize_t t0, Py_ssize_t t1, const Geom *g,
                       Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t F, floating *zp, floating *yp,
                       bint keep_z, const floating *bp, int act, double alpha,
-                      floating *ob) noexcept nogil:
+                      floating *sbuf) noexcept nogil:
     """Output transform A^T M A of tiles t0..t1, bias, activation, written to y (and z).
-    ``ob`` is scratch of 12 F values."""
-    cdef Py_ssize_t T = t1 - t0, t, n, r, a, b, j, f, di, dj, oy, ox, row, TF = (t1 - t0) * F
-    cdef const floating *mt
-    cdef floating *s = ob + 4 * F
+
+    M_k (tiles x F, k = 4 i + j) are contiguous over the chunk's tiles, so both steps
+    of the transform run as long loops over all tiles; ``sbuf`` holds 8 of those
+    blocks, and the four output blocks overwrite M_0..M_3."""
+    cdef Py_ssize_t TF = (t1 - t0) * F, t, n, r, a, b, j, f, q, oy, ox, row
     cdef floating *zr
+    # A^T M over rows: S_j = M_j + M_4+j + M_8+j, S_4+j = M_4+j - M_8+j - M_12+j.
+    for j in range(4):
+        _at4(m + j * TF, m + (4 + j) * TF, m + (8 + j) * TF, m + (12 + j) * TF,
+             sbuf + j * TF, sbuf + (4 + j) * TF, TF)
+    # (A^T M) A over columns: the four output pixels of every tile, O_q = M_q.
+    _at4(sbuf, sbuf + TF, sbuf + 2 * TF, sbuf + 3 * TF, m, m + TF, TF)
+    _at4(sbuf + 4 * TF, sbuf + 5 * TF, sbuf + 6 * TF, sbuf + 7 * TF, m + 2 * TF, m + 3 * TF, TF)
     for t in range(t0, t1):
         n = t // (TH * TW)
         r = t - n * TH * TW
         a = r // TW
         b = r - a * TW
-        mt = m + (t - t0) * F
-        # A^T M: for every column j, rows (k = 4 i + j) into s[j] and s[4 + j].
-        for j in range(4):
-            _at4(mt + j * TF, mt + (4 + j) * TF, mt + (8 + j) * TF, mt + (12 + j) * TF,
-                 s + j * F, s + (4 + j) * F, F)
-        # (A^T M) A: columns of each of the two rows.
-        _at4(s, s + F, s + 2 * F, s + 3 * F, ob, ob + F, F)
-        _at4(s + 4 * F, s + 5 * F, s + 6 * F, s + 7 * F, ob + 2 * F, ob + 3 * F, F)
-        for di in range(2):
-            oy = 2 * a + di
-            if oy >= g.oh:
+        for q in range(4):
+            oy = 2 * a + q // 2
+            ox = 2 * b + q % 2
+            if oy >= g.oh or ox >= g.ow:
                 continue
-            for dj in range(2):
-                ox = 2 * b + dj
-                if ox >= g.ow:
-                    continue
-                row = (n * g.oh + oy) * g.ow + ox
-                if keep_z:
-                    zr = zp + row * F
-                    for f in range(F):
-                        zr[f] = ob[(di * 2 + dj) * F + f]
-                    bias_act(zr, yp + row * F, bp, 1, F, act, alpha)
-                else:
-                    bias_act(ob + (di * 2 + dj) * F, yp + row * F, bp, 1, F, act, alpha)
+            row = (n * g.oh + oy) * g.ow + ox
+            if keep_z:
+                zr = zp + row * F
+                for f in range(F):
+                    zr[f] = m[q * TF + (t - t0) * F + f]
+                bias_act(zr, yp + row * F, bp, 1, F, act, alpha)
+            else:
+                bias_act(m + q * TF + (t - t0) * F, yp + row * F, bp, 1, F, act, alpha)
 
 
 cdef void wino_conv(const floating *xp, const floating *u, const floating *bp, floating *zp,
@@ -303,15 +375,14 @@ cdef void wino_conv(const floating *xp, const floating *u, const floating *bp, f
         base = scratch + t * stride_t
         v = base
         m = base + 16 * Tc * C
-        memset(m + 16 * Tc * F + 12 * F, 0, C * sizeof(floating))  # the zero row
+        memset(m + 24 * Tc * F, 0, C * sizeof(floating))  # the zero row
         lo = t * per
         hi = min(n_tiles, lo + per)
         c0 = lo
         while c0 < hi:
             c1 = min(hi, c0 + Tc)
             T = c1 - c0
-            wino_input(xp, v, c0, c1, g, TH, TW, m + 16 * Tc * F + 12 * F,
-                       m + 16 * Tc * F + 12 * F + C)
+            wino_input(xp, v, c0, c1, g, TH, TW, m + 24 * Tc * F, m + 24 * Tc * F + C)
             for k in range(16):
                 gemm(False, False, T, F, C, <floating>1, v + k * T * C, C, u + k * C * F, F,
                      <floating>0, m + k * T * F, F)
@@ -395,9 +466,9 @@ cdef void wino_kernel_grad(const floating *du, floating *dw, Py_ssize_t C,
                 dw[(i * 3 + 2) * CF + c * F + f] = h * (t[4 * i + 1] + t[4 * i + 2]) + t[4 * i + 3]
 
 
-cdef Py_ssize_t wino_grad_scratch(Py_ssize_t C, Py_ssize_t F) noexcept nogil:
+cdef Py_ssize_t wino_grad_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept nogil:
     """Scratch per thread of the kernel gradient: V, D, dU, a zero row, tmp."""
-    return 16 * WINO_TILES * (C + F) + 16 * C * F + (C + F) + 16 * C + 8 * F + 1
+    return 16 * WINO_TILES * (C + F) + 16 * C * F + (C + F) + 4 * (w + 4) * C + 8 * F + 1
 
 
 cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp,
@@ -445,9 +516,9 @@ cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp
         wino_kernel_grad(du, dwp, C, F)
 
 
-cdef Py_ssize_t wino_scratch(Py_ssize_t C, Py_ssize_t F) noexcept nogil:
-    """Scratch per thread of wino_conv: V, M, 12 output rows, a zero row, 16 rows of tmp."""
-    return 16 * WINO_TILES * (C + F) + 12 * F + C + 16 * C + 1
+cdef Py_ssize_t wino_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept nogil:
+    """Scratch per thread of wino_conv: V, M, S (8 blocks), a zero row, 4 image rows."""
+    return 16 * WINO_TILES * (C + F) + 8 * WINO_TILES * F + C + 4 * (w + 4) * C + 1
 
 
 def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] b,
@@ -486,7 +557,7 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef floating[:, ::1] wscr
     if winograd_ok(&g, F, g.oh * g.ow):
         u = np.empty(16 * g.c * F, dtype=dt)
-        wscr = np.empty((nt, wino_scratch(g.c, F)), dtype=dt)
+        wscr = np.empty((nt, wino_scratch(g.c, F, g.w)), dtype=dt)
         with nogil:
             wino_kernel(wp, &u[0], g.c, F, False)
             wino_conv(xp, &u[0], bp, zp, yp, keep_z, &g, F, act, alpha, &wscr[0, 0],
@@ -650,12 +721,12 @@ cdef int _wino_backward(const floating *dyp, const floating *yp, const floating 
         _im2col_backward(dz, NULL, NULL, xp, wp, NULL if wino_dw else dwp, NULL,
                          NULL if wino_dx else dxp, g, F, ACT_LINEAR, 0.0, n_threads)
     if dwp != NULL and wino_dw:
-        scr = np.empty((nt, wino_grad_scratch(C, F)), dtype=dt)
+        scr = np.empty((nt, wino_grad_scratch(C, F, g.w)), dtype=dt)
         with nogil:
             wino_weight_grad(xp, dz, dwp, g, F, &scr[0, 0], scr.shape[1], nt)
     if dxp != NULL and wino_dx:
         u = np.empty(16 * C * F, dtype=dt)
-        scr = np.empty((nt, wino_scratch(F, C)), dtype=dt)
+        scr = np.empty((nt, wino_scratch(F, C, gx.w)), dtype=dt)
         with nogil:
             wino_kernel(wp, &u[0], C, F, True)
             wino_conv(dz, &u[0], NULL, NULL, dxp, False, gx, C, ACT_LINEAR, 0.0, &scr[0, 0],
