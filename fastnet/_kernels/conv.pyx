@@ -28,6 +28,20 @@ from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, 
                                            ACT_RELU)
 from fastnet._kernels._blas cimport gemm, gemm_parallel
 from fastnet._kernels._openmp cimport omp_get_thread_num
+cdef extern from "_winograd.h" nogil:
+    void fn_bt4_f(const float *a0, const float *a1, const float *a2, const float *a3,
+                  float *o0, float *o1, float *o2, float *o3, Py_ssize_t n)
+    void fn_bt4_d(const double *a0, const double *a1, const double *a2, const double *a3,
+                  double *o0, double *o1, double *o2, double *o3, Py_ssize_t n)
+    void fn_at4_f(const float *a0, const float *a1, const float *a2, const float *a3,
+                  float *o0, float *o1, Py_ssize_t n)
+    void fn_at4_d(const double *a0, const double *a1, const double *a2, const double *a3,
+                  double *o0, double *o1, Py_ssize_t n)
+    void fn_cols_f(const float *r, Py_ssize_t ld, float *v, Py_ssize_t vs, Py_ssize_t run,
+                   Py_ssize_t c)
+    void fn_cols_d(const double *r, Py_ssize_t ld, double *v, Py_ssize_t vs, Py_ssize_t run,
+                   Py_ssize_t c)
+
 from fastnet._kernels.im2col cimport (Geom, col2im_rows, col2im_t_rows, im2col_rows,
                                      im2col_t_rows, is_pointwise, make_geom)
 
@@ -191,19 +205,11 @@ cdef void wino_kernel(const floating *w, floating *u, Py_ssize_t C, Py_ssize_t F
 cdef inline void _bt4(const floating *a0, const floating *a1, const floating *a2,
                       const floating *a3, floating *o0, floating *o1, floating *o2,
                       floating *o3, Py_ssize_t n) noexcept nogil:
-    """One B^T step on four runs of n values: (a0 - a2, a1 + a2, a2 - a1, a1 - a3).
-
-    One loop per output: with four outputs in one loop the compiler gives up proving
-    they do not overlap the inputs and leaves the loop scalar."""
-    cdef Py_ssize_t c
-    for c in range(n):
-        o0[c] = a0[c] - a2[c]
-    for c in range(n):
-        o1[c] = a1[c] + a2[c]
-    for c in range(n):
-        o2[c] = a2[c] - a1[c]
-    for c in range(n):
-        o3[c] = a1[c] - a3[c]
+    """One B^T step on four runs of n values: (a0 - a2, a1 + a2, a2 - a1, a1 - a3)."""
+    if floating is float:
+        fn_bt4_f(a0, a1, a2, a3, o0, o1, o2, o3, n)
+    else:
+        fn_bt4_d(a0, a1, a2, a3, o0, o1, o2, o3, n)
 
 
 cdef void wino_input(const floating *x, floating *v, Py_ssize_t t0, Py_ssize_t t1,
@@ -211,15 +217,13 @@ cdef void wino_input(const floating *x, floating *v, Py_ssize_t t0, Py_ssize_t t
                      floating *tmp) noexcept nogil:
     """v[k][t - t0][c] = (B^T d B)[k] of tile t's 4x4 patch d, channel c (16 x T x C).
 
-    Tiles come in runs along a row of tiles; the row step B^T of a run is done once
-    over the input rows' needed span (long loops), the column step per tile. ``tmp``
-    holds 4 rows of (w + 4) * C values; ``zeros`` at least C zeros."""
-    cdef Py_ssize_t C = g.c, TC = (t1 - t0) * g.c, t, n, r, a, b, b1, i, j, iy, ix
-    cdef Py_ssize_t lo_x, hi_x, span, run
+    Tiles come in runs along a row of tiles. The row step B^T of a run is done once
+    over the 2 run + 2 input columns the run reads (zeros outside the image), then
+    the column step for all the run's tiles. ``tmp`` holds 4 rows of (w + 8) * C."""
+    cdef Py_ssize_t C = g.c, TC = (t1 - t0) * g.c, t, n, r, a, b, i, iy
+    cdef Py_ssize_t xv0, ncol, lo, hi, left, right, run, ld
     cdef const floating *row[4]
     cdef floating *R[4]
-    cdef const floating *col[4]
-    cdef floating *vt
     t = t0
     while t < t1:
         n = t // (TH * TW)
@@ -227,43 +231,32 @@ cdef void wino_input(const floating *x, floating *v, Py_ssize_t t0, Py_ssize_t t
         a = r // TW
         b = r - a * TW
         run = TW - b if TW - b < t1 - t else t1 - t
-        b1 = b + run
-        # Input columns [lo_x, hi_x) used by tiles b .. b1 - 1, clipped to the image.
-        lo_x = 2 * b - g.pw
-        hi_x = 2 * (b1 - 1) - g.pw + 4
-        if lo_x < 0:
-            lo_x = 0
-        if hi_x > g.w:
-            hi_x = g.w
-        span = (hi_x - lo_x) * C if hi_x > lo_x else 0
+        xv0 = 2 * b - g.pw
+        ncol = 2 * run + 2
+        ld = ncol * C
+        lo = xv0 if xv0 > 0 else 0
+        hi = xv0 + ncol if xv0 + ncol < g.w else g.w
+        left = (lo - xv0) * C
+        right = (xv0 + ncol - hi) * C if hi > lo else ld - left
         for i in range(4):
             iy = 2 * a - g.ph + i
-            R[i] = tmp + i * (g.w + 4) * C
-            if iy < 0 or iy >= g.h or span == 0:
+            R[i] = tmp + i * ld
+            if iy < 0 or iy >= g.h or hi <= lo:
                 row[i] = NULL
             else:
-                row[i] = x + ((n * g.h + iy) * g.w + lo_x) * C
-        # Row step over the span: R0 = d0 - d2, R1 = d1 + d2, R2 = d2 - d1, R3 = d1 - d3
-        # (a missing row is a row of zeros).
-        if span > 0:
-            _rows_bt(row[0], row[1], row[2], row[3], R[0], R[1], R[2], R[3], span)
-        for b in range(b, b1):
-            vt = v + (t - t0) * C
-            for j in range(4):
-                ix = 2 * b - g.pw + j
-                if ix < lo_x or ix >= hi_x:
-                    col[j] = zeros
-                else:
-                    col[j] = <const floating *>R[0] + (ix - lo_x) * C
-            for i in range(4):
-                # Column step on R_i: the same combination over the tile's 4 columns.
-                _bt4(col[0] + i * (g.w + 4) * C if col[0] != zeros else zeros,
-                     col[1] + i * (g.w + 4) * C if col[1] != zeros else zeros,
-                     col[2] + i * (g.w + 4) * C if col[2] != zeros else zeros,
-                     col[3] + i * (g.w + 4) * C if col[3] != zeros else zeros,
-                     vt + 4 * i * TC, vt + (4 * i + 1) * TC, vt + (4 * i + 2) * TC,
-                     vt + (4 * i + 3) * TC, C)
-            t = t + 1
+                row[i] = x + ((n * g.h + iy) * g.w + lo) * C
+            if left > 0:
+                memset(R[i], 0, left * sizeof(floating))
+            if right > 0:
+                memset(R[i] + ld - right, 0, right * sizeof(floating))
+        if hi > lo:
+            _rows_bt(row[0], row[1], row[2], row[3], R[0] + left, R[1] + left, R[2] + left,
+                     R[3] + left, (hi - lo) * C)
+        if floating is float:
+            fn_cols_f(R[0], ld, v + (t - t0) * C, TC, run, C)
+        else:
+            fn_cols_d(R[0], ld, v + (t - t0) * C, TC, run, C)
+        t = t + run
 
 
 cdef void _rows_bt(const floating *d0, const floating *d1, const floating *d2,
@@ -271,6 +264,9 @@ cdef void _rows_bt(const floating *d0, const floating *d1, const floating *d2,
                    Py_ssize_t n) noexcept nogil:
     """B^T over four input rows, NULL rows being zeros."""
     cdef Py_ssize_t c
+    if d0 != NULL and d1 != NULL and d2 != NULL and d3 != NULL:
+        _bt4(d0, d1, d2, d3, o0, o1, o2, o3, n)
+        return
     if d0 != NULL and d2 != NULL:
         for c in range(n):
             o0[c] = d0[c] - d2[c]
@@ -316,11 +312,10 @@ cdef void _rows_bt(const floating *d0, const floating *d1, const floating *d2,
 cdef inline void _at4(const floating *a0, const floating *a1, const floating *a2,
                       const floating *a3, floating *o0, floating *o1, Py_ssize_t n) noexcept nogil:
     """One A^T step on four runs of n values: (a0 + a1 + a2, a1 - a2 - a3)."""
-    cdef Py_ssize_t c
-    for c in range(n):
-        o0[c] = a0[c] + a1[c] + a2[c]
-    for c in range(n):
-        o1[c] = a1[c] - a2[c] - a3[c]
+    if floating is float:
+        fn_at4_f(a0, a1, a2, a3, o0, o1, n)
+    else:
+        fn_at4_d(a0, a1, a2, a3, o0, o1, n)
 
 
 cdef void wino_output(floating *m, Py_ssize_t t0, Py_ssize_t t1, const Geom *g,
@@ -468,7 +463,7 @@ cdef void wino_kernel_grad(const floating *du, floating *dw, Py_ssize_t C,
 
 cdef Py_ssize_t wino_grad_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept nogil:
     """Scratch per thread of the kernel gradient: V, D, dU, a zero row, tmp."""
-    return 16 * WINO_TILES * (C + F) + 16 * C * F + (C + F) + 4 * (w + 4) * C + 8 * F + 1
+    return 16 * WINO_TILES * (C + F) + 16 * C * F + (C + F) + 4 * (w + 8) * C + 8 * F + 1
 
 
 cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp,
@@ -518,7 +513,7 @@ cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp
 
 cdef Py_ssize_t wino_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept nogil:
     """Scratch per thread of wino_conv: V, M, S (8 blocks), a zero row, 4 image rows."""
-    return 16 * WINO_TILES * (C + F) + 8 * WINO_TILES * F + C + 4 * (w + 4) * C + 1
+    return 16 * WINO_TILES * (C + F) + 8 * WINO_TILES * F + C + 4 * (w + 8) * C + 1
 
 
 def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] b,
