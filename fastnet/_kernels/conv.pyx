@@ -18,6 +18,8 @@ writes; when there are fewer samples than threads, chunks run one after another
 with a multi-threaded GEMM instead. A 1x1 convolution with stride 1 and no
 padding uses the input itself as its column matrix.
 """
+import threading
+
 import numpy as np
 
 from cython cimport floating
@@ -60,6 +62,29 @@ cdef int DW_MODE = 0
 # a window tap of a run of pixels is then one contiguous copy instead of a few
 # values per pixel (the first layer of an image model has 1 or 3 channels).
 cdef Py_ssize_t TAP_MAJOR_C = 4
+
+
+# ----------------------------------------------------------------- scratch memory
+#
+# Scratch arrays are kept per Python thread and key and reused while big enough:
+# allocating a few MB per kernel call meant fresh pages (page faults) on every step.
+_tls = threading.local()
+
+
+cpdef object scratch(str key, tuple shape, object dtype):
+    """A reused, uninitialised array of ``shape`` (thread-local, one per key and dtype)."""
+    cdef Py_ssize_t n = 1, d
+    for d in shape:
+        n *= d
+    cache = getattr(_tls, "bufs", None)
+    if cache is None:
+        cache = _tls.bufs = {}
+    k = (key, dtype)
+    a = cache.get(k)
+    if a is None or a.shape[0] < n:
+        a = np.empty(max(n, 1), dtype=dtype)
+        cache[k] = a
+    return a[:n].reshape(shape)
 
 
 def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=None,
@@ -860,16 +885,16 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef floating[::1] u
     cdef floating[:, ::1] wscr
     if winograd_ok(&g, F, g.oh * g.ow):
-        u = np.empty(16 * g.c * F, dtype=dt)
-        wscr = np.empty((nt, wino_scratch(g.c, F, g.w)), dtype=dt)
+        u = scratch("u", (16 * g.c * F,), dt)
+        wscr = scratch("work", (nt, wino_scratch(g.c, F, g.w)), dt)
         with nogil:
             wino_kernel(wp, &u[0], g.c, F, False)
             wino_conv(xp, &u[0], bp, zp, yp, keep_z, &g, F, act, alpha, &wscr[0, 0],
                       wscr.shape[1], nt)
         return
     if w1_ok(&g, F, g.ow):
-        u = np.empty(8 * g.c * F, dtype=dt)
-        wscr = np.empty((nt, w1_scratch(g.c, F, g.w)), dtype=dt)
+        u = scratch("u", (8 * g.c * F,), dt)
+        wscr = scratch("work", (nt, w1_scratch(g.c, F, g.w)), dt)
         with nogil:
             w1_kernel(wp, &u[0], g.c, F, g.kw, False)
             w1_conv(xp, &u[0], bp, zp, yp, keep_z, &g, F, act, alpha, &wscr[0, 0],
@@ -881,15 +906,15 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     # activation, cost ~1 ms more on the MNIST convnet's first layer).
     cdef bint via_scratch = not keep_z
     cdef Py_ssize_t s_cols = 0 if direct else rows * K
-    cdef floating[:, ::1] scratch = np.empty((nt, s_cols + (rows * F if via_scratch else 0) + 1),
-                                             dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] work = scratch("work", (nt, s_cols + (rows * F if via_scratch else 0) + 1),
+                                          np.float32 if floating is float else np.float64)
     cdef Py_ssize_t t, lo, hi, c0, c1
     cdef floating *cols
     cdef floating *zc
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
         lo = t * per
         hi = min(P, lo + per)
-        cols = &scratch[t, 0]
+        cols = &work[t, 0]
         c0 = lo
         while c0 < hi:
             c1 = min(hi, c0 + rows)
@@ -1009,7 +1034,7 @@ cdef int _wino_backward(const floating *dyp, const floating *yp, const floating 
     cdef const floating *dz = dyp
     cdef floating *dzw = NULL
     if act != ACT_LINEAR:
-        dzb = np.empty((P, F), dtype=dt)
+        dzb = scratch("dz", (P, F), dt)
         dzw = &dzb[0, 0]
         dz = dzw
     per = (P + nt - 1) // nt
@@ -1035,23 +1060,23 @@ cdef int _wino_backward(const floating *dyp, const floating *yp, const floating 
                          NULL if wino_dx else dxp, g, F, ACT_LINEAR, 0.0, n_threads)
     if dwp != NULL and wino_dw:
         if one_d:
-            scr = np.empty((nt, w1_scratch(C, F, g.w)), dtype=dt)
+            scr = scratch("work", (nt, w1_scratch(C, F, g.w)), dt)
             with nogil:
                 w1_weight_grad(xp, dz, dwp, g, F, &scr[0, 0], scr.shape[1], nt)
         else:
-            scr = np.empty((nt, wino_grad_scratch(C, F, g.w)), dtype=dt)
+            scr = scratch("work", (nt, wino_grad_scratch(C, F, g.w)), dt)
             with nogil:
                 wino_weight_grad(xp, dz, dwp, g, F, &scr[0, 0], scr.shape[1], nt)
     if dxp != NULL and wino_dx:
-        u = np.empty(16 * C * F, dtype=dt)
+        u = scratch("u", (16 * C * F,), dt)
         if one_d:
-            scr = np.empty((nt, w1_scratch(F, C, gx.w)), dtype=dt)
+            scr = scratch("work", (nt, w1_scratch(F, C, gx.w)), dt)
             with nogil:
                 w1_kernel(wp, &u[0], C, F, g.kw, True)
                 w1_conv(dz, &u[0], NULL, NULL, dxp, False, gx, C, ACT_LINEAR, 0.0, &scr[0, 0],
                         scr.shape[1], nt)
         else:
-            scr = np.empty((nt, wino_scratch(F, C, gx.w)), dtype=dt)
+            scr = scratch("work", (nt, wino_scratch(F, C, gx.w)), dt)
             with nogil:
                 wino_kernel(wp, &u[0], C, F, True)
                 wino_conv(dz, &u[0], NULL, NULL, dxp, False, gx, C, ACT_LINEAR, 0.0,
@@ -1079,7 +1104,7 @@ cdef int _im2col_backward(const floating *dyp, const floating *yp, const floatin
     cdef Py_ssize_t s_dw = K * F if (dwp != NULL and (nt > 1 or DW_MODE == 1)) else 0
     cdef Py_ssize_t s_db = F if (dbp != NULL and nt > 1) else 0
     cdef Py_ssize_t stride_t = s_cols + s_dz + s_dcols + s_dw + s_db + 1
-    cdef floating[:, ::1] scratch = np.empty((nt, stride_t), dtype=dt)
+    cdef floating[:, ::1] work = scratch("work", (nt, stride_t), dt)
     cdef Py_ssize_t t, n0, n1, c0, c1, per, i, j
     cdef floating *base
     cdef floating *tdw
@@ -1088,7 +1113,7 @@ cdef int _im2col_backward(const floating *dyp, const floating *yp, const floatin
     if nt == 1:
         # One thread: chunks in order; GEMMs may still use every thread when the
         # batch is too small to split by samples.
-        base = &scratch[0, 0]
+        base = &work[0, 0]
         tdw = base + s_cols + s_dz + s_dcols if s_dw > 0 else dwp
         with nogil:
             if dxp != NULL:
@@ -1111,7 +1136,7 @@ cdef int _im2col_backward(const floating *dyp, const floating *yp, const floatin
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
         n0 = t * per
         n1 = min(g.n, n0 + per)
-        base = &scratch[t, 0]
+        base = &work[t, 0]
         tdw = base + s_cols + s_dz + s_dcols
         tdb = tdw + s_dw
         if dxp != NULL and n1 > n0:
@@ -1135,7 +1160,7 @@ cdef int _im2col_backward(const floating *dyp, const floating *yp, const floatin
             for i in range(K * F):
                 dwp[i] = 0
             for t in range(nt):
-                tdw = &scratch[t, 0] + s_cols + s_dz + s_dcols
+                tdw = &work[t, 0] + s_cols + s_dz + s_dcols
                 if DW_MODE == 0:
                     for i in range(K * F):
                         dwp[i] = dwp[i] + tdw[i]
@@ -1147,7 +1172,7 @@ cdef int _im2col_backward(const floating *dyp, const floating *yp, const floatin
             for j in range(F):
                 dbp[j] = 0
             for t in range(nt):
-                tdb = &scratch[t, 0] + s_cols + s_dz + s_dcols + s_dw
+                tdb = &work[t, 0] + s_cols + s_dz + s_dcols + s_dw
                 for j in range(F):
                     dbp[j] = dbp[j] + tdb[j]
     return 0
