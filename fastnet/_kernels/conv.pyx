@@ -27,7 +27,7 @@ from cython.parallel cimport parallel, prange
 from libc.string cimport memcpy, memset
 
 from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, ACT_LINEAR,
-                                           ACT_RELU)
+                                           ACT_LOG_SOFTMAX, ACT_RELU, ACT_SOFTMAX)
 from fastnet._kernels._blas cimport gemm, gemm_parallel
 from fastnet._kernels._openmp cimport omp_get_thread_num
 cdef extern from "_winograd.h" nogil:
@@ -152,13 +152,20 @@ cdef void bias_act(floating *zp, floating *yp, const floating *bp, Py_ssize_t ro
                     v = zr[j]
                     yr[j] = v if v > 0 else 0
         return
-    for r in range(rows):
-        zr = zp + r * F
-        if bp != NULL:
+    if bp != NULL:
+        for r in range(rows):
+            zr = zp + r * F
             for j in range(F):
                 zr[j] = zr[j] + bp[j]
-        if act != ACT_LINEAR or zr != yp + r * F:
-            act_row(act, zr, yp + r * F, F, alpha)
+    if act == ACT_LINEAR and zp == yp:
+        return
+    if act == ACT_SOFTMAX or act == ACT_LOG_SOFTMAX:
+        for r in range(rows):
+            act_row(act, zp + r * F, yp + r * F, F, alpha)
+    else:
+        # Elementwise: one call over the block (a call per row of a few filters, one
+        # filter for an image decoder's last layer, cost more than the work).
+        act_row(act, zp, yp, rows * F, alpha)
 
 # ----------------------------------------------------------------- Winograd F(2x2, 3x3)
 #
@@ -944,19 +951,28 @@ cdef void grad_rows(int act, const floating *dy, const floating *y, const floati
         for i in range(n):
             v = dy[i]
             dz[i] = v if y[i] > 0 else 0
-    else:
+    elif act == ACT_SOFTMAX or act == ACT_LOG_SOFTMAX:
         for r in range(rows):
             act_grad_row(act, dy + r * F, y + r * F, z + r * F if z != NULL else NULL,
                          dz + r * F, F, alpha)
+    else:
+        act_grad_row(act, dy, y, z, dz, n, alpha)
 
 
 cdef void col_sums(const floating *a, Py_ssize_t rows, Py_ssize_t F, floating *out,
                    bint first) noexcept nogil:
     """out (+)= the column sums of a (rows, F)."""
     cdef Py_ssize_t r, j
+    cdef floating acc
     if first:
         for j in range(F):
             out[j] = 0
+    if F == 1:
+        acc = 0
+        for r in range(rows):
+            acc = acc + a[r]
+        out[0] = out[0] + acc
+        return
     for r in range(rows):
         for j in range(F):
             out[j] = out[j] + a[r * F + j]
