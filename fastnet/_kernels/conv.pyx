@@ -1,35 +1,42 @@
-"""Convolution kernels (1-D and 2-D, NHWC): chunked im2col + GEMM, bias and activation fused.
+"""Convolution kernels (1-D and 2-D, NHWC), bias and activation fused.
 
-Forward, for each chunk of output pixels (rows of the column matrix):
-    cols = im2col(x)[chunk]                 (rows, K)   K = kh * kw * in
-    z[chunk] = cols @ W + b                 (rows, F)   W = kernel as (K, F)
-    y[chunk] = act(z[chunk])
-Backward, for each chunk:
-    dz = dy * act'(.)                       (rows, F)   never stored whole
-    db += colsum(dz);  dW += cols^T dz      per-thread partial sums, reduced at the end
-    dx += col2im(dz @ W^T)
+Two algorithms, chosen per pass (forward, kernel gradient, input gradient):
 
-Chunks are sized so that a chunk's columns fit in a core's cache; the scratch
-memory of a call is a few chunks per thread, whatever the batch. The pixel range
-is split into one contiguous block per thread and each thread runs
-single-threaded GEMMs on its chunks (one level of parallelism). The backward
-pass splits by whole samples so that col2im never writes a pixel another thread
-writes; when there are fewer samples than threads, chunks run one after another
-with a multi-threaded GEMM instead. A 1x1 convolution with stride 1 and no
-padding uses the input itself as its column matrix.
-"""
-import threading
+* im2col + GEMM, for every geometry. Forward, for each chunk of output pixels:
+      cols = im2col(x)[chunk]             (rows, K)   K = kh * kw * in
+      y[chunk] = act(cols @ W + b)        (rows, F)   W = kernel as (K, F)
+  Backward, for each chunk:
+      dz = dy * act'(.)                   (rows, F)   never stored whole
+      db += colsum(dz);  dW += cols^T dz  per-thread partial sums, reduced at the end
+      dx += col2im(dz @ W^T)
+  Inputs with fewer than TAP_MAJOR_C channels use a tap-major column matrix; a 1x1
+  stride-1 unpadded convolution uses the input itself.
+* Winograd, for stride-1 undilated windows with enough channels: F(2x2, 3x3) for
+  3x3 images, F(4, 3), F(4, 5), F(2, 7) for Conv1D. The GEMM work drops to 16/36
+  (2-D) or n/(m r) (1-D) of im2col's; it is used where that ratio, counted per
+  pixel of the forward output, is at most WINO_RATIO (the transforms take the
+  rest). The input gradient of a stride-1 convolution is itself a convolution of
+  dz with the kernel reversed and transposed, so it can take the same path.
+
+Chunks are sized so that a chunk's columns (or transformed tiles) stay in a core's
+cache; the scratch of a call is a few chunks per thread, whatever the batch (the
+Winograd backward also forms dz, output-sized, since the input gradient reads it
+across chunks). Scratch is reused between calls, per Python thread. Work is split
+into one contiguous block of pixels (or tiles) per thread, each running
+single-threaded GEMMs (one level of parallelism); the im2col backward splits by
+whole samples so that col2im never writes a pixel another thread writes, and with
+fewer samples than threads runs its chunks in order with a multi-threaded GEMM.
+"""import threading
 
 import numpy as np
 
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
 from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, ACT_LINEAR,
                                            ACT_LOG_SOFTMAX, ACT_RELU, ACT_SOFTMAX)
 from fastnet._kernels._blas cimport gemm, gemm_parallel
-from fastnet._kernels._openmp cimport omp_get_thread_num
 cdef extern from "_winograd.h" nogil:
     void fn_bt4_f(const float *a0, const float *a1, const float *a2, const float *a3,
                   float *o0, float *o1, float *o2, float *o3, Py_ssize_t n)
