@@ -26,7 +26,8 @@ into one contiguous block of pixels (or tiles) per thread, each running
 single-threaded GEMMs (one level of parallelism); the im2col backward splits by
 whole samples so that col2im never writes a pixel another thread writes, and with
 fewer samples than threads runs its chunks in order with a multi-threaded GEMM.
-"""import threading
+"""
+import threading
 
 import numpy as np
 
