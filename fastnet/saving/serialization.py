@@ -52,6 +52,10 @@ _WRITE_EXTRA = {
     "Dense": {"quantization_config": None},
     "BatchNormalization": {"renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99},
 }
+# Keys fastnet writes that Keras leaves out of a class's config when they hold the default.
+_WRITE_DROP_DEFAULT = {
+    "SimpleRNN": {"seed": None},
+}
 # Layers Keras builds at construction (no build() of their own): no build_config in files.
 _NO_BUILD_CONFIG = {
     "InputLayer", "Activation", "Reshape", "Dropout", "MaxPooling1D", "MaxPooling2D",
@@ -201,6 +205,9 @@ def keras_layer_config(class_name, config):
         cfg[key] = _keras_value(key, value)
     for key, default in _WRITE_EXTRA.get(class_name, {}).items():
         cfg.setdefault(key, default)
+    for key, default in _WRITE_DROP_DEFAULT.get(class_name, {}).items():
+        if key in cfg and cfg[key] == default:
+            del cfg[key]
     return cfg
 
 
