@@ -139,6 +139,7 @@ def read_member(zf, name, what, limit=None):
                               f"{limit} bytes such an entry may hold")
     try:
         return zf.read(info)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError,
+            NotImplementedError) as e:
         raise FileFormatError(f"{what}: cannot read {name} from the archive, the file is "
                               f"corrupt or truncated ({e})") from e

@@ -267,7 +267,6 @@ def _plan_optimizer(h5, model, plan):
     n = len(keys)
     if keys != [str(i) for i in range(n)]:
         raise FileFormatError(f"{plan.what}: 'optimizer/vars' holds unexpected entries {keys}")
-    values = [_read_dataset(group[k], plan, f"optimizer/vars/{k}") for k in keys]
     if not opt.built and n > len(opt.variables) and model.built:
         opt.build(model.trainable_weights)
     current = opt.variables
@@ -276,11 +275,14 @@ def _plan_optimizer(h5, model, plan):
             f"{plan.what}: not restoring the state of optimizer '{opt.name}': it has "
             f"{len(current)} variables for this model, the file holds {n}", stacklevel=4)
         return None
-    for i, (dst, src) in enumerate(zip(current, values)):
-        if np.shape(dst) != src.shape:
+    for i, dst in enumerate(current):
+        stored = group[str(i)]
+        if np.shape(dst) != tuple(getattr(stored, "shape", ())):
             plan.problem(f"optimizer '{opt.name}' variable {i} has shape {np.shape(dst)}, the "
-                         f"file holds shape {src.shape} at 'optimizer/vars/{i}'")
+                         f"file holds shape {tuple(getattr(stored, 'shape', ()))} at "
+                         f"'optimizer/vars/{i}'")
             return None
+    values = [_read_dataset(group[k], plan, f"optimizer/vars/{k}") for k in keys]
 
     def restore():
         if opt.built:

@@ -193,3 +193,39 @@ def test_resumed_training_equals_uninterrupted_training(opt_name, how, tmp_path)
         np.testing.assert_array_equal(a, b)
     for a, b in zip(resumed.optimizer.variables, straight.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def scaled_tanh(x):
+    """A user-defined activation (not one of fastnet's)."""
+    return 2.0 * np.tanh(x)
+
+
+def test_custom_activation_round_trip_through_custom_objects(tmp_path):
+    model = Sequential([layers.Input(shape=(3,)), layers.Dense(2, activation=scaled_tanh)])
+    model.save(tmp_path / "m.keras")
+    import zipfile
+    cfg = json.loads(zipfile.ZipFile(tmp_path / "m.keras").read("config.json"))
+    assert cfg["config"]["layers"][1]["config"]["activation"]["class_name"] == "function"
+    with pytest.raises(fastnet.saving.DeserializationError, match="scaled_tanh.*custom_objects"):
+        load_model(tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras", custom_objects={"scaled_tanh": scaled_tanh})
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_unbuilt_model_round_trip(tmp_path):
+    model = Sequential([layers.Dense(3), layers.Dense(1)], name="unbuilt")
+    with pytest.warns(UserWarning, match="not built"):
+        model.save(tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    assert not again.built and [l.units for l in again.layers] == [3, 1]
+    again.build((None, 4))
+    assert again.count_params() == 4 * 3 + 3 + 3 + 1
+
+
+def test_float64_model_round_trip(tmp_path, float64):
+    model = Sequential([layers.Input(shape=(3,)), layers.Dense(2)])
+    model.save(tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    assert again.layers[0].kernel.value.dtype == np.float64
+    np.testing.assert_array_equal(again.get_weights()[0], model.get_weights()[0])

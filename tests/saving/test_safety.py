@@ -391,3 +391,17 @@ def test_missing_h5py_says_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"pip install fastnet\[h5\]"):
         model.save_weights(tmp_path / "w.weights.h5")
     assert _listing(tmp_path) == []
+
+
+def test_optimizer_state_that_does_not_fit_is_not_restored_and_says_so(tmp_path):
+    src = _small()
+    src.compile(optimizer="adam", loss="mse")
+    src.optimizer.build(src.trainable_weights)
+    src.save_weights(tmp_path / "w.weights.h5")
+    dst = _small()
+    dst.compile(optimizer="sgd", loss="mse")
+    with pytest.warns(UserWarning, match=r"not restoring the state of optimizer 'sgd\w*'.*holds 10"):
+        dst.load_weights(tmp_path / "w.weights.h5")
+    for a, b in zip(dst.get_weights(), src.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert dst.optimizer.iterations == 0
