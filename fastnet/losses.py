@@ -347,8 +347,10 @@ class _Builtin(Loss):
         return self._per_sample(y_true, y_pred)
 
     # ------------------------------------------------------------------ core
-    def _run(self, y_true, y_pred, sample_weight, mask, grad, values, code=None, reduce=True, q=None):
-        """Returns (value, dy or None, per-sample values or None)."""
+    def _run(self, y_true, y_pred, sample_weight, mask, grad, values, code=None, reduce=True, q=None,
+             meta=False):
+        """Returns (value, dy or None, per-sample values or None), plus (per-sample shape,
+        total weight of the counted per-sample losses) when meta is true."""
         p = y_pred
         if type(p) is not np.ndarray or not p.flags.c_contiguous or (p.dtype.char != "f" and p.dtype.char != "d"):
             p = _float_array(p, self.dtype)
@@ -434,6 +436,13 @@ class _Builtin(Loss):
                 dy = dy.reshape(p_shape)
         if per is not None:
             per = per.reshape(vshape)
+        if meta:
+            if kind == "sparse" and self._ignore is not None:
+                valid = labels != self._ignore
+                weight = float(np.count_nonzero(valid)) if w is None else float((w * valid).sum())
+            else:
+                weight = float(R) if w is None else float(w.sum())
+            return v, dy, per, (vshape, weight)
         return v, dy, per
 
     _ignore = None

@@ -374,6 +374,82 @@ cdef int _sq_norms(const floating* g, const int64_t* off, Py_ssize_t nseg, Py_ss
     return 0
 
 
+cdef int _run(floating* w, const floating* g, const int64_t* off, Py_ssize_t nseg, Py_ssize_t n,
+              floating* slots, Py_ssize_t row, int nrows, floating* state, const uint8_t* mask,
+              int algo, int flags, double lr, double wd, int64_t t, double h0, double h1,
+              double h2, int clip_mode, double clip, double scale, int n_threads) noexcept nogil:
+    """The whole step on validated pointers; slots points at the first element's column.
+    Returns 0, or -1 when scratch memory could not be allocated."""
+    cdef Consts c
+    cdef Py_ssize_t s, chunk, lo, hi
+    cdef int tid, nt = n_threads if n >= PARALLEL_MIN_WORK else 1
+    cdef floating f_scale = 1, norm, cf = <floating>clip, one = 1
+    cdef double* seg = NULL
+    cdef double total
+    _prepare(&c, state, algo, flags, lr, wd, t, h0, h1, h2, clip, clip_mode)
+    if n == 0 or nseg == 0:
+        return 0
+    if clip_mode == CLIP_SCALE:
+        f_scale = <floating>scale
+    elif clip_mode == CLIP_NORM or clip_mode == CLIP_GLOBAL_NORM:
+        seg = <double*>calloc(<size_t>nseg, sizeof(double))
+        if seg == NULL or _sq_norms(g, off, nseg, n, seg, nt) != 0:
+            free(seg)
+            return -1
+        if clip_mode == CLIP_NORM:
+            for s in range(nseg):
+                norm = _sqrt(<floating>seg[s])
+                seg[s] = cf / (norm if norm > cf else cf)
+        else:
+            total = 0
+            for s in range(nseg):
+                total = total + seg[s]
+            norm = _sqrt(<floating>total)
+            if isfinite(norm):
+                f_scale = cf * ((one / norm) if one / norm < one / cf else (one / cf))
+            else:
+                f_scale = <floating>NAN
+            free(seg)
+            seg = NULL
+    if nt <= 1:
+        _update_range(&c, w, g, slots, row, nrows, off, nseg, mask, seg, f_scale, 0, n)
+    else:
+        chunk = _chunk(n, nt)
+        for tid in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+            lo = tid * chunk
+            hi = lo + chunk
+            if hi > n:
+                hi = n
+            if lo < hi:
+                _update_range(&c, w, g, slots, row, nrows, off, nseg, mask, seg, f_scale, lo, hi)
+    free(seg)
+    return 0
+
+
+cdef int _slots_needed(int algo, int flags):
+    if algo == ALG_SGD:
+        return 1 if flags & FLAG_MOMENTUM else 0
+    if algo == ALG_RMSPROP:
+        return 1 + (1 if flags & FLAG_MOMENTUM else 0) + (1 if flags & FLAG_CENTERED else 0)
+    if algo == ALG_ADAM:
+        return 3 if flags & FLAG_AMSGRAD else 2
+    if algo == ALG_ADAGRAD:
+        return 1
+    return 2
+
+
+cdef _check_offsets(const int64_t[::1] offsets, Py_ssize_t n):
+    cdef Py_ssize_t s, nseg = offsets.shape[0] - 1
+    if nseg < 0:
+        raise ValueError("optim: offsets needs at least one entry")
+    if offsets[0] != 0 or offsets[nseg] != n:
+        raise ValueError(f"optim: offsets must run from 0 to {n}, received "
+                         f"{offsets[0]}..{offsets[nseg]}")
+    for s in range(nseg):
+        if offsets[s + 1] < offsets[s]:
+            raise ValueError("optim: offsets must be non-decreasing")
+
+
 def step(int algo, int flags, floating[::1] w, const floating[::1] g,
          const int64_t[::1] offsets, floating[:, ::1] slots, Py_ssize_t slot_start,
          floating[::1] state, const uint8_t[::1] decay_mask, double lr, double wd,
@@ -394,89 +470,227 @@ def step(int algo, int flags, floating[::1] w, const floating[::1] g,
         clip_mode, clip: gradient clipping; scale: the factor for CLIP_SCALE.
         n_threads: threads for large buffers.
     """
-    cdef Py_ssize_t n = w.shape[0], nseg = offsets.shape[0] - 1, s, chunk, lo, hi
+    cdef Py_ssize_t n = w.shape[0], nseg = offsets.shape[0] - 1
     cdef Py_ssize_t row = slots.strides[0] // sizeof(floating) if slots.shape[0] > 0 else 0
-    cdef int nrows = slots.shape[0], tid
-    cdef int nt = n_threads if n >= PARALLEL_MIN_WORK else 1
-    cdef Consts c
-    cdef floating f_scale = 1, norm, cf = <floating>clip, one = 1
-    cdef double* seg = NULL
-    cdef double total
+    cdef int nrows = slots.shape[0], need = _slots_needed(algo, flags), rc
     cdef floating* sp = NULL
-    cdef int need = 1
-    if algo == ALG_SGD:
-        need = 1 if flags & FLAG_MOMENTUM else 0
-    elif algo == ALG_RMSPROP:
-        need = 1 + (1 if flags & FLAG_MOMENTUM else 0) + (1 if flags & FLAG_CENTERED else 0)
-    elif algo == ALG_ADAM:
-        need = 3 if flags & FLAG_AMSGRAD else 2
-    elif algo == ALG_ADADELTA or algo == ALG_ADAMAX or algo == ALG_NADAM:
-        need = 2
-
-    if nseg < 0 or g.shape[0] != n:
+    if g.shape[0] != n:
         raise ValueError(f"optim.step: weights ({n}) and gradients ({g.shape[0]}) differ in size")
     if not 0 <= algo <= ALG_NADAM:
         raise ValueError(f"optim.step: unknown algorithm {algo}")
-    if nseg > 0 and (offsets[0] != 0 or offsets[nseg] != n):
-        raise ValueError(f"optim.step: offsets must run from 0 to {n}, "
-                         f"received {offsets[0]}..{offsets[nseg]}")
-    for s in range(nseg):
-        if offsets[s + 1] < offsets[s]:
-            raise ValueError("optim.step: offsets must be non-decreasing")
+    _check_offsets(offsets, n)
     if decay_mask.shape[0] < nseg:
         raise ValueError(f"optim.step: decay_mask has {decay_mask.shape[0]} entries for {nseg} variables")
     if state.shape[0] < 1:
         raise ValueError("optim.step: state needs one element")
     if n > 0 and nrows < need:
         raise ValueError(f"optim.step: algorithm {algo} needs {need} slot rows, received {nrows}")
-    if nrows > 0 and (slot_start < 0 or slot_start + n > slots.shape[1]):
-        raise ValueError(f"optim.step: slot columns {slot_start}:{slot_start + n} out of "
-                         f"range for slots of width {slots.shape[1]}")
-    if n == 0 or nseg == 0:
-        _prepare(&c, &state[0], algo, flags, lr, wd, t, h0, h1, h2, clip, clip_mode)
-        return
-    if nrows > 0:
+    if nrows > 0 and n > 0:
+        if slot_start < 0 or slot_start + n > slots.shape[1]:
+            raise ValueError(f"optim.step: slot columns {slot_start}:{slot_start + n} out of "
+                             f"range for slots of width {slots.shape[1]}")
         sp = &slots[0, 0] + slot_start
-
     with nogil:
-        _prepare(&c, &state[0], algo, flags, lr, wd, t, h0, h1, h2, clip, clip_mode)
-        if clip_mode == CLIP_SCALE:
-            f_scale = <floating>scale
-        elif clip_mode == CLIP_NORM or clip_mode == CLIP_GLOBAL_NORM:
-            seg = <double*>calloc(<size_t>nseg, sizeof(double))
-            if seg == NULL or _sq_norms(&g[0], &offsets[0], nseg, n, seg, nt) != 0:
-                free(seg)
-                with gil:
-                    raise MemoryError()
-            if clip_mode == CLIP_NORM:
-                for s in range(nseg):
-                    norm = _sqrt(<floating>seg[s])
-                    seg[s] = cf / (norm if norm > cf else cf)
-            else:
-                total = 0
-                for s in range(nseg):
-                    total = total + seg[s]
-                norm = _sqrt(<floating>total)
-                if isfinite(norm):
-                    f_scale = cf * ((one / norm) if one / norm < one / cf else (one / cf))
-                else:
-                    f_scale = <floating>NAN
-                free(seg)
-                seg = NULL
-        if nt <= 1:
-            _update_range(&c, &w[0], &g[0], sp, row, nrows, &offsets[0], nseg, &decay_mask[0],
-                          seg, f_scale, 0, n)
+        rc = _run(&w[0] if n > 0 else NULL, &g[0] if n > 0 else NULL, &offsets[0], nseg, n, sp,
+                  row, nrows, &state[0], &decay_mask[0] if nseg > 0 else NULL, algo, flags, lr,
+                  wd, t, h0, h1, h2, clip_mode, clip, scale, n_threads)
+    if rc != 0:
+        raise MemoryError("optim.step: could not allocate the norm scratch")
+
+
+cdef class FlatUpdate:
+    """A prepared ``step`` for one packed model: the slots, offsets, decay mask, state and
+    iteration counter are bound once, so each ``run`` only passes the flat buffers, the
+    learning rate and the weight decay. ``run`` increments the iteration counter."""
+
+    cdef object _keep, _values, _grads
+    cdef bint _double
+    cdef void* _slots
+    cdef void* _state
+    cdef void* _w
+    cdef const void* _g
+    cdef const int64_t* _off
+    cdef const uint8_t* _mask
+    cdef int64_t* _iters
+    cdef Py_ssize_t _n, _nseg, _row
+    cdef int _nrows, _algo, _flags, _clip_mode
+    cdef double _h0, _h1, _h2, _clip
+    cdef object _dtype
+
+    def __init__(self, int algo, int flags, slots, state, offsets, decay_mask, iterations,
+                 double h0, double h1, double h2, int clip_mode, double clip):
+        import numpy as np
+
+        cdef float[:, ::1] s32
+        cdef double[:, ::1] s64
+        cdef float[::1] st32
+        cdef double[::1] st64
+        cdef const int64_t[::1] off = offsets
+        cdef const uint8_t[::1] mask = decay_mask
+        cdef int64_t[::1] it = iterations.reshape(1)
+        self._dtype = np.dtype(slots.dtype)
+        self._double = self._dtype == np.float64
+        if not self._double and self._dtype != np.float32:
+            raise ValueError(f"FlatUpdate: slots must be float32 or float64, received {self._dtype}")
+        if np.dtype(state.dtype) != self._dtype or state.shape[0] < 1:
+            raise ValueError("FlatUpdate: state must be a 1-element array of the slots' dtype")
+        self._n = offsets[offsets.shape[0] - 1] if offsets.shape[0] > 0 else 0
+        _check_offsets(off, self._n)
+        self._nseg = off.shape[0] - 1
+        if mask.shape[0] < self._nseg:
+            raise ValueError(f"FlatUpdate: decay_mask has {mask.shape[0]} entries for "
+                             f"{self._nseg} variables")
+        if slots.ndim != 2 or (slots.shape[0] > 0 and slots.shape[1] != self._n):
+            raise ValueError(f"FlatUpdate: slots must have shape (k, {self._n}), received "
+                             f"{slots.shape}")
+        if self._n > 0 and slots.shape[0] < _slots_needed(algo, flags):
+            raise ValueError(f"FlatUpdate: algorithm {algo} needs {_slots_needed(algo, flags)} "
+                             f"slot rows, received {slots.shape[0]}")
+        self._nrows = slots.shape[0]
+        self._row = self._n
+        self._slots = NULL
+        if self._double:
+            s64 = slots
+            st64 = state
+            if self._nrows > 0 and self._n > 0:
+                self._slots = &s64[0, 0]
+            self._state = &st64[0]
         else:
-            chunk = _chunk(n, nt)
-            for tid in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                lo = tid * chunk
-                hi = lo + chunk
-                if hi > n:
-                    hi = n
-                if lo < hi:
-                    _update_range(&c, &w[0], &g[0], sp, row, nrows, &offsets[0], nseg,
-                                  &decay_mask[0], seg, f_scale, lo, hi)
-        free(seg)
+            s32 = slots
+            st32 = state
+            if self._nrows > 0 and self._n > 0:
+                self._slots = &s32[0, 0]
+            self._state = &st32[0]
+        self._off = &off[0]
+        self._mask = &mask[0] if self._nseg > 0 else NULL
+        self._iters = &it[0]
+        self._keep = (slots, state, offsets, decay_mask, iterations, off, mask, it)
+        if not 0 <= algo <= ALG_NADAM:
+            raise ValueError(f"FlatUpdate: unknown algorithm {algo}")
+        self._algo, self._flags = algo, flags
+        self._h0, self._h1, self._h2 = h0, h1, h2
+        self._clip_mode, self._clip = clip_mode, clip
+        self._values = None
+        self._grads = None
+
+    cdef _bind(self, values, bint writable):
+        cdef float[::1] v32
+        cdef const float[::1] c32
+        cdef double[::1] v64
+        cdef const double[::1] c64
+        cdef Py_ssize_t size
+        if getattr(values, "dtype", None) != self._dtype:
+            raise ValueError(f"FlatUpdate: expected a flat {self._dtype} array, received "
+                             f"{getattr(values, 'dtype', type(values).__name__)}")
+        if self._double:
+            if writable:
+                v64 = values
+                size = v64.shape[0]
+            else:
+                c64 = values
+                size = c64.shape[0]
+        else:
+            if writable:
+                v32 = values
+                size = v32.shape[0]
+            else:
+                c32 = values
+                size = c32.shape[0]
+        if size != self._n:
+            raise ValueError(f"FlatUpdate: expected {self._n} elements, received {size}")
+        if size == 0:
+            return None
+        if self._double:
+            return <size_t>(&v64[0] if writable else &c64[0])
+        return <size_t>(&v32[0] if writable else &c32[0])
+
+    def run(self, values, grads, double lr, double wd, int n_threads=1):
+        """One step: values (updated in place) and grads are the flat buffers."""
+        cdef int rc
+        cdef int64_t t
+        if values is not self._values:
+            p = self._bind(values, True)
+            self._w = <void*><size_t>p if p is not None else NULL
+            self._values = values
+        if grads is not self._grads:
+            p = self._bind(grads, False)
+            self._g = <const void*><size_t>p if p is not None else NULL
+            self._grads = grads
+        t = self._iters[0]
+        with nogil:
+            if self._double:
+                rc = _run(<double*>self._w, <const double*>self._g, self._off, self._nseg, self._n,
+                          <double*>self._slots, self._row, self._nrows, <double*>self._state,
+                          self._mask, self._algo, self._flags | FLAG_ADVANCE, lr, wd, t, self._h0,
+                          self._h1, self._h2, self._clip_mode, self._clip, 1.0, n_threads)
+            else:
+                rc = _run(<float*>self._w, <const float*>self._g, self._off, self._nseg, self._n,
+                          <float*>self._slots, self._row, self._nrows, <float*>self._state,
+                          self._mask, self._algo, self._flags | FLAG_ADVANCE, lr, wd, t, self._h0,
+                          self._h1, self._h2, self._clip_mode, self._clip, 1.0, n_threads)
+        if rc != 0:
+            raise MemoryError("optim: could not allocate the norm scratch")
+        self._iters[0] = t + 1
+
+    def run_segment(self, Py_ssize_t i, w, g, double lr, double wd, int n_threads, bint first,
+                    int clip_mode, double scale):
+        """Updates variable i alone, with its own flat weights ``w`` and gradient ``g`` (the
+        per-variable path); slots, state and decay mask are the bound ones. ``first`` marks
+        the first variable of a step (Nadam advances its product then). The iteration
+        counter is not incremented."""
+        cdef float[::1] w32
+        cdef const float[::1] g32
+        cdef double[::1] w64
+        cdef const double[::1] g64
+        cdef int64_t off[2]
+        cdef Py_ssize_t size
+        cdef int rc, flags = self._flags | (FLAG_ADVANCE if first else 0)
+        cdef int64_t t = self._iters[0]
+        cdef void* wp = NULL
+        cdef const void* gp = NULL
+        cdef void* sp = NULL
+        if not 0 <= i < self._nseg:
+            raise ValueError(f"FlatUpdate: variable index {i} out of range for {self._nseg} variables")
+        size = self._off[i + 1] - self._off[i]
+        if getattr(w, "dtype", None) != self._dtype or getattr(g, "dtype", None) != self._dtype:
+            raise ValueError(f"FlatUpdate: weights and gradient must be {self._dtype} arrays")
+        if self._double:
+            w64 = w
+            g64 = g
+            if w64.shape[0] != size or g64.shape[0] != size:
+                raise ValueError(f"FlatUpdate: variable {i} has {size} elements, received "
+                                 f"{w64.shape[0]} weights and {g64.shape[0]} gradients")
+            if size > 0:
+                wp = &w64[0]
+                gp = &g64[0]
+        else:
+            w32 = w
+            g32 = g
+            if w32.shape[0] != size or g32.shape[0] != size:
+                raise ValueError(f"FlatUpdate: variable {i} has {size} elements, received "
+                                 f"{w32.shape[0]} weights and {g32.shape[0]} gradients")
+            if size > 0:
+                wp = &w32[0]
+                gp = &g32[0]
+        off[0] = 0
+        off[1] = size
+        with nogil:
+            if self._double:
+                if self._slots != NULL:
+                    sp = <double*>self._slots + self._off[i]
+                rc = _run(<double*>wp, <const double*>gp, off, 1, size, <double*>sp, self._row,
+                          self._nrows, <double*>self._state, self._mask + i, self._algo, flags,
+                          lr, wd, t, self._h0, self._h1, self._h2, clip_mode, self._clip, scale,
+                          n_threads)
+            else:
+                if self._slots != NULL:
+                    sp = <float*>self._slots + self._off[i]
+                rc = _run(<float*>wp, <const float*>gp, off, 1, size, <float*>sp, self._row,
+                          self._nrows, <float*>self._state, self._mask + i, self._algo, flags,
+                          lr, wd, t, self._h0, self._h1, self._h2, clip_mode, self._clip, scale,
+                          n_threads)
+        if rc != 0:
+            raise MemoryError("optim: could not allocate the norm scratch")
 
 
 def sum_squares(const floating[::1] x, int n_threads=1):

@@ -151,7 +151,7 @@ class Optimizer:
         self._exclude_ids = set()
         self._exclude_pattern = None
         self._flat_offsets = None
-        self._kstep = None
+        self._plan = None
 
     # ------------------------------------------------------------------ hyperparameters
 
@@ -265,7 +265,6 @@ class Optimizer:
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"{cls}: variables must be float32 or float64; received {dtype}")
         self._dtype = dtype
-        self._kstep = _kernel_module().step[dtype.name == "float32" and "float" or "double"]
         self._trainable_variables = variables
         self._shapes = [v.shape for v in variables]
         self._index = {id(v): i for i, v in enumerate(variables)}
@@ -298,10 +297,8 @@ class Optimizer:
         self._var_masks = [self._decay_mask[i:i + 1] for i in range(len(variables))]
         self._constrained = [v for v in variables if getattr(v, "constraint", None) is not None]
         self._flat_offsets = None
-        flags, h0, h1, h2 = self._kernel_params()
-        self._flags, self._h = flags, (float(h0), float(h1), float(h2))
-        self._set_clip()
         self.built = True
+        self._make_plan()
 
     def _set_clip(self):
         if self.clipnorm:
@@ -388,16 +385,33 @@ class Optimizer:
         ``fastnet.backend.pack`` and ``offsets`` its int64 offsets (one kernel call)."""
         if offsets is not self._flat_offsets:
             self._check_flat(values, grads, offsets)
-        it = self._iterations
-        t = int(it)
-        h = self._h
-        self._kstep(self._algo, self._flags | FLAG_ADVANCE, values, grads, offsets, self._slots,
-                    0, self._state, self._decay_mask, self._current_lr(t),
-                    self.weight_decay or 0.0, t, h[0], h[1], h[2], self._clip_mode, self._clip,
-                    1.0, _config._n_threads)
-        it += 1
+        plan = self._plan
+        if plan is None:
+            plan = self._make_plan()
+        if self._lr_var is not None:
+            lr = float(self._lr_var)
+        else:
+            lr = self._current_lr(int(self._iterations))
+        plan.run(values, grads, lr, self.weight_decay or 0.0, _config._n_threads)
         if self._constrained:
             self._apply_constraints(self._constrained)
+
+    def _make_plan(self):
+        flags, h0, h1, h2 = self._kernel_params()
+        self._set_clip()
+        self._plan = _kernel_module().FlatUpdate(
+            self._algo, flags, self._slots, self._state, self._offsets, self._decay_mask,
+            self._iterations, float(h0), float(h1), float(h2), self._clip_mode, self._clip)
+        return self._plan
+
+    # Attributes whose change after build must rebuild the prepared kernel call.
+    _PLAN_KEYS = frozenset(["clipnorm", "clipvalue", "global_clipnorm", "momentum", "nesterov",
+                            "rho", "epsilon", "centered", "beta_1", "beta_2", "amsgrad"])
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name in Optimizer._PLAN_KEYS and getattr(self, "built", False):
+            object.__setattr__(self, "_plan", None)
 
     def apply_gradients(self, grads_and_vars):
         """Keras's API: ``[(gradient, variable), ...]``; builds on first use."""
@@ -450,6 +464,8 @@ class Optimizer:
         if missing:
             warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the "
                           "loss.", stacklevel=2)
+        if self._plan is None:
+            self._make_plan()
         t = int(self._iterations)
         lr = self._current_lr(t)
         mode, clip, scale = self._clip_mode, self._clip, 1.0
@@ -460,17 +476,13 @@ class Optimizer:
             scale = self._global_scale(total)
             mode = CLIP_SCALE
         wd = self.weight_decay or 0.0
-        h = self._h
-        offsets = self._offsets
+        plan = self._plan
         for n, (i, v, g) in enumerate(items):
             w = v.value
             if w.dtype != self._dtype or not w.flags.c_contiguous:
                 raise ValueError(f"{cls} '{self.name}': variable '{v.path}' must hold a contiguous "
                                  f"{self._dtype} array; it holds {w.dtype}")
-            flags = self._flags | (FLAG_ADVANCE if n == 0 else 0)
-            self._kstep(self._algo, flags, w.reshape(-1), g, self._var_offsets[i], self._slots,
-                        int(offsets[i]), self._state, self._var_masks[i], lr, wd, t, h[0], h[1],
-                        h[2], mode, clip, scale, n_threads)
+            plan.run_segment(i, w.reshape(-1), g, lr, wd, n_threads, n == 0, mode, scale)
         self._iterations += 1
         constrained = [v for _, v, _ in items if getattr(v, "constraint", None) is not None]
         if constrained:
