@@ -287,7 +287,7 @@ def serialize_compile_config(model):
         "optimizer": optimizers.serialize(opt) if opt is not None else None,
         "loss": _serialize_fn_or_object(raw.get("loss"), "keras.losses"),
         "loss_weights": _serialize_fn_or_object(raw.get("loss_weights"), "keras.losses"),
-        "metrics": _serialize_fn_or_object(metrics, "keras.metrics") if metrics else None,
+        "metrics": _serialize_fn_or_object(metrics, "keras.metrics"),
         "weighted_metrics": _serialize_fn_or_object(raw.get("weighted_metrics") or None, "keras.metrics"),
         "run_eagerly": False,
         "steps_per_execution": 1,
