@@ -19,7 +19,7 @@ Example:
     >>> bool(np.allclose(model.predict(x, verbose=0), again.predict(x, verbose=0)))
     True
 """
-from fastnet.saving._files import FileFormatError
+from fastnet.saving._files import FileFormatError, WeightsMismatchError
 from fastnet.saving.saving_lib import (
     load_model, load_weights, model_from_json, model_to_json, save_model, save_weights,
 )
@@ -27,5 +27,5 @@ from fastnet.saving.serialization import DeserializationError
 
 __all__ = [
     "save_model", "load_model", "save_weights", "load_weights", "model_to_json",
-    "model_from_json", "FileFormatError", "DeserializationError",
+    "model_from_json", "FileFormatError", "DeserializationError", "WeightsMismatchError",
 ]

@@ -8,12 +8,18 @@ import threading
 import zipfile
 import zlib
 
-__all__ = ["require_h5py", "atomic_output", "open_checked_zip", "FileFormatError"]
+__all__ = ["require_h5py", "atomic_output", "open_checked_zip", "FileFormatError",
+           "WeightsMismatchError"]
 
 
 class FileFormatError(ValueError):
     """A file that is not what it claims to be: corrupt, truncated, or laid out wrongly.
     The message names the file and what is wrong."""
+
+
+class WeightsMismatchError(ValueError):
+    """Weights in a file that do not fit the model (count or shapes); the message names
+    the file, the layer and both shapes."""
 
 
 def require_h5py():

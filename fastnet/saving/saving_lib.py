@@ -30,7 +30,7 @@ import zipfile
 import numpy as np
 
 from fastnet.saving._files import (
-    FileFormatError, atomic_output, open_checked_zip, read_member, require_h5py,
+    FileFormatError, WeightsMismatchError, atomic_output, open_checked_zip, read_member, require_h5py,
 )
 from fastnet.saving.serialization import (
     KERAS_FORMAT_VERSION, DeserializationError, deserialize_model_config, serialize_model,
@@ -170,7 +170,7 @@ class _Plan:
         if self.skip_mismatch:
             warnings.warn(message + " (skipped: skip_mismatch=True)", stacklevel=4)
             return
-        raise ValueError(message)
+        raise WeightsMismatchError(message)
 
 
 def _read_dataset(ds, plan, where):
@@ -429,6 +429,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             model = deserialize_model_config(config, custom_objects, compile=compile)
         except DeserializationError as e:
             raise DeserializationError(f"{what}: {e}") from e
+        except RecursionError as e:
+            raise FileFormatError(f"{what}: {CONFIG_FILENAME} is nested too deeply to be a "
+                                  f"model config") from e
         weights = read_member(zf, WEIGHTS_FILENAME, what)
     with _open_h5(io.BytesIO(weights), f"{what} ({WEIGHTS_FILENAME})") as h5:
         _load_weights_from_h5(h5, model, f"{what} ({WEIGHTS_FILENAME})", load_optimizer=compile)

@@ -84,6 +84,17 @@ def _where(ctx):
     return f" in {ctx}" if ctx else ""
 
 
+def _inner(value, ctx):
+    """The ``config`` dict of a serialized object (a copy), checked to be a dict."""
+    cfg = value.get("config")
+    if cfg is None:
+        return {}
+    if not isinstance(cfg, dict):
+        raise DeserializationError(f"The config of {value.get('class_name')!r}{_where(ctx)} must "
+                                   f"be a dict, received {cfg!r}")
+    return dict(cfg)
+
+
 # ----------------------------------------------------------------------------- dtype policies
 def dtype_policy(dtype):
     """Keras's serialized dtype policy for a float type name."""
@@ -99,7 +110,7 @@ def _read_dtype(value, ctx):
         return value
     if isinstance(value, dict):
         cls = value.get("class_name")
-        name = (value.get("config") or {}).get("name")
+        name = _inner(value, ctx).get("name")
         if cls not in ("DTypePolicy", "FloatDTypePolicy"):
             raise DeserializationError(
                 f"Unsupported dtype policy {cls!r}{_where(ctx)}: fastnet supports plain float32 "
@@ -123,9 +134,9 @@ def _custom_lookup(custom_objects, class_name, registered_name=None):
     if not custom_objects:
         return None
     for key in (registered_name, class_name):
-        if key is not None and key in custom_objects:
+        if isinstance(key, str) and key in custom_objects:
             return custom_objects[key]
-    if registered_name and ">" in str(registered_name):
+    if isinstance(registered_name, str) and ">" in registered_name:
         short = str(registered_name).split(">", 1)[1]
         if short in custom_objects:
             return custom_objects[short]
@@ -310,7 +321,7 @@ def _read_initializer(value, custom_objects, ctx):
     from fastnet import initializers
 
     class_name = value.get("class_name")
-    cfg = dict(value.get("config") or {})
+    cfg = _inner(value, ctx)
     custom = _custom_lookup(custom_objects, class_name, value.get("registered_name"))
     if custom is not None:
         return custom.from_config(_read_value(None, cfg, custom_objects, ctx))
@@ -328,7 +339,7 @@ def _read_initializer(value, custom_objects, ctx):
             f"{sorted(initializers._CLASSES)}; pass custom classes through custom_objects")
     try:
         return initializers._CLASSES[class_name].from_config(cfg)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as e:
         raise DeserializationError(f"{ctx}: could not build initializer {class_name} from "
                                    f"{cfg!r}: {e}") from e
 
@@ -337,7 +348,7 @@ def _read_regularizer(value, custom_objects, ctx):
     from fastnet import regularizers
 
     class_name = value.get("class_name")
-    cfg = dict(value.get("config") or {})
+    cfg = _inner(value, ctx)
     custom = _custom_lookup(custom_objects, class_name, value.get("registered_name"))
     if custom is not None:
         return custom.from_config(_read_value(None, cfg, custom_objects, ctx))
@@ -347,7 +358,7 @@ def _read_regularizer(value, custom_objects, ctx):
             f"{sorted(regularizers._CLASSES)}; pass custom classes through custom_objects")
     try:
         return regularizers._CLASSES[class_name].from_config(cfg)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as e:
         raise DeserializationError(f"{ctx}: could not build regularizer {class_name} from "
                                    f"{cfg!r}: {e}") from e
 
@@ -405,7 +416,7 @@ _SAFE_ARRAY_KINDS = "biuf"
 
 def _read_special(value, custom_objects, ctx):
     class_name = value["class_name"]
-    cfg = value.get("config") or {}
+    cfg = _inner(value, ctx)
     if class_name in ("__numpy__", "__tensor__"):
         try:
             dtype = np.dtype(cfg.get("dtype"))
@@ -414,7 +425,10 @@ def _read_special(value, custom_objects, ctx):
         if dtype.kind not in _SAFE_ARRAY_KINDS:
             raise DeserializationError(f"Array of dtype {dtype}{_where(ctx)} refused: only "
                                        f"numeric arrays are read from configs")
-        return np.array(cfg.get("value"), dtype=dtype)
+        try:
+            return np.array(cfg.get("value"), dtype=dtype)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise DeserializationError(f"Bad array value{_where(ctx)}: {e}") from e
     if class_name == "__bytes__":
         return str(cfg.get("value", "")).encode("utf-8")
     if class_name == "__ellipsis__":
@@ -428,17 +442,17 @@ def _read_special(value, custom_objects, ctx):
 
 def _read_value(key, value, custom_objects, ctx):
     """A config value with every serialized object resolved through fastnet's registries."""
-    if isinstance(value, list):
-        return [_read_value(None, v, custom_objects, ctx) for v in value]
     if key in _ACTIVATION_KEYS:
         return _read_activation(value, custom_objects, f"{ctx}, {key}" if ctx else key)
     if key == "dtype":
         return _read_dtype(value, ctx)
+    if isinstance(value, list):
+        return [_read_value(None, v, custom_objects, ctx) for v in value]
     if isinstance(key, str) and key.endswith(_CONSTRAINT_KEYS_SUFFIX) and value is not None:
         if isinstance(value, dict):
             custom = _custom_lookup(custom_objects, value.get("class_name"), value.get("registered_name"))
             if custom is not None:
-                return custom.from_config(_read_value(None, dict(value.get("config") or {}), custom_objects, ctx))
+                return custom.from_config(_read_value(None, _inner(value, ctx), custom_objects, ctx))
         raise DeserializationError(
             f"{ctx}: {key}={value!r} is not supported: fastnet has no built-in weight "
             f"constraints (pass a constraint class through custom_objects)")
@@ -448,7 +462,9 @@ def _read_value(key, value, custom_objects, ctx):
         return {k: _read_value(k, v, custom_objects, ctx) for k, v in value.items()}
     class_name = value["class_name"]
     module = value.get("module")
-    if isinstance(class_name, str) and class_name.startswith("__"):
+    if not isinstance(class_name, str):
+        raise DeserializationError(f"A class_name must be a string{_where(ctx)}, received {class_name!r}")
+    if class_name.startswith("__"):
         return _read_special(value, custom_objects, ctx)
     if class_name in ("DTypePolicy", "FloatDTypePolicy", "QuantizedDTypePolicy",
                       "QuantizedFloat8DTypePolicy", "DTypePolicyMap"):
@@ -465,7 +481,7 @@ def _read_value(key, value, custom_objects, ctx):
         return _read_schedule(value, custom_objects, ctx)
     custom = _custom_lookup(custom_objects, class_name, value.get("registered_name"))
     if custom is not None:
-        cfg = _read_value(None, dict(value.get("config") or {}), custom_objects, ctx)
+        cfg = _read_value(None, _inner(value, ctx), custom_objects, ctx)
         return custom.from_config(cfg) if hasattr(custom, "from_config") else custom(**cfg)
     # A layer of a wrapper that names itself by class only.
     if module is None and class_name in _layer_registry():
@@ -480,7 +496,7 @@ def _read_schedule(value, custom_objects, ctx):
 
     custom = _custom_lookup(custom_objects, value.get("class_name"), value.get("registered_name"))
     if custom is not None:
-        return custom.from_config(_read_value(None, dict(value.get("config") or {}), custom_objects, ctx))
+        return custom.from_config(_read_value(None, _inner(value, ctx), custom_objects, ctx))
     try:
         return schedules.deserialize(value)
     except (TypeError, ValueError, KeyError) as e:
@@ -518,10 +534,12 @@ def deserialize_layer(config, custom_objects=None, parent=None):
     kwargs = read_layer_config(config["class_name"], config.get("config") or {}, custom_objects, ctx)
     try:
         layer = cls.from_config(kwargs)
-    except (TypeError, ValueError, NotImplementedError) as e:
-        if isinstance(e, DeserializationError):
-            raise
-        raise DeserializationError(f"Could not rebuild {ctx} from its config: {e}") from e
+    except DeserializationError:
+        raise
+    except (TypeError, ValueError, NotImplementedError, AttributeError, KeyError, IndexError,
+            OverflowError) as e:
+        raise DeserializationError(f"Could not rebuild {ctx} from its config: "
+                                   f"{type(e).__name__}: {e}") from e
     build = config.get("build_config")
     if build:
         if not isinstance(build, dict):
@@ -531,7 +549,8 @@ def deserialize_layer(config, custom_objects=None, parent=None):
             raise DeserializationError(f"{ctx}: build_config input_shape {shape!r} is not a shape")
         try:
             layer.build_from_config(build)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError,
+                MemoryError) as e:
             raise DeserializationError(f"Could not build {ctx} for input shape {shape}: {e}") from e
     return layer
 
@@ -620,14 +639,14 @@ def _read_loss_or_metric(value, module_name, custom_objects, ctx):
         return _read_function(value, custom_objects, ctx)
     custom = _custom_lookup(custom_objects, class_name, value.get("registered_name"))
     if custom is not None:
-        return custom.from_config(dict(value.get("config") or {}))
+        return custom.from_config(_inner(value, ctx))
     if _is_custom_entry(value):
         raise DeserializationError(
             f"Unknown class {class_name!r} (module {value.get('module')!r}) in the compile config "
             f"of {ctx}; pass it through custom_objects")
     mod = importlib.import_module(f"fastnet.{module_name}")
     entry = {"module": f"keras.{module_name}", "class_name": class_name,
-             "config": dict(value.get("config") or {}), "registered_name": None}
+             "config": _inner(value, ctx), "registered_name": None}
     deser = getattr(mod, "deserialize", None)
     if deser is None:
         raise DeserializationError(f"fastnet.{module_name} cannot rebuild {class_name!r}")
@@ -647,7 +666,7 @@ def deserialize_compile_config(cc, custom_objects=None, ctx="the model"):
     opt = cc.get("optimizer", "rmsprop")
     if isinstance(opt, dict):
         custom = _custom_lookup(custom_objects, opt.get("class_name"), opt.get("registered_name"))
-        cfg = dict(opt.get("config") or {})
+        cfg = _inner(opt, f"{ctx}, optimizer")
         if isinstance(cfg.get("learning_rate"), dict):
             cfg["learning_rate"] = _read_schedule(cfg["learning_rate"], custom_objects, f"{ctx}, optimizer")
         if custom is not None:

@@ -14,7 +14,7 @@ import pytest
 from fastnet import layers
 from fastnet.layers import Layer
 from fastnet.models import Sequential, load_model
-from fastnet.saving import DeserializationError, FileFormatError, saving_lib
+from fastnet.saving import DeserializationError, FileFormatError, WeightsMismatchError, saving_lib
 from saving_helpers import path
 
 
@@ -405,3 +405,30 @@ def test_optimizer_state_that_does_not_fit_is_not_restored_and_says_so(tmp_path)
     for a, b in zip(dst.get_weights(), src.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert dst.optimizer.iterations == 0
+
+
+GARBAGE = ["x", -1, 2.5, [], [None, "a"], {}, None, True, 1e308,
+           {"class_name": 5, "config": 1}, {"class_name": "Zeros", "config": {"bad": 1}},
+           {"module": "keras.initializers", "class_name": "Nope", "config": {}}]
+
+
+@pytest.mark.filterwarnings("ignore:.*not restoring the state of optimizer")
+@pytest.mark.parametrize("name", ["seed_mlp", "mlp_bn_sgd"])
+def test_garbage_config_values_give_clear_errors(tmp_path, name):
+    """Every layer config value replaced by garbage: the load either succeeds or raises
+    fastnet's own errors (never a KeyError, AttributeError, ... from deep inside)."""
+    with zipfile.ZipFile(path(name, ".keras")) as z:
+        base = json.loads(z.read("config.json"))
+    n_errors = 0
+    for li, entry in enumerate(base["config"]["layers"]):
+        for key in list(entry["config"]):
+            for value in GARBAGE:
+                def edit(cfg, li=li, key=key, value=value):
+                    cfg["config"]["layers"][li]["config"][key] = copy.deepcopy(value)
+                bad = _rewrite(path(name, ".keras"), tmp_path / "g.keras", edit)
+                try:
+                    load_model(bad)
+                except (DeserializationError, FileFormatError, WeightsMismatchError) as e:
+                    n_errors += 1
+                    assert "g.keras" in str(e)
+    assert n_errors > 50
