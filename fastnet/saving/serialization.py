@@ -600,16 +600,24 @@ def deserialize_model_config(config, custom_objects=None, compile=True):
         model = cls.from_config(inner, custom_objects=custom_objects)
     except DeserializationError:
         raise
-    except (TypeError, ValueError) as e:
-        raise DeserializationError(f"Could not rebuild {ctx}: {e}") from e
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+        raise DeserializationError(f"Could not rebuild {ctx}: {type(e).__name__}: {e}") from e
     build = config.get("build_config") or {}
     shape = build.get("input_shape") if isinstance(build, dict) else None
     if shape is not None and not model.built:
         if not _is_shape(shape):
             raise DeserializationError(f"{ctx}: build_config input_shape {shape!r} is not a shape")
-        model.build(tuple(shape))
+        try:
+            model.build(tuple(shape))
+        except (TypeError, ValueError) as e:
+            raise DeserializationError(f"Could not build {ctx} for input shape {shape}: {e}") from e
     if compile and config.get("compile_config"):
-        model.compile(**deserialize_compile_config(config["compile_config"], custom_objects, ctx))
+        kwargs = deserialize_compile_config(config["compile_config"], custom_objects, ctx)
+        try:
+            model.compile(**kwargs)
+        except (TypeError, ValueError, AttributeError, KeyError, NotImplementedError) as e:
+            raise DeserializationError(f"Could not compile {ctx} as it was saved: "
+                                       f"{type(e).__name__}: {e}") from e
     return model
 
 
@@ -680,8 +688,11 @@ def deserialize_compile_config(cc, custom_objects=None, ctx="the model"):
                 opt = optimizers.deserialize({**opt, "config": cfg})
             except (TypeError, ValueError, NotImplementedError) as e:
                 raise DeserializationError(f"Could not rebuild the optimizer of {ctx}: {e}") from e
-    elif isinstance(opt, str):
-        opt = optimizers.get(opt)
+    else:
+        try:
+            opt = optimizers.get(opt)
+        except (TypeError, ValueError) as e:
+            raise DeserializationError(f"Could not rebuild the optimizer of {ctx}: {e}") from e
     out = {
         "optimizer": opt,
         "loss": _read_loss_or_metric(cc.get("loss"), "losses", custom_objects, ctx),

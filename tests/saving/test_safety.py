@@ -432,3 +432,24 @@ def test_garbage_config_values_give_clear_errors(tmp_path, name):
                     n_errors += 1
                     assert "g.keras" in str(e)
     assert n_errors > 50
+
+
+@pytest.mark.filterwarnings("ignore:.*not restoring the state of optimizer")
+def test_garbage_model_and_compile_config_values_give_clear_errors(tmp_path):
+    with zipfile.ZipFile(path("mlp_bn_sgd", ".keras")) as z:
+        base = json.loads(z.read("config.json"))
+    targets = ([("config", k) for k in base["config"]] + [("compile_config", k) for k in base["compile_config"]]
+               + [("build_config", "input_shape"), ("compile_config", "optimizer", "config", "momentum"),
+                  ("compile_config", "optimizer", "class_name")])
+    for target in targets:
+        for value in GARBAGE:
+            def edit(cfg, target=target, value=value):
+                node = cfg
+                for k in target[:-1]:
+                    node = node[k]
+                node[target[-1]] = copy.deepcopy(value)
+            bad = _rewrite(path("mlp_bn_sgd", ".keras"), tmp_path / "g.keras", edit)
+            try:
+                load_model(bad)
+            except (DeserializationError, FileFormatError, WeightsMismatchError) as e:
+                assert "g.keras" in str(e)
