@@ -163,6 +163,8 @@ OPTIMIZERS = {
     "adamax": lambda: optimizers.Adamax(learning_rate=0.01),
     "adagrad": lambda: optimizers.Adagrad(learning_rate=0.05),
     "adadelta": lambda: optimizers.Adadelta(learning_rate=0.5),
+    "adam_schedule": lambda: optimizers.Adam(learning_rate=optimizers.schedules.ExponentialDecay(
+        0.05, decay_steps=3, decay_rate=0.5)),
 }
 
 
