@@ -5,7 +5,7 @@ so a checkpoint on disk is always a complete file, even if training is interrupt
 while it is being written.
 
 Example:
-    >>> from fastnet.callbacks import ModelCheckpoint
+    >>> from fastnet.callbacks_checkpoint import ModelCheckpoint  # also fastnet.callbacks.ModelCheckpoint
     >>> ckpt = ModelCheckpoint("ckpt-{epoch:02d}-{val_loss:.3f}.keras", monitor="val_loss",
     ...                        save_best_only=True)
     >>> # model.fit(x, y, validation_split=0.2, epochs=10, callbacks=[ckpt])
