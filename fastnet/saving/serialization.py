@@ -197,7 +197,7 @@ def _keras_value(key, value):
         if value not in activations._BY_NAME:
             # A custom function: Keras's function reference, resolved through custom_objects.
             return {"module": "builtins", "class_name": "function", "config": value,
-                    "registered_name": "function"}
+                    "registered_name": value}
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
