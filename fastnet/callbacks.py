@@ -51,7 +51,7 @@ from fastnet.utils import progbar as _progbar
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
     "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger", "LambdaCallback",
-    "TerminateOnNaN",
+    "TerminateOnNaN", "ModelCheckpoint",
 ]
 
 
@@ -1001,3 +1001,7 @@ class TerminateOnNaN(Callback):
                     "Terminating training immediately.")
             _print(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
+
+
+# ModelCheckpoint subclasses Callback, so it is imported once Callback exists.
+from fastnet.callbacks_checkpoint import ModelCheckpoint  # noqa: E402
