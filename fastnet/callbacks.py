@@ -1003,5 +1003,11 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
-# ModelCheckpoint subclasses Callback, so it is imported once Callback exists.
-from fastnet.callbacks_checkpoint import ModelCheckpoint  # noqa: E402
+def __getattr__(name):
+    # ModelCheckpoint lives with the saving code and subclasses Callback; importing it on
+    # first use keeps the two modules free of an import cycle.
+    if name == "ModelCheckpoint":
+        from fastnet.callbacks_checkpoint import ModelCheckpoint
+
+        return ModelCheckpoint
+    raise AttributeError(f"module 'fastnet.callbacks' has no attribute {name!r}")
