@@ -125,6 +125,32 @@ def _torch_fn(part, name, channels_last):
     return run, N_BATCHES
 
 
+def memory_worker(threads):
+    """Runs in a subprocess: RSS high-water marks around one MNIST-convnet epoch."""
+    import resource
+
+    sys.path.insert(0, ROOT)
+    sys.path.insert(0, os.path.join(ROOT, "asv_benchmarks"))
+    import fastnet
+    from benchmarks.conv import model
+
+    fastnet.config.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    x = rng.random((60000, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 60000)
+    m, _, _, bs = model("mnist")
+
+    def rss():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+    before = rss()
+    t = time.perf_counter()
+    m.fit(x, y, batch_size=bs, epochs=1, verbose=0)
+    epoch_s = time.perf_counter() - t
+    print(json.dumps({"data": x.nbytes + y.nbytes, "before": before, "after": rss(),
+                      "epoch_s": epoch_s, "steps": -(-len(x) // bs)}))
+
+
 def worker(lib, part, name, threads, repeats):
     """Runs in a subprocess: prints the ms per step of ``repeats`` timed calls as JSON."""
     if lib == "fastnet":
@@ -269,9 +295,20 @@ def part_extra(threads, repeats):
           f"{held / 2**20:.1f} MiB")
     print(f"memory allocated during a step (per-chunk scratch, dz of Winograd): "
           f"{peak / 2**20:.2f} MiB peak")
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-worker",
+                          str(max(threads))], capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    mib = 2 ** 20
+    print(f"one epoch (60000 images, batch 128, {r['steps']} steps, {r['epoch_s']:.1f} s): "
+          f"peak RSS {r['after'] / mib:.0f} MiB, of which {r['data'] / mib:.0f} MiB the data "
+          f"and {r['before'] / mib:.0f} MiB before fit; the epoch added "
+          f"{(r['after'] - r['before']) / mib:.0f} MiB")
 
 
 def main(argv=None):
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--memory-worker":
+        memory_worker(int(sys.argv[2]))
+        return 0
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
         lib, part, name, threads, repeats = sys.argv[2:7]
         worker(lib, part, name, int(threads), int(repeats))
