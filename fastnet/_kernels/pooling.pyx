@@ -15,6 +15,12 @@ from libc.string cimport memset
 
 from fastnet._kernels.im2col cimport Geom, make_geom
 
+cdef extern from "_pooling.h" nogil:
+    void fnp_back2x2_f(const float *g, const int *a, const float *y, float *d0, float *d1,
+                       float *d2, float *d3, int base, int w, Py_ssize_t n)
+    void fnp_back2x2_d(const double *g, const int *a, const double *y, double *d0,
+                       double *d1, double *d2, double *d3, int base, int w, Py_ssize_t n)
+
 ctypedef int index_t
 
 cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 16
@@ -159,9 +165,9 @@ def max_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
             _max_row(xp, yp, ap, &g, r // g.oh, r % g.oh)
 
 
-cdef void _max_back_row_2x2(const floating *dy, const index_t *am, floating *dx, Py_ssize_t W,
-                            Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t C,
-                            Py_ssize_t r) noexcept nogil:
+cdef void _max_back_row_2x2(const floating *dy, const index_t *am, const floating *ym,
+                            floating *dx, Py_ssize_t W, Py_ssize_t oh, Py_ssize_t ow,
+                            Py_ssize_t C, Py_ssize_t r) noexcept nogil:
     """Writes input rows 2 oy, 2 oy + 1 of output row r = n * oh + oy of an exact 2x2
     stride-2 tiling: each tap gets dy where it was the maximum and 0 elsewhere (a
     product with the 0/1 match, which vectorises where a select would not)."""
@@ -171,6 +177,7 @@ cdef void _max_back_row_2x2(const floating *dy, const index_t *am, floating *dx,
     cdef floating *dc
     cdef floating *dd
     cdef const floating *gp
+    cdef const floating *yp
     cdef const index_t *ap
     cdef floating gv
     cdef index_t base, k, iw = <index_t>W
@@ -182,28 +189,34 @@ cdef void _max_back_row_2x2(const floating *dy, const index_t *am, floating *dx,
         gp = dy + (r * ow + ox) * C
         ap = am + (r * ow + ox) * C
         base = <index_t>(2 * oy * W + 2 * ox)
-        for c in range(C):
-            k = ap[c] - base  # 0, 1, W or W + 1
-            gv = gp[c]
-            da[c] = gv * <floating>(k == 0)
-            db[c] = gv * <floating>(k == 1)
-            dc[c] = gv * <floating>(k == iw)
-            dd[c] = gv * <floating>(k == iw + 1)
+        yp = ym + (r * ow + ox) * C if ym != NULL else NULL
+        if floating is float:
+            fnp_back2x2_f(gp, ap, yp, da, db, dc, dd, base, iw, C)
+        else:
+            fnp_back2x2_d(gp, ap, yp, da, db, dc, dd, base, iw, C)
 
 
 def max_backward(const floating[:, :, :, ::1] dy, const index_t[:, :, :, ::1] argmax,
-                 floating[:, :, :, ::1] dx, int n_threads=1, object geometry=None):
+                 floating[:, :, :, ::1] dx, int n_threads=1, object geometry=None,
+                 const floating[:, :, :, ::1] relu_of=None):
     """dx = dy scattered (added) into the positions recorded in ``argmax``.
 
     With the pooling ``geometry`` of an exact 2x2 stride-2 tiling, each window is
-    written whole in one pass instead of clearing dx and scattering into it."""
+    written whole in one pass instead of clearing dx and scattering into it.
+    ``relu_of``, the pooling's output when its input is a ReLU's output, also applies
+    the ReLU's derivative: a window's maximum is 0 exactly when its whole window is,
+    so dy is dropped where the output is not positive (the convolution before the
+    pool then skips its own derivative pass)."""
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[3], hw = dx.shape[1] * dx.shape[2]
     cdef Py_ssize_t pix = dy.shape[1] * dy.shape[2], per = pix * C, n, i, c, r
     if tuple(argmax.shape)[:4] != tuple(dy.shape)[:4] or dy.shape[0] != N or dy.shape[3] != C:
         raise ValueError("max_pool backward: dy, argmax and dx shapes do not agree")
+    if relu_of is not None and tuple(relu_of.shape)[:4] != tuple(dy.shape)[:4]:
+        raise ValueError("max_pool backward: relu_of must have dy's shape")
     if N * hw * C == 0:
         return
     cdef const floating *g
+    cdef const floating *ym = &relu_of[0, 0, 0, 0] if relu_of is not None and per > 0 else NULL
     cdef const index_t *a
     cdef floating *d
     cdef int nt = _threads(N * (hw * C + per), N, n_threads)
@@ -215,7 +228,7 @@ def max_backward(const floating[:, :, :, ::1] dy, const index_t[:, :, :, ::1] ar
                 and geo.h == dx.shape[1] and geo.w == dx.shape[2] and geo.oh == dy.shape[1]
                 and geo.ow == dy.shape[2]):
             for r in prange(N * geo.oh, nogil=True, num_threads=nt, schedule="static"):
-                _max_back_row_2x2(&dy[0, 0, 0, 0], &argmax[0, 0, 0, 0], &dx[0, 0, 0, 0],
+                _max_back_row_2x2(&dy[0, 0, 0, 0], &argmax[0, 0, 0, 0], ym, &dx[0, 0, 0, 0],
                                   geo.w, geo.oh, geo.ow, C, r)
             return
     for n in prange(N, nogil=True, num_threads=nt, schedule="static"):
@@ -224,9 +237,15 @@ def max_backward(const floating[:, :, :, ::1] dy, const index_t[:, :, :, ::1] ar
         if per > 0:
             g = &dy[0, 0, 0, 0] + n * per
             a = &argmax[0, 0, 0, 0] + n * per
-            for i in range(pix):
-                for c in range(C):
-                    d[a[i * C + c] * C + c] += g[i * C + c]
+            if ym != NULL:
+                for i in range(pix):
+                    for c in range(C):
+                        if ym[n * per + i * C + c] > 0:
+                            d[a[i * C + c] * C + c] += g[i * C + c]
+            else:
+                for i in range(pix):
+                    for c in range(C):
+                        d[a[i * C + c] * C + c] += g[i * C + c]
 
 
 cdef void _avg_row(const floating *x, floating *y, const Geom *g, Py_ssize_t n,

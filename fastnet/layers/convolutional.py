@@ -140,6 +140,9 @@ class BaseConv(_SpatialLayer):
         self._geoms = {}
 
     _allow_causal = False
+    # Set by fold_relu_into_max_pooling: the dy this layer receives already carries
+    # its ReLU's derivative (applied by the max pooling after it).
+    _act_grad_in_dy = False
 
     # ------------------------------------------------------------------ shapes
     def _kernel_shape(self, in_channels):
@@ -228,6 +231,8 @@ class BaseConv(_SpatialLayer):
         code = act.code
         if not act.fused:
             dy = act.gradient_python(dy, y, z, self)
+            code = 0
+        elif self._act_grad_in_dy:
             code = 0
         train = self.trainable
         F = self.filters
@@ -413,6 +418,8 @@ class BaseConvTranspose(BaseConv):
         code = act.code
         if not act.fused:
             dy = act.gradient_python(dy, y, z, self)
+            code = 0
+        elif self._act_grad_in_dy:
             code = 0
         train = self.trainable
         C = x4.shape[3]

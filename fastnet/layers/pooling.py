@@ -8,7 +8,7 @@ from fastnet.layers.convolutional import _SpatialLayer, _to_first, _to_last
 from fastnet.utils import shape_utils
 
 __all__ = [
-    "BasePooling", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
+    "fold_relu_into_max_pooling", "BasePooling", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
 ]
@@ -26,6 +26,9 @@ class BasePooling(_SpatialLayer):
     """
 
     _mode = None  # "max" or "average"
+    # Set by fold_relu_into_max_pooling: the input is a ReLU's output and this layer's
+    # backward applies the ReLU's derivative for the layer before it.
+    _relu_input = False
 
     def __init__(self, rank, pool_size, strides=None, padding="valid", data_format=None,
                  **kwargs):
@@ -81,7 +84,7 @@ class BasePooling(_SpatialLayer):
             arg = self._buf("argmax", y.shape, np.int32) if self._record else None
             _pool.max_forward(x4, y, arg, g, config._n_threads)
             if self._record:
-                self._arg = arg
+                self._arg, self._y4 = arg, y
         else:
             _pool.avg_forward(x4, y, g, config._n_threads)
         if self._record:
@@ -97,7 +100,8 @@ class BasePooling(_SpatialLayer):
         dy4 = np.ascontiguousarray(dy).reshape(shape4[0], g.oh, g.ow, shape4[3])
         dx = self._buf("dx", shape4, dy4.dtype)
         if self._mode == "max":
-            _pool.max_backward(dy4, self._arg, dx, config._n_threads, g)
+            _pool.max_backward(dy4, self._arg, dx, config._n_threads, g,
+                               self._y4 if self._relu_input else None)
         else:
             _pool.avg_backward(dy4, dx, g, config._n_threads)
         if self.rank == 1:
@@ -109,6 +113,34 @@ class BasePooling(_SpatialLayer):
         cfg.update({"pool_size": self.pool_size, "padding": self.padding,
                     "strides": self.strides, "data_format": self.data_format})
         return cfg
+
+
+def fold_relu_into_max_pooling(layers):
+    """Lets each max pooling that directly follows a ReLU convolution apply the ReLU's
+    derivative in its backward pass, so that the convolution skips its own.
+
+    The pooled value is the maximum of ReLU outputs: it is 0 exactly when the whole
+    window is 0, where the derivative is 0 too, so the gradients are unchanged while
+    the convolution's backward no longer reads its output (a pass over the largest
+    activation of an image model). Only for a chain where each layer's output feeds the
+    next layer alone (a Sequential model); ``layers`` in order. Returns the number of
+    pairs marked (earlier marks are reset).
+    """
+    from fastnet.layers.convolutional import BaseConv
+
+    count = 0
+    for layer in layers:
+        if isinstance(layer, BaseConv):
+            layer._act_grad_in_dy = False
+        if isinstance(layer, BasePooling):
+            layer._relu_input = False
+    for a, b in zip(layers, layers[1:]):
+        if (isinstance(a, BaseConv) and isinstance(b, BasePooling) and b._mode == "max"
+                and a.activation.fused and a.activation.fn.name == "relu"):
+            a._act_grad_in_dy = True
+            b._relu_input = True
+            count += 1
+    return count
 
 
 class MaxPooling1D(BasePooling):

@@ -114,3 +114,24 @@ def test_pool_kernels_reject_mismatched_buffers():
         P.max_forward(x, np.zeros((1, 3, 2, 2), np.float32), None, g, 1)
     with pytest.raises(ValueError, match="argmax"):
         P.max_forward(x, np.zeros((1, 2, 2, 2), np.float32), np.zeros((1, 2, 2, 1), np.int32), g, 1)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("nt", [1, 2])
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[6], CASES[7]])
+def test_max_pool_backward_with_the_relu_derivative(case, nt, dt):
+    """relu_of drops dy where the pooled ReLU output is 0 (all-zero windows)."""
+    n, h, w, c, pool, strides, padding = case
+    rng = np.random.default_rng(3)
+    g = pool_geometry((h, w), pool, strides, padding)
+    x = np.maximum(_data(rng, dt, n, h, w, c) - 0.6, 0).astype(dt)  # many zero windows
+    y = np.empty((n, g.oh, g.ow, c), dt)
+    arg = np.empty(y.shape, np.int32)
+    P.max_forward(x, y, arg, g, nt)
+    assert (y == 0).any() and (y > 0).any()
+    dy = rng.standard_normal(y.shape).astype(dt)
+    want = R.max_backward(dy, x, g) * (x > 0)
+    for geometry in (None, g):
+        dx = np.full_like(x, np.nan)
+        P.max_backward(dy, arg, dx, nt, geometry, y)
+        np.testing.assert_allclose(dx, want, rtol=1e-6, atol=1e-6)

@@ -137,3 +137,39 @@ def test_pool_rank_errors_describe_expected_axes():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         layers.MaxPooling2D(**kwargs)
+
+
+def test_folding_the_relu_derivative_into_max_pooling_keeps_the_gradients():
+    from fastnet.layers.pooling import fold_relu_into_max_pooling
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 12, 12, 3)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 3, 8)).astype(np.float32) * 0.3
+    bias = np.full(8, -0.4, np.float32)  # many windows of zeros after the ReLU
+    u = rng.standard_normal((4, 5, 5, 8)).astype(np.float32)
+
+    def gradients(fold):
+        conv, pool = layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2)
+        conv(x)
+        conv.set_weights([kernel, bias])
+        if fold:
+            assert fold_relu_into_max_pooling([conv, pool]) == 1
+        y = pool(conv(x, training=True), training=True)
+        assert (y == 0).any()
+        dx = conv.backward(pool.backward(u))
+        return dx, conv.kernel.grad.copy(), conv.bias.grad.copy()
+
+    for a, b in zip(gradients(False), gradients(True)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fold_marks_only_relu_convolutions_before_max_pooling():
+    from fastnet.layers.pooling import fold_relu_into_max_pooling
+
+    chain = [layers.Conv2D(2, 3, activation="relu"), layers.MaxPooling2D(),
+             layers.Conv2D(2, 3, activation="tanh"), layers.MaxPooling2D(),
+             layers.Conv2D(2, 3, activation="relu"), layers.AveragePooling2D()]
+    assert fold_relu_into_max_pooling(chain) == 1
+    assert chain[0]._act_grad_in_dy and chain[1]._relu_input
+    assert not chain[2]._act_grad_in_dy and not chain[3]._relu_input
+    assert not chain[4]._act_grad_in_dy and not chain[5]._relu_input

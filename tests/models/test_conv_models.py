@@ -83,3 +83,17 @@ def test_mnist_convnet_trains_and_summarises():
         x[i, 2 * c:2 * c + 6, 4:10] += 1.0
     hist = model.fit(x, y, batch_size=32, epochs=6, verbose=0)
     assert hist.history["loss"][-1] < 0.5 * hist.history["loss"][0]
+
+
+def test_cnn_small_with_the_relu_derivative_folded_into_max_pooling():
+    """The Keras replay again, with fold_relu_into_max_pooling applied to the model."""
+    from fastnet.layers.pooling import fold_relu_into_max_pooling
+
+    d = np.load(os.path.join(REF, "cnn_small.npz"))
+    meta = json.loads(str(d["meta"]))
+    model = build(meta["spec"])
+    model.set_weights([d[f"w0_{i}"] for i in range(meta["n_weights"])])
+    assert fold_relu_into_max_pooling(model.layers) == 1
+    model.fit(d["x"], d["y"], **dict(meta["spec"]["fit"], shuffle=False, verbose=0))
+    for i, w in enumerate(model.get_weights()):
+        np.testing.assert_allclose(w, d[f"w_final_{i}"], rtol=RTOL, atol=ATOL)
