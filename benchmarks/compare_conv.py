@@ -14,7 +14,10 @@ Workloads (shapes and hyperparameters as the issue states them):
 
 Parts:
   model  whole training steps: fastnet's fit on 8 batches against the usual PyTorch loop
-         (zero_grad, forward, loss, backward, step) on 8 batches; ms per step.
+         (zero_grad, forward, loss, backward, step) on 8 batches; ms per step. For the
+         MNIST convnet also with fold_relu_into_max_pooling applied to the model's layers
+         (the ReLU derivative taken in the max pooling's backward; until the model loop
+         does it by itself).
   stack  forward + backward of the conv/pool layers only (no input gradient for the
          first layer); fastnet with reused buffers as in its training loop.
   extra  the fraction of numpy's matmul speed the conv forward reaches (same GEMM, same
@@ -44,14 +47,20 @@ N_BATCHES = 8
 
 # ----------------------------------------------------------------- workers
 
-def _fastnet_fn(part, name):
+def _fastnet_fn(part, name, fold=False):
     sys.path.insert(0, ROOT)
     sys.path.insert(0, os.path.join(ROOT, "asv_benchmarks"))
     from benchmarks.conv import conv_stack, model, stack_step
+    from fastnet.layers.pooling import fold_relu_into_max_pooling
 
     if part == "stack":
-        return stack_step(*conv_stack(name)), 1
+        layers, x = conv_stack(name)
+        if fold:
+            fold_relu_into_max_pooling(layers)
+        return stack_step(layers, x), 1
     m, x, y, bs = model(name)
+    if fold:
+        fold_relu_into_max_pooling(m.layers)
     x = np.concatenate([x] * N_BATCHES)
     y = np.concatenate([y] * N_BATCHES)
     m.fit(x[:bs], y[:bs], batch_size=bs, epochs=1, verbose=0)
@@ -153,12 +162,12 @@ def memory_worker(threads):
 
 def worker(lib, part, name, threads, repeats):
     """Runs in a subprocess: prints the ms per step of ``repeats`` timed calls as JSON."""
-    if lib == "fastnet":
+    if lib in ("fastnet", "fastnet_fold"):
         sys.path.insert(0, ROOT)
         import fastnet
 
         fastnet.config.set_num_threads(threads)
-        fn, per = _fastnet_fn(part, name)
+        fn, per = _fastnet_fn(part, name, lib == "fastnet_fold")
     else:
         import torch
 
@@ -206,11 +215,13 @@ def compare(part, names, threads, rounds, repeats):
              "stack": "conv/pool layer stacks, forward + backward (ms per batch)"}[part]
     print(f"\n## {title}")
     print(f"{'workload':9s} {'thr':>3s} {'fastnet':>9s} {'torch':>9s} {'torch-CL':>9s} {'ratio':>6s}"
-          + ("  target" if part == "model" else ""))
+          + ("  target" if part == "model" else "") + "   (+fold: fastnet ms, ratio)")
     res = {}
     for nt in threads:
         for name in names:
             libs = ["fastnet", "torch"] + (["torch_cl"] if name != "conv1d" else [])
+            if name == "mnist":
+                libs.append("fastnet_fold")
             times = {lib: [] for lib in libs}
             for _ in range(rounds):
                 for lib in libs:
@@ -223,6 +234,8 @@ def compare(part, names, threads, rounds, repeats):
                     f"{med.get('torch_cl', float('nan')):9.2f} {ratio:6.2f}")
             if part == "model":
                 line += f"  >= {TARGETS[name]}x {'ok' if ratio >= TARGETS[name] else 'SHORT'}"
+            if "fastnet_fold" in med:
+                line += f"   {med['fastnet_fold']:9.2f} {best / med['fastnet_fold']:6.2f}"
             print(line, flush=True)
     if 1 in threads and 2 in threads:
         print("1 -> 2 thread speed-up (fastnet): " + ", ".join(
