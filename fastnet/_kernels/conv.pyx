@@ -76,7 +76,9 @@ cdef Py_ssize_t TAP_MAJOR_C = 4
 #
 # Scratch arrays are kept per Python thread and key and reused while big enough:
 # allocating a few MB per kernel call meant fresh pages (page faults) on every step.
+# Requests above SCRATCH_KEEP_BYTES are allocated per call and not kept.
 _tls = threading.local()
+SCRATCH_KEEP_BYTES = 64 << 20
 
 
 cpdef object scratch(str key, tuple shape, object dtype):
@@ -84,6 +86,8 @@ cpdef object scratch(str key, tuple shape, object dtype):
     cdef Py_ssize_t n = 1, d
     for d in shape:
         n *= d
+    if n * np.dtype(dtype).itemsize > SCRATCH_KEEP_BYTES:
+        return np.empty(shape, dtype=dtype)
     cache = getattr(_tls, "bufs", None)
     if cache is None:
         cache = _tls.bufs = {}
