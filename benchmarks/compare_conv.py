@@ -288,7 +288,7 @@ def part_extra(threads, repeats):
             gf = 2 * rows * kdim * f / 1e6
             print(f"{label:13s} thr {nt}: conv forward {tc:.2f} ms ({gf / tc:.0f} GFLOP/s "
                   f"im2col-equivalent), numpy matmul {tg:.2f} ms ({gf / tg:.0f} GFLOP/s): "
-                  f"{tg / tc:.0%} of numpy's time", flush=True)
+                  f"speed {tg / tc:.0%} of numpy's", flush=True)
 
     print("\n## memory of one MNIST-convnet forward + backward (conv/pool stack, batch 128)")
     layers, x = conv_stack("mnist")
