@@ -1,0 +1,683 @@
+"""Recurrent kernels: SimpleRNN, LSTM and GRU over a whole sequence in one call.
+
+Layout: time-major and in processing order (a layer with ``go_backwards`` reverses
+its input first). ``xt`` (T, B, D); gate buffers (T, B, G*U) with the gates in
+Keras's order (LSTM i, f, c, o; GRU z, r, h); states ``hs``/``cs`` (T+1, B, U)
+with slot 0 the initial state and slot s+1 the state after step s.
+
+Forward: one GEMM projects the whole sequence (xt @ W + b) into the gate buffer;
+then each thread takes a block of batch rows and runs the time loop on it alone
+(rows never interact), per step one GEMM for its rows' recurrent projection and
+one pass per row that applies every gate activation, updates the cell and the
+hidden state and leaves in place what backpropagation needs (gate activations,
+act(c), the GRU's recurrent candidate). No barrier is needed between steps.
+
+Backward through time runs the same way per row block: per step one pass per row
+computes every gate derivative (stored per step) and one GEMM gives the gradient
+of the previous state. The weight gradients then come from single GEMMs over all
+steps at once (xt^T dG, H^T dG, dG W^T for the input gradient), split across threads.
+
+A step masked out (mask 0) carries the state through unchanged and gets no gradient.
+Recurrent dropout multiplies the previous state by a (B, U) keep mask before the
+recurrent GEMM (the GRU's carry term z * h uses the undropped state).
+
+Sigmoid and tanh in float32 use the inline polynomial exp below, which the compiler
+vectorises; float64 (gradient checks) and other activations use the shared kernels.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport uint8_t
+from libc.string cimport memcpy, memset
+
+from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, ACT_SIGMOID,
+                                            ACT_TANH)
+from fastnet._kernels._blas cimport gemm, gemm_parallel
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #include <math.h>
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+        && !defined(FASTNET_NO_CLONES)
+    #define FN_RNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define FN_RNN_CLONES
+    #endif
+
+    /* exp(x) for float32: Cody-Waite reduction by ln 2 and a degree-6 polynomial
+       (about 1 ulp), 2^n put into the exponent bits. Branch-free so that loops
+       calling it vectorise. Inputs are clamped to [-86.5, 88.3]. */
+    static inline float fn_rnn_expf(float x) {
+        float t, n, r, p;
+        int32_t ti, pi;
+        x = x < -86.5f ? -86.5f : x;
+        x = x > 88.3f ? 88.3f : x;
+        t = x * 1.44269504088896341f + 12582912.0f;
+        n = t - 12582912.0f;
+        memcpy(&ti, &t, 4);
+        r = x - n * 0.693359375f;
+        r = r + n * 2.12194440e-4f;
+        p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        p = p * r * r + r + 1.0f;
+        memcpy(&pi, &p, 4);
+        pi += (ti - 0x4B400000) * (1 << 23);
+        memcpy(&p, &pi, 4);
+        return p;
+    }
+
+    static inline float fn_rnn_sigmoidf(float x) {
+        return 1.0f / (1.0f + fn_rnn_expf(-x));
+    }
+
+    /* tanh for float32: odd polynomial below |x| = 0.625, 1 - 2 / (1 + e^{2|x|}) above. */
+    static inline float fn_rnn_tanhf(float x) {
+        float a = fabsf(x), z = x * x, s, big;
+        s = -5.70498872745e-3f;
+        s = s * z + 2.06390887954e-2f;
+        s = s * z - 5.37397155531e-2f;
+        s = s * z + 1.33314422036e-1f;
+        s = s * z - 3.33332819422e-1f;
+        s = s * z * x + x;
+        big = 1.0f - 2.0f / (1.0f + fn_rnn_expf(2.0f * a));
+        big = copysignf(big, x);
+        return a < 0.625f ? s : big;
+    }
+
+    FN_RNN_CLONES
+    static void fn_rnn_sigmoid_rowf(const float *z, float *y, Py_ssize_t n) {
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) y[i] = fn_rnn_sigmoidf(z[i]);
+    }
+
+    FN_RNN_CLONES
+    static void fn_rnn_tanh_rowf(const float *z, float *y, Py_ssize_t n) {
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) y[i] = fn_rnn_tanhf(z[i]);
+    }
+    """
+    void fn_rnn_sigmoid_rowf(const float *z, float *y, Py_ssize_t n) noexcept nogil
+    void fn_rnn_tanh_rowf(const float *z, float *y, Py_ssize_t n) noexcept nogil
+
+cdef enum:
+    SIMPLE_RNN = 0
+    LSTM = 1
+    GRU = 2
+
+# Below this much recurrent work (multiply-adds over the sequence) or with fewer than
+# MIN_ROWS batch rows per thread, the time loop runs on one thread.
+cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 18
+cdef Py_ssize_t MIN_ROWS = 4
+
+
+cdef inline void _act(int code, floating *z, floating *y, Py_ssize_t n,
+                      double alpha) noexcept nogil:
+    if floating is float:
+        if code == ACT_SIGMOID:
+            fn_rnn_sigmoid_rowf(z, y, n)
+            return
+        if code == ACT_TANH:
+            fn_rnn_tanh_rowf(z, y, n)
+            return
+    act_row(code, z, y, n, alpha)
+
+
+cdef inline void _act_grad(int code, floating *g, const floating *y, const floating *z,
+                           Py_ssize_t n, double alpha) noexcept nogil:
+    """g *= act'(.) in place, from the output y (and the input z where needed)."""
+    cdef Py_ssize_t j
+    if code == ACT_SIGMOID:
+        for j in range(n):
+            g[j] = g[j] * y[j] * (1 - y[j])
+    elif code == ACT_TANH:
+        for j in range(n):
+            g[j] = g[j] * (1 - y[j] * y[j])
+    else:
+        act_grad_row(code, g, y, z, g, n, alpha)
+
+
+cdef int _threads(Py_ssize_t n, Py_ssize_t work, int n_threads) noexcept nogil:
+    if n_threads <= 1 or work < PARALLEL_MIN_WORK or n < 2 * MIN_ROWS:
+        return 1
+    return <int>min(<Py_ssize_t>n_threads, n // MIN_ROWS)
+
+
+def n_gates(int cell):
+    return 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
+
+
+def fast_activation(int code, float[::1] z, float[::1] y):
+    """The float32 activation the gate loops use (sigmoid and tanh are the inline ones)."""
+    if z.shape[0] != y.shape[0]:
+        raise ValueError("fast_activation: z and y sizes differ")
+    if z.shape[0]:
+        with nogil:
+            _act(code, &z[0], &y[0], z.shape[0], 0.0)
+
+
+cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
+                    Py_ssize_t U, const floating *r, const floating *rb, const uint8_t *mask,
+                    const floating *rmask, floating *gates, floating *hs, floating *cs,
+                    floating *aux, floating *zpre, floating *scratch, Py_ssize_t sld,
+                    int act, int rec_act, double aa, double ra, bint reset_after) noexcept nogil:
+    cdef Py_ssize_t G = 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
+    cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j
+    cdef floating *hp
+    cdef floating *hn
+    cdef floating *gz
+    cdef floating *zr
+    cdef floating *rr
+    cdef floating *hd
+    cdef floating *cp
+    cdef floating *cn
+    cdef floating *tc
+    cdef floating *ax
+    cdef const floating *A
+    cdef Py_ssize_t lda
+    cdef floating zz
+    if m <= 0:
+        return
+    for s in range(T):
+        hp = hs + s * B * U
+        hn = hs + (s + 1) * B * U
+        gz = gates + s * B * GU
+        if rmask != NULL:
+            for b in range(lo, hi):
+                hd = scratch + b * sld + GU
+                for j in range(U):
+                    hd[j] = hp[b * U + j] * rmask[b * U + j]
+            A = scratch + lo * sld + GU
+            lda = sld
+        else:
+            A = hp + lo * U
+            lda = U
+        if cell == SIMPLE_RNN or cell == LSTM:
+            gemm(False, False, m, GU, U, <floating>1, A, lda, r, GU, <floating>1,
+                 gz + lo * GU, GU)
+            for b in range(lo, hi):
+                zr = gz + b * GU
+                if zpre != NULL:
+                    memcpy(zpre + s * B * GU + b * GU, zr, GU * sizeof(floating))
+                if cell == SIMPLE_RNN:
+                    _act(act, zr, zr, U, aa)
+                    memcpy(hn + b * U, zr, U * sizeof(floating))
+                else:
+                    _act(rec_act, zr, zr, 2 * U, ra)
+                    _act(act, zr + 2 * U, zr + 2 * U, U, aa)
+                    _act(rec_act, zr + 3 * U, zr + 3 * U, U, ra)
+                    cp = cs + s * B * U + b * U
+                    cn = cs + (s + 1) * B * U + b * U
+                    tc = aux + s * B * U + b * U
+                    for j in range(U):
+                        cn[j] = zr[U + j] * cp[j] + zr[j] * zr[2 * U + j]
+                    _act(act, cn, tc, U, aa)
+                    for j in range(U):
+                        hn[b * U + j] = zr[3 * U + j] * tc[j]
+                    if mask != NULL and not mask[b * T + s]:
+                        memcpy(cn, cp, U * sizeof(floating))
+                if mask != NULL and not mask[b * T + s]:
+                    memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
+        elif reset_after:
+            gemm(False, False, m, GU, U, <floating>1, A, lda, r, GU, <floating>0,
+                 scratch + lo * sld, sld)
+            for b in range(lo, hi):
+                zr = gz + b * GU
+                rr = scratch + b * sld
+                ax = aux + s * B * U + b * U
+                if rb != NULL:
+                    for j in range(2 * U):
+                        zr[j] = zr[j] + rr[j] + rb[j]
+                    for j in range(U):
+                        ax[j] = rr[2 * U + j] + rb[2 * U + j]
+                else:
+                    for j in range(2 * U):
+                        zr[j] = zr[j] + rr[j]
+                    memcpy(ax, rr + 2 * U, U * sizeof(floating))
+                if zpre != NULL:
+                    memcpy(zpre + s * B * GU + b * GU, zr, 2 * U * sizeof(floating))
+                _act(rec_act, zr, zr, 2 * U, ra)
+                for j in range(U):
+                    zr[2 * U + j] = zr[2 * U + j] + zr[U + j] * ax[j]
+                if zpre != NULL:
+                    memcpy(zpre + s * B * GU + b * GU + 2 * U, zr + 2 * U, U * sizeof(floating))
+                _act(act, zr + 2 * U, zr + 2 * U, U, aa)
+                if mask != NULL and not mask[b * T + s]:
+                    memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
+                else:
+                    for j in range(U):
+                        zz = zr[j]
+                        hn[b * U + j] = zz * hp[b * U + j] + (1 - zz) * zr[2 * U + j]
+        else:
+            gemm(False, False, m, 2 * U, U, <floating>1, A, lda, r, GU, <floating>0,
+                 scratch + lo * sld, sld)
+            for b in range(lo, hi):
+                zr = gz + b * GU
+                rr = scratch + b * sld
+                for j in range(2 * U):
+                    zr[j] = zr[j] + rr[j]
+                if zpre != NULL:
+                    memcpy(zpre + s * B * GU + b * GU, zr, 2 * U * sizeof(floating))
+                _act(rec_act, zr, zr, 2 * U, ra)
+                ax = aux + s * B * U + b * U
+                hd = <floating *>(A + (b - lo) * lda)
+                for j in range(U):
+                    ax[j] = zr[U + j] * hd[j]
+            gemm(False, False, m, U, U, <floating>1, aux + s * B * U + lo * U, U, r + 2 * U, GU,
+                 <floating>1, gz + lo * GU + 2 * U, GU)
+            for b in range(lo, hi):
+                zr = gz + b * GU
+                if zpre != NULL:
+                    memcpy(zpre + s * B * GU + b * GU + 2 * U, zr + 2 * U, U * sizeof(floating))
+                _act(act, zr + 2 * U, zr + 2 * U, U, aa)
+                if mask != NULL and not mask[b * T + s]:
+                    memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
+                else:
+                    for j in range(U):
+                        zz = zr[j]
+                        hn[b * U + j] = zz * hp[b * U + j] + (1 - zz) * zr[2 * U + j]
+
+
+cdef void _bwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
+                    Py_ssize_t U, const floating *dys, const floating *r, const uint8_t *mask,
+                    const floating *rmask, const floating *gates, const floating *hs,
+                    const floating *cs, const floating *aux, const floating *zpre,
+                    floating *dg, floating *dgx, floating *dhc, floating *dcc,
+                    floating *scratch, Py_ssize_t sld, int act, int rec_act, double aa,
+                    double ra, bint reset_after) noexcept nogil:
+    cdef Py_ssize_t G = 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
+    cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j
+    cdef floating *dh
+    cdef floating *gr
+    cdef floating *drh
+    cdef const floating *gt
+    cdef const floating *zp
+    cdef const floating *hp
+    cdef const floating *ax
+    cdef floating v, dct
+    cdef bint masked
+    if m <= 0:
+        return
+    for s in range(T - 1, -1, -1):
+        for b in range(lo, hi):
+            dh = scratch + b * sld
+            if dys != NULL:
+                for j in range(U):
+                    dh[j] = dhc[b * U + j] + dys[(b * T + s) * U + j]
+            else:
+                memcpy(dh, dhc + b * U, U * sizeof(floating))
+            gr = dg + s * B * GU + b * GU
+            masked = mask != NULL and not mask[b * T + s]
+            if masked:
+                memset(gr, 0, GU * sizeof(floating))
+                if dgx != NULL:
+                    memset(dgx + s * B * U + b * U, 0, U * sizeof(floating))
+                memcpy(dhc + b * U, dh, U * sizeof(floating))
+                continue
+            gt = gates + s * B * GU + b * GU
+            zp = (zpre + s * B * GU + b * GU) if zpre != NULL else NULL
+            if cell == SIMPLE_RNN:
+                memcpy(gr, dh, U * sizeof(floating))
+                _act_grad(act, gr, gt, zp, U, aa)
+                memset(dhc + b * U, 0, U * sizeof(floating))
+            elif cell == LSTM:
+                ax = aux + s * B * U + b * U      # act(c)
+                for j in range(U):
+                    gr[3 * U + j] = dh[j] * ax[j]
+                    gr[2 * U + j] = dh[j] * gt[3 * U + j]
+                _act_grad(act, gr + 2 * U, ax, cs + (s + 1) * B * U + b * U, U, aa)
+                hp = cs + s * B * U + b * U       # previous cell state
+                for j in range(U):
+                    dct = gr[2 * U + j] + dcc[b * U + j]
+                    gr[j] = dct * gt[2 * U + j]
+                    gr[U + j] = dct * hp[j]
+                    gr[2 * U + j] = dct * gt[j]
+                    dcc[b * U + j] = dct * gt[U + j]
+                _act_grad(rec_act, gr, gt, zp, 2 * U, ra)
+                _act_grad(act, gr + 2 * U, gt + 2 * U, (zp + 2 * U) if zp != NULL else NULL, U, aa)
+                _act_grad(rec_act, gr + 3 * U, gt + 3 * U, (zp + 3 * U) if zp != NULL else NULL, U, ra)
+                memset(dhc + b * U, 0, U * sizeof(floating))
+            else:
+                hp = hs + s * B * U + b * U
+                for j in range(U):
+                    v = gt[j]
+                    gr[2 * U + j] = dh[j] * (1 - v)
+                    gr[j] = dh[j] * (hp[j] - gt[2 * U + j])
+                    dhc[b * U + j] = dh[j] * v
+                _act_grad(act, gr + 2 * U, gt + 2 * U, (zp + 2 * U) if zp != NULL else NULL, U, aa)
+                _act_grad(rec_act, gr, gt, zp, U, ra)
+                if reset_after:
+                    ax = aux + s * B * U + b * U      # recurrent candidate before the reset gate
+                    for j in range(U):
+                        v = gr[2 * U + j]
+                        dgx[s * B * U + b * U + j] = v
+                        gr[U + j] = v * ax[j]
+                        gr[2 * U + j] = v * gt[U + j]
+                    _act_grad(rec_act, gr + U, gt + U, (zp + U) if zp != NULL else NULL, U, ra)
+        if cell == GRU and not reset_after:
+            # d(r * h) = dG_h R_h^T, needed before the reset gate's derivative.
+            gemm(False, True, m, U, U, <floating>1, dg + s * B * GU + lo * GU + 2 * U, GU,
+                 r + 2 * U, GU, <floating>0, scratch + lo * sld + U, sld)
+            for b in range(lo, hi):
+                if mask != NULL and not mask[b * T + s]:
+                    continue
+                gr = dg + s * B * GU + b * GU
+                gt = gates + s * B * GU + b * GU
+                zp = (zpre + s * B * GU + b * GU) if zpre != NULL else NULL
+                hp = hs + s * B * U + b * U
+                drh = scratch + b * sld + U
+                if rmask != NULL:
+                    for j in range(U):
+                        v = drh[j]
+                        gr[U + j] = v * hp[j] * rmask[b * U + j]
+                        drh[j] = v * gt[U + j]
+                else:
+                    for j in range(U):
+                        v = drh[j]
+                        gr[U + j] = v * hp[j]
+                        drh[j] = v * gt[U + j]
+                _act_grad(rec_act, gr + U, gt + U, (zp + U) if zp != NULL else NULL, U, ra)
+            gemm(False, True, m, U, 2 * U, <floating>1, dg + s * B * GU + lo * GU, GU, r, GU,
+                 <floating>1, scratch + lo * sld + U, sld)
+            for b in range(lo, hi):
+                if mask != NULL and not mask[b * T + s]:
+                    continue
+                drh = scratch + b * sld + U
+                if rmask != NULL:
+                    for j in range(U):
+                        dhc[b * U + j] = dhc[b * U + j] + drh[j] * rmask[b * U + j]
+                else:
+                    for j in range(U):
+                        dhc[b * U + j] = dhc[b * U + j] + drh[j]
+        elif rmask != NULL:
+            gemm(False, True, m, U, GU, <floating>1, dg + s * B * GU + lo * GU, GU, r, GU,
+                 <floating>0, scratch + lo * sld, sld)
+            for b in range(lo, hi):
+                dh = scratch + b * sld
+                for j in range(U):
+                    dhc[b * U + j] = dhc[b * U + j] + dh[j] * rmask[b * U + j]
+        else:
+            gemm(False, True, m, U, GU, <floating>1, dg + s * B * GU + lo * GU, GU, r, GU,
+                 <floating>1, dhc + lo * U, U)
+
+
+cdef void _colsum(const floating *src, Py_ssize_t ld, Py_ssize_t rows, Py_ssize_t cols,
+                  floating *out, int n_threads) noexcept nogil:
+    cdef Py_ssize_t c0, c1, blk, i, j
+    cdef int nt = n_threads if (rows * cols >= (1 << 16) and cols >= 32) else 1
+    blk = (cols + nt - 1) // nt
+    for c0 in prange(0, cols, blk, num_threads=nt, schedule="static"):
+        c1 = min(cols, c0 + blk)
+        for j in range(c0, c1):
+            out[j] = 0
+        for i in range(rows):
+            for j in range(c0, c1):
+                out[j] = out[j] + src[i * ld + j]
+
+
+def _check(arr, shape, what):
+    if arr is None:
+        raise ValueError(f"recurrent kernel: {what} is required")
+    got = tuple(arr.shape[:len(shape)])
+    if got != tuple(shape):
+        raise ValueError(f"recurrent kernel: {what} has shape {got}, expected {tuple(shape)}")
+
+
+def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
+            const floating[:, ::1] r, const floating[::1] b, const floating[::1] rb,
+            const floating[:, ::1] h0, const floating[:, ::1] c0, const uint8_t[:, ::1] mask,
+            const floating[:, ::1] rmask, floating[:, :, ::1] gates, floating[:, :, ::1] hs,
+            floating[:, :, ::1] cs, floating[:, :, ::1] aux, floating[:, :, ::1] zpre,
+            floating[:, ::1] scratch, int act, int rec_act, double act_alpha=0.0,
+            double rec_alpha=0.0, bint reset_after=True, int n_threads=1):
+    """Runs a recurrent layer over the whole sequence.
+
+    xt (T, B, D); w (D, G*U); r (U, G*U); b (G*U) or None; rb (G*U) the GRU's
+    recurrent bias (reset_after) or None; h0, c0 (B, U) (c0 for LSTM only); mask
+    (B, T) uint8 or None; rmask (B, U) recurrent dropout keep-mask or None.
+    Outputs: gates (T, B, G*U) gate activations; hs, cs (T+1, B, U) states; aux
+    (T, B, U) for LSTM and GRU; zpre (T, B, G*U) pre-activations, only when an
+    activation's derivative needs its input (else None); scratch (B, G*U + 2U).
+    """
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], D = xt.shape[2], U = r.shape[0]
+    cdef Py_ssize_t G = n_gates(cell), GU = G * U, i, j, k, lo, hi, chunk, nchunks
+    cdef int nt
+    cdef const floating *bp = NULL
+    cdef const floating *rbp = NULL
+    cdef const uint8_t *mp = NULL
+    cdef const floating *rmp = NULL
+    cdef floating *csp = NULL
+    cdef floating *axp = NULL
+    cdef floating *zpp = NULL
+    cdef floating *gp
+    if cell not in (SIMPLE_RNN, LSTM, GRU):
+        raise ValueError(f"recurrent kernel: unknown cell {cell}")
+    _check(w, (D, GU), "w")
+    _check(r, (U, GU), "r")
+    _check(h0, (B, U), "h0")
+    _check(gates, (T, B, GU), "gates")
+    _check(hs, (T + 1, B, U), "hs")
+    _check(scratch, (B, GU + 2 * U), "scratch")
+    if b is not None:
+        _check(b, (GU,), "b")
+        bp = &b[0]
+    if rb is not None:
+        _check(rb, (GU,), "rb")
+        rbp = &rb[0]
+    if mask is not None:
+        _check(mask, (B, T), "mask")
+        if B * T:
+            mp = &mask[0, 0]
+    if rmask is not None:
+        _check(rmask, (B, U), "rmask")
+        if B * U:
+            rmp = &rmask[0, 0]
+    if cell == LSTM:
+        _check(c0, (B, U), "c0")
+        _check(cs, (T + 1, B, U), "cs")
+    if cell != SIMPLE_RNN:
+        _check(aux, (T, B, U), "aux")
+    if zpre is not None:
+        _check(zpre, (T, B, GU), "zpre")
+    if needs_input(act) or needs_input(rec_act):
+        if zpre is None:
+            raise ValueError("recurrent kernel: this activation needs a zpre buffer")
+    if B == 0 or U == 0:
+        return
+    hs[0, :, :] = h0
+    if cell == LSTM:
+        cs[0, :, :] = c0
+        csp = &cs[0, 0, 0]
+    if cell != SIMPLE_RNN and T > 0:
+        axp = &aux[0, 0, 0]
+    if zpre is not None and T > 0:
+        zpp = &zpre[0, 0, 0]
+    if T == 0:
+        return
+    nt = _threads(B, T * B * U * GU, n_threads)
+    chunk = (B + nt - 1) // nt
+    nchunks = (B + chunk - 1) // chunk
+    gp = &gates[0, 0, 0]
+    with nogil:
+        if D > 0:
+            gemm_parallel(False, False, T * B, GU, D, <floating>1, &xt[0, 0, 0], D, &w[0, 0], GU,
+                          <floating>0, &gates[0, 0, 0], GU, n_threads)
+        else:
+            memset(&gates[0, 0, 0], 0, T * B * GU * sizeof(floating))
+        if bp != NULL:
+            for i in prange(T * B, num_threads=nt, schedule="static"):
+                for j in range(GU):
+                    gp[i * GU + j] = gp[i * GU + j] + bp[j]
+        for k in prange(nchunks, num_threads=nt, schedule="static", chunksize=1):
+            lo = k * chunk
+            hi = min(B, lo + chunk)
+            _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
+                      &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act, rec_act,
+                      act_alpha, rec_alpha, reset_after)
+
+
+def backward(int cell, const floating[:, :, ::1] dys, const floating[:, ::1] dh_last,
+             const floating[:, ::1] dc_last, const floating[:, :, ::1] xt,
+             const floating[:, ::1] w, const floating[:, ::1] r, const uint8_t[:, ::1] mask,
+             const floating[:, ::1] rmask, const floating[:, :, ::1] gates,
+             const floating[:, :, ::1] hs, const floating[:, :, ::1] cs,
+             const floating[:, :, ::1] aux, const floating[:, :, ::1] zpre,
+             floating[:, :, ::1] dg, floating[:, :, ::1] dgx, floating[:, :, ::1] hd_buf,
+             floating[:, :, ::1] dxt, floating[:, ::1] dw, floating[:, ::1] dr,
+             floating[::1] db, floating[::1] drb, floating[:, ::1] dh0, floating[:, ::1] dc0,
+             floating[:, ::1] scratch, int act, int rec_act, double act_alpha=0.0,
+             double rec_alpha=0.0, bint reset_after=True, int n_threads=1):
+    """Backpropagation through time for :func:`forward`'s recorded sequence.
+
+    dys (B, T, U) upstream gradient of the output sequence (processing order) or
+    None; dh_last, dc_last (B, U) gradients of the final states or None.
+    Scratch/outputs: dg (T, B, G*U) per-step gate gradients (for the recurrent
+    side); dgx (T, B, U) the GRU (reset_after) candidate's input-side gradient;
+    hd_buf (T, B, U) needed with rmask; dxt (T, B, D), dw, dr, db, drb (the GRU's
+    recurrent bias) may each be None to skip them; dh0, dc0 (B, U) receive the
+    initial states' gradients; scratch (B, G*U + 2U).
+    """
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], D = xt.shape[2], U = r.shape[0]
+    cdef Py_ssize_t G = n_gates(cell), GU = G * U, TB, i, j, k, lo, hi, chunk, nchunks
+    cdef int nt
+    cdef const floating *dysp = NULL
+    cdef const uint8_t *mp = NULL
+    cdef const floating *rmp = NULL
+    cdef const floating *csp = NULL
+    cdef const floating *axp = NULL
+    cdef const floating *zpp = NULL
+    cdef floating *dgxp = NULL
+    cdef floating *dccp = NULL
+    cdef const floating *hdp
+    cdef floating *hbp
+    cdef const floating *hsp
+    cdef bint gru_after = cell == GRU and reset_after
+    cdef bint gru_before = cell == GRU and not reset_after
+    _check(w, (D, GU), "w")
+    _check(r, (U, GU), "r")
+    _check(gates, (T, B, GU), "gates")
+    _check(hs, (T + 1, B, U), "hs")
+    _check(dg, (T, B, GU), "dg")
+    _check(dh0, (B, U), "dh0")
+    _check(scratch, (B, GU + 2 * U), "scratch")
+    if dys is not None:
+        _check(dys, (B, T, U), "dys")
+        if B * T * U:
+            dysp = &dys[0, 0, 0]
+    if mask is not None:
+        _check(mask, (B, T), "mask")
+        if B * T:
+            mp = &mask[0, 0]
+    if rmask is not None:
+        _check(rmask, (B, U), "rmask")
+        _check(hd_buf, (T, B, U), "hd_buf")
+        if B * U:
+            rmp = &rmask[0, 0]
+    if cell == LSTM:
+        _check(cs, (T + 1, B, U), "cs")
+        _check(dc0, (B, U), "dc0")
+        dccp = &dc0[0, 0] if B * U else NULL
+    if cell != SIMPLE_RNN:
+        _check(aux, (T, B, U), "aux")
+        if T * B * U:
+            axp = &aux[0, 0, 0]
+    if gru_after:
+        _check(dgx, (T, B, U), "dgx")
+        if T * B * U:
+            dgxp = &dgx[0, 0, 0]
+    if needs_input(act) or needs_input(rec_act):
+        _check(zpre, (T, B, GU), "zpre")
+    if zpre is not None and T * B:
+        zpp = &zpre[0, 0, 0]
+    if cell == LSTM and T * B * U:
+        csp = &cs[0, 0, 0]
+    if dxt is not None:
+        _check(dxt, (T, B, D), "dxt")
+    if dw is not None:
+        _check(dw, (D, GU), "dw")
+    if dr is not None:
+        _check(dr, (U, GU), "dr")
+    if db is not None:
+        _check(db, (GU,), "db")
+    if drb is not None:
+        _check(drb, (GU,), "drb")
+    if dh_last is not None:
+        dh0[:, :] = dh_last
+    else:
+        dh0[:, :] = 0
+    if cell == LSTM:
+        if dc_last is not None:
+            dc0[:, :] = dc_last
+        else:
+            dc0[:, :] = 0
+    TB = T * B
+    hsp = &hs[0, 0, 0]
+    if TB == 0 or U == 0:
+        if dw is not None:
+            dw[:, :] = 0
+        if dr is not None:
+            dr[:, :] = 0
+        if db is not None:
+            db[:] = 0
+        if drb is not None:
+            drb[:] = 0
+        return
+    nt = _threads(B, T * B * U * GU, n_threads)
+    chunk = (B + nt - 1) // nt
+    nchunks = (B + chunk - 1) // chunk
+    with nogil:
+        for k in prange(nchunks, num_threads=nt, schedule="static", chunksize=1):
+            lo = k * chunk
+            hi = min(B, lo + chunk)
+            _bwd_rows(cell, lo, hi, T, B, U, dysp, &r[0, 0], mp, rmp, &gates[0, 0, 0],
+                      &hs[0, 0, 0], csp, axp, zpp, &dg[0, 0, 0], dgxp, &dh0[0, 0], dccp,
+                      &scratch[0, 0], GU + 2 * U, act, rec_act, act_alpha, rec_alpha,
+                      reset_after)
+        # The recurrent GEMM's left operand over all steps: h (or h * rmask) of slots 0..T-1.
+        if rmp != NULL:
+            hbp = &hd_buf[0, 0, 0]
+            for i in prange(TB, num_threads=nt, schedule="static"):
+                for j in range(U):
+                    hbp[i * U + j] = hsp[i * U + j] * rmp[(i % B) * U + j]
+            hdp = hbp
+        else:
+            hdp = hsp
+        if dw is not None and D > 0:
+            if gru_after:
+                gemm_parallel(True, False, D, 2 * U, TB, <floating>1, &xt[0, 0, 0], D,
+                              &dg[0, 0, 0], GU, <floating>0, &dw[0, 0], GU, n_threads)
+                gemm_parallel(True, False, D, U, TB, <floating>1, &xt[0, 0, 0], D,
+                              dgxp, U, <floating>0, &dw[0, 2 * U], GU, n_threads)
+            else:
+                gemm_parallel(True, False, D, GU, TB, <floating>1, &xt[0, 0, 0], D,
+                              &dg[0, 0, 0], GU, <floating>0, &dw[0, 0], GU, n_threads)
+        if dr is not None:
+            if gru_before:
+                gemm_parallel(True, False, U, 2 * U, TB, <floating>1, hdp, U, &dg[0, 0, 0], GU,
+                              <floating>0, &dr[0, 0], GU, n_threads)
+                gemm_parallel(True, False, U, U, TB, <floating>1, axp, U, &dg[0, 0, 2 * U], GU,
+                              <floating>0, &dr[0, 2 * U], GU, n_threads)
+            else:
+                gemm_parallel(True, False, U, GU, TB, <floating>1, hdp, U, &dg[0, 0, 0], GU,
+                              <floating>0, &dr[0, 0], GU, n_threads)
+        if db is not None:
+            if gru_after:
+                _colsum(&dg[0, 0, 0], GU, TB, 2 * U, &db[0], n_threads)
+                _colsum(dgxp, U, TB, U, &db[2 * U], n_threads)
+            else:
+                _colsum(&dg[0, 0, 0], GU, TB, GU, &db[0], n_threads)
+        if drb is not None:
+            _colsum(&dg[0, 0, 0], GU, TB, GU, &drb[0], n_threads)
+        if dxt is not None and D > 0:
+            if gru_after:
+                gemm_parallel(False, True, TB, D, 2 * U, <floating>1, &dg[0, 0, 0], GU,
+                              &w[0, 0], GU, <floating>0, &dxt[0, 0, 0], D, n_threads)
+                gemm_parallel(False, True, TB, D, U, <floating>1, dgxp, U, &w[0, 2 * U], GU,
+                              <floating>1, &dxt[0, 0, 0], D, n_threads)
+            else:
+                gemm_parallel(False, True, TB, D, GU, <floating>1, &dg[0, 0, 0], GU, &w[0, 0], GU,
+                              <floating>0, &dxt[0, 0, 0], D, n_threads)
