@@ -520,9 +520,10 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                       act_alpha, rec_alpha, reset_after)
 
 
-def backward(int cell, const floating[:, :, ::1] dys, const floating[:, ::1] dh_last,
-             const floating[:, ::1] dc_last, const floating[:, :, ::1] xt,
-             const floating[:, ::1] w, const floating[:, ::1] r, const uint8_t[:, ::1] mask,
+def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
+             const floating[:, ::1] r, const floating[:, :, ::1] dys,
+             const floating[:, ::1] dh_last, const floating[:, ::1] dc_last,
+             const uint8_t[:, ::1] mask,
              const floating[:, ::1] rmask, const floating[:, :, ::1] gates,
              const floating[:, :, ::1] hs, const floating[:, :, ::1] cs,
              const floating[:, :, ::1] aux, const floating[:, :, ::1] zpre,
@@ -533,7 +534,8 @@ def backward(int cell, const floating[:, :, ::1] dys, const floating[:, ::1] dh_
              double rec_alpha=0.0, bint reset_after=True, int n_threads=1):
     """Backpropagation through time for :func:`forward`'s recorded sequence.
 
-    dys (B, T, U) upstream gradient of the output sequence (processing order) or
+    xt, w, r as in forward (the first fused argument is never None, which selects
+    the float type); dys (B, T, U) upstream gradient of the output sequence (processing order) or
     None; dh_last, dc_last (B, U) gradients of the final states or None.
     Scratch/outputs: dg (T, B, G*U) per-step gate gradients (for the recurrent
     side); dgx (T, B, U) the GRU (reset_after) candidate's input-side gradient;

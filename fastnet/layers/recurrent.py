@@ -518,8 +518,8 @@ class RNN(Layer):
         dh0 = self._buf("dh0", (n, u), dt)
         dc0 = self._buf("dc0", (n, u), dt) if kind == _LSTM else None
         act, rec_act = rec["act"], rec["rec_act"]
-        _rk.backward(kind, dys, dh_last, dc_last, rec["xt"], cell.kernel.value,
-                     cell.recurrent_kernel.value, mask_p, rec["rmask"], rec["gates"], rec["hs"],
+        _rk.backward(kind, rec["xt"], cell.kernel.value, cell.recurrent_kernel.value, dys,
+                     dh_last, dc_last, mask_p, rec["rmask"], rec["gates"], rec["hs"],
                      rec["cs"], rec["aux"], rec["zpre"], dg, dgx, hd_buf, dxt, dw, dr, db, drb,
                      dh0, dc0, rec["scratch"], act.code, rec_act.code, act.alpha, rec_act.alpha,
                      reset_after, config._n_threads)

@@ -36,7 +36,7 @@ def _run_kernel(cell, x, w, r, b, rb, h0, c0, mask, rmask, act, rec_act, reset_a
     drb = np.empty(gu, dt) if rb is not None else None
     dh0 = np.empty((n, u), dt)
     dc0 = np.empty((n, u), dt) if cell == R.LSTM else None
-    K.backward(cell, dys, dh_last, dc_last, xt, w, r, m, rmask, gates, hs, cs, aux, zpre, dg,
+    K.backward(cell, xt, w, r, dys, dh_last, dc_last, m, rmask, gates, hs, cs, aux, zpre, dg,
                dgx, hd, dxt, dw, dr, db, drb, dh0, dc0, scratch, a.code, ra.code, a.alpha,
                ra.alpha, reset_after, n_threads)
     out = dict(y=hs[1:].transpose(1, 0, 2), h=hs[steps], c=None if cs is None else cs[steps],
