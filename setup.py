@@ -89,14 +89,20 @@ def _extensions():
             opt.append("-march=native")
         opt.append("-Wno-unreachable-code")
 
+    import numpy
+
+    headers = sorted(glob.glob(os.path.join("fastnet", "_kernels", "*.h"))
+                     + glob.glob(os.path.join("fastnet", "_kernels", "*.pxd")))
     exts = []
     for src in sources:
         mod = src[:-4].replace(os.sep, ".")
         exts.append(Extension(
             mod, [src],
+            include_dirs=[numpy.get_include(), os.path.join("fastnet", "_kernels")],
             extra_compile_args=opt + omp_c,
             extra_link_args=omp_l,
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+            depends=headers,
         ))
     directives = {
         "language_level": 3,

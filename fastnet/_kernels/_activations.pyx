@@ -8,9 +8,15 @@ selu, softplus, softsign, relu6, hard_sigmoid, exponential, leaky_relu) the
 backward pass reads ``y``; gelu, silu, hard_silu and mish read the input ``z``.
 """
 from cython cimport floating
+cimport numpy as cnp
 from cython.parallel cimport prange
+
+from fastnet._kernels cimport _arrays as A
+from fastnet._kernels._openmp cimport fn_expf, fn_sigmoidf, fn_tanhf
 from libc.math cimport (erf, erff, exp, expf, expm1, expm1f, fabs, fabsf, log, log1p,
                         log1pf, logf, sqrt, tanh, tanhf)
+
+cnp.import_array()
 
 cdef double SELU_ALPHA = 1.6732632423543772848170429916717
 cdef double SELU_SCALE = 1.0507009873554804934193349852946
@@ -21,14 +27,14 @@ cdef double INV_SQRT_2PI = 0.3989422804014327
 
 cdef inline floating _exp(floating x) noexcept nogil:
     if floating is float:
-        return expf(x)
+        return fn_expf(x)
     else:
         return exp(x)
 
 
 cdef inline floating _tanh(floating x) noexcept nogil:
     if floating is float:
-        return tanhf(x)
+        return fn_tanhf(x)
     else:
         return tanh(x)
 
@@ -57,6 +63,8 @@ cdef inline floating _erf(floating x) noexcept nogil:
 cdef inline floating _sigmoid(floating x) noexcept nogil:
     # Both branches avoid overflow of exp for large |x|.
     cdef floating e
+    if floating is float:
+        return fn_sigmoidf(x)
     if x >= 0:
         return 1 / (1 + _exp(-x))
     e = _exp(x)
@@ -231,8 +239,13 @@ cdef void act_grad_row(int code, const floating *dy, const floating *y, const fl
     elif code == ACT_GELU_TANH:
         for i in range(n):
             v = z[i]
-            t = _tanh(<floating>SQRT_2_OVER_PI * (v + <floating>0.044715 * v * v * v))
-            dz[i] = dy[i] * (<floating>0.5 * (1 + t) + <floating>0.5 * v * (1 - t * t)
+            # With u = e^{-2|a|}: tanh(a) = sign(a)(1-u)/(1+u), 1 - tanh^2 = 4u/(1+u)^2;
+            # the second form keeps its precision where tanh saturates.
+            t = <floating>SQRT_2_OVER_PI * (v + <floating>0.044715 * v * v * v)
+            sp = _exp(-2 * (t if t >= 0 else -t))
+            s = 4 * sp / ((1 + sp) * (1 + sp))
+            t = (1 - sp) / (1 + sp) if t >= 0 else (sp - 1) / (1 + sp)
+            dz[i] = dy[i] * (<floating>0.5 * (1 + t) + <floating>0.5 * v * s
                              * <floating>SQRT_2_OVER_PI * (1 + <floating>0.134145 * v * v))
     elif code == ACT_HARD_SIGMOID:
         for i in range(n):
@@ -267,30 +280,73 @@ cdef void act_grad_row(int code, const floating *dy, const floating *y, const fl
 
 # ----------------------------------------------------------------- array entry points
 
-def forward(int code, const floating[:, ::1] z, floating[:, ::1] y, double alpha=0.0,
-            int n_threads=1):
-    """y = act(z) row by row; z and y may be the same array. Shapes (rows, cols)."""
-    cdef Py_ssize_t r, rows = z.shape[0], cols = z.shape[1]
-    if y.shape[0] != rows or y.shape[1] != cols:
-        raise ValueError("activation forward: z and y shapes differ")
-    if rows * cols < 16384:
-        n_threads = 1
-    for r in prange(rows, nogil=True, num_threads=n_threads, schedule="static"):
-        act_row(code, &z[r, 0], &y[r, 0], cols, alpha)
+cdef void _forward_rows(int code, const floating *z, floating *y, Py_ssize_t rows,
+                        Py_ssize_t cols, double alpha, int nt) noexcept nogil:
+    cdef Py_ssize_t r
+    if nt == 1:
+        for r in range(rows):
+            act_row(code, z + r * cols, y + r * cols, cols, alpha)
+    else:
+        for r in prange(rows, num_threads=nt, schedule="static"):
+            act_row(code, z + r * cols, y + r * cols, cols, alpha)
 
 
-def backward(int code, const floating[:, ::1] dy, const floating[:, ::1] y,
-             const floating[:, ::1] z, floating[:, ::1] dz, double alpha=0.0,
-             int n_threads=1):
-    """dz = dy * act'(.) row by row; z is read only when the code needs the input."""
-    cdef Py_ssize_t r, rows = dy.shape[0], cols = dy.shape[1]
-    cdef const floating *pz
-    if y.shape[0] != rows or dz.shape[0] != rows or y.shape[1] != cols or dz.shape[1] != cols:
-        raise ValueError("activation backward: shapes differ")
-    if needs_input(code) and (z is None or z.shape[0] != rows or z.shape[1] != cols):
-        raise ValueError("activation backward: this activation needs its input z")
-    if rows * cols < 16384:
-        n_threads = 1
-    for r in prange(rows, nogil=True, num_threads=n_threads, schedule="static"):
-        act_grad_row(code, &dy[r, 0], &y[r, 0], &z[r, 0] if needs_input(code) else NULL,
-                     &dz[r, 0], cols, alpha)
+cdef void _backward_rows(int code, const floating *dy, const floating *y, const floating *z,
+                         floating *dz, Py_ssize_t rows, Py_ssize_t cols, double alpha,
+                         int nt) noexcept nogil:
+    cdef Py_ssize_t r
+    if nt == 1:
+        for r in range(rows):
+            act_grad_row(code, dy + r * cols, y + r * cols, z + r * cols if z != NULL else NULL,
+                         dz + r * cols, cols, alpha)
+    else:
+        for r in prange(rows, num_threads=nt, schedule="static"):
+            act_grad_row(code, dy + r * cols, y + r * cols, z + r * cols if z != NULL else NULL,
+                         dz + r * cols, cols, alpha)
+
+
+cdef inline void _same_shape(object a, object b, const char *what) except *:
+    if A.dim(a, 0) != A.dim(b, 0) or A.dim(a, 1) != A.dim(b, 1):
+        raise ValueError(f"activation: {what.decode()} shape {b.shape} differs from {a.shape}")
+
+
+def forward(int code, z, y, double alpha=0.0, int n_threads=1):
+    """y = act(z) row by row (softmax over each row); z and y (rows, cols) may be the same array."""
+    cdef int t = A.float_type(z, b"z")
+    cdef char *pz = A.data(z, t, 2, False, b"z")
+    cdef char *py = A.data(y, t, 2, True, b"y")
+    _same_shape(z, y, b"y")
+    cdef Py_ssize_t rows = A.dim(z, 0), cols = A.dim(z, 1)
+    cdef int nt = 1 if rows * cols < 16384 else n_threads
+    if code < 0 or code >= ACT_COUNT:
+        raise ValueError(f"unknown activation code {code}")
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            _forward_rows(code, <float *>pz, <float *>py, rows, cols, alpha, nt)
+        else:
+            _forward_rows(code, <double *>pz, <double *>py, rows, cols, alpha, nt)
+
+
+def backward(int code, dy, y, z, dz, double alpha=0.0, int n_threads=1):
+    """dz = dy * act'(.) row by row; z (the input) is read only when the code needs it."""
+    cdef int t = A.float_type(dy, b"dy")
+    cdef char *pdy = A.data(dy, t, 2, False, b"dy")
+    cdef char *py = A.data(y, t, 2, False, b"y")
+    cdef char *pdz = A.data(dz, t, 2, True, b"dz")
+    cdef char *pz = NULL
+    _same_shape(dy, y, b"y")
+    _same_shape(dy, dz, b"dz")
+    if needs_input(code):
+        if z is None:
+            raise ValueError("activation backward: this activation needs its input z")
+        pz = A.data(z, t, 2, False, b"z")
+        _same_shape(dy, z, b"z")
+    cdef Py_ssize_t rows = A.dim(dy, 0), cols = A.dim(dy, 1)
+    cdef int nt = 1 if rows * cols < 16384 else n_threads
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            _backward_rows(code, <float *>pdy, <float *>py, <float *>pz, <float *>pdz,
+                           rows, cols, alpha, nt)
+        else:
+            _backward_rows(code, <double *>pdy, <double *>py, <double *>pz, <double *>pdz,
+                           rows, cols, alpha, nt)

@@ -5,3 +5,8 @@ cdef extern from "_compat.h" nogil:
     int omp_get_max_threads()
     int omp_get_num_threads()
     const char *fastnet_library_of(const void *p)
+
+cdef extern from "_fastmath.h" nogil:
+    float fn_expf(float x)
+    float fn_tanhf(float x)
+    float fn_sigmoidf(float x)

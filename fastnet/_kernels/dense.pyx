@@ -6,13 +6,17 @@ Backward: dz = dy * act'(.), dw = x^T dz, db = sum_rows(dz), dx = dz w^T
 Rows are split into one block per thread; each thread runs a single-threaded
 GEMM on its block and then adds the bias and applies the activation while the
 block is still in cache. Small problems run on the calling thread alone.
+Entry points take float32 or float64 ndarrays (all of one dtype).
 """
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdlib cimport free, malloc
 
+from fastnet._kernels cimport _arrays as A
 from fastnet._kernels._activations cimport act_grad_row, act_row, needs_input, ACT_LINEAR
 from fastnet._kernels._blas cimport gemm, gemm_parallel
+
+cnp.import_array()
 
 cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 17
 
@@ -23,92 +27,178 @@ cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t rows, int n_threads) no
     return n_threads
 
 
-def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] b,
-            floating[:, ::1] z, floating[:, ::1] y, int act, double alpha=0.0,
-            int n_threads=1):
-    """y = act(x @ w + b). ``b`` may be None; ``z`` receives the pre-activation when
-    the activation's derivative needs it (else pass None and z is computed in y)."""
-    cdef Py_ssize_t n = x.shape[0], k = x.shape[1], units = w.shape[1]
-    cdef Py_ssize_t chunk, n_chunks, t, lo, hi, r, j
-    cdef bint keep_z = needs_input(act)
-    cdef floating *zp
-    cdef const floating *bp = NULL
-    if w.shape[0] != k or y.shape[0] != n or y.shape[1] != units:
-        raise ValueError(f"dense forward: x {(n, k)}, w {(w.shape[0], units)}, y {(y.shape[0], y.shape[1])}")
+cdef void _forward_rows(const floating *x, const floating *w, const floating *b, floating *z,
+                        floating *y, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k,
+                        Py_ssize_t units, int act, double alpha) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef floating *zr
+    gemm(False, False, hi - lo, units, k, <floating>1, x + lo * k, k, w, units,
+         <floating>0, z + lo * units, units)
+    for r in range(lo, hi):
+        zr = z + r * units
+        if b != NULL:
+            for j in range(units):
+                zr[j] = zr[j] + b[j]
+        act_row(act, zr, y + r * units, units, alpha)
+
+
+cdef void _forward(const floating *x, const floating *w, const floating *b, floating *z,
+                   floating *y, Py_ssize_t n, Py_ssize_t k, Py_ssize_t units, int act,
+                   double alpha, int nt) noexcept nogil:
+    cdef Py_ssize_t chunk = (n + nt - 1) // nt
+    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
+    cdef Py_ssize_t t, lo
+    if nt == 1:
+        # Entering an OpenMP region costs ~0.5 us even for one thread: skip it.
+        _forward_rows(x, w, b, z, y, 0, n, k, units, act, alpha)
+        return
+    for t in prange(n_chunks, num_threads=nt, schedule="static"):
+        lo = t * chunk
+        _forward_rows(x, w, b, z, y, lo, min(n, lo + chunk), k, units, act, alpha)
+
+
+def forward(x, w, b, z, y, int act, double alpha=0.0, int n_threads=1):
+    """y = act(x @ w + b). ``b`` may be None; ``z`` receives the pre-activation
+    (required when the activation's derivative needs it; None computes it in y)."""
+    cdef int t = A.float_type(x, b"x")
+    cdef int nd = -1
+    cdef Py_ssize_t n, k, units
+    cdef char *px = A.data(x, t, 2, False, b"x")
+    cdef char *pw = A.data(w, t, 2, False, b"w")
+    cdef char *py = A.data(y, t, 2, True, b"y")
+    cdef char *pb = NULL
+    cdef char *pz = NULL
+    n, k, units = A.dim(x, 0), A.dim(x, 1), A.dim(w, 1)
+    if A.dim(w, 0) != k or A.dim(y, 0) != n or A.dim(y, 1) != units:
+        raise ValueError(f"dense forward: x {(n, k)}, w {(A.dim(w, 0), units)}, y {(A.dim(y, 0), A.dim(y, 1))}")
     if b is not None:
-        if b.shape[0] != units:
+        pb = A.data(b, t, 1, False, b"b")
+        if A.dim(b, 0) != units:
             raise ValueError("dense forward: bias size differs from units")
-        bp = &b[0]
-    if keep_z and (z is None or z.shape[0] != n or z.shape[1] != units):
-        raise ValueError("dense forward: this activation needs a z buffer of the output's shape")
+    if z is not None:
+        pz = A.data(z, t, 2, True, b"z")
+        if A.dim(z, 0) != n or A.dim(z, 1) != units:
+            raise ValueError("dense forward: z must have the output's shape")
+    elif needs_input(act):
+        raise ValueError("dense forward: this activation needs a z buffer")
     if n == 0 or units == 0:
         return
-    zp = &z[0, 0] if keep_z else &y[0, 0]
+    if pz == NULL:
+        pz = py
     cdef int nt = _threads_for(n * k * units, n, n_threads)
-    chunk = (n + nt - 1) // nt
-    n_chunks = (n + chunk - 1) // chunk
-    for t in prange(n_chunks, nogil=True, num_threads=nt, schedule="static"):
-        lo = t * chunk
-        hi = min(n, lo + chunk)
-        gemm(False, False, hi - lo, units, k, <floating>1, &x[lo, 0] if k > 0 else NULL, k,
-             &w[0, 0] if k > 0 else NULL, units, <floating>0, zp + lo * units, units)
-        for r in range(lo, hi):
-            if bp != NULL:
-                for j in range(units):
-                    zp[r * units + j] = zp[r * units + j] + bp[j]
-            act_row(act, zp + r * units, &y[r, 0], units, alpha)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            _forward(<float *>px, <float *>pw, <float *>pb, <float *>pz, <float *>py,
+                     n, k, units, act, alpha, nt)
+        else:
+            _forward(<double *>px, <double *>pw, <double *>pb, <double *>pz, <double *>py,
+                     n, k, units, act, alpha, nt)
 
 
-def backward(const floating[:, ::1] dy, const floating[:, ::1] x, const floating[:, ::1] w,
-             const floating[:, ::1] y, const floating[:, ::1] z, floating[:, ::1] dz,
-             floating[:, ::1] dw, floating[::1] db, floating[:, ::1] dx,
-             int act, double alpha=0.0, int n_threads=1):
+cdef void _column_sums(const floating *g, floating *db, Py_ssize_t n, Py_ssize_t units,
+                       Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    cdef Py_ssize_t r, j
+    for j in range(c0, c1):
+        db[j] = 0
+    for r in range(n):
+        for j in range(c0, c1):
+            db[j] = db[j] + g[r * units + j]
+
+
+cdef void _backward(const floating *dy, const floating *x, const floating *w,
+                    const floating *y, const floating *z, floating *dz, floating *dw,
+                    floating *db, floating *dx, Py_ssize_t n, Py_ssize_t k, Py_ssize_t units,
+                    int act, double alpha, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r, c0, blk
+    cdef const floating *g
+    cdef int nt = _threads_for(n * units * 8, n, n_threads)
+    if act == ACT_LINEAR:
+        g = dy
+    else:
+        if nt == 1:
+            for r in range(n):
+                act_grad_row(act, dy + r * units, y + r * units,
+                             z + r * units if z != NULL else NULL, dz + r * units, units, alpha)
+        else:
+            for r in prange(n, num_threads=nt, schedule="static"):
+                act_grad_row(act, dy + r * units, y + r * units,
+                             z + r * units if z != NULL else NULL, dz + r * units, units, alpha)
+        g = dz
+    if db != NULL:
+        # Column blocks per thread: each sums its columns over all rows.
+        nt = _threads_for(n * units * 8, units, n_threads)
+        if nt == 1:
+            _column_sums(g, db, n, units, 0, units)
+        else:
+            blk = (units + nt - 1) // nt
+            for c0 in prange(0, units, blk, num_threads=nt, schedule="static"):
+                _column_sums(g, db, n, units, c0, min(units, c0 + blk))
+    if dw != NULL and k > 0:
+        gemm_parallel(True, False, k, units, n, <floating>1, x, k, g, units,
+                      <floating>0, dw, units, n_threads)
+    if dx != NULL and k > 0:
+        gemm_parallel(False, True, n, k, units, <floating>1, g, units, w, units,
+                      <floating>0, dx, k, n_threads)
+
+
+def backward(dy, x, w, y, z, dz, dw, db, dx, int act, double alpha=0.0, int n_threads=1):
     """Gradients of a dense layer.
 
     ``dz`` is scratch of dy's shape (may be None for a linear activation, or the
-    same array as ``dy`` when dy may be overwritten). ``dw``/``db``/``dx`` may be
-    None to skip them (frozen weights, no bias, first layer).
+    same array as ``dy`` when dy may be overwritten). ``z`` is needed only when the
+    activation's derivative reads its input. ``dw``/``db``/``dx`` may be None to
+    skip them (frozen weights, no bias, first layer).
     """
-    cdef Py_ssize_t n = x.shape[0], k = x.shape[1], units = w.shape[1]
-    cdef Py_ssize_t r, j, c0, c1, blk
-    cdef const floating *g
-    cdef double acc
-    cdef int nt
-    if dy.shape[0] != n or dy.shape[1] != units or w.shape[0] != k:
-        raise ValueError("dense backward: shapes of dy, x and w do not agree")
+    cdef int t = A.float_type(x, b"x")
+    cdef Py_ssize_t n = A.dim(x, 0), k = A.dim(x, 1), units = A.dim(w, 1)
+    cdef char *pdy = A.data(dy, t, 2, False, b"dy")
+    cdef char *px = A.data(x, t, 2, False, b"x")
+    cdef char *pw = A.data(w, t, 2, False, b"w")
+    cdef char *py = A.data(y, t, 2, False, b"y")
+    cdef char *pz = NULL
+    cdef char *pdz = NULL
+    cdef char *pdw = NULL
+    cdef char *pdb = NULL
+    cdef char *pdx = NULL
+    if A.dim(dy, 0) != n or A.dim(dy, 1) != units or A.dim(w, 0) != k \
+            or A.dim(y, 0) != n or A.dim(y, 1) != units:
+        raise ValueError("dense backward: shapes of dy, x, w and y do not agree")
+    if act != ACT_LINEAR:
+        if dz is None:
+            raise ValueError("dense backward: dz scratch is needed for a non-linear activation")
+        pdz = A.data(dz, t, 2, True, b"dz")
+        if A.dim(dz, 0) != n or A.dim(dz, 1) != units:
+            raise ValueError("dense backward: dz scratch must have dy's shape")
+        if needs_input(act):
+            if z is None:
+                raise ValueError("dense backward: this activation needs z")
+            pz = A.data(z, t, 2, False, b"z")
+            if A.dim(z, 0) != n or A.dim(z, 1) != units:
+                raise ValueError("dense backward: z must have dy's shape")
+    if dw is not None:
+        pdw = A.data(dw, t, 2, True, b"dw")
+        if A.dim(dw, 0) != k or A.dim(dw, 1) != units:
+            raise ValueError("dense backward: dw must have w's shape")
+    if db is not None:
+        pdb = A.data(db, t, 1, True, b"db")
+        if A.dim(db, 0) != units:
+            raise ValueError("dense backward: db must have one value per unit")
+    if dx is not None:
+        pdx = A.data(dx, t, 2, True, b"dx")
+        if A.dim(dx, 0) != n or A.dim(dx, 1) != k:
+            raise ValueError("dense backward: dx must have x's shape")
     if n == 0:
         if dw is not None:
-            dw[:, :] = 0
+            dw[...] = 0
         if db is not None:
-            db[:] = 0
+            db[...] = 0
         return
-    nt = _threads_for(n * units * 8, n, n_threads)
-    if act == ACT_LINEAR:
-        g = &dy[0, 0]
-    else:
-        if dz is None or dz.shape[0] != n or dz.shape[1] != units:
-            raise ValueError("dense backward: dz scratch must have dy's shape")
-        if needs_input(act) and z is None:
-            raise ValueError("dense backward: this activation needs z")
-        for r in prange(n, nogil=True, num_threads=nt, schedule="static"):
-            act_grad_row(act, &dy[r, 0], &y[r, 0], &z[r, 0] if needs_input(act) else NULL,
-                         &dz[r, 0], units, alpha)
-        g = &dz[0, 0]
     with nogil:
-        if db is not None:
-            # Column blocks per thread: each sums its columns over all rows.
-            nt = _threads_for(n * units * 8, units, n_threads)
-            blk = (units + nt - 1) // nt
-            for c0 in prange(0, units, blk, num_threads=nt, schedule="static"):
-                c1 = min(units, c0 + blk)
-                for j in range(c0, c1):
-                    db[j] = 0
-                for r in range(n):
-                    for j in range(c0, c1):
-                        db[j] = db[j] + g[r * units + j]
-        if dw is not None and k > 0:
-            gemm_parallel(True, False, k, units, n, <floating>1, &x[0, 0], k, g, units,
-                          <floating>0, &dw[0, 0], units, n_threads)
-        if dx is not None and k > 0:
-            gemm_parallel(False, True, n, k, units, <floating>1, g, units, &w[0, 0], units,
-                          <floating>0, &dx[0, 0], k, n_threads)
+        if t == cnp.NPY_FLOAT32:
+            _backward(<float *>pdy, <float *>px, <float *>pw, <float *>py, <float *>pz,
+                      <float *>pdz, <float *>pdw, <float *>pdb, <float *>pdx,
+                      n, k, units, act, alpha, n_threads)
+        else:
+            _backward(<double *>pdy, <double *>px, <double *>pw, <double *>py, <double *>pz,
+                      <double *>pdz, <double *>pdw, <double *>pdb, <double *>pdx,
+                      n, k, units, act, alpha, n_threads)

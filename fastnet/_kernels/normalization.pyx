@@ -182,3 +182,88 @@ def backward_infer(const floating[:, ::1] dy, const floating[:, ::1] x,
                         dx[r, c] = dy[r, c] * gamma[c] * invstd[c]
     finally:
         free(s1)
+
+
+# ---------------------------------------------------------------- layer normalisation
+
+def layernorm_forward(const floating[:, ::1] x, const floating[::1] gamma, const floating[::1] beta,
+                      floating[::1] mean, floating[::1] invstd, floating[:, ::1] y,
+                      double epsilon, int n_threads=1):
+    """Normalises each row over its features: y = (x - mean_r) * invstd_r * gamma + beta."""
+    cdef Py_ssize_t rows = x.shape[0], ch = x.shape[1], r, c
+    cdef int nt = _nt(rows, ch, n_threads)
+    cdef double s1, s2, m, v
+    if y.shape[0] != rows or y.shape[1] != ch or gamma.shape[0] != ch or beta.shape[0] != ch \
+            or mean.shape[0] != rows or invstd.shape[0] != rows:
+        raise ValueError("layernorm forward: shapes do not agree")
+    if ch == 0:
+        return
+    for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+        s1 = 0
+        for c in range(ch):
+            s1 = s1 + x[r, c]
+        m = s1 / ch
+        s2 = 0
+        for c in range(ch):
+            s2 = s2 + (x[r, c] - m) * (x[r, c] - m)
+        v = s2 / ch
+        mean[r] = <floating>m
+        invstd[r] = <floating>(1.0 / sqrt(v + epsilon))
+        for c in range(ch):
+            y[r, c] = (x[r, c] - mean[r]) * invstd[r] * gamma[c] + beta[c]
+
+
+def layernorm_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
+                       const floating[::1] mean, const floating[::1] invstd,
+                       const floating[::1] gamma, floating[:, ::1] dx,
+                       floating[::1] dgamma, floating[::1] dbeta, int n_threads=1):
+    """Gradients of layer normalisation; dx, dgamma, dbeta may be None to skip them."""
+    cdef Py_ssize_t rows = x.shape[0], ch = x.shape[1], r, c, t, lo, hi, chunk
+    cdef int nt = _nt(rows, ch, n_threads)
+    cdef double a, b, xh, g
+    cdef double *part
+    cdef double *p
+    if dy.shape[0] != rows or dy.shape[1] != ch:
+        raise ValueError("layernorm backward: shapes do not agree")
+    if ch == 0:
+        return
+    if dgamma is not None or dbeta is not None:
+        part = <double *>calloc(<size_t>(nt * 2 * ch), sizeof(double))
+        if part == NULL:
+            raise MemoryError()
+        chunk = (rows + nt - 1) // nt
+        with nogil:
+            for t in prange(nt, num_threads=nt, schedule="static"):
+                lo = t * chunk
+                hi = min(rows, lo + chunk)
+                p = part + t * 2 * ch
+                for r in range(lo, hi):
+                    for c in range(ch):
+                        p[c] += dy[r, c] * (x[r, c] - mean[r]) * invstd[r]
+                        p[ch + c] += dy[r, c]
+            for c in range(ch):
+                a = 0
+                b = 0
+                for t in range(nt):
+                    a = a + part[t * 2 * ch + c]
+                    b = b + part[t * 2 * ch + ch + c]
+                if dgamma is not None:
+                    dgamma[c] = <floating>a
+                if dbeta is not None:
+                    dbeta[c] = <floating>b
+        free(part)
+    if dx is not None:
+        for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+            # dx = invstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma
+            a = 0
+            b = 0
+            for c in range(ch):
+                g = dy[r, c] * gamma[c]
+                xh = (x[r, c] - mean[r]) * invstd[r]
+                a = a + g
+                b = b + g * xh
+            a = a / ch
+            b = b / ch
+            for c in range(ch):
+                xh = (x[r, c] - mean[r]) * invstd[r]
+                dx[r, c] = <floating>(invstd[r] * (dy[r, c] * gamma[c] - a - xh * b))

@@ -170,3 +170,19 @@ def dropout_uniform(n, seed):
 def dropout_forward(x, rate, seed):
     keep = dropout_uniform(x.size, seed).reshape(x.shape) >= rate
     return np.where(keep, x / (1 - rate), 0).astype(x.dtype), keep
+
+
+def layernorm_forward(x, gamma, beta, epsilon):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + epsilon) * gamma + beta
+
+
+def layernorm_backward(dy, x, gamma, epsilon):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    invstd = 1 / np.sqrt(var + epsilon)
+    xhat = (x - mean) * invstd
+    g = dy * gamma
+    dx = invstd * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    return dx, (dy * xhat).reshape(-1, x.shape[-1]).sum(0), dy.reshape(-1, x.shape[-1]).sum(0)

@@ -1,14 +1,55 @@
 """Layers, as in ``keras.layers``."""
 from fastnet.layers.base import Input, InputLayer, InputSpec, Layer
 from fastnet.layers.core import Activation, Dense, Dropout, Flatten, Reshape
-from fastnet.layers.normalization import BatchNormalization
+from fastnet.layers.normalization import BatchNormalization, LayerNormalization
 from fastnet.layers.embedding import Embedding
 from fastnet.layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
 from fastnet.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Layer", "InputSpec", "InputLayer", "Input", "Dense", "Activation", "Flatten", "Reshape",
-    "Dropout", "BatchNormalization",
+    "Dropout", "BatchNormalization", "LayerNormalization", "serialize", "deserialize", "get",
     "Embedding", "SimpleRNN", "LSTM", "GRU", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
     "Bidirectional", "TimeDistributed",
 ]
+
+
+def _registry():
+    """Every layer class fastnet exports, by class name: the only classes a config may name."""
+    out = {}
+    for name in __all__:
+        obj = globals().get(name)
+        if isinstance(obj, type) and issubclass(obj, Layer) and obj is not Layer:
+            out[name] = obj
+    return out
+
+
+def get(class_name, custom_objects=None):
+    """The layer class for a Keras class name (custom classes only through custom_objects)."""
+    if custom_objects and class_name in custom_objects:
+        return custom_objects[class_name]
+    cls = _registry().get(class_name)
+    if cls is None:
+        raise ValueError(f"Unknown layer class {class_name!r}. fastnet layers: {sorted(_registry())}; "
+                         f"pass custom classes through custom_objects={{{class_name!r}: cls}}")
+    return cls
+
+
+def serialize(layer):
+    cfg = {"module": "keras.layers", "class_name": type(layer).__name__,
+           "config": layer.get_config(), "registered_name": None}
+    build = layer.get_build_config()
+    if build:
+        cfg["build_config"] = build
+    return cfg
+
+
+def deserialize(config, custom_objects=None):
+    """A layer from ``{"class_name": ..., "config": {...}}`` (Keras's layout)."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"A layer config must be a dict with 'class_name' and 'config', received {config!r}")
+    cls = get(config["class_name"], custom_objects)
+    layer = cls.from_config(dict(config.get("config", {})))
+    if config.get("build_config"):
+        layer.build_from_config(config["build_config"])
+    return layer

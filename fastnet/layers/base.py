@@ -72,6 +72,12 @@ class Layer:
     # Layers whose ``call`` takes a ``mask=`` keyword (recurrent layers) set this to True;
     # models then pass the mask produced by the previous layer (Embedding(mask_zero=True)).
     _call_takes_mask = False
+    # Layers with a fused output activation that can hand its logits to the loss
+    # (softmax/sigmoid + crossentropy computed from logits, as Keras's TF backend does).
+    _supports_logits = False
+    _keep_logits = False     # set by models: keep the pre-activation in ``self._logits``
+    _logits_grad = False     # set by models: backward receives d loss / d logits
+    _defer_updates = False   # set by models: state updates wait for ``_commit_updates``
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None,
                  batch_input_shape=None, batch_size=None, **kwargs):
@@ -241,12 +247,15 @@ class Layer:
 
     # ------------------------------------------------------------------ buffers
     def _buf(self, key, shape, dtype):
-        """An uninitialised array; inside a model's loop the same one is reused per shape."""
+        """An uninitialised array; inside a model's loop the same one is reused for each
+        (key, shape, dtype), so a last partial batch does not evict the full-batch buffer."""
         if self._reuse:
-            b = self._buffers.get(key)
-            if b is None or b.shape != shape or b.dtype != dtype:
-                b = np.empty(shape, dtype=dtype)
-                self._buffers[key] = b
+            k = (key, shape, dtype)
+            b = self._buffers.get(k)
+            if b is None:
+                if len(self._buffers) > 64:
+                    self._buffers.clear()
+                b = self._buffers[k] = np.empty(shape, dtype=dtype)
             return b
         return np.empty(shape, dtype=dtype)
 

@@ -82,6 +82,8 @@ class Dense(Layer):
         (2, 4)
     """
 
+    _supports_logits = True
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
@@ -124,7 +126,8 @@ class Dense(Layer):
         act = self.activation
         dt = x.dtype
         y = self._buf("y", (n, self.units), dt)
-        z = self._buf("z", (n, self.units), dt) if (act.needs_input and act.fused) else None
+        z = (self._buf("z", (n, self.units), dt)
+             if act.fused and (act.needs_input or self._keep_logits) else None)
         kernel = self.kernel.value
         bias = self.bias.value if self.use_bias else None
         if act.fused:
@@ -135,6 +138,9 @@ class Dense(Layer):
             y = act.apply_python(z)
         if self._record:
             self._x, self._y, self._z = x, y, z
+            self._in_shape = inputs.shape
+        if self._keep_logits:
+            self._logits = z.reshape(inputs.shape[:-1] + (self.units,))
         return y.reshape(inputs.shape[:-1] + (self.units,))
 
     def backward(self, dy, need_dx=True):
@@ -142,7 +148,9 @@ class Dense(Layer):
         dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(y.shape)
         act = self.activation
         code = act.code
-        if not act.fused:
+        if self._logits_grad:
+            code = 0  # dy is already the gradient with respect to the logits
+        elif not act.fused:
             dy = act.gradient_python(dy, y, z, self)
             code = 0
         dz = self._buf("dz", y.shape, y.dtype) if code != 0 else None
@@ -150,9 +158,9 @@ class Dense(Layer):
         dw = self.kernel.grad_buffer() if train and self.kernel.trainable else None
         db = self.bias.grad_buffer() if (train and self.use_bias and self.bias.trainable) else None
         dx = self._buf("dx", x.shape, x.dtype) if need_dx else None
-        _dense.backward(dy, x, self.kernel.value, y, z if act.fused else None, dz, dw, db, dx,
-                        code, act.alpha, config._n_threads)
-        return dx
+        _dense.backward(dy, x, self.kernel.value, y, z if act.needs_input and act.fused else None,
+                        dz, dw, db, dx, code, act.alpha, config._n_threads)
+        return None if dx is None else dx.reshape(self._in_shape)
 
     def get_config(self):
         cfg = super().get_config()
@@ -177,6 +185,8 @@ class Activation(Layer):
         activation: activation name or function, e.g. ``"relu"``.
     """
 
+    _supports_logits = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = FusedActivation(activation)
@@ -192,11 +202,15 @@ class Activation(Layer):
                 _act_kernels.forward(act.code, x2, y.reshape(x2.shape), act.alpha, config._n_threads)
         if self._record:
             self._x, self._y = inputs, y
+        if self._keep_logits:
+            self._logits = inputs
         return y
 
     def backward(self, dy, need_dx=True):
         act, x, y = self.activation, self._x, self._y
         dy = np.ascontiguousarray(dy, dtype=y.dtype)
+        if self._logits_grad:
+            return dy if need_dx else None
         if not act.fused:
             return act.gradient_python(dy, y, x, self)
         if not need_dx:

@@ -6,7 +6,7 @@ from fastnet._kernels import normalization as _bn
 from fastnet.layers.base import InputSpec, Layer, _shape_str
 from fastnet.layers.core import _serialize_initializer, _serialize_regularizer
 
-__all__ = ["BatchNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization"]
 
 
 class BatchNormalization(Layer):
@@ -106,12 +106,9 @@ class BatchNormalization(Layer):
             var = np.empty(ch, dt)
             invstd = np.empty(ch, dt)
             _bn.forward_train(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
-            m = dt.type(self.momentum)
-            mm, mv = self.moving_mean.value, self.moving_variance.value
-            mm *= m
-            mm += (1 - m) * mean
-            mv *= m
-            mv += (1 - m) * var
+            self._pending = (mean, var)
+            if not self._defer_updates:
+                self._commit_updates()
         else:
             mean = self.moving_mean.value
             invstd = (1.0 / np.sqrt(self.moving_variance.value + dt.type(self.epsilon))).astype(dt)
@@ -121,6 +118,20 @@ class BatchNormalization(Layer):
             self._x, self._mean, self._invstd, self._training = x, mean.copy(), invstd, training
             self._in_shape = inputs.shape
         return self._from_rows(y, inputs.shape)
+
+    def _commit_updates(self):
+        """Moves the moving statistics toward the last training batch's statistics."""
+        pending = getattr(self, "_pending", None)
+        if pending is None:
+            return
+        mean, var = pending
+        self._pending = None
+        m = mean.dtype.type(self.momentum)
+        mm, mv = self.moving_mean.value, self.moving_variance.value
+        mm *= m
+        mm += (1 - m) * mean
+        mv *= m
+        mv += (1 - m) * var
 
     def backward(self, dy, need_dx=True):
         x = self._x
@@ -147,5 +158,94 @@ class BatchNormalization(Layer):
             "beta_regularizer": _serialize_regularizer(self.beta_regularizer),
             "gamma_regularizer": _serialize_regularizer(self.gamma_regularizer),
             "beta_constraint": None, "gamma_constraint": None, "synchronized": self.synchronized,
+        })
+        return cfg
+
+
+class LayerNormalization(Layer):
+    """Normalises each sample over its last axis, then scales by ``gamma`` and shifts by
+    ``beta`` (per feature). The same in training and inference.
+
+    Args:
+        axis: the normalised axis (-1).
+        epsilon: added to the variance (1e-3).
+        center / scale: learn ``beta`` / ``gamma``.
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            if len(axis) != 1:
+                raise ValueError(f"LayerNormalization supports one axis, received axis={axis}")
+            axis = axis[0]
+        if rms_scaling:
+            raise NotImplementedError("LayerNormalization(rms_scaling=True) is not supported")
+        self.axis = int(axis)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.rms_scaling = False
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.input_spec = InputSpec(min_ndim=1)
+        self.gamma = self.beta = None
+
+    def build(self, input_shape):
+        axis = self.axis % len(input_shape)
+        ch = input_shape[axis]
+        if ch is None:
+            raise ValueError(f'Layer "{self.name}" (LayerNormalization) needs axis {self.axis} of its '
+                             f"input to be defined, received input shape {_shape_str(input_shape)}")
+        if self.scale:
+            self.gamma = self.add_weight("gamma", (ch,), self.gamma_initializer, self.gamma_regularizer)
+        if self.center:
+            self.beta = self.add_weight("beta", (ch,), self.beta_initializer, self.beta_regularizer)
+        self._axis, self._channels = axis, ch
+        self.input_spec = InputSpec(ndim=len(input_shape), axes={axis: ch})
+        self.built = True
+
+    _to_rows = BatchNormalization._to_rows
+    _from_rows = BatchNormalization._from_rows
+    _gamma_beta = BatchNormalization._gamma_beta
+
+    def call(self, inputs, training=False):
+        x = self._to_rows(inputs)
+        dt = x.dtype
+        gamma, beta = self._gamma_beta(dt)
+        y = self._buf("y", x.shape, dt)
+        mean = np.empty(x.shape[0], dt)
+        invstd = np.empty(x.shape[0], dt)
+        _bn.layernorm_forward(x, gamma, beta, mean, invstd, y, self.epsilon, config._n_threads)
+        if self._record:
+            self._x, self._mean, self._invstd, self._in_shape = x, mean, invstd, inputs.shape
+        return self._from_rows(y, inputs.shape)
+
+    def backward(self, dy, need_dx=True):
+        x = self._x
+        dt = x.dtype
+        dy = self._to_rows(np.ascontiguousarray(dy, dtype=dt))
+        gamma, _ = self._gamma_beta(dt)
+        train = self.trainable
+        dgamma = self.gamma.grad_buffer() if (train and self.scale) else None
+        dbeta = self.beta.grad_buffer() if (train and self.center) else None
+        dx = self._buf("dx", x.shape, dt) if need_dx else None
+        _bn.layernorm_backward(dy, x, self._mean, self._invstd, gamma, dx, dgamma, dbeta,
+                               config._n_threads)
+        return None if dx is None else self._from_rows(dx, self._in_shape)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({
+            "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+            "scale": self.scale, "rms_scaling": False,
+            "beta_initializer": _serialize_initializer(self.beta_initializer),
+            "gamma_initializer": _serialize_initializer(self.gamma_initializer),
+            "beta_regularizer": _serialize_regularizer(self.beta_regularizer),
+            "gamma_regularizer": _serialize_regularizer(self.gamma_regularizer),
+            "beta_constraint": None, "gamma_constraint": None,
         })
         return cfg

@@ -1,0 +1,103 @@
+"""Shared test helpers: the Keras reference cases and finite differences."""
+import json
+import os
+
+import numpy as np
+
+import fastnet
+
+REF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "keras_reference")
+
+# Tolerances for one layer or one step, float32 against Keras (tests/data/keras_reference/README.md).
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def load_case(group, name):
+    d = np.load(os.path.join(REF, group, name + ".npz"))
+    return {k: d[k] for k in d.files if k != "meta"}, json.loads(str(d["meta"]))
+
+
+def case_names(group, class_names=None):
+    with open(os.path.join(REF, "index.json")) as f:
+        cases = json.load(f)["cases"]
+    return [c["name"] for c in cases
+            if c["group"] == group and (class_names is None or c.get("class_name") in class_names)]
+
+
+def assert_close(got, want, rtol=RTOL, atol=ATOL, what=""):
+    got = np.asarray(got)
+    want = np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=what)
+
+
+def run_layer_case(name, rtol=RTOL, atol=ATOL, layer_factory=None):
+    """Replays one tests/data/keras_reference/layers case: outputs, gradients, updated weights."""
+    d, meta = load_case("layers", name)
+    cls = getattr(fastnet.layers, meta["class_name"])
+    layer = layer_factory(meta) if layer_factory else cls(**meta["config"])
+    x = d["x"]
+    layer(x)  # build
+    weights = [d[f"w_{i}"] for i in range(meta["n_weights"])]
+    for mode in meta["modes"]:
+        layer.set_weights(weights)
+        out = layer(x, training=(mode == "train"))
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        assert len(outs) == meta["n_outputs"]
+        for k, o in enumerate(outs):
+            assert_close(o, d[f"y_{mode}_{k}"], rtol, atol, f"{name} {mode} output {k}")
+        if meta["grads"]:
+            ups = [d[f"upstream_{mode}_{k}"] for k in range(meta["n_outputs"])]
+            dx = layer.backward(ups if len(ups) > 1 else ups[0])
+            if f"dx_{mode}" in d:
+                assert_close(dx, d[f"dx_{mode}"], rtol, atol, f"{name} {mode} dx")
+            for i, var in enumerate(layer.trainable_weights):
+                assert_close(var.grad, d[f"dw_{mode}_{i}"], rtol, atol, f"{name} {mode} d{var.name}")
+        if mode == "train":
+            for i, w in enumerate(layer.get_weights()):
+                if f"w_after_train_{i}" in d:
+                    assert_close(w, d[f"w_after_train_{i}"], rtol, atol, f"{name} weight {i} after train")
+    return layer
+
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central differences of the scalar function f at x (float64), same shape as x."""
+    x = np.array(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f(x)
+        flat[i] = old - eps
+        fm = f(x)
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+def check_layer_gradients(layer, x, training=False, rtol=1e-6, atol=1e-8, seed=0):
+    """Finite differences (float64) of sum(layer(x) * u) against layer.backward(u):
+    the input gradient and every trainable weight's gradient."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=np.float64)
+    y = layer(x, training=training)
+    u = rng.standard_normal(np.shape(y))
+
+    def loss_x(xv):
+        return float(np.sum(layer(xv, training=training) * u))
+
+    layer(x, training=training)
+    dx = layer.backward(u)
+    grads = [v.grad.copy() for v in layer.trainable_weights]
+    np.testing.assert_allclose(dx, numeric_grad(loss_x, x), rtol=rtol, atol=atol, err_msg="dx")
+    for var, g in zip(layer.trainable_weights, grads):
+        def loss_w(wv, var=var):
+            old = var.value.copy()
+            var.value[...] = wv
+            try:
+                return float(np.sum(layer(x, training=training) * u))
+            finally:
+                var.value[...] = old
+        np.testing.assert_allclose(g, numeric_grad(loss_w, var.value), rtol=rtol, atol=atol,
+                                   err_msg=f"d{var.name}")

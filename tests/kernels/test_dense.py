@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from fastnet import activations
+from fastnet._kernels import dense as K
+from fastnet._reference import core as ref
+
+ACTS = ["linear", "relu", "tanh", "softmax", "gelu", "silu"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("shape", [(6, 7, 5), (256, 300, 130)], ids=["small", "parallel"])
+def test_dense_kernel_matches_twin(act, dtype, shape, n_threads, rng):
+    n, k, u = shape
+    code = activations.get(act).code
+    x = rng.standard_normal((n, k)).astype(dtype)
+    w = (rng.standard_normal((k, u)) / np.sqrt(k)).astype(dtype)
+    b = rng.standard_normal(u).astype(dtype)
+    y = np.empty((n, u), dtype)
+    z = np.empty((n, u), dtype)
+    K.forward(x, w, b, z, y, code, 0.0, n_threads)
+    want_y, want_z = ref.dense_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), act)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(y, want_y, rtol=tol, atol=tol)
+    np.testing.assert_allclose(z, want_z, rtol=tol, atol=tol)
+
+    dy = rng.standard_normal((n, u)).astype(dtype)
+    dz, dw, db, dx = np.empty_like(dy), np.empty_like(w), np.empty_like(b), np.empty_like(x)
+    K.backward(dy, x, w, y, z, dz, dw, db, dx, code, 0.0, n_threads)
+    want_dx, want_dw, want_db = ref.dense_backward(dy.astype(np.float64), x.astype(np.float64),
+                                                   w.astype(np.float64), want_z, act)
+    np.testing.assert_allclose(dx, want_dx, rtol=tol * 10, atol=tol * 10)
+    np.testing.assert_allclose(dw, want_dw, rtol=tol * 10, atol=tol * 10)
+    np.testing.assert_allclose(db, want_db, rtol=tol * 10, atol=tol * 10)
+
+
+def test_dense_kernel_optional_outputs_and_errors(rng):
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 2)).astype(np.float32)
+    y = np.empty((4, 2), np.float32)
+    K.forward(x, w, None, None, y, 0)
+    np.testing.assert_allclose(y, x @ w, rtol=1e-6)
+    dy = np.ones((4, 2), np.float32)
+    dw = np.empty_like(w)
+    K.backward(dy, x, w, y, None, None, dw, None, None, 0)  # only dw
+    np.testing.assert_allclose(dw, x.T @ dy, rtol=1e-6)
+    with pytest.raises(ValueError, match="dense forward"):
+        K.forward(x, w[:2], None, None, y, 0)
+    with pytest.raises(ValueError, match="needs a z buffer"):
+        K.forward(x, w, None, None, y, activations.gelu.code)
