@@ -48,6 +48,7 @@ class Embedding(Layer):
         self.embeddings_constraint = embeddings_constraint
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
+        self._produces_mask = self.mask_zero   # models pass masks along only when some layer makes one
         self._initial_weights = weights
         self.embeddings = None
 
