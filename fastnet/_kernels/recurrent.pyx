@@ -100,9 +100,113 @@ cdef extern from *:
         Py_ssize_t i;
         for (i = 0; i < n; i++) y[i] = fn_rnn_tanhf(z[i]);
     }
+
+    /* Fused rows for the default activations (tanh, sigmoid) in float32: one pass
+       per batch row computes every gate, the cell and the state (forward), or every
+       gate derivative (backward). dys may be NULL (no upstream gradient per step). */
+    FN_RNN_CLONES
+    static void fn_lstm_fwd_rowf(float *restrict z, const float *restrict cp,
+                                 float *restrict cn, float *restrict tc, float *restrict h,
+                                 Py_ssize_t U) {
+        Py_ssize_t j;
+        for (j = 0; j < U; j++) {
+            float i = fn_rnn_sigmoidf(z[j]), f = fn_rnn_sigmoidf(z[U + j]);
+            float g = fn_rnn_tanhf(z[2 * U + j]), o = fn_rnn_sigmoidf(z[3 * U + j]);
+            float c = f * cp[j] + i * g, t = fn_rnn_tanhf(c);
+            z[j] = i; z[U + j] = f; z[2 * U + j] = g; z[3 * U + j] = o;
+            cn[j] = c; tc[j] = t; h[j] = o * t;
+        }
+    }
+
+    FN_RNN_CLONES
+    static void fn_lstm_bwd_rowf(float *restrict dhc, const float *restrict dys,
+                                 const float *restrict gt, const float *restrict tc,
+                                 const float *restrict cp, float *restrict dcc,
+                                 float *restrict gr, Py_ssize_t U) {
+        Py_ssize_t j;
+        for (j = 0; j < U; j++) {
+            float dh = dhc[j] + (dys ? dys[j] : 0.0f);
+            float i = gt[j], f = gt[U + j], g = gt[2 * U + j], o = gt[3 * U + j], t = tc[j];
+            float dct = dh * o * (1.0f - t * t) + dcc[j];
+            gr[j] = dct * g * i * (1.0f - i);
+            gr[U + j] = dct * cp[j] * f * (1.0f - f);
+            gr[2 * U + j] = dct * i * (1.0f - g * g);
+            gr[3 * U + j] = dh * t * o * (1.0f - o);
+            dcc[j] = dct * f;
+            dhc[j] = 0.0f;
+        }
+    }
+
+    FN_RNN_CLONES
+    static void fn_gru_fwd_rowf(float *restrict z, const float *restrict rr,
+                                const float *restrict rb, float *restrict ax,
+                                const float *restrict hp, float *restrict hn, Py_ssize_t U) {
+        Py_ssize_t j;
+        /* Two copies of the loop (with and without the recurrent bias) so that each
+           vectorises: a select on a possibly-NULL pointer would not. */
+        #define FN_GRU_FWD_BODY(BZ, BR, BH) { \
+            float zg = fn_rnn_sigmoidf(z[j] + rr[j] + (BZ)); \
+            float rg = fn_rnn_sigmoidf(z[U + j] + rr[U + j] + (BR)); \
+            float rh = rr[2 * U + j] + (BH); \
+            float hh = fn_rnn_tanhf(z[2 * U + j] + rg * rh); \
+            z[j] = zg; z[U + j] = rg; z[2 * U + j] = hh; ax[j] = rh; \
+            hn[j] = zg * hp[j] + (1.0f - zg) * hh; }
+        if (rb) {
+            for (j = 0; j < U; j++) FN_GRU_FWD_BODY(rb[j], rb[U + j], rb[2 * U + j])
+        } else {
+            for (j = 0; j < U; j++) FN_GRU_FWD_BODY(0.0f, 0.0f, 0.0f)
+        }
+        #undef FN_GRU_FWD_BODY
+    }
+
+    FN_RNN_CLONES
+    static void fn_gru_bwd_rowf(float *restrict dhc, const float *restrict dys,
+                                const float *restrict gt, const float *restrict ax,
+                                const float *restrict hp, float *restrict dgx,
+                                float *restrict gr, Py_ssize_t U) {
+        Py_ssize_t j;
+        for (j = 0; j < U; j++) {
+            float dh = dhc[j] + (dys ? dys[j] : 0.0f);
+            float zg = gt[j], rg = gt[U + j], hh = gt[2 * U + j];
+            float dhh = dh * (1.0f - zg) * (1.0f - hh * hh);
+            gr[j] = dh * (hp[j] - hh) * zg * (1.0f - zg);
+            gr[U + j] = dhh * ax[j] * rg * (1.0f - rg);
+            gr[2 * U + j] = dhh * rg;
+            dgx[j] = dhh;
+            dhc[j] = dh * zg;
+        }
+    }
+
+    FN_RNN_CLONES
+    static void fn_rnn_fwd_rowf(float *restrict z, float *restrict h, Py_ssize_t U) {
+        Py_ssize_t j;
+        for (j = 0; j < U; j++) { float t = fn_rnn_tanhf(z[j]); z[j] = t; h[j] = t; }
+    }
+
+    FN_RNN_CLONES
+    static void fn_rnn_bwd_rowf(float *restrict dhc, const float *restrict dys,
+                                const float *restrict y, float *restrict gr, Py_ssize_t U) {
+        Py_ssize_t j;
+        for (j = 0; j < U; j++) {
+            float dh = dhc[j] + (dys ? dys[j] : 0.0f);
+            gr[j] = dh * (1.0f - y[j] * y[j]);
+            dhc[j] = 0.0f;
+        }
+    }
     """
     void fn_rnn_sigmoid_rowf(const float *z, float *y, Py_ssize_t n) noexcept nogil
     void fn_rnn_tanh_rowf(const float *z, float *y, Py_ssize_t n) noexcept nogil
+    void fn_lstm_fwd_rowf(float *z, const float *cp, float *cn, float *tc, float *h,
+                          Py_ssize_t U) noexcept nogil
+    void fn_lstm_bwd_rowf(float *dhc, const float *dys, const float *gt, const float *tc,
+                          const float *cp, float *dcc, float *gr, Py_ssize_t U) noexcept nogil
+    void fn_gru_fwd_rowf(float *z, const float *rr, const float *rb, float *ax,
+                         const float *hp, float *hn, Py_ssize_t U) noexcept nogil
+    void fn_gru_bwd_rowf(float *dhc, const float *dys, const float *gt, const float *ax,
+                         const float *hp, float *dgx, float *gr, Py_ssize_t U) noexcept nogil
+    void fn_rnn_fwd_rowf(float *z, float *h, Py_ssize_t U) noexcept nogil
+    void fn_rnn_bwd_rowf(float *dhc, const float *dys, const float *y, float *gr,
+                         Py_ssize_t U) noexcept nogil
 
 cdef enum:
     SIMPLE_RNN = 0
@@ -180,6 +284,10 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
     cdef const floating *A
     cdef Py_ssize_t lda
     cdef floating zz
+    # float32 with the default activations: the fused C rows (vectorised, inline exp).
+    cdef bint fast = (floating is float and zpre == NULL and act == ACT_TANH
+                      and (cell == SIMPLE_RNN or rec_act == ACT_SIGMOID)
+                      and (cell != GRU or reset_after))
     if m <= 0:
         return
     for s in range(T):
@@ -201,6 +309,20 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                  gz + lo * GU, GU)
             for b in range(lo, hi):
                 zr = gz + b * GU
+                if fast:
+                    if floating is float:
+                        if cell == SIMPLE_RNN:
+                            fn_rnn_fwd_rowf(zr, hn + b * U, U)
+                        else:
+                            fn_lstm_fwd_rowf(zr, cs + s * B * U + b * U,
+                                             cs + (s + 1) * B * U + b * U,
+                                             aux + s * B * U + b * U, hn + b * U, U)
+                    if mask != NULL and not mask[b * T + s]:
+                        memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
+                        if cell == LSTM:
+                            memcpy(cs + (s + 1) * B * U + b * U, cs + s * B * U + b * U,
+                                   U * sizeof(floating))
+                    continue
                 if zpre != NULL:
                     memcpy(zpre + s * B * GU + b * GU, zr, GU * sizeof(floating))
                 if cell == SIMPLE_RNN:
@@ -229,6 +351,12 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                 zr = gz + b * GU
                 rr = scratch + b * sld
                 ax = aux + s * B * U + b * U
+                if fast:
+                    if floating is float:
+                        fn_gru_fwd_rowf(zr, rr, rb, ax, hp + b * U, hn + b * U, U)
+                    if mask != NULL and not mask[b * T + s]:
+                        memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
+                    continue
                 if rb != NULL:
                     for j in range(2 * U):
                         zr[j] = zr[j] + rr[j] + rb[j]
@@ -300,10 +428,29 @@ cdef void _bwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
     cdef const floating *ax
     cdef floating v, dct
     cdef bint masked
+    cdef bint fast = (floating is float and zpre == NULL and act == ACT_TANH
+                      and (cell == SIMPLE_RNN or rec_act == ACT_SIGMOID)
+                      and (cell != GRU or reset_after))
     if m <= 0:
         return
     for s in range(T - 1, -1, -1):
         for b in range(lo, hi):
+            if fast and (mask == NULL or mask[b * T + s]):
+                if floating is float:
+                    gr = dg + s * B * GU + b * GU
+                    gt = gates + s * B * GU + b * GU
+                    if cell == LSTM:
+                        fn_lstm_bwd_rowf(dhc + b * U, (dys + (b * T + s) * U) if dys != NULL else NULL,
+                                         gt, aux + s * B * U + b * U, cs + s * B * U + b * U,
+                                         dcc + b * U, gr, U)
+                    elif cell == GRU:
+                        fn_gru_bwd_rowf(dhc + b * U, (dys + (b * T + s) * U) if dys != NULL else NULL,
+                                        gt, aux + s * B * U + b * U, hs + s * B * U + b * U,
+                                        dgx + s * B * U + b * U, gr, U)
+                    else:
+                        fn_rnn_bwd_rowf(dhc + b * U, (dys + (b * T + s) * U) if dys != NULL else NULL,
+                                        gt, gr, U)
+                continue
             dh = scratch + b * sld
             if dys != NULL:
                 for j in range(U):
