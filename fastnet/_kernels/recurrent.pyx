@@ -27,6 +27,7 @@ vectorises; float64 (gradient checks) and other activations use the shared kerne
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport uint8_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, ACT_SIGMOID,
@@ -177,6 +178,80 @@ cdef extern from *:
         }
     }
 
+    /* Small GEMMs against a matrix packed once per sequence. The per-step recurrent
+       products (a few dozen rows times the recurrent kernel) are too small for BLAS
+       to amortise its packing of the kernel on every call; packed here once into
+       panels of 16 columns, each step streams it from cache. */
+    typedef float fn_v8f __attribute__((vector_size(32)));
+
+    /* Bp[(p*K + k)*16 + jj] = op(B)[k, 16p + jj] (zero past N); op(B) = B (K x N, row
+       stride ldb) or, with trans, the transpose of B (N x K, row stride ldb). */
+    static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N,
+                          int trans, float *Bp) {
+        Py_ssize_t np_ = (N + 15) / 16, p, k, jj, j;
+        for (p = 0; p < np_; p++)
+            for (k = 0; k < K; k++)
+                for (jj = 0; jj < 16; jj++) {
+                    j = p * 16 + jj;
+                    Bp[(p * K + k) * 16 + jj] = j < N ? (trans ? B[j * ldb + k] : B[k * ldb + j]) : 0.0f;
+                }
+    }
+
+    /* C (M x N, row stride ldc) = [C +] A (M x K, row stride lda) op(B), Bp from fn_pack_b. */
+    FN_RNN_CLONES
+    static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                               Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                               int accumulate) {
+        Py_ssize_t np_ = (N + 15) / 16, p, i0, k, r, jj;
+        for (p = 0; p < np_; p++) {
+            const float *bp = Bp + p * K * 16;
+            Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
+            for (i0 = 0; i0 < M; i0 += 6) {
+                Py_ssize_t mr = M - i0 < 6 ? M - i0 : 6;
+                const float *a0 = A + i0 * lda;
+                const float *a1 = mr > 1 ? a0 + lda : a0, *a2 = mr > 2 ? a0 + 2 * lda : a0;
+                const float *a3 = mr > 3 ? a0 + 3 * lda : a0, *a4 = mr > 4 ? a0 + 4 * lda : a0;
+                const float *a5 = mr > 5 ? a0 + 5 * lda : a0;
+                fn_v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+                fn_v8f c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+                for (k = 0; k < K; k++) {
+                    fn_v8f b0, b1;
+                    float x;
+                    memcpy(&b0, bp + k * 16, sizeof b0);
+                    memcpy(&b1, bp + k * 16 + 8, sizeof b1);
+                    x = a0[k]; c00 += x * b0; c01 += x * b1;
+                    x = a1[k]; c10 += x * b0; c11 += x * b1;
+                    x = a2[k]; c20 += x * b0; c21 += x * b1;
+                    x = a3[k]; c30 += x * b0; c31 += x * b1;
+                    x = a4[k]; c40 += x * b0; c41 += x * b1;
+                    x = a5[k]; c50 += x * b0; c51 += x * b1;
+                }
+                {
+                    fn_v8f acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                        {c30, c31}, {c40, c41}, {c50, c51}};
+                    for (r = 0; r < mr; r++) {
+                        float *cr = C + (i0 + r) * ldc + p * 16;
+                        if (nr == 16) {
+                            fn_v8f o0 = acc[r][0], o1 = acc[r][1], t;
+                            if (accumulate) {
+                                memcpy(&t, cr, sizeof t); o0 += t;
+                                memcpy(&t, cr + 8, sizeof t); o1 += t;
+                            }
+                            memcpy(cr, &o0, sizeof o0);
+                            memcpy(cr + 8, &o1, sizeof o1);
+                        } else {
+                            float tmp[16];
+                            memcpy(tmp, &acc[r][0], 32);
+                            memcpy(tmp + 8, &acc[r][1], 32);
+                            for (jj = 0; jj < nr; jj++)
+                                cr[jj] = (accumulate ? cr[jj] : 0.0f) + tmp[jj];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     FN_RNN_CLONES
     static void fn_rnn_fwd_rowf(float *restrict z, float *restrict h, Py_ssize_t U) {
         Py_ssize_t j;
@@ -205,6 +280,11 @@ cdef extern from *:
     void fn_gru_bwd_rowf(float *dhc, const float *dys, const float *gt, const float *ax,
                          const float *hp, float *dgx, float *gr, Py_ssize_t U) noexcept nogil
     void fn_rnn_fwd_rowf(float *z, float *h, Py_ssize_t U) noexcept nogil
+    void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
+                   float *Bp) noexcept nogil
+    void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                        Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                        int accumulate) noexcept nogil
     void fn_rnn_bwd_rowf(float *dhc, const float *dys, const float *y, float *gr,
                          Py_ssize_t U) noexcept nogil
 
@@ -245,6 +325,17 @@ cdef inline void _act_grad(int code, floating *g, const floating *y, const float
         act_grad_row(code, g, y, z, g, n, alpha)
 
 
+cdef inline void _rgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating *a,
+                        Py_ssize_t lda, const float *packed, const floating *b, Py_ssize_t ldb,
+                        bint trans_b, floating beta, floating *c, Py_ssize_t ldc) noexcept nogil:
+    """c = a op(b) + beta c; through the packed copy of op(b) when there is one (float32)."""
+    if floating is float:
+        if packed != NULL:
+            fn_gemm_packed(m, n, k, a, lda, packed, c, ldc, beta != 0)
+            return
+    gemm(False, trans_b, m, n, k, <floating>1, a, lda, b, ldb, beta, c, ldc)
+
+
 cdef int _threads(Py_ssize_t n, Py_ssize_t work, int n_threads) noexcept nogil:
     if n_threads <= 1 or work < PARALLEL_MIN_WORK or n < 2 * MIN_ROWS:
         return 1
@@ -268,7 +359,8 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                     Py_ssize_t U, const floating *r, const floating *rb, const uint8_t *mask,
                     const floating *rmask, floating *gates, floating *hs, floating *cs,
                     floating *aux, floating *zpre, floating *scratch, Py_ssize_t sld,
-                    int act, int rec_act, double aa, double ra, bint reset_after) noexcept nogil:
+                    int act, int rec_act, double aa, double ra, bint reset_after,
+                    const float *pk1, const float *pk2) noexcept nogil:
     cdef Py_ssize_t G = 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
     cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j
     cdef floating *hp
@@ -305,8 +397,7 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
             A = hp + lo * U
             lda = U
         if cell == SIMPLE_RNN or cell == LSTM:
-            gemm(False, False, m, GU, U, <floating>1, A, lda, r, GU, <floating>1,
-                 gz + lo * GU, GU)
+            _rgemm(m, GU, U, A, lda, pk1, r, GU, False, <floating>1, gz + lo * GU, GU)
             for b in range(lo, hi):
                 zr = gz + b * GU
                 if fast:
@@ -345,8 +436,7 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                 if mask != NULL and not mask[b * T + s]:
                     memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
         elif reset_after:
-            gemm(False, False, m, GU, U, <floating>1, A, lda, r, GU, <floating>0,
-                 scratch + lo * sld, sld)
+            _rgemm(m, GU, U, A, lda, pk1, r, GU, False, <floating>0, scratch + lo * sld, sld)
             for b in range(lo, hi):
                 zr = gz + b * GU
                 rr = scratch + b * sld
@@ -381,8 +471,7 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                         zz = zr[j]
                         hn[b * U + j] = zz * hp[b * U + j] + (1 - zz) * zr[2 * U + j]
         else:
-            gemm(False, False, m, 2 * U, U, <floating>1, A, lda, r, GU, <floating>0,
-                 scratch + lo * sld, sld)
+            _rgemm(m, 2 * U, U, A, lda, pk1, r, GU, False, <floating>0, scratch + lo * sld, sld)
             for b in range(lo, hi):
                 zr = gz + b * GU
                 rr = scratch + b * sld
@@ -395,8 +484,8 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                 hd = <floating *>(A + (b - lo) * lda)
                 for j in range(U):
                     ax[j] = zr[U + j] * hd[j]
-            gemm(False, False, m, U, U, <floating>1, aux + s * B * U + lo * U, U, r + 2 * U, GU,
-                 <floating>1, gz + lo * GU + 2 * U, GU)
+            _rgemm(m, U, U, aux + s * B * U + lo * U, U, pk2, r + 2 * U, GU, False,
+                   <floating>1, gz + lo * GU + 2 * U, GU)
             for b in range(lo, hi):
                 zr = gz + b * GU
                 if zpre != NULL:
@@ -416,7 +505,8 @@ cdef void _bwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                     const floating *cs, const floating *aux, const floating *zpre,
                     floating *dg, floating *dgx, floating *dhc, floating *dcc,
                     floating *scratch, Py_ssize_t sld, int act, int rec_act, double aa,
-                    double ra, bint reset_after) noexcept nogil:
+                    double ra, bint reset_after, const float *pk1,
+                    const float *pk2) noexcept nogil:
     cdef Py_ssize_t G = 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
     cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j
     cdef floating *dh
@@ -507,8 +597,8 @@ cdef void _bwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                     _act_grad(rec_act, gr + U, gt + U, (zp + U) if zp != NULL else NULL, U, ra)
         if cell == GRU and not reset_after:
             # d(r * h) = dG_h R_h^T, needed before the reset gate's derivative.
-            gemm(False, True, m, U, U, <floating>1, dg + s * B * GU + lo * GU + 2 * U, GU,
-                 r + 2 * U, GU, <floating>0, scratch + lo * sld + U, sld)
+            _rgemm(m, U, U, dg + s * B * GU + lo * GU + 2 * U, GU, pk2, r + 2 * U, GU, True,
+                   <floating>0, scratch + lo * sld + U, sld)
             for b in range(lo, hi):
                 if mask != NULL and not mask[b * T + s]:
                     continue
@@ -528,8 +618,8 @@ cdef void _bwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                         gr[U + j] = v * hp[j]
                         drh[j] = v * gt[U + j]
                 _act_grad(rec_act, gr + U, gt + U, (zp + U) if zp != NULL else NULL, U, ra)
-            gemm(False, True, m, U, 2 * U, <floating>1, dg + s * B * GU + lo * GU, GU, r, GU,
-                 <floating>1, scratch + lo * sld + U, sld)
+            _rgemm(m, U, 2 * U, dg + s * B * GU + lo * GU, GU, pk1, r, GU, True,
+                   <floating>1, scratch + lo * sld + U, sld)
             for b in range(lo, hi):
                 if mask != NULL and not mask[b * T + s]:
                     continue
@@ -541,15 +631,15 @@ cdef void _bwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                     for j in range(U):
                         dhc[b * U + j] = dhc[b * U + j] + drh[j]
         elif rmask != NULL:
-            gemm(False, True, m, U, GU, <floating>1, dg + s * B * GU + lo * GU, GU, r, GU,
-                 <floating>0, scratch + lo * sld, sld)
+            _rgemm(m, U, GU, dg + s * B * GU + lo * GU, GU, pk1, r, GU, True,
+                   <floating>0, scratch + lo * sld, sld)
             for b in range(lo, hi):
                 dh = scratch + b * sld
                 for j in range(U):
                     dhc[b * U + j] = dhc[b * U + j] + dh[j] * rmask[b * U + j]
         else:
-            gemm(False, True, m, U, GU, <floating>1, dg + s * B * GU + lo * GU, GU, r, GU,
-                 <floating>1, dhc + lo * U, U)
+            _rgemm(m, U, GU, dg + s * B * GU + lo * GU, GU, pk1, r, GU, True,
+                   <floating>1, dhc + lo * U, U)
 
 
 cdef void _colsum(const floating *src, Py_ssize_t ld, Py_ssize_t rows, Py_ssize_t cols,
@@ -564,6 +654,33 @@ cdef void _colsum(const floating *src, Py_ssize_t ld, Py_ssize_t rows, Py_ssize_
         for i in range(rows):
             for j in range(c0, c1):
                 out[j] = out[j] + src[i * ld + j]
+
+
+def packed_gemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] c,
+                bint trans_b=False, bint accumulate=False, int repeat=1):
+    """c = [c +] a op(b) through the packed small-GEMM the time loops use (tests, timing)."""
+    cdef Py_ssize_t m = a.shape[0], k = a.shape[1]
+    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
+    cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0], i
+    if kb != k or c.shape[0] != m or c.shape[1] != n:
+        raise ValueError("packed_gemm: shapes do not match")
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError("packed_gemm: empty operands")
+    cdef float *p = _packed(&b[0, 0], b.shape[1], k, n, trans_b)
+    with nogil:
+        for i in range(repeat):
+            fn_gemm_packed(m, n, k, &a[0, 0], k, p, &c[0, 0], n, accumulate)
+    free(p)
+
+
+cdef float *_packed(const float *b, Py_ssize_t ldb, Py_ssize_t k, Py_ssize_t n,
+                    bint trans) except? NULL:
+    """A copy of op(b) (k x n) packed for fn_gemm_packed; the caller frees it."""
+    cdef float *p = <float *>malloc(((n + 15) // 16) * 16 * max(k, 1) * sizeof(float))
+    if p == NULL:
+        raise MemoryError()
+    fn_pack_b(b, ldb, k, n, trans, p)
+    return p
 
 
 def _check(arr, shape, what):
@@ -649,6 +766,14 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     chunk = (B + nt - 1) // nt
     nchunks = (B + chunk - 1) // chunk
     gp = &gates[0, 0, 0]
+    cdef float *pk1 = NULL
+    cdef float *pk2 = NULL
+    if floating is float:
+        if cell == GRU and not reset_after:
+            pk1 = _packed(&r[0, 0], GU, U, 2 * U, False)
+            pk2 = _packed(&r[0, 2 * U], GU, U, U, False)
+        else:
+            pk1 = _packed(&r[0, 0], GU, U, GU, False)
     with nogil:
         if D > 0:
             gemm_parallel(False, False, T * B, GU, D, <floating>1, &xt[0, 0, 0], D, &w[0, 0], GU,
@@ -664,7 +789,9 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             hi = min(B, lo + chunk)
             _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
                       &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act, rec_act,
-                      act_alpha, rec_alpha, reset_after)
+                      act_alpha, rec_alpha, reset_after, pk1, pk2)
+    free(pk1)
+    free(pk2)
 
 
 def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
@@ -778,6 +905,14 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     nt = _threads(B, T * B * U * GU, n_threads)
     chunk = (B + nt - 1) // nt
     nchunks = (B + chunk - 1) // chunk
+    cdef float *pk1 = NULL
+    cdef float *pk2 = NULL
+    if floating is float:
+        if gru_before:
+            pk1 = _packed(&r[0, 0], GU, 2 * U, U, True)
+            pk2 = _packed(&r[0, 2 * U], GU, U, U, True)
+        else:
+            pk1 = _packed(&r[0, 0], GU, GU, U, True)
     with nogil:
         for k in prange(nchunks, num_threads=nt, schedule="static", chunksize=1):
             lo = k * chunk
@@ -785,7 +920,9 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             _bwd_rows(cell, lo, hi, T, B, U, dysp, &r[0, 0], mp, rmp, &gates[0, 0, 0],
                       &hs[0, 0, 0], csp, axp, zpp, &dg[0, 0, 0], dgxp, &dh0[0, 0], dccp,
                       &scratch[0, 0], GU + 2 * U, act, rec_act, act_alpha, rec_alpha,
-                      reset_after)
+                      reset_after, pk1, pk2)
+        free(pk1)
+        free(pk2)
         # The recurrent GEMM's left operand over all steps: h (or h * rmask) of slots 0..T-1.
         if rmp != NULL:
             hbp = &hd_buf[0, 0, 0]

@@ -148,3 +148,20 @@ def test_embedding_kernel_checks_indices_first():
     for nt in (1, 2):
         E.backward(idx, dy, dt, nt)
         np.testing.assert_allclose(dt, R.embedding_backward(idx, dy, 4), rtol=1e-12)
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 17, 3), (6, 16, 128), (13, 37, 21), (64, 512, 128),
+                                   (7, 128, 512)])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_packed_small_gemm(m, n, k, trans_b, accumulate):
+    rng = np.random.default_rng(m * 1000 + n)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    c = c0.copy()
+    K.packed_gemm(a, b, c, trans_b=trans_b, accumulate=accumulate)
+    want = a.astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    if accumulate:
+        want += c0
+    np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5 * np.sqrt(k))
