@@ -7,6 +7,12 @@ fused gate pass per step; backpropagation through time is fused the same way.
 Weights live in the cell (``layer.cell.kernel`` ...), with Keras's names, shapes and
 gate orders (LSTM i, f, c, o; GRU z, r, h), so ``get_weights``/``set_weights`` move
 weights to and from Keras unchanged.
+
+Dropout, as Keras applies it, only in training and with masks drawn once per batch
+and held for every time step: ``dropout`` scales the inputs, ``recurrent_dropout``
+the previous state before the recurrent product (the GRU's carry ``z * h`` uses the
+undropped state). One input mask and one recurrent mask serve all gates (Keras
+draws one per gate when ``recurrent_dropout`` is set); in expectation the two agree.
 """
 import numpy as np
 
