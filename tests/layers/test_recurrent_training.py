@@ -74,3 +74,27 @@ def test_masks_flow_through_a_sequential_model():
     e = emb(tokens)
     want = gru(lstm(e[:1, :2]))
     np.testing.assert_allclose(out[0], want[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["simplernn_small", "lstm_small", "gru_small"])
+def test_fit_replays_keras(case):
+    """The same cases through compile/fit/evaluate/predict, as check_models.py replays them."""
+    import fastnet
+
+    d = np.load(os.path.join(REF, "models", case + ".npz"))
+    meta = json.loads(str(d["meta"]))
+    spec = meta["spec"]
+    model = fastnet.Sequential([fastnet.Input(shape=tuple(spec["input_shape"]))]
+                               + [getattr(fastnet.layers, c)(**kw) for c, kw in spec["layers"]])
+    model.compile(optimizer=spec["compile"]["optimizer"], loss=spec["compile"]["loss"],
+                  metrics=spec["compile"]["metrics"])
+    model.set_weights([d[f"w0_{i}"] for i in range(meta["n_weights"])])
+    hist = model.fit(d["x"], d["y"], shuffle=False, verbose=0, **spec["fit"])
+    for key in meta["history_keys"]:
+        np.testing.assert_allclose(hist.history[key], d[f"history_{key}"], rtol=1e-3, atol=1e-4)
+    for i, w in enumerate(model.get_weights()):
+        np.testing.assert_allclose(w, d[f"w_final_{i}"], rtol=1e-3, atol=1e-4)
+    ev = model.evaluate(d["x"], d["y"], verbose=0, return_dict=True)
+    for key, v in meta["evaluate"].items():
+        np.testing.assert_allclose(ev[key], v, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(model.predict(d["x"], verbose=0), d["predict"], rtol=1e-3, atol=1e-4)
