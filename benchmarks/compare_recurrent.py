@@ -3,11 +3,11 @@
 
 The issue's setting: inputs of 32 steps x 32 features, one recurrent layer of 128
 units, then Dense(10, softmax), sparse categorical cross-entropy, Adam, batch 64.
-A "training step" is forward, loss gradient, backward and the Adam update of every
-weight. "predict" runs 6400 sequences in batches of 32 (Keras's default) without
+A "training step" is one batch of ``model.fit`` (forward, loss, backward, Adam);
+PyTorch runs the same steps in a plain loop. "predict" runs 6400 sequences in batches of 32 (Keras's default) without
 recording anything for backward (PyTorch under no_grad), and in one batch of 6400.
 
-usage: python benchmarks/compare_recurrent.py [--threads 1 2] [--repeat 50]
+usage: python benchmarks/compare_recurrent.py [--threads 1 2] [--repeat 20]
                                               [--cells LSTM GRU SimpleRNN] [--breakdown]
 
 Prints medians (ms) and the ratio PyTorch time / fastnet time (> 1: fastnet faster).
@@ -25,59 +25,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import fastnet  # noqa: E402
 from fastnet import config  # noqa: E402
-from fastnet.layers import GRU, LSTM, Dense, SimpleRNN  # noqa: E402
 
 B, T, D, U, C = 64, 32, 32, 128, 10
 
 
-class Adam:
-    """Adam on numpy arrays (the same update as keras.optimizers.Adam)."""
-
-    def __init__(self, variables, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
-        self.vars, self.lr, self.b1, self.b2, self.eps, self.t = variables, lr, b1, b2, eps, 0
-        self.m = [np.zeros_like(v.value) for v in variables]
-        self.v = [np.zeros_like(v.value) for v in variables]
-
-    def step(self):
-        self.t += 1
-        lr = self.lr * np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
-        for var, m, v in zip(self.vars, self.m, self.v):
-            g = var.grad
-            m *= self.b1
-            m += (1 - self.b1) * g
-            v *= self.b2
-            v += (1 - self.b2) * g * g
-            var.value -= lr * m / (np.sqrt(v) + self.eps)
-
-
-class FastnetModel:
-    def __init__(self, cell, x):
-        self.rnn = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}[cell](U)
-        self.fc = Dense(C)
-        for layer in (self.rnn, self.fc):
-            layer._reuse = True
-        self.fc(self.rnn(x))
-        self.opt = Adam(self.rnn.trainable_weights + self.fc.trainable_weights)
-
-    def train_step(self, x, y):
-        h = self.rnn(x, training=True)
-        z = self.fc(h, training=True)
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        p[np.arange(len(y)), y] -= 1
-        p /= len(y)
-        dh = self.fc.backward(p)
-        self.rnn.backward(dh, need_dx=False)
-        self.opt.step()
-
-    def predict(self, x, batch):
-        for layer in (self.rnn, self.fc):
-            layer._record = False
-        out = [self.fc(self.rnn(x[i:i + batch])) for i in range(0, len(x), batch)]
-        for layer in (self.rnn, self.fc):
-            layer._record = True
-        return out
+def make_model(cell):
+    """The benchmark model through fastnet's public API (Keras's code, fastnet's imports)."""
+    model = fastnet.Sequential([fastnet.Input(shape=(T, D)),
+                                getattr(fastnet.layers, cell)(U),
+                                fastnet.layers.Dense(C, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
 
 
 def _median_ms(fn, repeat, warmup=5):
@@ -92,11 +50,15 @@ def _median_ms(fn, repeat, warmup=5):
 
 
 def time_fastnet(cell, threads, repeat, xs, ys, xp):
+    """Training step: model.fit over ``repeat`` batches of 64 (one epoch), per batch;
+    the median of 5 such epochs after a warm-up epoch."""
     config.set_num_threads(threads)
-    m = FastnetModel(cell, xs)
-    train = _median_ms(lambda: m.train_step(xs, ys), repeat)
-    p32 = _median_ms(lambda: m.predict(xp, 32), max(3, repeat // 10), warmup=1)
-    pall = _median_ms(lambda: m.predict(xp, len(xp)), max(3, repeat // 10), warmup=1)
+    model = make_model(cell)
+    xe, ye = np.concatenate([xs] * repeat), np.concatenate([ys] * repeat)
+    fit = lambda: model.fit(xe, ye, batch_size=B, epochs=1, shuffle=False, verbose=0)  # noqa: E731
+    train = _median_ms(fit, 5, warmup=1) / repeat
+    p32 = _median_ms(lambda: model.predict(xp, batch_size=32, verbose=0), 3, warmup=1)
+    pall = _median_ms(lambda: model.predict(xp, batch_size=len(xp), verbose=0), 3, warmup=1)
     return train, p32, pall
 
 
@@ -123,44 +85,48 @@ def time_torch(cell, threads, repeat, xs, ys, xp):
             for i in range(0, len(X), batch):
                 torch.softmax(fc(rnn(X[i:i + batch])[0][:, -1]), dim=1)
 
-    train = _median_ms(step, repeat)
-    p32 = _median_ms(lambda: predict(32), max(3, repeat // 10), warmup=1)
-    pall = _median_ms(lambda: predict(len(X)), max(3, repeat // 10), warmup=1)
+    def epoch():
+        for _ in range(repeat):
+            step()
+
+    train = _median_ms(epoch, 5, warmup=1) / repeat
+    p32 = _median_ms(lambda: predict(32), 3, warmup=1)
+    pall = _median_ms(lambda: predict(len(X)), 3, warmup=1)
     return train, p32, pall
 
 
 def breakdown(cell, repeat, xs, ys):
-    """Share of a 1-thread training step spent in the recurrent layer's GEMMs."""
+    """Share of a 1-thread training step spent in the recurrent layer's GEMMs: the same
+    GEMMs timed alone (input projection, the per-step recurrent products through the
+    packed kernel, dW and dR through BLAS) against the whole step."""
     from fastnet._kernels._blas import gemm_py
-    config.set_num_threads(1)
-    m = FastnetModel(cell, xs)
-    total = _median_ms(lambda: m.train_step(xs, ys), repeat)
+    from fastnet._kernels.recurrent import packed_gemm
+    train, _, _ = time_fastnet(cell, 1, repeat, xs, ys, xs[:32])
     g = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cell]
     gu = g * U
     f32 = np.float32
-    a_in, w = np.random.rand(T * B, D).astype(f32), np.random.rand(D, gu).astype(f32)
-    h, r = np.random.rand(B, U).astype(f32), np.random.rand(U, gu).astype(f32)
-    dg, hsall = np.random.rand(T * B, gu).astype(f32), np.random.rand(T * B, U).astype(f32)
-    c_in, c_step = np.empty((T * B, gu), f32), np.empty((B, gu), f32)
-    c_dh, c_dw, c_dr = np.empty((B, U), f32), np.empty((D, gu), f32), np.empty((U, gu), f32)
-    dgs = np.random.rand(B, gu).astype(f32)
+    rnd = np.random.default_rng(0)
+    a_in, w = rnd.random((T * B, D), f32), rnd.random((D, gu), f32)
+    h, r = rnd.random((B, U), f32), rnd.random((U, gu), f32)
+    dg, hsall = rnd.random((T * B, gu), f32), rnd.random((T * B, U), f32)
+    c_in, c_step, c_dh = np.empty((T * B, gu), f32), np.empty((B, gu), f32), np.empty((B, U), f32)
+    c_dw, c_dr, dgs = np.empty((D, gu), f32), np.empty((U, gu), f32), rnd.random((B, gu), f32)
 
     def gemms():
-        gemm_py(a_in, w, c_in)                                  # input projection
-        for _ in range(T):
-            gemm_py(h, r, c_step, beta=1)                       # recurrent, forward
-            gemm_py(dgs, r, c_dh, trans_b=True, beta=1)         # state gradient, backward
-        gemm_py(a_in, dg, c_dw, trans_a=True)                   # dW
-        gemm_py(hsall, dg, c_dr, trans_a=True)                  # dR
+        gemm_py(a_in, w, c_in)                                          # input projection
+        packed_gemm(h, r, c_step, accumulate=True, repeat=T)            # recurrent, forward
+        packed_gemm(dgs, r, c_dh, trans_b=True, accumulate=True, repeat=T)  # state gradient
+        gemm_py(a_in, dg, c_dw, trans_a=True)                           # dW
+        gemm_py(hsall, dg, c_dr, trans_a=True)                          # dR
 
-    gemm_ms = _median_ms(gemms, repeat)
-    return total, gemm_ms
+    gemm_ms = _median_ms(gemms, 20)
+    return train, gemm_ms
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=20, help="training steps per timed epoch")
     ap.add_argument("--cells", nargs="+", default=["LSTM", "GRU", "SimpleRNN"])
     ap.add_argument("--breakdown", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
@@ -170,7 +136,8 @@ def main():
     ys = rng.integers(0, C, B)
     xp = rng.standard_normal((6400, T, D)).astype(np.float32)
     print(f"fastnet {fastnet.__version__}; batch {B}, {T} steps x {D} features, {U} units, "
-          f"Dense({C}); medians of {a.repeat} steps")
+          f"Dense({C}, softmax), Adam, sparse categorical cross-entropy; per-step times are "
+          f"medians of 5 epochs of {a.repeat} steps")
     rows = []
     for cell in a.cells:
         for nt in a.threads:
