@@ -355,6 +355,37 @@ def fast_activation(int code, float[::1] z, float[::1] y):
             _act(code, &z[0], &y[0], z.shape[0], 0.0)
 
 
+cdef void _masked_rec(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t B, Py_ssize_t U, Py_ssize_t GU,
+                      Py_ssize_t g0, Py_ssize_t g1, const floating *hp, const floating *rmask,
+                      const floating *r, floating *scratch, Py_ssize_t sld, floating *c,
+                      Py_ssize_t ldc, floating beta) noexcept nogil:
+    """c[rows, gate g] (+)= (h * rmask[g]) @ r[:, gate g] for g in [g0, g1): recurrent
+    dropout draws one mask per gate, so each gate has its own product."""
+    cdef Py_ssize_t g, b, j
+    cdef floating *hd
+    for g in range(g0, g1):
+        for b in range(lo, hi):
+            hd = scratch + b * sld + GU
+            for j in range(U):
+                hd[j] = hp[b * U + j] * rmask[(g * B + b) * U + j]
+        gemm(False, False, hi - lo, U, U, <floating>1, scratch + lo * sld + GU, sld, r + g * U,
+             GU, beta, c + lo * ldc + g * U, ldc)
+
+
+cdef void _masked_rec_bwd(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t B, Py_ssize_t U,
+                          Py_ssize_t GU, Py_ssize_t g0, Py_ssize_t g1, const floating *dgs,
+                          const floating *rmask, const floating *r, floating *scratch,
+                          Py_ssize_t sld, floating *dhc) noexcept nogil:
+    """dhc[rows] += sum over g in [g0, g1) of rmask[g] * (dG[rows, gate g] @ r[:, gate g]^T)."""
+    cdef Py_ssize_t g, b, j
+    for g in range(g0, g1):
+        gemm(False, True, hi - lo, U, U, <floating>1, dgs + lo * GU + g * U, GU, r + g * U, GU,
+             <floating>0, scratch + lo * sld, sld)
+        for b in range(lo, hi):
+            for j in range(U):
+                dhc[b * U + j] = dhc[b * U + j] + scratch[b * sld + j] * rmask[(g * B + b) * U + j]
+
+
 cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
                     Py_ssize_t U, const floating *r, const floating *rb, const uint8_t *mask,
                     const floating *rmask, floating *gates, floating *hs, floating *cs,
@@ -386,18 +417,14 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
         hp = hs + s * B * U
         hn = hs + (s + 1) * B * U
         gz = gates + s * B * GU
-        if rmask != NULL:
-            for b in range(lo, hi):
-                hd = scratch + b * sld + GU
-                for j in range(U):
-                    hd[j] = hp[b * U + j] * rmask[b * U + j]
-            A = scratch + lo * sld + GU
-            lda = sld
-        else:
-            A = hp + lo * U
-            lda = U
+        A = hp + lo * U
+        lda = U
         if cell == SIMPLE_RNN or cell == LSTM:
-            _rgemm(m, GU, U, A, lda, pk1, r, GU, False, <floating>1, gz + lo * GU, GU)
+            if rmask != NULL:
+                _masked_rec(lo, hi, B, U, GU, 0, G, hp, rmask, r, scratch, sld, gz, GU,
+                            <floating>1)
+            else:
+                _rgemm(m, GU, U, A, lda, pk1, r, GU, False, <floating>1, gz + lo * GU, GU)
             for b in range(lo, hi):
                 zr = gz + b * GU
                 if fast:
@@ -436,7 +463,11 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                 if mask != NULL and not mask[b * T + s]:
                     memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
         elif reset_after:
-            _rgemm(m, GU, U, A, lda, pk1, r, GU, False, <floating>0, scratch + lo * sld, sld)
+            if rmask != NULL:
+                _masked_rec(lo, hi, B, U, GU, 0, 3, hp, rmask, r, scratch, sld, scratch, sld,
+                            <floating>0)
+            else:
+                _rgemm(m, GU, U, A, lda, pk1, r, GU, False, <floating>0, scratch + lo * sld, sld)
             for b in range(lo, hi):
                 zr = gz + b * GU
                 rr = scratch + b * sld
@@ -471,7 +502,12 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                         zz = zr[j]
                         hn[b * U + j] = zz * hp[b * U + j] + (1 - zz) * zr[2 * U + j]
         else:
-            _rgemm(m, 2 * U, U, A, lda, pk1, r, GU, False, <floating>0, scratch + lo * sld, sld)
+            if rmask != NULL:
+                _masked_rec(lo, hi, B, U, GU, 0, 2, hp, rmask, r, scratch, sld, scratch, sld,
+                            <floating>0)
+            else:
+                _rgemm(m, 2 * U, U, A, lda, pk1, r, GU, False, <floating>0, scratch + lo * sld,
+                       sld)
             for b in range(lo, hi):
                 zr = gz + b * GU
                 rr = scratch + b * sld
@@ -481,9 +517,12 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                     memcpy(zpre + s * B * GU + b * GU, zr, 2 * U * sizeof(floating))
                 _act(rec_act, zr, zr, 2 * U, ra)
                 ax = aux + s * B * U + b * U
-                hd = <floating *>(A + (b - lo) * lda)
-                for j in range(U):
-                    ax[j] = zr[U + j] * hd[j]
+                if rmask != NULL:
+                    for j in range(U):
+                        ax[j] = zr[U + j] * hp[b * U + j] * rmask[(2 * B + b) * U + j]
+                else:
+                    for j in range(U):
+                        ax[j] = zr[U + j] * hp[b * U + j]
             _rgemm(m, U, U, aux + s * B * U + lo * U, U, pk2, r + 2 * U, GU, False,
                    <floating>1, gz + lo * GU + 2 * U, GU)
             for b in range(lo, hi):
@@ -610,7 +649,7 @@ cdef void _bwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                 if rmask != NULL:
                     for j in range(U):
                         v = drh[j]
-                        gr[U + j] = v * hp[j] * rmask[b * U + j]
+                        gr[U + j] = v * hp[j] * rmask[(2 * B + b) * U + j]
                         drh[j] = v * gt[U + j]
                 else:
                     for j in range(U):
@@ -618,25 +657,26 @@ cdef void _bwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                         gr[U + j] = v * hp[j]
                         drh[j] = v * gt[U + j]
                 _act_grad(rec_act, gr + U, gt + U, (zp + U) if zp != NULL else NULL, U, ra)
-            _rgemm(m, U, 2 * U, dg + s * B * GU + lo * GU, GU, pk1, r, GU, True,
-                   <floating>1, scratch + lo * sld + U, sld)
-            for b in range(lo, hi):
-                if mask != NULL and not mask[b * T + s]:
-                    continue
-                drh = scratch + b * sld + U
-                if rmask != NULL:
+            if rmask != NULL:
+                for b in range(lo, hi):
+                    if mask != NULL and not mask[b * T + s]:
+                        continue
+                    drh = scratch + b * sld + U
                     for j in range(U):
-                        dhc[b * U + j] = dhc[b * U + j] + drh[j] * rmask[b * U + j]
-                else:
+                        dhc[b * U + j] = dhc[b * U + j] + drh[j] * rmask[(2 * B + b) * U + j]
+                _masked_rec_bwd(lo, hi, B, U, GU, 0, 2, dg + s * B * GU, rmask, r, scratch, sld,
+                                dhc)
+            else:
+                _rgemm(m, U, 2 * U, dg + s * B * GU + lo * GU, GU, pk1, r, GU, True,
+                       <floating>1, scratch + lo * sld + U, sld)
+                for b in range(lo, hi):
+                    if mask != NULL and not mask[b * T + s]:
+                        continue
+                    drh = scratch + b * sld + U
                     for j in range(U):
                         dhc[b * U + j] = dhc[b * U + j] + drh[j]
         elif rmask != NULL:
-            _rgemm(m, U, GU, dg + s * B * GU + lo * GU, GU, pk1, r, GU, True,
-                   <floating>0, scratch + lo * sld, sld)
-            for b in range(lo, hi):
-                dh = scratch + b * sld
-                for j in range(U):
-                    dhc[b * U + j] = dhc[b * U + j] + dh[j] * rmask[b * U + j]
+            _masked_rec_bwd(lo, hi, B, U, GU, 0, G, dg + s * B * GU, rmask, r, scratch, sld, dhc)
         else:
             _rgemm(m, U, GU, dg + s * B * GU + lo * GU, GU, pk1, r, GU, True,
                    <floating>1, dhc + lo * U, U)
@@ -694,15 +734,17 @@ def _check(arr, shape, what):
 def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             const floating[:, ::1] r, const floating[::1] b, const floating[::1] rb,
             const floating[:, ::1] h0, const floating[:, ::1] c0, const uint8_t[:, ::1] mask,
-            const floating[:, ::1] rmask, floating[:, :, ::1] gates, floating[:, :, ::1] hs,
+            const floating[:, :, ::1] rmask, floating[:, :, ::1] gates, floating[:, :, ::1] hs,
             floating[:, :, ::1] cs, floating[:, :, ::1] aux, floating[:, :, ::1] zpre,
             floating[:, ::1] scratch, int act, int rec_act, double act_alpha=0.0,
-            double rec_alpha=0.0, bint reset_after=True, int n_threads=1):
+            double rec_alpha=0.0, bint reset_after=True, int n_threads=1, bint project=True):
     """Runs a recurrent layer over the whole sequence.
 
     xt (T, B, D); w (D, G*U); r (U, G*U); b (G*U) or None; rb (G*U) the GRU's
     recurrent bias (reset_after) or None; h0, c0 (B, U) (c0 for LSTM only); mask
-    (B, T) uint8 or None; rmask (B, U) recurrent dropout keep-mask or None.
+    (B, T) uint8 or None; rmask (G, B, U) recurrent dropout keep-masks, one per gate,
+    or None. With ``project=False`` the gate buffer already holds the input
+    projection (bias included) and xt, w and b are not read for it.
     Outputs: gates (T, B, G*U) gate activations; hs, cs (T+1, B, U) states; aux
     (T, B, U) for LSTM and GRU; zpre (T, B, G*U) pre-activations, only when an
     activation's derivative needs its input (else None); scratch (B, G*U + 2U).
@@ -737,9 +779,9 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         if B * T:
             mp = &mask[0, 0]
     if rmask is not None:
-        _check(rmask, (B, U), "rmask")
+        _check(rmask, (G, B, U), "rmask")
         if B * U:
-            rmp = &rmask[0, 0]
+            rmp = &rmask[0, 0, 0]
     if cell == LSTM:
         _check(c0, (B, U), "c0")
         _check(cs, (T + 1, B, U), "cs")
@@ -775,12 +817,14 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         else:
             pk1 = _packed(&r[0, 0], GU, U, GU, False)
     with nogil:
-        if D > 0:
+        if not project:
+            pass
+        elif D > 0:
             gemm_parallel(False, False, T * B, GU, D, <floating>1, &xt[0, 0, 0], D, &w[0, 0], GU,
                           <floating>0, &gates[0, 0, 0], GU, n_threads)
         else:
             memset(&gates[0, 0, 0], 0, T * B * GU * sizeof(floating))
-        if bp != NULL:
+        if bp != NULL and project:
             for i in prange(T * B, num_threads=nt, schedule="static"):
                 for j in range(GU):
                     gp[i * GU + j] = gp[i * GU + j] + bp[j]
@@ -798,7 +842,7 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
              const floating[:, ::1] r, const floating[:, :, ::1] dys,
              const floating[:, ::1] dh_last, const floating[:, ::1] dc_last,
              const uint8_t[:, ::1] mask,
-             const floating[:, ::1] rmask, const floating[:, :, ::1] gates,
+             const floating[:, :, ::1] rmask, const floating[:, :, ::1] gates,
              const floating[:, :, ::1] hs, const floating[:, :, ::1] cs,
              const floating[:, :, ::1] aux, const floating[:, :, ::1] zpre,
              floating[:, :, ::1] dg, floating[:, :, ::1] dgx, floating[:, :, ::1] hd_buf,
@@ -828,8 +872,8 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     cdef const floating *zpp = NULL
     cdef floating *dgxp = NULL
     cdef floating *dccp = NULL
-    cdef const floating *hdp
     cdef floating *hbp
+    cdef Py_ssize_t g
     cdef const floating *hsp
     cdef bint gru_after = cell == GRU and reset_after
     cdef bint gru_before = cell == GRU and not reset_after
@@ -849,10 +893,10 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         if B * T:
             mp = &mask[0, 0]
     if rmask is not None:
-        _check(rmask, (B, U), "rmask")
+        _check(rmask, (G, B, U), "rmask")
         _check(hd_buf, (T, B, U), "hd_buf")
         if B * U:
-            rmp = &rmask[0, 0]
+            rmp = &rmask[0, 0, 0]
     if cell == LSTM:
         _check(cs, (T + 1, B, U), "cs")
         _check(dc0, (B, U), "dc0")
@@ -923,15 +967,6 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                       reset_after, pk1, pk2)
         free(pk1)
         free(pk2)
-        # The recurrent GEMM's left operand over all steps: h (or h * rmask) of slots 0..T-1.
-        if rmp != NULL:
-            hbp = &hd_buf[0, 0, 0]
-            for i in prange(TB, num_threads=nt, schedule="static"):
-                for j in range(U):
-                    hbp[i * U + j] = hsp[i * U + j] * rmp[(i % B) * U + j]
-            hdp = hbp
-        else:
-            hdp = hsp
         if dw is not None and D > 0:
             if gru_after:
                 gemm_parallel(True, False, D, 2 * U, TB, <floating>1, &xt[0, 0, 0], D,
@@ -941,14 +976,26 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             else:
                 gemm_parallel(True, False, D, GU, TB, <floating>1, &xt[0, 0, 0], D,
                               &dg[0, 0, 0], GU, <floating>0, &dw[0, 0], GU, n_threads)
-        if dr is not None:
+        if dr is not None and rmp != NULL:
+            # One recurrent mask per gate: dR[:, gate g] = (h * rmask[g])^T dG[:, gate g].
+            hbp = &hd_buf[0, 0, 0]
+            for g in range(2 if gru_before else G):
+                for i in prange(TB, num_threads=nt, schedule="static"):
+                    for j in range(U):
+                        hbp[i * U + j] = hsp[i * U + j] * rmp[(g * B + i % B) * U + j]
+                gemm_parallel(True, False, U, U, TB, <floating>1, hbp, U, &dg[0, 0, g * U], GU,
+                              <floating>0, &dr[0, g * U], GU, n_threads)
             if gru_before:
-                gemm_parallel(True, False, U, 2 * U, TB, <floating>1, hdp, U, &dg[0, 0, 0], GU,
+                gemm_parallel(True, False, U, U, TB, <floating>1, axp, U, &dg[0, 0, 2 * U], GU,
+                              <floating>0, &dr[0, 2 * U], GU, n_threads)
+        elif dr is not None:
+            if gru_before:
+                gemm_parallel(True, False, U, 2 * U, TB, <floating>1, hsp, U, &dg[0, 0, 0], GU,
                               <floating>0, &dr[0, 0], GU, n_threads)
                 gemm_parallel(True, False, U, U, TB, <floating>1, axp, U, &dg[0, 0, 2 * U], GU,
                               <floating>0, &dr[0, 2 * U], GU, n_threads)
             else:
-                gemm_parallel(True, False, U, GU, TB, <floating>1, hdp, U, &dg[0, 0, 0], GU,
+                gemm_parallel(True, False, U, GU, TB, <floating>1, hsp, U, &dg[0, 0, 0], GU,
                               <floating>0, &dr[0, 0], GU, n_threads)
         if db is not None:
             if gru_after:

@@ -6,7 +6,8 @@ Everything is in processing order: a layer with ``go_backwards`` reverses its in
 gates * units); ``b`` (gates * units,) or None; ``rb`` the GRU's recurrent bias
 (reset_after) or None; ``h0``/``c0`` (batch, units); ``mask`` (batch, steps) of
 bools (True = the step is used, False = the state is carried through);
-``rmask`` (batch, units) the recurrent dropout mask (scaled keep mask) or None.
+``rmask`` (gates, batch, units) the recurrent dropout masks (scaled keep masks), one
+per gate as Keras draws them, or None.
 
 Gate orders: LSTM i, f, c, o; GRU z, r, h.
 The backward functions loop over time in Python: they are oracles, not fast code.
@@ -33,18 +34,21 @@ def forward(cell, x, w, r, b, rb, h0, c0=None, mask=None, rmask=None, act="tanh"
                  reset_after=reset_after, a=act_alpha, ra=rec_alpha, steps=[], b=b, rb=rb)
     A = lambda z: activation(act, z, act_alpha)  # noqa: E731
     RA = lambda z: activation(rec_act, z, rec_alpha)  # noqa: E731
+    ng = N_GATES[cell]
     for t in range(steps):
-        hd = h * rmask if rmask is not None else h
+        hds = [h * rmask[k] for k in range(ng)] if rmask is not None else [h] * ng
+        hd = hds[-1]          # the candidate gate's (GRU reset_before multiplies it by r)
         xz = x[:, t] @ w
         if b is not None:
             xz = xz + b
-        st = dict(h_prev=h, hd=hd, c_prev=c)
+        st = dict(h_prev=h, hds=hds, hd=hd, c_prev=c)
+        rec = np.concatenate([hds[k] @ r[:, k * units:(k + 1) * units] for k in range(ng)], axis=1)
         if cell == SIMPLE_RNN:
-            z = xz + hd @ r
+            z = xz + rec
             hn, cn = A(z), None
             st.update(z=z)
         elif cell == LSTM:
-            z = xz + hd @ r
+            z = xz + rec
             zi, zf, zc, zo = np.split(z, 4, axis=1)
             i, f, g, o = RA(zi), RA(zf), A(zc), RA(zo)
             cn = f * c + i * g
@@ -53,7 +57,7 @@ def forward(cell, x, w, r, b, rb, h0, c0=None, mask=None, rmask=None, act="tanh"
         else:
             xz_z, xz_r, xz_h = np.split(xz, 3, axis=1)
             if reset_after:
-                rz = hd @ r
+                rz = rec
                 if rb is not None:
                     rz = rz + rb
                 rz_z, rz_r, rz_h = np.split(rz, 3, axis=1)
@@ -62,7 +66,7 @@ def forward(cell, x, w, r, b, rb, h0, c0=None, mask=None, rmask=None, act="tanh"
                 ph = xz_h + rg * rz_h
                 st.update(rz_h=rz_h)
             else:
-                rz = hd @ r[:, :2 * units]
+                rz = rec[:, :2 * units]
                 pz, pr = xz_z + rz[:, :units], xz_r + rz[:, units:]
                 zg, rg = RA(pz), RA(pr)
                 rh = rg * hd
@@ -105,7 +109,9 @@ def backward(cache, dys=None, dh_last=None, dc_last=None):
         st = cache["steps"][t]
         if dys is not None:
             dh = dh + dys[:, t]
-        hd, h_prev = st["hd"], st["h_prev"]
+        hd, hds, h_prev = st["hd"], st["hds"], st["h_prev"]
+        ng = N_GATES[cell]
+        gm = (lambda k: rmask[k]) if rmask is not None else (lambda k: 1)  # noqa: E731
         direct = np.zeros_like(dh)
         if cell == SIMPLE_RNN:
             dz = AG(st["z"], dh)
@@ -143,17 +149,22 @@ def backward(cache, dys=None, dh_last=None, dc_last=None):
         dw += x[:, t].T @ dzx
         db += dzx.sum(axis=0)
         dx[:, t] = dzx @ w.T
+        U_ = slice
         if cell == GRU and not cache["reset_after"]:
-            dzr_zr = dzx[:, :2 * units]
-            dr[:, :2 * units] += hd.T @ dzr_zr
+            dhd = 0
+            for k in range(2):
+                cols = U_(k * units, (k + 1) * units)
+                dr[:, cols] += hds[k].T @ dzx[:, cols]
+                dhd = dhd + (dzx[:, cols] @ r[:, cols].T) * gm(k)
             dr[:, 2 * units:] += st["rh"].T @ dzx[:, 2 * units:]
-            dhd = dzr_zr @ r[:, :2 * units].T + (dzx[:, 2 * units:] @ r[:, 2 * units:].T) * rg
+            dhd = dhd + (dzx[:, 2 * units:] @ r[:, 2 * units:].T) * rg * gm(2)
         else:
-            dr += hd.T @ dzr
+            dhd = 0
+            for k in range(ng):
+                cols = U_(k * units, (k + 1) * units)
+                dr[:, cols] += hds[k].T @ dzr[:, cols]
+                dhd = dhd + (dzr[:, cols] @ r[:, cols].T) * gm(k)
             drb += dzr.sum(axis=0)
-            dhd = dzr @ r.T
-        if rmask is not None:
-            dhd = dhd * rmask
         dh = direct + dhd
         if dc_prev is not None:
             dc = np.where(mask[:, t][:, None], dc_prev, dc) if mask is not None else dc_prev

@@ -11,8 +11,8 @@ weights to and from Keras unchanged.
 Dropout, as Keras applies it, only in training and with masks drawn once per batch
 and held for every time step: ``dropout`` scales the inputs, ``recurrent_dropout``
 the previous state before the recurrent product (the GRU's carry ``z * h`` uses the
-undropped state). One input mask and one recurrent mask serve all gates (Keras
-draws one per gate when ``recurrent_dropout`` is set); in expectation the two agree.
+undropped state). With ``recurrent_dropout`` every gate draws its own input and
+recurrent masks; with ``dropout`` alone one input mask serves all gates.
 """
 import numpy as np
 
@@ -409,12 +409,18 @@ class RNN(Layer):
                 mask = None
         states = self._initial_states(n, initial_state, dt)
 
-        in_keep = rmask = None
-        if training and cell.dropout > 0:
-            in_keep = cell._keep_mask((n, feat), cell.dropout, dt)
-            x = x * in_keep[:, None, :]
+        # Dropout masks, drawn once per batch and held for every step. With
+        # recurrent_dropout each gate gets its own masks (Keras's implementation 1),
+        # otherwise one input mask serves all gates.
+        in_keep = in_keep_g = rmask = None
         if training and cell.recurrent_dropout > 0:
-            rmask = cell._keep_mask((n, u), cell.recurrent_dropout, dt)
+            rmask = cell._keep_mask((g, n, u), cell.recurrent_dropout, dt)
+        if training and cell.dropout > 0:
+            if rmask is not None and g > 1:
+                in_keep_g = cell._keep_mask((g, n, feat), cell.dropout, dt)
+            else:
+                in_keep = cell._keep_mask((n, feat), cell.dropout, dt)
+                x = x * in_keep[:, None, :]
 
         xt = self._buf("xt", (steps, n, feat), dt)
         src = x.transpose(1, 0, 2)
@@ -439,10 +445,19 @@ class RNN(Layer):
                 b, rb = bias[0], bias[1]
             else:
                 b = bias
+        if in_keep_g is not None:
+            # Per-gate input masks: each gate's projection of its own masked input.
+            for k in range(g):
+                cols = slice(k * u, (k + 1) * u)
+                xg = (xt * in_keep_g[k][None]).reshape(-1, feat)
+                proj = xg @ kernel[:, cols]
+                if b is not None:
+                    proj += b[cols]
+                gates[:, :, cols] = proj.reshape(steps, n, u)
         _rk.forward(kind, xt, kernel, rkernel, b, rb, states[0],
                     states[1] if kind == _LSTM else None, mask_p, rmask, gates, hs, cs, aux,
                     zpre, scratch, act.code, rec_act.code, act.alpha, rec_act.alpha,
-                    reset_after, config._n_threads)
+                    reset_after, config._n_threads, in_keep_g is None)
 
         h_last = hs[steps]
         finals = [h_last] + ([cs[steps]] if kind == _LSTM else [])
@@ -460,7 +475,7 @@ class RNN(Layer):
             self.states = [s.copy() for s in finals]
         if self._record:
             self._rec = dict(x_shape=inputs.shape, xt=xt, mask_p=mask_p, rmask=rmask,
-                             in_keep=in_keep, gates=gates, hs=hs, cs=cs, aux=aux, zpre=zpre,
+                             in_keep=in_keep, in_keep_g=in_keep_g, gates=gates, hs=hs, cs=cs, aux=aux, zpre=zpre,
                              scratch=scratch, act=act, rec_act=rec_act, reset_after=reset_after,
                              zero_out=zero_out)
         if self.return_state:
@@ -520,16 +535,20 @@ class RNN(Layer):
         dg = self._buf("dg", (steps, n, gu), dt)
         dgx = self._buf("dgx", (steps, n, u), dt) if (kind == _GRU and reset_after) else None
         hd_buf = self._buf("hd", (steps, n, u), dt) if rec["rmask"] is not None else None
+        in_keep_g = rec["in_keep_g"]
         dxt = self._buf("dxt", (steps, n, feat), dt) if need_dx else None
+        dw_k, dxt_k = (None, None) if in_keep_g is not None else (dw, dxt)
         dh0 = self._buf("dh0", (n, u), dt)
         dc0 = self._buf("dc0", (n, u), dt) if kind == _LSTM else None
         act, rec_act = rec["act"], rec["rec_act"]
         _rk.backward(kind, rec["xt"], cell.kernel.value, cell.recurrent_kernel.value, dys,
                      dh_last, dc_last, mask_p, rec["rmask"], rec["gates"], rec["hs"],
-                     rec["cs"], rec["aux"], rec["zpre"], dg, dgx, hd_buf, dxt, dw, dr, db, drb,
+                     rec["cs"], rec["aux"], rec["zpre"], dg, dgx, hd_buf, dxt_k, dw_k, dr, db, drb,
                      dh0, dc0, rec["scratch"], act.code, rec_act.code, act.alpha, rec_act.alpha,
                      reset_after, config._n_threads)
         self.initial_state_grads = [dh0] + ([dc0] if kind == _LSTM else [])
+        if in_keep_g is not None:
+            self._per_gate_input_grads(rec, dg, dgx, dw, dxt, in_keep_g)
         if not need_dx:
             return None
         dx = self._buf("dx", (n, steps, feat), dt)
@@ -538,6 +557,22 @@ class RNN(Layer):
         if rec["in_keep"] is not None:
             dx *= rec["in_keep"][:, None, :]
         return dx
+
+    def _per_gate_input_grads(self, rec, dg, dgx, dw, dxt, keep):
+        """Kernel and input gradients of the per-gate masked input projections."""
+        xt, cell = rec["xt"], self.cell
+        steps, n, feat = xt.shape
+        u = cell.units
+        kernel = cell.kernel.value
+        if dxt is not None:
+            dxt.fill(0)
+        for k in range(cell._n_gates):
+            cols = slice(k * u, (k + 1) * u)
+            dgk = (dgx if (k == 2 and dgx is not None) else dg[:, :, cols]).reshape(-1, u)
+            if dw is not None:
+                dw[:, cols] = (xt * keep[k][None]).reshape(-1, feat).T @ dgk
+            if dxt is not None:
+                dxt += (dgk @ kernel[:, cols].T).reshape(steps, n, feat) * keep[k][None]
 
     # ---------------------------------------------------------------- config
     def get_config(self):

@@ -59,7 +59,7 @@ def _case(cell, dtype, seed=0, mask=False, rmask=False, use_bias=True, reset_aft
         m = rng.random((B, T)) > 0.3
         m[0] = True
         m[1] = False
-    rm = ((rng.random((B, U)) > 0.25) / 0.75).astype(dtype) if rmask else None
+    rm = ((rng.random((g, B, U)) > 0.25) / 0.75).astype(dtype) if rmask else None
     dys = f(B, T, U)
     dh_last, dc_last = f(B, U), (f(B, U) if cell == R.LSTM else None)
     return x, w, r, b, rb, h0, c0, m, rm, dys, dh_last, dc_last

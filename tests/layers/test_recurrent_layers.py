@@ -243,17 +243,21 @@ def test_dropout_only_in_training():
     assert layer.get_config()["dropout"] == 0.5
 
 
-@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
-def test_dropout_gradients_match_fixed_masks(float64, cls):
+@pytest.mark.parametrize("cls,kw", [(SimpleRNN, {}), (LSTM, {}), (GRU, {}),
+                                    (GRU, {"reset_after": False})])
+@pytest.mark.parametrize("rates", [(0.4, 0.4), (0.4, 0.0), (0.0, 0.4)])
+def test_dropout_gradients_match_fixed_masks(float64, cls, kw, rates):
     """Training-mode gradients are those of the function with the masks held fixed."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 4, 5))
-    layer = cls(3, dropout=0.4, recurrent_dropout=0.4, seed=3, return_sequences=True)
+    layer = cls(3, dropout=rates[0], recurrent_dropout=rates[1], seed=3, return_sequences=True,
+                **kw)
     layer(x)
     seed_state = layer.cell._rng.bit_generator.state
     y = layer(x, training=True)
     up = rng.standard_normal(y.shape)
     dx = layer.backward(up)
+    dk = layer.cell.kernel.grad.copy()
     eps = 1e-6
     num = np.zeros_like(x)
     for idx in np.ndindex(*x.shape):
@@ -265,6 +269,29 @@ def test_dropout_gradients_match_fixed_masks(float64, cls):
             vals.append(float((layer(xx, training=True) * up).sum()))
         num[idx] = (vals[0] - vals[1]) / (2 * eps)
     np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8)
+    flat = layer.cell.kernel.value.reshape(-1)
+    for i in range(0, flat.size, 7):
+        vals = []
+        for sgn in (1, -1):
+            old = flat[i]
+            flat[i] = old + sgn * eps
+            layer.cell._rng.bit_generator.state = seed_state
+            vals.append(float((layer(x, training=True) * up).sum()))
+            flat[i] = old
+        np.testing.assert_allclose(dk.reshape(-1)[i], (vals[0] - vals[1]) / (2 * eps), rtol=1e-6,
+                                   atol=1e-8)
+
+
+def test_recurrent_dropout_draws_one_mask_per_gate():
+    x = np.ones((4, 3, 6), np.float32)
+    layer = LSTM(5, dropout=0.5, recurrent_dropout=0.5, seed=0)
+    layer(x, training=True)
+    assert layer._rec["rmask"].shape == (4, 4, 5)
+    assert layer._rec["in_keep_g"].shape == (4, 4, 6)
+    assert not np.array_equal(layer._rec["rmask"][0], layer._rec["rmask"][1])
+    only_input = GRU(5, dropout=0.5, seed=0)
+    only_input(x, training=True)
+    assert only_input._rec["in_keep"].shape == (4, 6) and only_input._rec["rmask"] is None
 
 
 def test_bad_inputs_are_reported():
