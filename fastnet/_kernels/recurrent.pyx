@@ -713,14 +713,41 @@ def packed_gemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] c,
     free(p)
 
 
+cdef inline Py_ssize_t _pad16(Py_ssize_t n) noexcept nogil:
+    return (n + 15) // 16 * 16
+
+
+def packed_size(int cell, Py_ssize_t units, bint reset_after=True):
+    """Floats of the ``packbuf`` that lets forward/backward pack the recurrent kernel
+    into a reused buffer instead of a fresh allocation per call."""
+    cdef Py_ssize_t u = units, gu = n_gates(cell) * units
+    if cell == GRU and not reset_after:
+        return max(_pad16(2 * u) * u + _pad16(u) * u, 3 * _pad16(u) * u)
+    return max(_pad16(gu) * u, _pad16(u) * gu)
+
+
 cdef float *_packed(const float *b, Py_ssize_t ldb, Py_ssize_t k, Py_ssize_t n,
-                    bint trans) except? NULL:
-    """A copy of op(b) (k x n) packed for fn_gemm_packed; the caller frees it."""
-    cdef float *p = <float *>malloc(((n + 15) // 16) * 16 * max(k, 1) * sizeof(float))
+                    bint trans, float *dest=NULL) except? NULL:
+    """A copy of op(b) (k x n) packed for fn_gemm_packed, in ``dest`` when given (else
+    allocated: the caller frees it)."""
+    cdef float *p = dest
     if p == NULL:
-        raise MemoryError()
+        p = <float *>malloc(_pad16(n) * max(k, 1) * sizeof(float))
+        if p == NULL:
+            raise MemoryError()
     fn_pack_b(b, ldb, k, n, trans, p)
     return p
+
+
+cdef float *_packbuf(object buf, Py_ssize_t need) except? NULL:
+    """The caller's reusable packing buffer when it is a large enough float32 array."""
+    cdef float[::1] v
+    if buf is None:
+        return NULL
+    v = buf
+    if v.shape[0] < need:
+        raise ValueError(f"recurrent kernel: packbuf holds {v.shape[0]} floats, needs {need}")
+    return &v[0]
 
 
 def _check(arr, shape, what):
@@ -737,14 +764,17 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             const floating[:, :, ::1] rmask, floating[:, :, ::1] gates, floating[:, :, ::1] hs,
             floating[:, :, ::1] cs, floating[:, :, ::1] aux, floating[:, :, ::1] zpre,
             floating[:, ::1] scratch, int act, int rec_act, double act_alpha=0.0,
-            double rec_alpha=0.0, bint reset_after=True, int n_threads=1, bint project=True):
+            double rec_alpha=0.0, bint reset_after=True, int n_threads=1, bint project=True,
+            packbuf=None):
     """Runs a recurrent layer over the whole sequence.
 
     xt (T, B, D); w (D, G*U); r (U, G*U); b (G*U) or None; rb (G*U) the GRU's
     recurrent bias (reset_after) or None; h0, c0 (B, U) (c0 for LSTM only); mask
     (B, T) uint8 or None; rmask (G, B, U) recurrent dropout keep-masks, one per gate,
     or None. With ``project=False`` the gate buffer already holds the input
-    projection (bias included) and xt, w and b are not read for it.
+    projection (bias included) and xt, w and b are not read for it. ``packbuf``: an
+    optional float32 array of ``packed_size(...)`` floats reused for the packed
+    recurrent kernel (float32 only).
     Outputs: gates (T, B, G*U) gate activations; hs, cs (T+1, B, U) states; aux
     (T, B, U) for LSTM and GRU; zpre (T, B, G*U) pre-activations, only when an
     activation's derivative needs its input (else None); scratch (B, G*U + 2U).
@@ -810,12 +840,15 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     gp = &gates[0, 0, 0]
     cdef float *pk1 = NULL
     cdef float *pk2 = NULL
+    cdef float *pbuf = NULL
     if floating is float:
+        pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
         if cell == GRU and not reset_after:
-            pk1 = _packed(&r[0, 0], GU, U, 2 * U, False)
-            pk2 = _packed(&r[0, 2 * U], GU, U, U, False)
+            pk1 = _packed(&r[0, 0], GU, U, 2 * U, False, pbuf)
+            pk2 = _packed(&r[0, 2 * U], GU, U, U, False,
+                          (pbuf + _pad16(2 * U) * U) if pbuf != NULL else NULL)
         else:
-            pk1 = _packed(&r[0, 0], GU, U, GU, False)
+            pk1 = _packed(&r[0, 0], GU, U, GU, False, pbuf)
     with nogil:
         if not project:
             pass
@@ -834,8 +867,9 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
                       &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act, rec_act,
                       act_alpha, rec_alpha, reset_after, pk1, pk2)
-    free(pk1)
-    free(pk2)
+    if pbuf == NULL:
+        free(pk1)
+        free(pk2)
 
 
 def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
@@ -849,7 +883,7 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
              floating[:, :, ::1] dxt, floating[:, ::1] dw, floating[:, ::1] dr,
              floating[::1] db, floating[::1] drb, floating[:, ::1] dh0, floating[:, ::1] dc0,
              floating[:, ::1] scratch, int act, int rec_act, double act_alpha=0.0,
-             double rec_alpha=0.0, bint reset_after=True, int n_threads=1):
+             double rec_alpha=0.0, bint reset_after=True, int n_threads=1, packbuf=None):
     """Backpropagation through time for :func:`forward`'s recorded sequence.
 
     xt, w, r as in forward (the first fused argument is never None, which selects
@@ -951,12 +985,15 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     nchunks = (B + chunk - 1) // chunk
     cdef float *pk1 = NULL
     cdef float *pk2 = NULL
+    cdef float *pbuf = NULL
     if floating is float:
+        pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
         if gru_before:
-            pk1 = _packed(&r[0, 0], GU, 2 * U, U, True)
-            pk2 = _packed(&r[0, 2 * U], GU, U, U, True)
+            pk1 = _packed(&r[0, 0], GU, 2 * U, U, True, pbuf)
+            pk2 = _packed(&r[0, 2 * U], GU, U, U, True,
+                          (pbuf + _pad16(U) * 2 * U) if pbuf != NULL else NULL)
         else:
-            pk1 = _packed(&r[0, 0], GU, GU, U, True)
+            pk1 = _packed(&r[0, 0], GU, GU, U, True, pbuf)
     cdef Py_ssize_t DU = D + U
     cdef Py_ssize_t ncomb = 2 * U if gru_after else GU
     cdef floating *xhp = NULL
@@ -976,8 +1013,9 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                       &hs[0, 0, 0], csp, axp, zpp, &dg[0, 0, 0], dgxp, &dh0[0, 0], dccp,
                       &scratch[0, 0], GU + 2 * U, act, rec_act, act_alpha, rec_alpha,
                       reset_after, pk1, pk2)
-        free(pk1)
-        free(pk2)
+        if pbuf == NULL:
+            free(pk1)
+            free(pk2)
         if combined:
             # dW and dR from one GEMM, [dW; dR] = [X | H]^T dG: a (D+U)-row product runs
             # faster than a D-row and a U-row one (D is often small).

@@ -353,3 +353,28 @@ def test_trainable_false_skips_weight_gradients():
     layer.backward(np.ones_like(y))
     assert all(v.grad is None for v in layer.weights)
     assert layer.trainable_weights == []
+
+
+@pytest.mark.parametrize("cls,kw", [(SimpleRNN, {}), (LSTM, {}), (GRU, {}),
+                                    (GRU, {"reset_after": False}),
+                                    (LSTM, {"recurrent_dropout": 0.3, "seed": 1})])
+def test_model_loop_buffers_give_the_same_results(cls, kw):
+    """Inside a model loop (reused buffers, reused packing room) results are unchanged."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((6, 5, 4)).astype(np.float32)
+    up = rng.standard_normal((6, 5, 7)).astype(np.float32)
+    layer = cls(7, return_sequences=True, **kw)
+    layer(x)
+    results = []
+    for reuse in (False, True, True):
+        layer._reuse = reuse
+        if layer.cell._rng is not None:
+            layer.cell._rng = np.random.default_rng(5)
+        y = layer(x, training=True).copy()
+        dx = layer.backward(up).copy()
+        results.append((y, dx, [v.grad.copy() for v in layer.trainable_weights]))
+    for y, dx, grads in results[1:]:
+        np.testing.assert_allclose(y, results[0][0], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(dx, results[0][1], rtol=1e-6, atol=1e-7)
+        for g, g0 in zip(grads, results[0][2]):
+            np.testing.assert_allclose(g, g0, rtol=1e-6, atol=1e-7)
