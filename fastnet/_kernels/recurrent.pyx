@@ -342,6 +342,18 @@ cdef int _threads(Py_ssize_t n, Py_ssize_t work, int n_threads) noexcept nogil:
     return <int>min(<Py_ssize_t>n_threads, n // MIN_ROWS)
 
 
+cdef bint _USE_PACKED = True
+
+
+def use_packed_gemm(bint flag):
+    """Whether float32 time loops use the packed small GEMM (True) or BLAS (for
+    benchmarks and tests). Returns the previous setting."""
+    global _USE_PACKED
+    cdef bint old = _USE_PACKED
+    _USE_PACKED = flag
+    return old
+
+
 def n_gates(int cell):
     return 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
 
@@ -843,7 +855,9 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     cdef float *pbuf = NULL
     if floating is float:
         pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
-        if cell == GRU and not reset_after:
+        if not _USE_PACKED:
+            pass
+        elif cell == GRU and not reset_after:
             pk1 = _packed(&r[0, 0], GU, U, 2 * U, False, pbuf)
             pk2 = _packed(&r[0, 2 * U], GU, U, U, False,
                           (pbuf + _pad16(2 * U) * U) if pbuf != NULL else NULL)
@@ -988,7 +1002,9 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     cdef float *pbuf = NULL
     if floating is float:
         pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
-        if gru_before:
+        if not _USE_PACKED:
+            pass
+        elif gru_before:
             pk1 = _packed(&r[0, 0], GU, 2 * U, U, True, pbuf)
             pk2 = _packed(&r[0, 2 * U], GU, U, U, True,
                           (pbuf + _pad16(U) * 2 * U) if pbuf != NULL else NULL)
