@@ -165,3 +165,21 @@ def test_packed_small_gemm(m, n, k, trans_b, accumulate):
     if accumulate:
         want += c0
     np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+@pytest.mark.parametrize("cell,reset_after", [(R.SIMPLE_RNN, True), (R.LSTM, True),
+                                              (R.GRU, True), (R.GRU, False)])
+def test_packed_and_blas_time_loops_agree(cell, reset_after):
+    args = _case(cell, np.float32, seed=5, mask=True, reset_after=reset_after)
+    x, w, r, b, rb, h0, c0, m, rm, dys, dhl, dcl = args
+    old = K.use_packed_gemm(False)
+    try:
+        blas = _run_kernel(cell, x, w, r, b, rb, h0, c0, m, rm, "tanh", "sigmoid", reset_after,
+                           dys, dhl, dcl, 1)
+    finally:
+        K.use_packed_gemm(old)
+    packed = _run_kernel(cell, x, w, r, b, rb, h0, c0, m, rm, "tanh", "sigmoid", reset_after,
+                         dys, dhl, dcl, 1)
+    for key, v in blas.items():
+        if v is not None:
+            np.testing.assert_allclose(packed[key], v, rtol=1e-5, atol=1e-5, err_msg=key)
