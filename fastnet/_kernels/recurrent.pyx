@@ -197,7 +197,46 @@ cdef extern from *:
                 }
     }
 
-    /* C (M x N, row stride ldc) = [C +] A (M x K, row stride lda) op(B), Bp from fn_pack_b. */
+    /* One tile of MR rows (6, 4, 2 or 1) by 16 columns: C[rows, panel] (+)= A[rows] Bp.
+       MR is a constant at each use, so the accumulators stay in registers. */
+    #define FN_TILE(MR) do { \
+        fn_v8f acc0[MR], acc1[MR]; \
+        const float *ap[MR]; \
+        for (r = 0; r < (MR); r++) { \
+            acc0[r] = (fn_v8f){0, 0, 0, 0, 0, 0, 0, 0}; acc1[r] = acc0[r]; \
+            ap[r] = A + (i0 + r) * lda; \
+        } \
+        for (k = 0; k < K; k++) { \
+            fn_v8f b0, b1; \
+            memcpy(&b0, bp + k * 16, sizeof b0); \
+            memcpy(&b1, bp + k * 16 + 8, sizeof b1); \
+            for (r = 0; r < (MR); r++) { \
+                float x = ap[r][k]; \
+                acc0[r] += x * b0; acc1[r] += x * b1; \
+            } \
+        } \
+        for (r = 0; r < (MR); r++) { \
+            float *cr = C + (i0 + r) * ldc + p * 16; \
+            if (nr == 16) { \
+                fn_v8f o0 = acc0[r], o1 = acc1[r], t; \
+                if (accumulate) { \
+                    memcpy(&t, cr, sizeof t); o0 += t; \
+                    memcpy(&t, cr + 8, sizeof t); o1 += t; \
+                } \
+                memcpy(cr, &o0, sizeof o0); \
+                memcpy(cr + 8, &o1, sizeof o1); \
+            } else { \
+                float tmp[16]; \
+                memcpy(tmp, &acc0[r], 32); \
+                memcpy(tmp + 8, &acc1[r], 32); \
+                for (jj = 0; jj < nr; jj++) cr[jj] = (accumulate ? cr[jj] : 0.0f) + tmp[jj]; \
+            } \
+        } \
+        i0 += (MR); \
+    } while (0)
+
+    /* C (M x N, row stride ldc) = [C +] A (M x K, row stride lda) op(B), Bp from fn_pack_b.
+       Rows go in tiles of 6, the remainder in one tile of 4, 2 or 1 (no wasted rows). */
     FN_RNN_CLONES
     static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                                Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
@@ -206,51 +245,14 @@ cdef extern from *:
         for (p = 0; p < np_; p++) {
             const float *bp = Bp + p * K * 16;
             Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
-            for (i0 = 0; i0 < M; i0 += 6) {
-                Py_ssize_t mr = M - i0 < 6 ? M - i0 : 6;
-                const float *a0 = A + i0 * lda;
-                const float *a1 = mr > 1 ? a0 + lda : a0, *a2 = mr > 2 ? a0 + 2 * lda : a0;
-                const float *a3 = mr > 3 ? a0 + 3 * lda : a0, *a4 = mr > 4 ? a0 + 4 * lda : a0;
-                const float *a5 = mr > 5 ? a0 + 5 * lda : a0;
-                fn_v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
-                fn_v8f c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-                for (k = 0; k < K; k++) {
-                    fn_v8f b0, b1;
-                    float x;
-                    memcpy(&b0, bp + k * 16, sizeof b0);
-                    memcpy(&b1, bp + k * 16 + 8, sizeof b1);
-                    x = a0[k]; c00 += x * b0; c01 += x * b1;
-                    x = a1[k]; c10 += x * b0; c11 += x * b1;
-                    x = a2[k]; c20 += x * b0; c21 += x * b1;
-                    x = a3[k]; c30 += x * b0; c31 += x * b1;
-                    x = a4[k]; c40 += x * b0; c41 += x * b1;
-                    x = a5[k]; c50 += x * b0; c51 += x * b1;
-                }
-                {
-                    fn_v8f acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                                        {c30, c31}, {c40, c41}, {c50, c51}};
-                    for (r = 0; r < mr; r++) {
-                        float *cr = C + (i0 + r) * ldc + p * 16;
-                        if (nr == 16) {
-                            fn_v8f o0 = acc[r][0], o1 = acc[r][1], t;
-                            if (accumulate) {
-                                memcpy(&t, cr, sizeof t); o0 += t;
-                                memcpy(&t, cr + 8, sizeof t); o1 += t;
-                            }
-                            memcpy(cr, &o0, sizeof o0);
-                            memcpy(cr + 8, &o1, sizeof o1);
-                        } else {
-                            float tmp[16];
-                            memcpy(tmp, &acc[r][0], 32);
-                            memcpy(tmp + 8, &acc[r][1], 32);
-                            for (jj = 0; jj < nr; jj++)
-                                cr[jj] = (accumulate ? cr[jj] : 0.0f) + tmp[jj];
-                        }
-                    }
-                }
-            }
+            i0 = 0;
+            while (M - i0 >= 6) FN_TILE(6);
+            if (M - i0 >= 4) FN_TILE(4);
+            if (M - i0 >= 2) FN_TILE(2);
+            if (M - i0 >= 1) FN_TILE(1);
         }
     }
+    #undef FN_TILE
 
     FN_RNN_CLONES
     static void fn_rnn_fwd_rowf(float *restrict z, float *restrict h, Py_ssize_t U) {
@@ -352,6 +354,15 @@ def use_packed_gemm(bint flag):
     cdef bint old = _USE_PACKED
     _USE_PACKED = flag
     return old
+
+
+cdef Py_ssize_t _row_chunk(Py_ssize_t B, int nt) noexcept nogil:
+    """Batch rows per time-loop task. With several threads, two tasks per thread taken
+    dynamically: a thread slowed down (a core shared with other work) takes fewer, and
+    the step does not wait on it."""
+    if nt <= 1:
+        return B
+    return max((B + 2 * nt - 1) // (2 * nt), MIN_ROWS)
 
 
 def n_gates(int cell):
@@ -847,7 +858,7 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     if T == 0:
         return
     nt = _threads(B, T * B * U * GU, n_threads)
-    chunk = (B + nt - 1) // nt
+    chunk = _row_chunk(B, nt)
     nchunks = (B + chunk - 1) // chunk
     gp = &gates[0, 0, 0]
     cdef float *pk1 = NULL
@@ -875,7 +886,7 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             for i in prange(T * B, num_threads=nt, schedule="static"):
                 for j in range(GU):
                     gp[i * GU + j] = gp[i * GU + j] + bp[j]
-        for k in prange(nchunks, num_threads=nt, schedule="static", chunksize=1):
+        for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
             lo = k * chunk
             hi = min(B, lo + chunk)
             _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
@@ -995,7 +1006,7 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             drb[:] = 0
         return
     nt = _threads(B, T * B * U * GU, n_threads)
-    chunk = (B + nt - 1) // nt
+    chunk = _row_chunk(B, nt)
     nchunks = (B + chunk - 1) // chunk
     cdef float *pk1 = NULL
     cdef float *pk2 = NULL
@@ -1022,7 +1033,7 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             raise MemoryError()
         wrp = xhp + TB * DU
     with nogil:
-        for k in prange(nchunks, num_threads=nt, schedule="static", chunksize=1):
+        for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
             lo = k * chunk
             hi = min(B, lo + chunk)
             _bwd_rows(cell, lo, hi, T, B, U, dysp, &r[0, 0], mp, rmp, &gates[0, 0, 0],
