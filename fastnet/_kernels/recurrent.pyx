@@ -188,12 +188,24 @@ cdef extern from *:
        stride ldb) or, with trans, the transpose of B (N x K, row stride ldb). */
     static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N,
                           int trans, float *Bp) {
-        Py_ssize_t np_ = (N + 15) / 16, p, k, jj, j;
+        Py_ssize_t np_ = (N + 15) / 16, p, k, jj, j, nr;
+        if (!trans) {
+            /* row by row: each row of B is read once, in order */
+            for (k = 0; k < K; k++)
+                for (p = 0; p < np_; p++) {
+                    float *d = Bp + (p * K + k) * 16;
+                    const float *src = B + k * ldb + p * 16;
+                    nr = N - p * 16 < 16 ? N - p * 16 : 16;
+                    memcpy(d, src, nr * sizeof(float));
+                    for (jj = nr; jj < 16; jj++) d[jj] = 0.0f;
+                }
+            return;
+        }
         for (p = 0; p < np_; p++)
             for (k = 0; k < K; k++)
                 for (jj = 0; jj < 16; jj++) {
                     j = p * 16 + jj;
-                    Bp[(p * K + k) * 16 + jj] = j < N ? (trans ? B[j * ldb + k] : B[k * ldb + j]) : 0.0f;
+                    Bp[(p * K + k) * 16 + jj] = j < N ? B[j * ldb + k] : 0.0f;
                 }
     }
 
@@ -254,6 +266,33 @@ cdef extern from *:
     }
     #undef FN_TILE
 
+    /* dst (cols x rows, row stride ldd) = src^T for src (rows x cols, row stride lds). */
+    static void fn_transpose(const float *src, Py_ssize_t rows, Py_ssize_t cols,
+                             Py_ssize_t lds, float *dst, Py_ssize_t ldd) {
+        Py_ssize_t i0, j0, i, j, i1, j1;
+        for (i0 = 0; i0 < rows; i0 += 32)
+            for (j0 = 0; j0 < cols; j0 += 32) {
+                i1 = rows < i0 + 32 ? rows : i0 + 32;
+                j1 = cols < j0 + 32 ? cols : j0 + 32;
+                for (j = j0; j < j1; j++)
+                    for (i = i0; i < i1; i++) dst[j * ldd + i] = src[i * lds + j];
+            }
+    }
+
+    /* C (M x N) = A (M x K, row stride lda) B (K x N, row stride ldb) for a long K:
+       B is packed one block of KB rows at a time into Bp (pad16(N) * KB floats), so
+       the packed panels stay in cache while every row tile of A goes past them. */
+    static void fn_gemm_kblocked(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                                 Py_ssize_t lda, const float *B, Py_ssize_t ldb, float *C,
+                                 Py_ssize_t ldc, float *Bp, Py_ssize_t KB) {
+        Py_ssize_t k0, kb;
+        for (k0 = 0; k0 < K; k0 += KB) {
+            kb = K - k0 < KB ? K - k0 : KB;
+            fn_pack_b(B + k0 * ldb, ldb, kb, N, 0, Bp);
+            fn_gemm_packed(M, N, kb, A + k0, lda, Bp, C, ldc, k0 > 0);
+        }
+    }
+
     FN_RNN_CLONES
     static void fn_rnn_fwd_rowf(float *restrict z, float *restrict h, Py_ssize_t U) {
         Py_ssize_t j;
@@ -284,6 +323,11 @@ cdef extern from *:
     void fn_rnn_fwd_rowf(float *z, float *h, Py_ssize_t U) noexcept nogil
     void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
                    float *Bp) noexcept nogil
+    void fn_transpose(const float *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
+                      float *dst, Py_ssize_t ldd) noexcept nogil
+    void fn_gemm_kblocked(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                          Py_ssize_t lda, const float *B, Py_ssize_t ldb, float *C,
+                          Py_ssize_t ldc, float *Bp, Py_ssize_t KB) noexcept nogil
     void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                         Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                         int accumulate) noexcept nogil
@@ -1027,11 +1071,20 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     cdef floating *wrp = NULL
     cdef bint combined = (dw is not None and dr is not None and D > 0 and rmask is None
                           and not gru_before)
+    cdef Py_ssize_t KBLK = 256
+    cdef int nparts = 1
+    cdef Py_ssize_t pcols = ncomb
+    cdef floating *bpp = NULL
     if combined:
-        xhp = <floating *>malloc((TB * DU + DU * ncomb) * sizeof(floating))
+        if n_threads > 1 and ncomb >= 32 and TB * DU * ncomb >= PARALLEL_MIN_WORK:
+            nparts = <int>min(<Py_ssize_t>n_threads, _pad16(ncomb) // 16)
+        pcols = _pad16((ncomb + nparts - 1) // nparts)
+        xhp = <floating *>malloc((TB * DU + DU * ncomb + nparts * pcols * KBLK)
+                                 * sizeof(floating))
         if xhp == NULL:
             raise MemoryError()
         wrp = xhp + TB * DU
+        bpp = wrp + DU * ncomb
     with nogil:
         for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
             lo = k * chunk
@@ -1046,11 +1099,26 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         if combined:
             # dW and dR from one GEMM, [dW; dR] = [X | H]^T dG: a (D+U)-row product runs
             # faster than a D-row and a U-row one (D is often small).
-            for i in prange(TB, num_threads=nt, schedule="static"):
-                memcpy(xhp + i * DU, &xt[0, 0, 0] + i * D, D * sizeof(floating))
-                memcpy(xhp + i * DU + D, hsp + i * U, U * sizeof(floating))
-            gemm_parallel(True, False, DU, ncomb, TB, <floating>1, xhp, DU, &dg[0, 0, 0], GU,
-                          <floating>0, wrp, ncomb, n_threads)
+            if floating is float and _USE_PACKED:
+                # [X | H]^T built transposed (rows of length TB), dG packed in K blocks:
+                # threads split the output columns, each packing only its own.
+                for k in prange((TB + 255) // 256, num_threads=nt, schedule="static"):
+                    lo = k * 256
+                    hi = min(TB, lo + 256)
+                    fn_transpose(&xt[0, 0, 0] + lo * D, hi - lo, D, D, xhp + lo, TB)
+                    fn_transpose(hsp + lo * U, hi - lo, U, U, xhp + D * TB + lo, TB)
+                for k in prange(nparts, num_threads=nt, schedule="static"):
+                    lo = k * pcols
+                    hi = min(ncomb, lo + pcols)
+                    if lo < hi:
+                        fn_gemm_kblocked(DU, hi - lo, TB, xhp, TB, &dg[0, 0, 0] + lo, GU,
+                                         wrp + lo, ncomb, bpp + k * pcols * KBLK, KBLK)
+            else:
+                for i in prange(TB, num_threads=nt, schedule="static"):
+                    memcpy(xhp + i * DU, &xt[0, 0, 0] + i * D, D * sizeof(floating))
+                    memcpy(xhp + i * DU + D, hsp + i * U, U * sizeof(floating))
+                gemm_parallel(True, False, DU, ncomb, TB, <floating>1, xhp, DU, &dg[0, 0, 0],
+                              GU, <floating>0, wrp, ncomb, n_threads)
             for i in range(D):
                 memcpy(&dw[i, 0], wrp + i * ncomb, ncomb * sizeof(floating))
             for i in range(U):
