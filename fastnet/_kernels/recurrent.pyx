@@ -211,19 +211,19 @@ cdef extern from *:
 
     /* One tile of MR rows (6, 4, 2 or 1) by 16 columns: C[rows, panel] (+)= A[rows] Bp.
        MR is a constant at each use, so the accumulators stay in registers. */
-    #define FN_TILE(MR) do { \
+    #define FN_TILE(MR, TN) do { \
         fn_v8f acc0[MR], acc1[MR]; \
         const float *ap[MR]; \
         for (r = 0; r < (MR); r++) { \
             acc0[r] = (fn_v8f){0, 0, 0, 0, 0, 0, 0, 0}; acc1[r] = acc0[r]; \
-            ap[r] = A + (i0 + r) * lda; \
+            ap[r] = (TN) ? A : A + (i0 + r) * lda; \
         } \
         for (k = 0; k < K; k++) { \
             fn_v8f b0, b1; \
             memcpy(&b0, bp + k * 16, sizeof b0); \
             memcpy(&b1, bp + k * 16 + 8, sizeof b1); \
             for (r = 0; r < (MR); r++) { \
-                float x = ap[r][k]; \
+                float x = (TN) ? A[k * lda + i0 + r] : ap[r][k]; \
                 acc0[r] += x * b0; acc1[r] += x * b1; \
             } \
         } \
@@ -258,38 +258,47 @@ cdef extern from *:
             const float *bp = Bp + p * K * 16;
             Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
             i0 = 0;
-            while (M - i0 >= 6) FN_TILE(6);
-            if (M - i0 >= 4) FN_TILE(4);
-            if (M - i0 >= 2) FN_TILE(2);
-            if (M - i0 >= 1) FN_TILE(1);
+            while (M - i0 >= 6) FN_TILE(6, 0);
+            if (M - i0 >= 4) FN_TILE(4, 0);
+            if (M - i0 >= 2) FN_TILE(2, 0);
+            if (M - i0 >= 1) FN_TILE(1, 0);
+        }
+    }
+
+    /* The same with A given transposed: A is (K x M), row stride lda, so a tile's six
+       values at step k are adjacent (no transpose of A needed). */
+    FN_RNN_CLONES
+    static void fn_gemm_packed_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                                  Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                                  int accumulate) {
+        Py_ssize_t np_ = (N + 15) / 16, p, i0, k, r, jj;
+        for (p = 0; p < np_; p++) {
+            const float *bp = Bp + p * K * 16;
+            Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
+            i0 = 0;
+            while (M - i0 >= 6) FN_TILE(6, 1);
+            if (M - i0 >= 4) FN_TILE(4, 1);
+            if (M - i0 >= 2) FN_TILE(2, 1);
+            if (M - i0 >= 1) FN_TILE(1, 1);
         }
     }
     #undef FN_TILE
 
-    /* dst (cols x rows, row stride ldd) = src^T for src (rows x cols, row stride lds). */
-    static void fn_transpose(const float *src, Py_ssize_t rows, Py_ssize_t cols,
-                             Py_ssize_t lds, float *dst, Py_ssize_t ldd) {
-        Py_ssize_t i0, j0, i, j, i1, j1;
-        for (i0 = 0; i0 < rows; i0 += 32)
-            for (j0 = 0; j0 < cols; j0 += 32) {
-                i1 = rows < i0 + 32 ? rows : i0 + 32;
-                j1 = cols < j0 + 32 ? cols : j0 + 32;
-                for (j = j0; j < j1; j++)
-                    for (i = i0; i < i1; i++) dst[j * ldd + i] = src[i * lds + j];
-            }
-    }
-
-    /* C (M x N) = A (M x K, row stride lda) B (K x N, row stride ldb) for a long K:
-       B is packed one block of KB rows at a time into Bp (pad16(N) * KB floats), so
-       the packed panels stay in cache while every row tile of A goes past them. */
-    static void fn_gemm_kblocked(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
-                                 Py_ssize_t lda, const float *B, Py_ssize_t ldb, float *C,
-                                 Py_ssize_t ldc, float *Bp, Py_ssize_t KB) {
+    /* For a long K, B is packed one block of KB rows at a time into Bp (pad16(N) * KB
+       floats), so the packed panels stay in cache while every row tile goes past them. */
+    static void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2,
+                                 const float *A2, Py_ssize_t N, Py_ssize_t K, const float *B,
+                                 Py_ssize_t ldb, float *C, Py_ssize_t ldc, float *Bp,
+                                 Py_ssize_t KB) {
+        /* [C1; C2] = [A1 | A2]^T B with A1 (K x M1), A2 (K x M2) contiguous rows: both
+           products share each packed block of B. */
         Py_ssize_t k0, kb;
         for (k0 = 0; k0 < K; k0 += KB) {
             kb = K - k0 < KB ? K - k0 : KB;
             fn_pack_b(B + k0 * ldb, ldb, kb, N, 0, Bp);
-            fn_gemm_packed(M, N, kb, A + k0, lda, Bp, C, ldc, k0 > 0);
+            if (M1 > 0)
+                fn_gemm_packed_tn(M1, N, kb, A1 + k0 * M1, M1, Bp, C, ldc, k0 > 0);
+            fn_gemm_packed_tn(M2, N, kb, A2 + k0 * M2, M2, Bp, C + M1 * ldc, ldc, k0 > 0);
         }
     }
 
@@ -323,11 +332,9 @@ cdef extern from *:
     void fn_rnn_fwd_rowf(float *z, float *h, Py_ssize_t U) noexcept nogil
     void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
                    float *Bp) noexcept nogil
-    void fn_transpose(const float *src, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lds,
-                      float *dst, Py_ssize_t ldd) noexcept nogil
-    void fn_gemm_kblocked(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
-                          Py_ssize_t lda, const float *B, Py_ssize_t ldb, float *C,
-                          Py_ssize_t ldc, float *Bp, Py_ssize_t KB) noexcept nogil
+    void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const float *A2,
+                          Py_ssize_t N, Py_ssize_t K, const float *B, Py_ssize_t ldb,
+                          float *C, Py_ssize_t ldc, float *Bp, Py_ssize_t KB) noexcept nogil
     void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                         Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                         int accumulate) noexcept nogil
@@ -1100,19 +1107,15 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             # dW and dR from one GEMM, [dW; dR] = [X | H]^T dG: a (D+U)-row product runs
             # faster than a D-row and a U-row one (D is often small).
             if floating is float and _USE_PACKED:
-                # [X | H]^T built transposed (rows of length TB), dG packed in K blocks:
-                # threads split the output columns, each packing only its own.
-                for k in prange((TB + 255) // 256, num_threads=nt, schedule="static"):
-                    lo = k * 256
-                    hi = min(TB, lo + 256)
-                    fn_transpose(&xt[0, 0, 0] + lo * D, hi - lo, D, D, xhp + lo, TB)
-                    fn_transpose(hsp + lo * U, hi - lo, U, U, xhp + D * TB + lo, TB)
+                # X and H read as they lie (the packed GEMM takes A transposed), dG packed
+                # in K blocks: threads split the output columns, each packing its own.
                 for k in prange(nparts, num_threads=nt, schedule="static"):
                     lo = k * pcols
                     hi = min(ncomb, lo + pcols)
                     if lo < hi:
-                        fn_gemm_kblocked(DU, hi - lo, TB, xhp, TB, &dg[0, 0, 0] + lo, GU,
-                                         wrp + lo, ncomb, bpp + k * pcols * KBLK, KBLK)
+                        fn_gemm_kblocked(D, &xt[0, 0, 0], U, hsp, hi - lo, TB,
+                                         &dg[0, 0, 0] + lo, GU, wrp + lo, ncomb,
+                                         bpp + k * pcols * KBLK, KBLK)
             else:
                 for i in prange(TB, num_threads=nt, schedule="static"):
                     memcpy(xhp + i * DU, &xt[0, 0, 0] + i * D, D * sizeof(floating))

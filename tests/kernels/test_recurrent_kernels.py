@@ -183,3 +183,32 @@ def test_packed_and_blas_time_loops_agree(cell, reset_after):
     for key, v in blas.items():
         if v is not None:
             np.testing.assert_allclose(packed[key], v, rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("cell,reset_after", [(R.SIMPLE_RNN, True), (R.LSTM, True),
+                                              (R.GRU, True), (R.GRU, False)])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_odd_sizes_and_long_sequences(cell, reset_after, n_threads):
+    """Sizes that are not multiples of the 16-column panels or 6-row tiles, and more
+    steps x rows than one 256-row block of the weight-gradient GEMM."""
+    rng = np.random.default_rng(9)
+    n, steps, feat, u = 23, 15, 7, 19
+    g = R.N_GATES[cell]
+    x = rng.standard_normal((n, steps, feat)).astype(np.float32)
+    w = (rng.standard_normal((feat, g * u)) * 0.4).astype(np.float32)
+    r = (rng.standard_normal((u, g * u)) * 0.2).astype(np.float32)
+    b = (rng.standard_normal(g * u) * 0.3).astype(np.float32)
+    rb = b[::-1].copy() if (cell == R.GRU and reset_after) else None
+    h0 = np.zeros((n, u), np.float32)
+    c0 = np.zeros((n, u), np.float32) if cell == R.LSTM else None
+    dys = rng.standard_normal((n, steps, u)).astype(np.float32)
+    got = _run_kernel(cell, x, w, r, b, rb, h0, c0, None, None, "tanh", "sigmoid", reset_after,
+                      dys, None, None, n_threads)
+    f64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    outs, cache = R.forward(cell, f64(x), f64(w), f64(r), f64(b), f64(rb), f64(h0), f64(c0),
+                            None, None, "tanh", "sigmoid", reset_after)
+    want = R.backward(cache, f64(dys))
+    np.testing.assert_allclose(got["y"], outs, rtol=1e-4, atol=2e-5)
+    for key in ("dx", "dw", "dr", "db"):
+        scale = np.abs(want[key]).max() + 1
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=2e-5 * scale, err_msg=key)
