@@ -38,14 +38,17 @@ def make_model(cell):
     return model
 
 
+CLOCK = time.perf_counter
+
+
 def _median_ms(fn, repeat, warmup=5):
     for _ in range(warmup):
         fn()
     ts = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(CLOCK() - t0)
     return float(np.median(ts)) * 1e3
 
 
@@ -96,11 +99,11 @@ def time_torch(cell, threads, repeat, xs, ys, xp):
 
 
 def breakdown(cell, repeat, xs, ys):
-    """Share of a 1-thread training step spent in the recurrent layer's GEMMs: the same
-    GEMMs timed alone (input projection, the per-step recurrent products through the
-    packed kernel, dW and dR through BLAS) against the whole step."""
+    """Share of a 1-thread training step spent in the recurrent layer's GEMMs: the GEMMs
+    the kernels run (the input projection through BLAS, the per-step recurrent products
+    and the [dW; dR] product through the packed kernel) timed alone, against the step."""
     from fastnet._kernels._blas import gemm_py
-    from fastnet._kernels.recurrent import packed_gemm
+    from fastnet._kernels.recurrent import packed_gemm, weight_grad_gemm
     train, _, _ = time_fastnet(cell, 1, repeat, xs, ys, xs[:32])
     g = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cell]
     gu = g * U
@@ -110,14 +113,13 @@ def breakdown(cell, repeat, xs, ys):
     h, r = rnd.random((B, U), f32), rnd.random((U, gu), f32)
     dg, hsall = rnd.random((T * B, gu), f32), rnd.random((T * B, U), f32)
     c_in, c_step, c_dh = np.empty((T * B, gu), f32), np.empty((B, gu), f32), np.empty((B, U), f32)
-    c_dw, c_dr, dgs = np.empty((D, gu), f32), np.empty((U, gu), f32), rnd.random((B, gu), f32)
+    c_wr, dgs = np.empty((D + U, gu), f32), rnd.random((B, gu), f32)
 
     def gemms():
-        gemm_py(a_in, w, c_in)                                          # input projection
-        packed_gemm(h, r, c_step, accumulate=True, repeat=T)            # recurrent, forward
+        gemm_py(a_in, w, c_in)                                              # input projection
+        packed_gemm(h, r, c_step, accumulate=True, repeat=T)                # recurrent, forward
         packed_gemm(dgs, r, c_dh, trans_b=True, accumulate=True, repeat=T)  # state gradient
-        gemm_py(a_in, dg, c_dw, trans_a=True)                           # dW
-        gemm_py(hsall, dg, c_dr, trans_a=True)                          # dR
+        weight_grad_gemm(a_in, hsall, dg, c_wr)                             # [dW; dR]
 
     gemm_ms = _median_ms(gemms, 20)
     return train, gemm_ms
@@ -130,7 +132,15 @@ def main():
     ap.add_argument("--cells", nargs="+", default=["LSTM", "GRU", "SimpleRNN"])
     ap.add_argument("--breakdown", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with the process's CPU clock (1 thread only): steadier on a "
+                         "machine shared with other work")
     a = ap.parse_args()
+    if a.cpu_time:
+        global CLOCK
+        if a.threads != [1]:
+            ap.error("--cpu-time measures one thread: use --threads 1")
+        CLOCK = time.process_time
     rng = np.random.default_rng(0)
     xs = rng.standard_normal((B, T, D)).astype(np.float32)
     ys = rng.integers(0, C, B)

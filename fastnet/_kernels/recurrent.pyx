@@ -800,6 +800,24 @@ def packed_size(int cell, Py_ssize_t units, bint reset_after=True):
     return max(_pad16(gu) * u, _pad16(u) * gu)
 
 
+def weight_grad_gemm(const float[:, ::1] a1, const float[:, ::1] a2, const float[:, ::1] b,
+                     float[:, ::1] c):
+    """c = [a1 | a2]^T b through the K-blocked packed GEMM the backward pass uses for
+    [dW; dR] (tests, timing); one thread."""
+    cdef Py_ssize_t K = b.shape[0], N = b.shape[1], M1 = a1.shape[1], M2 = a2.shape[1]
+    if a1.shape[0] != K or a2.shape[0] != K or c.shape[0] != M1 + M2 or c.shape[1] != N:
+        raise ValueError("weight_grad_gemm: shapes do not match")
+    if K == 0 or N == 0 or M2 == 0:
+        raise ValueError("weight_grad_gemm: empty operands")
+    cdef float *bp = <float *>malloc(_pad16(N) * 256 * sizeof(float))
+    if bp == NULL:
+        raise MemoryError()
+    with nogil:
+        fn_gemm_kblocked(M1, &a1[0, 0] if M1 else NULL, M2, &a2[0, 0], N, K, &b[0, 0], N,
+                         &c[0, 0], N, bp, 256)
+    free(bp)
+
+
 cdef float *_packed(const float *b, Py_ssize_t ldb, Py_ssize_t k, Py_ssize_t n,
                     bint trans, float *dest=NULL) except? NULL:
     """A copy of op(b) (k x n) packed for fn_gemm_packed, in ``dest`` when given (else

@@ -212,3 +212,15 @@ def test_odd_sizes_and_long_sequences(cell, reset_after, n_threads):
     for key in ("dx", "dw", "dr", "db"):
         scale = np.abs(want[key]).max() + 1
         np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=2e-5 * scale, err_msg=key)
+
+
+@pytest.mark.parametrize("k,m1,m2,n", [(300, 7, 19, 57), (256, 0, 5, 16), (1, 3, 1, 1)])
+def test_weight_grad_gemm(k, m1, m2, n):
+    rng = np.random.default_rng(k + n)
+    a1 = rng.standard_normal((k, m1)).astype(np.float32)
+    a2 = rng.standard_normal((k, m2)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c = np.empty((m1 + m2, n), np.float32)
+    K.weight_grad_gemm(a1, a2, b, c)
+    want = np.concatenate([a1, a2], axis=1).astype(np.float64).T @ b.astype(np.float64)
+    np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5 * np.sqrt(k))
