@@ -460,6 +460,41 @@ cdef void _masked_rec_bwd(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t B, Py_ssize_t
                 dhc[b * U + j] = dhc[b * U + j] + scratch[b * sld + j] * rmask[(g * B + b) * U + j]
 
 
+cdef void _infer_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
+                      Py_ssize_t U, Py_ssize_t D, const float *xt, const float *wpk,
+                      const float *bias, const float *pk1, const uint8_t *mask, float *hs,
+                      float *cs, float *aux, float *scratch, Py_ssize_t sld) noexcept nogil:
+    """Inference (nothing kept for backward), float32, default activations, SimpleRNN or
+    LSTM: each step projects its own input just before the recurrent product, into a
+    per-row scratch that stays in cache, instead of a gate buffer for the whole sequence."""
+    cdef Py_ssize_t GU = (4 if cell == LSTM else 1) * U, m = hi - lo, s, b, j
+    cdef float *hp
+    cdef float *hn
+    cdef float *zr
+    if m <= 0:
+        return
+    for s in range(T):
+        hp = hs + s * B * U
+        hn = hs + (s + 1) * B * U
+        fn_gemm_packed(m, GU, D, xt + (s * B + lo) * D, D, wpk, scratch + lo * sld, sld, 0)
+        fn_gemm_packed(m, GU, U, hp + lo * U, U, pk1, scratch + lo * sld, sld, 1)
+        for b in range(lo, hi):
+            zr = scratch + b * sld
+            if bias != NULL:
+                for j in range(GU):
+                    zr[j] = zr[j] + bias[j]
+            if cell == LSTM:
+                fn_lstm_fwd_rowf(zr, cs + s * B * U + b * U, cs + (s + 1) * B * U + b * U,
+                                 aux + s * B * U + b * U, hn + b * U, U)
+            else:
+                fn_rnn_fwd_rowf(zr, hn + b * U, U)
+            if mask != NULL and not mask[b * T + s]:
+                memcpy(hn + b * U, hp + b * U, U * sizeof(float))
+                if cell == LSTM:
+                    memcpy(cs + (s + 1) * B * U + b * U, cs + s * B * U + b * U,
+                           U * sizeof(float))
+
+
 cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
                     Py_ssize_t U, const floating *r, const floating *rb, const uint8_t *mask,
                     const floating *rmask, floating *gates, floating *hs, floating *cs,
@@ -857,7 +892,7 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             floating[:, :, ::1] cs, floating[:, :, ::1] aux, floating[:, :, ::1] zpre,
             floating[:, ::1] scratch, int act, int rec_act, double act_alpha=0.0,
             double rec_alpha=0.0, bint reset_after=True, int n_threads=1, bint project=True,
-            packbuf=None):
+            packbuf=None, bint keep=True):
     """Runs a recurrent layer over the whole sequence.
 
     xt (T, B, D); w (D, G*U); r (U, G*U); b (G*U) or None; rb (G*U) the GRU's
@@ -866,7 +901,8 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     or None. With ``project=False`` the gate buffer already holds the input
     projection (bias included) and xt, w and b are not read for it. ``packbuf``: an
     optional float32 array of ``packed_size(...)`` floats reused for the packed
-    recurrent kernel (float32 only).
+    recurrent kernel (float32 only). ``keep=False`` (inference): the gate buffers may
+    be left unwritten (only hs, cs and aux are filled).
     Outputs: gates (T, B, G*U) gate activations; hs, cs (T+1, B, U) states; aux
     (T, B, U) for LSTM and GRU; zpre (T, B, G*U) pre-activations, only when an
     activation's derivative needs its input (else None); scratch (B, G*U + 2U).
@@ -933,8 +969,15 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     cdef float *pk1 = NULL
     cdef float *pk2 = NULL
     cdef float *pbuf = NULL
+    cdef float *wpk = NULL
+    cdef bint infer = False
     if floating is float:
+        infer = (not keep and _USE_PACKED and project and D > 0 and rmask is None
+                 and zpre is None and (cell == SIMPLE_RNN or cell == LSTM) and act == ACT_TANH
+                 and (cell == SIMPLE_RNN or rec_act == ACT_SIGMOID))
         pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
+        if _USE_PACKED and project and D > 0:
+            wpk = _packed(&w[0, 0], GU, D, GU, False)
         if not _USE_PACKED:
             pass
         elif cell == GRU and not reset_after:
@@ -944,23 +987,46 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         else:
             pk1 = _packed(&r[0, 0], GU, U, GU, False, pbuf)
     with nogil:
-        if not project:
+        if infer:
             pass
+        elif not project:
+            pass
+        elif wpk != NULL:
+            # Input projection of every step through the packed GEMM, bias added while
+            # each block of rows is still in cache.
+            for k in prange((T * B + 95) // 96, num_threads=nt, schedule="static"):
+                lo = k * 96
+                hi = min(T * B, lo + 96)
+                if floating is float:
+                    fn_gemm_packed(hi - lo, GU, D, &xt[0, 0, 0] + lo * D, D, wpk, gp + lo * GU,
+                                   GU, 0)
+                if bp != NULL:
+                    for i in range(lo, hi):
+                        for j in range(GU):
+                            gp[i * GU + j] = gp[i * GU + j] + bp[j]
         elif D > 0:
             gemm_parallel(False, False, T * B, GU, D, <floating>1, &xt[0, 0, 0], D, &w[0, 0], GU,
                           <floating>0, &gates[0, 0, 0], GU, n_threads)
         else:
             memset(&gates[0, 0, 0], 0, T * B * GU * sizeof(floating))
-        if bp != NULL and project:
+        if wpk != NULL or infer:
+            pass
+        elif bp != NULL and project:
             for i in prange(T * B, num_threads=nt, schedule="static"):
                 for j in range(GU):
                     gp[i * GU + j] = gp[i * GU + j] + bp[j]
         for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
             lo = k * chunk
             hi = min(B, lo + chunk)
+            if infer:
+                if floating is float:
+                    _infer_rows(cell, lo, hi, T, B, U, D, &xt[0, 0, 0], wpk, bp, pk1, mp,
+                                &hs[0, 0, 0], csp, axp, &scratch[0, 0], GU + 2 * U)
+                continue
             _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
                       &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act, rec_act,
                       act_alpha, rec_alpha, reset_after, pk1, pk2)
+    free(wpk)
     if pbuf == NULL:
         free(pk1)
         free(pk2)
