@@ -18,11 +18,21 @@ of the previous state. The weight gradients then come from single GEMMs over all
 steps at once (xt^T dG, H^T dG, dG W^T for the input gradient), split across threads.
 
 A step masked out (mask 0) carries the state through unchanged and gets no gradient.
-Recurrent dropout multiplies the previous state by a (B, U) keep mask before the
-recurrent GEMM (the GRU's carry term z * h uses the undropped state).
+Recurrent dropout multiplies the previous state by one (B, U) keep mask per gate
+before that gate's recurrent product (the GRU's carry term z * h uses the undropped
+state).
 
-Sigmoid and tanh in float32 use the inline polynomial exp below, which the compiler
-vectorises; float64 (gradient checks) and other activations use the shared kernels.
+float32 specifics (float64, used for gradient checks, goes through BLAS and libm):
+* The per-step products are too small for BLAS to amortise its packing of the
+  recurrent kernel on every call, so the kernel is packed once per sequence into
+  16-column panels and a 6x16 FMA micro-kernel (fn_gemm_packed) runs each step;
+  the input projection and the [dW; dR] = [X | H]^T dG product use the same kernel
+  (the latter K-blocked, reading X and H as they lie).
+* Sigmoid and tanh use the inline polynomial exp below (<= 2.5 ulp), and the default
+  activations run as one fused, vectorised pass per row (fn_lstm_fwd_rowf ...). The C
+  helpers are compiled for AVX2+FMA and a baseline, chosen at load time.
+* Inference (keep=False) of LSTM and SimpleRNN projects each step's input just before
+  its recurrent product, in cache, without a gate buffer for the whole sequence.
 """
 from cython cimport floating
 from cython.parallel cimport prange
