@@ -49,6 +49,11 @@ cdef extern from *:
     #include <stdint.h>
     #include <string.h>
     #include <math.h>
+    #if defined(_MSC_VER)
+    /* No GCC vector extensions there: plain loops for the packed GEMM. */
+    #define restrict __restrict
+    #define FN_SCALAR_GEMM 1
+    #endif
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
         && !defined(FASTNET_NO_CLONES)
     #define FN_RNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -192,7 +197,9 @@ cdef extern from *:
        products (a few dozen rows times the recurrent kernel) are too small for BLAS
        to amortise its packing of the kernel on every call; packed here once into
        panels of 16 columns, each step streams it from cache. */
+    #ifndef FN_SCALAR_GEMM
     typedef float fn_v8f __attribute__((vector_size(32)));
+    #endif
 
     /* Bp[(p*K + k)*16 + jj] = op(B)[k, 16p + jj] (zero past N); op(B) = B (K x N, row
        stride ldb) or, with trans, the transpose of B (N x K, row stride ldb). */
@@ -219,6 +226,7 @@ cdef extern from *:
                 }
     }
 
+    #ifndef FN_SCALAR_GEMM
     /* One tile of MR rows (6, 4, 2 or 1) by 16 columns: C[rows, panel] (+)= A[rows] Bp.
        MR is a constant at each use, so the accumulators stay in registers. */
     #define FN_TILE(MR, TN) do { \
@@ -293,6 +301,36 @@ cdef extern from *:
         }
     }
     #undef FN_TILE
+    #else
+    static void fn_gemm_scalar(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                               Py_ssize_t lda, int tn, const float *Bp, float *C,
+                               Py_ssize_t ldc, int accumulate) {
+        Py_ssize_t np_ = (N + 15) / 16, p, i, k, jj, nr;
+        for (p = 0; p < np_; p++) {
+            nr = N - p * 16 < 16 ? N - p * 16 : 16;
+            for (i = 0; i < M; i++) {
+                float acc[16] = {0};
+                float *cr = C + i * ldc + p * 16;
+                for (k = 0; k < K; k++) {
+                    float x = tn ? A[k * lda + i] : A[i * lda + k];
+                    const float *b = Bp + (p * K + k) * 16;
+                    for (jj = 0; jj < 16; jj++) acc[jj] += x * b[jj];
+                }
+                for (jj = 0; jj < nr; jj++) cr[jj] = (accumulate ? cr[jj] : 0.0f) + acc[jj];
+            }
+        }
+    }
+    static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                               Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                               int accumulate) {
+        fn_gemm_scalar(M, N, K, A, lda, 0, Bp, C, ldc, accumulate);
+    }
+    static void fn_gemm_packed_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                                  Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                                  int accumulate) {
+        fn_gemm_scalar(M, N, K, A, lda, 1, Bp, C, ldc, accumulate);
+    }
+    #endif
 
     /* For a long K, B is packed one block of KB rows at a time into Bp (pad16(N) * KB
        floats), so the packed panels stay in cache while every row tile goes past them. */
