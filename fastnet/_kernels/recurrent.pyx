@@ -56,7 +56,7 @@ cdef extern from *:
     #endif
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
         && !defined(FASTNET_NO_CLONES)
-    #define FN_RNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #define FN_RNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
     #else
     #define FN_RNN_CLONES
     #endif
