@@ -21,7 +21,7 @@ __all__ = [
     "random", "regularizers", "utils",
 ]
 
-_LAZY = ("callbacks", "losses", "metrics", "optimizers", "distribution")
+_LAZY = ("callbacks", "losses", "metrics", "optimizers", "saving", "distribution")
 
 
 def __getattr__(name):

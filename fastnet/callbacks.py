@@ -51,7 +51,7 @@ from fastnet.utils import progbar as _progbar
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
     "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger", "LambdaCallback",
-    "TerminateOnNaN",
+    "TerminateOnNaN", "ModelCheckpoint",
 ]
 
 
@@ -1001,3 +1001,13 @@ class TerminateOnNaN(Callback):
                     "Terminating training immediately.")
             _print(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
+
+
+def __getattr__(name):
+    # ModelCheckpoint lives with the saving code and subclasses Callback; importing it on
+    # first use keeps the two modules free of an import cycle.
+    if name == "ModelCheckpoint":
+        from fastnet.callbacks_checkpoint import ModelCheckpoint
+
+        return ModelCheckpoint
+    raise AttributeError(f"module 'fastnet.callbacks' has no attribute {name!r}")

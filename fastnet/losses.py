@@ -160,6 +160,8 @@ class Loss:
     """
 
     supports_logits_fusion = False
+    # The output activation whose logits the fused form takes ("sigmoid" or "softmax").
+    logits_activation = None
 
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
         self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
@@ -771,6 +773,7 @@ class BinaryCrossentropy(_Builtin):
         self.label_smoothing = _check_smoothing(label_smoothing)
         self.axis = axis
         self.supports_logits_fusion = not self.from_logits
+        self.logits_activation = "sigmoid"
         self._setup("bce_logits" if self.from_logits else "bce", self.label_smoothing, axis,
                     logits_code="bce_logits")
 
@@ -800,6 +803,7 @@ class CategoricalCrossentropy(_Builtin):
         self.label_smoothing = _check_smoothing(label_smoothing)
         self.axis = axis
         self.supports_logits_fusion = not self.from_logits
+        self.logits_activation = "softmax"
         self._setup("cce_logits" if self.from_logits else "cce", self.label_smoothing, axis,
                     logits_code="cce_logits")
 
@@ -826,6 +830,7 @@ class SparseCategoricalCrossentropy(_Builtin):
         self.ignore_class = None if ignore_class is None else int(ignore_class)
         self._ignore = self.ignore_class
         self.supports_logits_fusion = not self.from_logits
+        self.logits_activation = "softmax"
         self._setup("scce_logits" if self.from_logits else "scce", 0.0, axis, logits_code="scce_logits")
 
     def get_config(self):
@@ -885,6 +890,7 @@ class LossFunctionWrapper(Loss):
             kw = {**defaults, **kwargs}
             self._impl = cls(reduction=reduction, name=self.name, dtype=dtype, **kw)
             self.supports_logits_fusion = self._impl.supports_logits_fusion
+            self.logits_activation = getattr(self._impl, "logits_activation", None)
 
     def call(self, y_true, y_pred):
         if self._impl is not None:

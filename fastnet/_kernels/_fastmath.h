@@ -16,7 +16,9 @@ static inline float fn_bits_to_float(int32_t i) { float f; memcpy(&f, &i, sizeof
 static inline float fn_expf(float x0) {
     float x = x0 < -87.33654f ? -87.33654f : x0;
     x = x > 88.72283f ? 88.72283f : x;
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    /* round to nearest by adding and removing 1.5 * 2^23: no floorf call, which the
+       baseline x86-64 instruction set (no roundps) would make a libm call per element */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;

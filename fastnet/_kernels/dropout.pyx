@@ -1,59 +1,131 @@
 """Dropout masks from a counter-based generator, and the masked products.
 
-Element i of a call with key ``seed`` keeps its value when
-``u(seed, i) >= rate``, where u is the splitmix64 hash of (seed, i) mapped to
-[0, 1) with 24 bits. Each element's draw depends only on (seed, i), so the mask
-is the same for any number of threads.
+Element i of a call with key ``seed`` keeps its value when ``u(seed, i) >= rate``,
+where u takes the top 24 bits of a two-round 32-bit integer hash of
+(i, seed) and maps them to [0, 1). Each element's draw depends only on
+(seed, i), so the mask is the same for any number of threads, and the hash uses
+32-bit multiplies only so the loop vectorises.
 """
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport ceil
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
-cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 16
+from fastnet._kernels cimport _arrays as A
 
+cnp.import_array()
 
-cdef inline uint64_t _mix(uint64_t z) noexcept nogil:
-    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
-    return z ^ (z >> 31)
+cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 17
 
 
-def forward(const floating[::1] x, floating[::1] y, uint8_t[::1] mask, double rate,
-            uint64_t seed, int n_threads=1):
-    """y = x * keep / (1 - rate); mask receives keep (0 or 1). Arrays are flat."""
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef uint64_t threshold = <uint64_t>ceil(rate * 16777216.0)  # keep when u >= rate, u = h / 2^24
-    cdef floating scale = <floating>(1.0 / (1.0 - rate))
-    cdef uint64_t key = _mix(seed + <uint64_t>0x9E3779B97F4A7C15ULL)
+cdef inline uint32_t _mix32(uint32_t x) noexcept nogil:
+    x ^= x >> 16
+    x *= <uint32_t>0x7FEB352D
+    x ^= x >> 15
+    x *= <uint32_t>0x846CA68B
+    x ^= x >> 16
+    return x
+
+
+cdef inline uint32_t _draw(Py_ssize_t i, uint32_t k1, uint32_t k2) noexcept nogil:
+    # 24-bit uniform integer for element i.
+    return _mix32(_mix32(<uint32_t>i ^ k1) + (<uint32_t>(<uint64_t>i >> 32) ^ k2)) >> 8
+
+
+cdef inline void _keys(uint64_t seed, uint32_t *k1, uint32_t *k2) noexcept nogil:
+    k1[0] = _mix32(<uint32_t>seed ^ <uint32_t>0x9E3779B9)
+    k2[0] = _mix32(<uint32_t>(seed >> 32) + k1[0])
+
+
+cdef void _forward(const floating *x, floating *y, uint8_t *mask, Py_ssize_t lo, Py_ssize_t hi,
+                   uint32_t threshold, floating scale, uint32_t k1, uint32_t k2) noexcept nogil:
+    cdef Py_ssize_t i
     cdef uint8_t keep
-    cdef int nt = n_threads if n >= PARALLEL_MIN_WORK else 1
-    if y.shape[0] != n or mask.shape[0] != n:
+    for i in range(lo, hi):
+        keep = _draw(i, k1, k2) >= threshold
+        mask[i] = keep
+        y[i] = x[i] * (keep * scale)
+
+
+cdef void _backward(const floating *dy, const uint8_t *mask, floating *dx, Py_ssize_t lo,
+                    Py_ssize_t hi, floating scale) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(lo, hi):
+        dx[i] = dy[i] * (mask[i] * scale)
+
+
+cdef inline Py_ssize_t _chunks(Py_ssize_t n, int n_threads, Py_ssize_t *chunk) noexcept nogil:
+    cdef int nt = n_threads if n >= PARALLEL_MIN_WORK and n_threads > 1 else 1
+    chunk[0] = ((n + nt - 1) // nt + 63) // 64 * 64
+    return (n + chunk[0] - 1) // chunk[0] if n else 0
+
+
+def forward(x, y, mask, double rate, uint64_t seed, int n_threads=1):
+    """y = x * keep / (1 - rate) elementwise; mask (uint8) receives keep. Arrays are flat."""
+    cdef int t = A.float_type(x, b"x")
+    cdef char *px = A.data(x, t, 1, False, b"x")
+    cdef char *py = A.data(y, t, 1, True, b"y")
+    cdef uint8_t *pm = <uint8_t *>A.data(mask, cnp.NPY_UINT8, 1, True, b"mask")
+    cdef Py_ssize_t n = A.dim(x, 0), chunk, n_chunks, c, lo
+    cdef uint32_t k1, k2, threshold
+    if A.dim(y, 0) != n or A.dim(mask, 0) != n:
         raise ValueError("dropout forward: x, y and mask sizes differ")
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout rate must be in [0, 1), received {rate}")
-    for i in prange(n, nogil=True, num_threads=nt, schedule="static"):
-        keep = (_mix(key + <uint64_t>i * <uint64_t>0x9E3779B97F4A7C15ULL) >> 40) >= threshold
-        mask[i] = keep
-        y[i] = x[i] * scale if keep else 0
+    threshold = <uint32_t>ceil(rate * 16777216.0)  # keep when u >= rate, u = draw / 2^24
+    _keys(seed, &k1, &k2)
+    n_chunks = _chunks(n, n_threads, &chunk)
+    with nogil:
+        if n_chunks <= 1:
+            if t == cnp.NPY_FLOAT32:
+                _forward(<float *>px, <float *>py, pm, 0, n, threshold, <float>(1 / (1 - rate)), k1, k2)
+            else:
+                _forward(<double *>px, <double *>py, pm, 0, n, threshold, 1 / (1 - rate), k1, k2)
+        else:
+            for c in prange(n_chunks, num_threads=n_threads, schedule="static"):
+                lo = c * chunk
+                if t == cnp.NPY_FLOAT32:
+                    _forward(<float *>px, <float *>py, pm, lo, min(n, lo + chunk), threshold,
+                             <float>(1 / (1 - rate)), k1, k2)
+                else:
+                    _forward(<double *>px, <double *>py, pm, lo, min(n, lo + chunk), threshold,
+                             1 / (1 - rate), k1, k2)
 
 
-def backward(const floating[::1] dy, const uint8_t[::1] mask, floating[::1] dx, double rate,
-             int n_threads=1):
-    """dx = dy * mask / (1 - rate)."""
-    cdef Py_ssize_t i, n = dy.shape[0]
-    cdef floating scale = <floating>(1.0 / (1.0 - rate))
-    cdef int nt = n_threads if n >= PARALLEL_MIN_WORK else 1
-    if dx.shape[0] != n or mask.shape[0] != n:
+def backward(dy, mask, dx, double rate, int n_threads=1):
+    """dx = dy * mask / (1 - rate) elementwise."""
+    cdef int t = A.float_type(dy, b"dy")
+    cdef char *pdy = A.data(dy, t, 1, False, b"dy")
+    cdef char *pdx = A.data(dx, t, 1, True, b"dx")
+    cdef uint8_t *pm = <uint8_t *>A.data(mask, cnp.NPY_UINT8, 1, False, b"mask")
+    cdef Py_ssize_t n = A.dim(dy, 0), chunk, n_chunks, c, lo
+    if A.dim(dx, 0) != n or A.dim(mask, 0) != n:
         raise ValueError("dropout backward: sizes differ")
-    for i in prange(n, nogil=True, num_threads=nt, schedule="static"):
-        dx[i] = dy[i] * scale if mask[i] else 0
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout rate must be in [0, 1), received {rate}")
+    n_chunks = _chunks(n, n_threads, &chunk)
+    with nogil:
+        if n_chunks <= 1:
+            if t == cnp.NPY_FLOAT32:
+                _backward(<float *>pdy, pm, <float *>pdx, 0, n, <float>(1 / (1 - rate)))
+            else:
+                _backward(<double *>pdy, pm, <double *>pdx, 0, n, 1 / (1 - rate))
+        else:
+            for c in prange(n_chunks, num_threads=n_threads, schedule="static"):
+                lo = c * chunk
+                if t == cnp.NPY_FLOAT32:
+                    _backward(<float *>pdy, pm, <float *>pdx, lo, min(n, lo + chunk), <float>(1 / (1 - rate)))
+                else:
+                    _backward(<double *>pdy, pm, <double *>pdx, lo, min(n, lo + chunk), 1 / (1 - rate))
 
 
-def uniform(floating[::1] out, uint64_t seed, int n_threads=1):
-    """Fills out with the same u(seed, i) in [0, 1) that forward compares to the rate."""
-    cdef Py_ssize_t i, n = out.shape[0]
-    cdef uint64_t key = _mix(seed + <uint64_t>0x9E3779B97F4A7C15ULL)
-    cdef int nt = n_threads if n >= PARALLEL_MIN_WORK else 1
-    for i in prange(n, nogil=True, num_threads=nt, schedule="static"):
-        out[i] = <floating>(<double>(_mix(key + <uint64_t>i * <uint64_t>0x9E3779B97F4A7C15ULL) >> 40) / 16777216.0)
+def uniform(out, uint64_t seed, int n_threads=1):
+    """Fills out (float64, flat) with the u(seed, i) in [0, 1) that forward compares to the rate."""
+    cdef double *po = <double *>A.data(out, cnp.NPY_FLOAT64, 1, True, b"out")
+    cdef Py_ssize_t i, n = A.dim(out, 0)
+    cdef uint32_t k1, k2
+    _keys(seed, &k1, &k2)
+    with nogil:
+        for i in range(n):
+            po[i] = _draw(i, k1, k2) / 16777216.0

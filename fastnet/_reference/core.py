@@ -150,20 +150,27 @@ def batchnorm_backward_infer(dy, x, gamma, moving_mean, moving_var, epsilon):
     return dy * gamma * invstd, (dy * (x - moving_mean) * invstd).sum(axis=0), dy.sum(axis=0)
 
 
-def _splitmix(z):
-    z = z.astype(np.uint64)
+def _mix32(x):
+    x = np.asarray(x, dtype=np.uint32)
     with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+        x = x ^ (x >> np.uint32(16))
+        x = x * np.uint32(0x7FEB352D)
+        x = x ^ (x >> np.uint32(15))
+        x = x * np.uint32(0x846CA68B)
+        x = x ^ (x >> np.uint32(16))
+    return x
 
 
 def dropout_uniform(n, seed):
     """The u(seed, i) in [0, 1) the dropout kernel draws for elements 0..n-1."""
-    golden = np.uint64(0x9E3779B97F4A7C15)
+    seed = int(seed)
+    k1 = _mix32(np.uint32(seed & 0xFFFFFFFF) ^ np.uint32(0x9E3779B9))
     with np.errstate(over="ignore"):
-        key = _splitmix(np.array([np.uint64(seed) + golden]))[0]
-        u = _splitmix(key + np.arange(n, dtype=np.uint64) * golden) >> np.uint64(40)
+        k2 = _mix32(np.uint32(seed >> 32) + k1)
+        i = np.arange(n, dtype=np.uint64)
+        lo = (i & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        hi = (i >> np.uint64(32)).astype(np.uint32)
+        u = _mix32(_mix32(lo ^ k1) + (hi ^ k2)) >> np.uint32(8)
     return u.astype(np.float64) / 16777216.0
 
 

@@ -36,20 +36,16 @@ def get(class_name, custom_objects=None):
 
 
 def serialize(layer):
-    cfg = {"module": "keras.layers", "class_name": type(layer).__name__,
-           "config": layer.get_config(), "registered_name": None}
-    build = layer.get_build_config()
-    if build:
-        cfg["build_config"] = build
-    return cfg
+    """The layer as Keras's serialized dict: module, class_name, config (Keras's keys),
+    registered_name and build_config."""
+    from fastnet.saving.serialization import serialize_layer
+
+    return serialize_layer(layer)
 
 
 def deserialize(config, custom_objects=None):
-    """A layer from ``{"class_name": ..., "config": {...}}`` (Keras's layout)."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"A layer config must be a dict with 'class_name' and 'config', received {config!r}")
-    cls = get(config["class_name"], custom_objects)
-    layer = cls.from_config(dict(config.get("config", {})))
-    if config.get("build_config"):
-        layer.build_from_config(config["build_config"])
-    return layer
+    """A layer from ``{"class_name": ..., "config": {...}}`` (Keras's layout). Class names
+    are looked up among fastnet's layers and in ``custom_objects`` only."""
+    from fastnet.saving.serialization import deserialize_layer
+
+    return deserialize_layer(config, custom_objects=custom_objects)

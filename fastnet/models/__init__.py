@@ -2,7 +2,7 @@
 from fastnet.models.model import Model
 from fastnet.models.sequential import Sequential
 
-__all__ = ["Model", "Sequential", "load_model", "model_from_json", "clone_model"]
+__all__ = ["Model", "Sequential", "load_model", "save_model", "model_from_json", "clone_model"]
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
@@ -11,6 +11,11 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
     return saving.load_model(filepath, custom_objects=custom_objects, compile=compile,
                              safe_mode=safe_mode)
+
+
+def save_model(model, filepath, overwrite=True, **kwargs):
+    """Saves ``model`` to ``filepath`` (``.keras``), as ``model.save`` does."""
+    return model.save(filepath, overwrite=overwrite, **kwargs)
 
 
 def model_from_json(json_string, custom_objects=None):

@@ -212,7 +212,9 @@ class Model(Layer):
                                  f"received {len(loss)}")
             loss = list(loss.values())[0] if isinstance(loss, dict) else loss[0]
         self.loss = loss
-        self._loss_obj = losses_mod.get(loss)
+        # "crossentropy"/"ce" pick their form from the data shapes, known at fit time.
+        self._loss_obj = None if (isinstance(loss, str) and loss.lower() in ("crossentropy", "ce")) \
+            else losses_mod.get(loss)
         if loss_weights is not None:
             lw = loss_weights
             if isinstance(lw, dict):
@@ -237,6 +239,13 @@ class Model(Layer):
         self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
                                 "loss_weights": loss_weights, "weighted_metrics": weighted_metrics}
         self._packed = None
+
+    def _resolve_loss(self, y, out_shape):
+        from fastnet import losses as losses_mod
+
+        if self._loss_obj is None:
+            self._loss_obj = losses_mod.resolve(self.loss, y.shape, out_shape)
+        self._loss_obj.validate(y, out_shape)
 
     def _resolve_metrics(self, y, out_shape):
         from fastnet import metrics as metrics_mod
@@ -294,6 +303,7 @@ class Model(Layer):
         self._reg_vars = [v for v in variables if v.regularizer is not None]
         self._deferred = [l for l in layers if hasattr(l, "_commit_updates")]
         self._fused = self._logits_fusion()
+        self._grad_buffers = {}
         return self._packed
 
     def _logits_fusion(self):
@@ -306,8 +316,7 @@ class Model(Layer):
         act = getattr(last, "activation", None)
         if not getattr(last, "_supports_logits", False) or act is None or not getattr(act, "fused", False):
             return False
-        want = "sigmoid" if getattr(self._loss_obj, "logits_activation", None) == "sigmoid" else "softmax"
-        return act.fn.name == want
+        return act.fn.name == self._loss_obj.logits_activation
 
     def _set_loop_mode(self, reuse, record, training=False, logits=False):
         """Flags the layers for a loop: reuse buffers, keep what backward needs, defer
@@ -331,10 +340,14 @@ class Model(Layer):
         """One step: forward, loss, backward, update. Returns the batch loss."""
         out = self.call(x, training=True)
         loss_obj = self._loss_obj
+        gbuf = self._grad_buffers.get(out.shape)
+        if gbuf is None:
+            gbuf = self._grad_buffers[out.shape] = np.empty(out.shape, out.dtype)
         if self._fused:
-            value, dy = loss_obj.value_and_grad_from_logits(y, self.layers[-1]._logits, sw)
+            value, dy = loss_obj.value_and_grad_from_logits(y, self.layers[-1]._logits, sw,
+                                                            probs=out, out=gbuf)
         else:
-            value, dy = loss_obj.value_and_grad(y, out, sw)
+            value, dy = loss_obj.value_and_grad(y, out, sw, out=gbuf)
         lw = self._loss_weight
         if lw != 1.0:
             value = value * lw
@@ -360,7 +373,7 @@ class Model(Layer):
         out = self.call(x, training=False)
         loss_obj = self._loss_obj
         if self._fused:
-            value = loss_obj.value_and_grad_from_logits(y, self.layers[-1]._logits, sw)[0]
+            value = loss_obj.value_and_grad_from_logits(y, self.layers[-1]._logits, sw, probs=out)[0]
         else:
             value = loss_obj(y, out, sample_weight=sw)
         value = float(value) * self._loss_weight
@@ -462,7 +475,7 @@ class Model(Layer):
         self._ensure_built_for(x)
         self._check_input(x)
         out_shape = self.compute_output_shape((None,) + x.shape[1:])
-        self._loss_obj.validate(y, out_shape)
+        self._resolve_loss(y, out_shape)
         self._resolve_metrics(y, out_shape)
         self._prepare_training()
 
@@ -604,7 +617,7 @@ class Model(Layer):
         self._ensure_built_for(x)
         self._check_input(x)
         out_shape = self.compute_output_shape((None,) + x.shape[1:])
-        self._loss_obj.validate(y, out_shape)
+        self._resolve_loss(y, out_shape)
         self._resolve_metrics(y, out_shape)
         self._fused = self._logits_fusion()
         self._reg_vars = [v for v in self.trainable_weights if v.regularizer is not None]
@@ -673,7 +686,7 @@ class Model(Layer):
         self._ensure_built_for(x)
         self._check_input(x)
         out_shape = self.compute_output_shape((None,) + x.shape[1:])
-        self._loss_obj.validate(y, out_shape)
+        self._resolve_loss(y, out_shape)
         metrics = self._resolve_metrics(y, out_shape)
         self._prepare_training()
         for m in metrics:

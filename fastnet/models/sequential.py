@@ -176,19 +176,32 @@ class Sequential(Model):
 
     # ------------------------------------------------------------------ config
     def get_config(self):
+        """Keras's Sequential config: name, trainable, dtype policy, the serialized layers
+        (the input declaration first) and build_input_shape."""
+        from fastnet.saving.serialization import dtype_policy
+
         layers = []
         if self._input_layer is not None:
             layers.append(_layer_config(self._input_layer))
         layers.extend(_layer_config(l) for l in self._layers)
-        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype, "layers": layers}
+        cfg = {"name": self.name, "trainable": self.trainable, "dtype": dtype_policy(self.dtype),
+               "layers": layers}
+        if self.built and self._build_shape is not None:
+            cfg["build_input_shape"] = list(self._build_shape)
+        return cfg
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """A model from ``get_config()``'s dict (or Keras's); class names are looked up among
+        fastnet's layers and in ``custom_objects`` only."""
         from fastnet.layers import deserialize as deserialize_layer
 
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
         for entry in config["layers"]:
             model.add(deserialize_layer(entry, custom_objects=custom_objects))
+        shape = config.get("build_input_shape")
+        if shape is not None and not model.built and model.layers:
+            model.build(tuple(shape))
         return model
 
 
