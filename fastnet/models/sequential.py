@@ -81,7 +81,8 @@ class Sequential(Model):
         return layer
 
     def _build_layers(self, batch_shape):
-        shape = (None,) + tuple(batch_shape[1:])
+        # The batch size travels too: a stateful recurrent layer needs it to size its state.
+        shape = tuple(batch_shape)
         for layer in self._layers:
             if not layer.built:
                 layer._maybe_build(shape)
@@ -89,7 +90,7 @@ class Sequential(Model):
                 layer._check_spec(shape)
             shape = layer.compute_output_shape(shape)
         self.built = True
-        self._build_shape = (None,) + tuple(batch_shape[1:])
+        self._build_shape = tuple(batch_shape)
 
     def build(self, input_shape=None):
         """Builds every layer for inputs of ``input_shape`` (batch axis first, may be None)."""
