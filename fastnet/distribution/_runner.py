@@ -94,6 +94,21 @@ def _data_digest(arr):
     return (arr.shape, str(arr.dtype), zlib.crc32(np.ascontiguousarray(rows).view(np.uint8)))
 
 
+def _describe(key, mine, theirs, r):
+    """How argument ``key`` differs between rank 0 and rank r (digests of arrays compared
+    by shape, dtype, then contents)."""
+    if isinstance(mine, tuple) and isinstance(theirs, tuple) and len(mine) == len(theirs) == 3:
+        if mine[0] != theirs[0]:
+            return f"{key} has shape {mine[0]} on rank 0 but {theirs[0]} on rank {r}"
+        if mine[1] != theirs[1]:
+            return f"{key} has dtype {mine[1]} on rank 0 but {theirs[1]} on rank {r}"
+        return f"{key} holds different values on rank 0 and rank {r}"
+    if mine is None or theirs is None:
+        return f"{key} is {'absent' if mine is None else 'given'} on rank 0 but " \
+               f"{'absent' if theirs is None else 'given'} on rank {r}"
+    return f"{key} is {mine!r} on rank 0 but {theirs!r} on rank {r}"
+
+
 class _SyncBatchNorm:
     """Batch statistics summed over the ranks (BatchNormalization(synchronized=True) or
     DataParallel(sync_batchnorm=True)): the layer normalises with the mean and variance of
@@ -205,9 +220,8 @@ class Runner:
             elif extra != extra0:
                 detail = (f"optimizer/loss are {extra0} on rank 0 but {extra} on rank {r}")
             else:
-                keys = [k for k in args0 if args0[k] != args_r.get(k)]
-                detail = "; ".join(f"{k} is {args0[k]!r} on rank 0 but {args_r.get(k)!r} on rank {r}"
-                                   for k in keys)
+                detail = "; ".join(_describe(k, args0[k], args_r.get(k), r)
+                                   for k in args0 if args0[k] != args_r.get(k))
                 raise ValueError(
                     f"fastnet.distribution: the ranks called {what} differently: {detail}. Every "
                     f"rank must pass the same arrays and arguments (fastnet splits each batch "
