@@ -99,12 +99,16 @@ class DataParallel:
             layer across processes (the same as giving each ``synchronized=True``). By
             default each process normalises with the statistics of its own rows, as
             Keras does, and the moving statistics are averaged over the processes.
-        overlap: start the allreduce of a gradient bucket as soon as the backward pass
-            has produced it, while earlier layers are still running (True), or sum all
-            buckets after the backward pass (False, the default: on shared-memory
-            machines the overlapped form measured no faster; see docs/distributed.md).
-        bucket_size_mb: gradients travel in buckets of about this many megabytes
-            (whole layers, at least one per bucket).
+        allreduce: how gradients are summed. ``"shared"`` (default): the ranks of a
+            machine add them up in MPI-3 shared memory, and one rank per machine sums
+            the machines' totals with MPI_Allreduce; ``"mpi"``: MPI_Allreduce on buckets
+            of the gradient buffer.
+        overlap: with ``allreduce="mpi"``, start the (non-blocking) allreduce of a
+            bucket as soon as the backward pass has produced it, while earlier layers
+            are still running, instead of after the backward pass. Measured no faster
+            here (see docs/distributed.md), so off by default.
+        bucket_size_mb: gradients travel in buckets (chunks of the shared window) of
+            about this many megabytes.
         timeout: seconds a process waits for the others in one collective operation
             before it stops with an error (a dead or hung process then cannot leave the
             rest blocked). None: ``FASTNET_MPI_TIMEOUT`` or 600; 0 turns the check off.
@@ -116,8 +120,8 @@ class DataParallel:
     """
 
     def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True, *,
-                 sync_batchnorm=False, overlap=False, bucket_size_mb=8.0, timeout=None,
-                 check_weights=True):
+                 sync_batchnorm=False, allreduce="shared", overlap=False, bucket_size_mb=8.0,
+                 timeout=None, check_weights=True):
         if device_mesh is not None:
             raise NotImplementedError(
                 "fastnet's DataParallel takes no device_mesh: it runs one process per device, "
@@ -135,8 +139,14 @@ class DataParallel:
             raise ValueError(f"timeout must be a non-negative number of seconds, received {timeout!r}")
         else:
             timeout = float(timeout) or None
+        if allreduce not in ("shared", "mpi"):
+            raise ValueError(f"allreduce must be 'shared' or 'mpi', received {allreduce!r}")
         self.sync_batchnorm = bool(sync_batchnorm)
+        self.allreduce = allreduce
         self.overlap = bool(overlap)
+        if self.overlap and allreduce != "mpi":
+            raise ValueError("overlap=True needs allreduce='mpi' (the shared-memory sum runs "
+                             "after the backward pass)")
         self.bucket_size_mb = float(bucket_size_mb)
         self.timeout = timeout
         self.check_weights = bool(check_weights)

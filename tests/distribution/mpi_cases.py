@@ -143,7 +143,8 @@ def files(out):
 
 
 def run(out, names):
-    set_distribution(DataParallel())
+    # FASTNET_TEST_DP_OPTIONS: DataParallel arguments as JSON (the tests try each gradient sum).
+    set_distribution(DataParallel(**json.loads(os.environ.get("FASTNET_TEST_DP_OPTIONS", "{}"))))
     dp = fastnet.distribution.distribution()
     tag = "single" if dp.num_processes == 1 and "PMI_RANK" not in os.environ else \
         f"rank{dp.rank}of{dp.num_processes}"

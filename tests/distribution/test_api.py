@@ -79,6 +79,8 @@ def test_runner_is_none_on_one_process():
     ({"devices": ["cpu:0", "cpu:1"]}, NotImplementedError, r"must list every process's device \['cpu:0'\]"),
     ({"bucket_size_mb": 0}, ValueError, "bucket_size_mb must be a positive number"),
     ({"timeout": -1}, ValueError, "timeout must be a non-negative number"),
+    ({"allreduce": "nccl"}, ValueError, "allreduce must be 'shared' or 'mpi', received 'nccl'"),
+    ({"overlap": True}, ValueError, "overlap=True needs allreduce='mpi'"),
 ])
 def test_bad_arguments(kwargs, err, match):
     with pytest.raises(err, match=match):

@@ -134,6 +134,30 @@ def test_one_rank_under_mpiexec_is_exactly_one_process(runs):
         assert meta == ref_meta
 
 
+@pytest.mark.parametrize("options, node_size", [
+    ({"allreduce": "mpi"}, None),
+    ({"allreduce": "mpi", "overlap": True, "bucket_size_mb": 0.001}, None),
+    ({"allreduce": "shared", "bucket_size_mb": 0.001}, "2"),
+], ids=["mpi-allreduce", "mpi-overlapped-buckets", "shared-two-nodes-small-chunks"])
+def test_every_gradient_sum_trains_as_one_process(runs, tmp_path, options, node_size):
+    """MPI_Allreduce on buckets, non-blocking buckets started during the backward pass, and
+    the shared-memory sum over two (pretended) nodes with chunks smaller than a layer."""
+    env = _env(FASTNET_TEST_DP_OPTIONS=json.dumps(options))
+    if node_size:
+        env["FASTNET_MPI_NODE_SIZE"] = node_size
+    cases = ["mlp_dropout", "cnn", "bn_sync"]
+    proc, _ = _launch(4, "mpi_cases.py", str(tmp_path), *cases, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for case in cases:
+        ref, _ = _load(runs[0][0], case, "single")
+        for r in range(4):
+            got, _ = _load(tmp_path, case, _tag(4, r))
+            for k in ref:
+                np.testing.assert_allclose(got[k], ref[k], rtol=1e-4, atol=1e-5, err_msg=f"{case} {k}")
+                if r:
+                    np.testing.assert_array_equal(got[k], _load(tmp_path, case, _tag(4, 0))[0][k])
+
+
 @pytest.mark.parametrize("n", [2, 4])
 def test_batchnorm_keeps_per_rank_statistics_by_default(runs, n):
     """One step on a batch of 40 rows with BatchNormalization(momentum=0.5) first: each rank

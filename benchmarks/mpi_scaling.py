@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Scaling of data-parallel training (fastnet.distribution over MPI) on the MNIST workloads.
+
+usage: python benchmarks/mpi_scaling.py [--ranks 1 2 4 8] [--threads 1] [--workloads mlp mlp2 convnet]
+                                        [--steps 30] [--repeats 5] [--batch 128]
+                                        [--methods shared mpi overlap] [--bucket-mb 8] [--json out.json]
+
+For each workload and rank count N the script launches ``mpiexec -n N`` on itself (the
+``--worker`` mode) with ``--threads`` threads per rank (``FASTNET_NUM_THREADS``). Each
+worker fits once to warm up, then times ``--repeats`` fits of ``--steps`` batches and
+reports the median time per training step, and the part of it spent in the gradient
+sum after the backward pass (waiting for slower ranks included).
+
+Methods (DataParallel arguments): ``shared`` sums in MPI-3 shared memory (the default),
+``mpi`` calls MPI_Allreduce on buckets after the backward pass, ``overlap`` starts a
+non-blocking MPI_Iallreduce for each bucket as soon as the backward pass produced it.
+
+Two figures per N:
+  strong  the global batch stays ``--batch`` (each rank takes batch/N rows):
+          efficiency = T(1) / (N * T(N)) with T the time per step;
+  weak    the global batch grows to ``--batch * N`` (each rank keeps ``--batch`` rows):
+          efficiency = T(1) / T(N), i.e. samples/s(N) / (N * samples/s(1)).
+
+Workloads (random MNIST-shaped data, Adam, sparse categorical crossentropy):
+  mlp      Dense 512 relu, Dropout 0.2, Dense 10 softmax (784 inputs; 407k weights)
+  mlp2     Keras's mnist_mlp: Dense 512 relu, Dropout 0.2, Dense 512 relu, Dropout 0.2,
+           Dense 10 softmax (669k weights)
+  convnet  Keras's MNIST convnet: Conv2D 32 3x3 relu, MaxPool 2, Conv2D 64 3x3 relu,
+           MaxPool 2, Flatten, Dropout 0.5, Dense 10 softmax (35k weights)
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import sysconfig
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def build(name):
+    from fastnet import layers
+    from fastnet.models import Sequential
+
+    if name == "mlp":
+        m = Sequential([layers.Input((784,)), layers.Dense(512, activation="relu"), layers.Dropout(0.2),
+                        layers.Dense(10, activation="softmax")])
+    elif name == "mlp2":
+        m = Sequential([layers.Input((784,)), layers.Dense(512, activation="relu"), layers.Dropout(0.2),
+                        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
+                        layers.Dense(10, activation="softmax")])
+    elif name == "convnet":
+        m = Sequential([layers.Input((28, 28, 1)), layers.Conv2D(32, 3, activation="relu"),
+                        layers.MaxPooling2D(2), layers.Conv2D(64, 3, activation="relu"),
+                        layers.MaxPooling2D(2), layers.Flatten(), layers.Dropout(0.5),
+                        layers.Dense(10, activation="softmax")])
+    else:
+        raise SystemExit(f"unknown workload {name!r}; choose from mlp, mlp2, convnet")
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def worker(a):
+    import numpy as np
+
+    import fastnet
+    from fastnet import distribution as dist
+
+    dp = dist.DataParallel(allreduce="shared" if a.method == "shared" else "mpi",
+                           overlap=a.method == "overlap", bucket_size_mb=a.bucket_mb)
+    dist.set_distribution(dp)
+    fastnet.random.set_seed(0)
+    batch = a.batch * (dp.num_processes if a.mode == "weak" else 1)
+    n = batch * a.steps
+    rng = np.random.default_rng(0)
+    shape = (28, 28, 1) if a.workload == "convnet" else (784,)
+    x = rng.random((n,) + shape, dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    m = build(a.workload)
+    m.fit(x[:2 * batch], y[:2 * batch], batch_size=batch, epochs=1, verbose=0)
+    times, waits = [], []
+    for _ in range(a.repeats):
+        r = dist.runner(m)
+        before = (r.stats["wait_s"], r.stats["steps"]) if r else (0.0, 0)
+        t = time.perf_counter()
+        m.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+        times.append((time.perf_counter() - t) / a.steps)
+        if r:
+            waits.append((r.stats["wait_s"] - before[0]) / max(1, r.stats["steps"] - before[1]))
+    if dp.is_chief:
+        print("RESULT " + json.dumps({
+            "workload": a.workload, "mode": a.mode, "ranks": dp.num_processes,
+            "threads": fastnet.config.get_num_threads(), "batch": batch,
+            "step_ms": 1e3 * statistics.median(times),
+            "wait_ms": 1e3 * statistics.median(waits) if waits else 0.0,
+            "method": a.method, "bucket_mb": a.bucket_mb, "mpi": dp._backend.library}), flush=True)
+
+
+def _mpiexec():
+    for folder in (os.path.dirname(sys.executable), sysconfig.get_path("scripts")):
+        path = os.path.join(folder, "mpiexec")
+        if os.path.isfile(path):
+            return path
+    return "mpiexec"
+
+
+def launch(a, workload, mode, ranks, method):
+    cmd = [_mpiexec(), "-n", str(ranks), sys.executable, os.path.abspath(__file__), "--worker",
+           "--workload", workload, "--mode", mode, "--steps", str(a.steps), "--repeats", str(a.repeats),
+           "--batch", str(a.batch), "--method", method, "--bucket-mb", str(a.bucket_mb)]
+    env = dict(os.environ, FASTNET_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workloads", nargs="+", default=["mlp", "mlp2", "convnet"])
+    ap.add_argument("--modes", nargs="+", default=["strong", "weak"], choices=["strong", "weak"])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--methods", nargs="+", default=["shared"], choices=["shared", "mpi", "overlap"])
+    ap.add_argument("--bucket-mb", type=float, default=8.0)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--workload", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="strong", help=argparse.SUPPRESS)
+    ap.add_argument("--method", default="shared", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.worker:
+        return worker(a)
+
+    rows = []
+    print(f"# {os.cpu_count()} cores; {a.threads} thread(s) per rank; {a.steps} steps x {a.repeats} "
+          f"repeats; base batch {a.batch}; buckets {a.bucket_mb:g} MB")
+    print(f"{'workload':9s} {'mode':6s} {'method':7s} {'ranks':>5s} {'batch':>6s} {'ms/step':>8s} "
+          f"{'wait ms':>8s} {'samples/s':>10s} {'efficiency':>10s}")
+    for workload in a.workloads:
+        for mode in a.modes:
+            for method in a.methods:
+                base = None
+                for n in a.ranks:
+                    r = launch(a, workload, mode, n, method)
+                    if base is None:
+                        base = r["step_ms"] * (1 if n == 1 else float("nan"))
+                    if mode == "strong":
+                        eff = base / (n * r["step_ms"])
+                    else:
+                        eff = base / r["step_ms"]
+                    r["efficiency"] = eff
+                    rows.append(r)
+                    print(f"{workload:9s} {mode:6s} {method:7s} {n:5d} {r['batch']:6d} {r['step_ms']:8.2f} "
+                          f"{r['wait_ms']:8.2f} {1e3 * r['batch'] / r['step_ms']:10.0f} {eff:10.0%}",
+                          flush=True)
+    if rows:
+        print(f"# MPI: {rows[0]['mpi']}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
