@@ -398,6 +398,12 @@ class Runner:
         n = len(x)
         lo, hi = split(n, self.size, self.rank)
         self._uneven = n % self.size != 0
+        # With a summing loss every rank's value holds the whole regularization term,
+        # which must count once in the total.
+        self._reg = 0.0
+        if getattr(self.model, "_reg_vars", None) and \
+                getattr(self.model._loss_obj, "reduction", None) in ("sum", "none", None):
+            self._reg = self.model._regularization()
         if hi > lo:
             self.rows = hi - lo
             self.share = self._loss_share(y, sw, lo, hi)
@@ -438,6 +444,8 @@ class Runner:
                 # Unequal row counts may have advanced shape-dependent generators
                 # (recurrent dropout) differently: take rank 0's again.
                 self._sync_random()
+        if self._reg:
+            return (value - self._reg) * self.share + self._reg / self.size
         return value * self.share
 
     # ================================================================== gradients
@@ -448,6 +456,9 @@ class Runner:
         if packed is None:
             return
         key = (packed[0], tuple(id(l) for l in self.model.layers))
+        if packed[3].shape[0] == 0:
+            self._layout = (key, packed[3], [], {})
+            return
         if self._layout is not None and self._layout[0] == key and self._layout[1] is packed[3]:
             return
         _, variables, _, grads, offsets = packed
@@ -500,6 +511,8 @@ class Runner:
         if self._layout is None or self._layout[1] is not self.model._packed[3]:
             self._prepare_buckets()
         views = self._layout[2]
+        if not views:
+            return
         t = time.perf_counter()
         if self.dist.allreduce == "shared" and not self.dist.overlap:
             grads = self._layout[1]

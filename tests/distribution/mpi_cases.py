@@ -124,6 +124,18 @@ def weighted(out):
 
 
 @case
+def sum_frozen(out):
+    """A frozen first layer, an L1L2 regularizer and a summed loss (each rank's value holds
+    the whole regularization term, counted once in the total)."""
+    x, y = data(30, (4,), seed=9)
+    m = Sequential([layers.Input((4,)), layers.Dense(5, activation="tanh", trainable=False),
+                    layers.Dense(3, kernel_regularizer=regularizers.L1L2(0.01, 0.02)), layers.Dense(1)])
+    m.compile(optimizer="sgd", loss=losses.MeanSquaredError(reduction="sum"), metrics=["mae"])
+    h = m.fit(x, y, batch_size=7, epochs=2, verbose=0)
+    return m, h, {}, x, y
+
+
+@case
 def files(out):
     """Only rank 0 writes files: a CSVLogger and a ModelCheckpoint whose names carry the
     rank (so a write by another rank would show); progress printed once."""

@@ -17,8 +17,9 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-CASES = ["mlp_dropout", "cnn", "lstm", "lstm_dropout", "bn_sync", "bn_local", "weighted", "files"]
-EQUAL_TO_ONE_PROCESS = ["mlp_dropout", "cnn", "lstm", "bn_sync", "weighted", "files"]
+CASES = ["mlp_dropout", "cnn", "lstm", "lstm_dropout", "bn_sync", "bn_local", "weighted", "sum_frozen",
+         "files"]
+EQUAL_TO_ONE_PROCESS = ["mlp_dropout", "cnn", "lstm", "bn_sync", "weighted", "sum_frozen", "files"]
 RANKS = [1, 2, 4]
 
 
