@@ -135,6 +135,20 @@ def sum_frozen(out):
     return m, h, {}, x, y
 
 
+class _Marker(callbacks.Callback):
+    """A user callback that writes a file; ``chief_only = True`` keeps it to rank 0."""
+
+    chief_only = True
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_train_end(self, logs=None):
+        with open(self.path, "w") as f:
+            f.write("done\n")
+
+
 @case
 def files(out):
     """Only rank 0 writes files: a CSVLogger and a ModelCheckpoint whose names carry the
@@ -147,7 +161,8 @@ def files(out):
     cbs = [callbacks.CSVLogger(os.path.join(out, f"log_rank{rank}.csv")),
            callbacks.ModelCheckpoint(os.path.join(out, f"ckpt_rank{rank}.weights.h5"),
                                      save_weights_only=True, monitor="loss", save_best_only=True),
-           callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=10.0)]
+           callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=10.0),
+           _Marker(os.path.join(out, f"marker_rank{rank}.txt"))]
     print("PROGRESS-START", flush=True)
     h = m.fit(x, y, batch_size=16, epochs=4, verbose=2, callbacks=cbs)
     sys.stdout.flush()

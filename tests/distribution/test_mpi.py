@@ -188,7 +188,9 @@ def test_only_rank_zero_writes_files_and_prints(runs, n):
     d, proc = runs[n]
     assert (d / "log_rank0.csv").exists()
     assert (d / "ckpt_rank0.weights.h5").exists()
+    assert (d / "marker_rank0.txt").exists()
     for r in range(1, n):
+        assert not (d / f"marker_rank{r}.txt").exists()
         assert not (d / f"log_rank{r}.csv").exists()
         assert not (d / f"ckpt_rank{r}.weights.h5").exists()
     lines = (d / "log_rank0.csv").read_text().strip().splitlines()
