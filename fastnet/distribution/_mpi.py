@@ -108,6 +108,7 @@ class _Watchdog:
                     sys.stdout.flush()
                 except Exception:  # pragma: no cover - the message is best effort
                     pass
+                time.sleep(0.5)  # let the launcher forward the message
                 os._exit(70)
 
     def enter(self, what):
@@ -192,6 +193,8 @@ class Backend:
                                  f"aborting all ranks.\n")
                 sys.stderr.flush()
                 sys.stdout.flush()
+                # Give the launcher a moment to forward the traceback before it kills us.
+                time.sleep(0.5)
             finally:
                 backend.MPI.COMM_WORLD.Abort(1)
 

@@ -24,6 +24,7 @@ empty (a last batch smaller than N) runs the step on one row with share 0: its
 gradients are zeros and every collective operation still happens in the same order
 on every rank; its metric state is restored afterwards.
 """
+import json
 import time
 import warnings
 import zlib
@@ -72,12 +73,24 @@ def _generators(model):
     return gens
 
 
+def _layer_config(layer):
+    """The layer's configuration without its name (automatic names may differ by rank)."""
+    try:
+        cfg = dict(layer.get_config())
+    except Exception:  # a custom layer without get_config: compare types and shapes only
+        return {}
+    cfg.pop("name", None)
+    return {k: json.dumps(v, sort_keys=True, default=str) for k, v in cfg.items()}
+
+
 def _architecture(model):
-    """What must agree across ranks: layer types and weight shapes, loss and optimizer."""
+    """What must agree across ranks: layer types, weight shapes and configurations, loss
+    and optimizer."""
     arch = []
     for layer in model.layers:
         arch.append((type(layer).__name__,
-                     tuple((tuple(w.shape), str(w.dtype), bool(w.trainable)) for w in layer.weights)))
+                     tuple((tuple(w.shape), str(w.dtype), bool(w.trainable)) for w in layer.weights),
+                     _layer_config(layer)))
     loss = getattr(model, "_loss_obj", None)
     extra = (type(model.optimizer).__name__ if getattr(model, "optimizer", None) is not None else None,
              getattr(loss, "name", None) if loss is not None else getattr(model, "loss", None))
@@ -216,8 +229,15 @@ class Runner:
                 detail = f"rank 0's model has {len(arch0)} layers, rank {r}'s has {len(arch)}"
             elif arch != arch0:
                 i = next(i for i, (a, b) in enumerate(zip(arch0, arch)) if a != b)
-                detail = (f"layer {i} is {arch0[i][0]} with weights {[w[0] for w in arch0[i][1]]} on "
-                          f"rank 0 but {arch[i][0]} with weights {[w[0] for w in arch[i][1]]} on rank {r}")
+                if arch0[i][:2] != arch[i][:2]:
+                    detail = (f"layer {i} is {arch0[i][0]} with weights {[w[0] for w in arch0[i][1]]} "
+                              f"on rank 0 but {arch[i][0]} with weights {[w[0] for w in arch[i][1]]} "
+                              f"on rank {r}")
+                else:
+                    c0, c1 = arch0[i][2], arch[i][2]
+                    key = next(k for k in sorted(set(c0) | set(c1)) if c0.get(k) != c1.get(k))
+                    detail = (f"layer {i} ({arch0[i][0]}) has {key}={c0.get(key)} on rank 0 but "
+                              f"{key}={c1.get(key)} on rank {r}")
             elif extra != extra0:
                 detail = (f"optimizer/loss are {extra0} on rank 0 but {extra} on rank {r}")
             else:

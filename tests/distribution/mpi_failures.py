@@ -2,6 +2,7 @@
 ``python mpi_failures.py MODE`` with MODE one of
 
 * ``arch``: rank 1 builds a different model (must stop with a clear error on every rank);
+* ``config``: rank 1 builds the same shapes with another activation;
 * ``data``: rank 1 passes different data to fit;
 * ``kill``: rank 1 is killed (SIGKILL) in the middle of fit;
 * ``hang``: rank 1 stops taking part (sleeps) in the middle of fit; the others must
@@ -48,7 +49,8 @@ def main(mode):
     if mode == "data" and rank == 1:
         x = x + 1
     width = 12 if (mode == "arch" and rank == 1) else 10
-    m = Sequential([layers.Input((8,)), layers.Dense(width, activation="relu"),
+    act = "tanh" if (mode == "config" and rank == 1) else "relu"
+    m = Sequential([layers.Input((8,)), layers.Dense(width, activation=act),
                     layers.Dense(2, activation="softmax")])
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     m.fit(x, y, batch_size=20, epochs=3, verbose=0, callbacks=[_Trouble(mode, rank)])

@@ -215,6 +215,12 @@ def test_different_architectures_stop_every_rank_with_a_clear_error():
     assert "finished fit" not in out
 
 
+def test_different_layer_configurations_stop_with_a_clear_error():
+    proc, out, _ = _fail("config")
+    assert proc.returncode != 0
+    assert 'layer 0 (Dense) has activation="relu" on rank 0 but activation="tanh" on rank 1' in out
+
+
 def test_different_data_stops_with_a_clear_error():
     proc, out, _ = _fail("data")
     assert proc.returncode != 0
