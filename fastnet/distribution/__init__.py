@@ -194,6 +194,23 @@ class DataParallel:
         finally:
             set_distribution(previous)
 
+    def _node_sum(self, dtype):
+        """The shared-memory gradient sum for arrays of ``dtype`` (one window per dtype,
+        made on first use by every rank at once, kept for the process's lifetime)."""
+        import numpy as np
+
+        key = np.dtype(dtype).str
+        sums = self._backend.__dict__.setdefault("_node_sums", {})
+        s = sums.get((key, self.bucket_size_mb))
+        if s is None:
+            from fastnet.distribution._shm import NodeAllreduce
+
+            chunk = max(1, int(self.bucket_size_mb * 2 ** 20 / np.dtype(dtype).itemsize))
+            with self._backend.guard("setting up shared-memory gradient sums"):
+                s = sums[(key, self.bucket_size_mb)] = NodeAllreduce(
+                    self._backend, self._backend.grad_comm, dtype, chunk)
+        return s
+
     # ------------------------------------------------------------------ activation
     def _activate(self):
         if self._backend.size == 1 or self._saved is not None:

@@ -211,7 +211,6 @@ class Runner:
         self._snapshot = None
         self._uneven = False
         self._pred = None
-        self._shm = None
         self.stats = {"steps": 0, "wait_s": 0.0}
 
     # ================================================================== setup
@@ -536,15 +535,8 @@ class Runner:
         t = time.perf_counter()
         if self.dist.allreduce == "shared" and not self.dist.overlap:
             grads = self._layout[1]
-            shm = self._shm
-            if shm is None or shm.dtype != grads.dtype:
-                from fastnet.distribution._shm import NodeAllreduce
-
-                chunk = min(grads.shape[0], max(1, int(self.dist.bucket_size_mb * 2 ** 20 / grads.itemsize)))
-                with self.be.guard("setting up shared-memory gradient sums"):
-                    shm = self._shm = NodeAllreduce(self.be, self.be.grad_comm, grads.dtype, chunk)
             with self.be.guard("the gradient sum"):
-                shm(grads)
+                self.dist._node_sum(grads.dtype)(grads)
         elif self.dist.overlap:
             for b in range(self._launched, len(views)):
                 self._reqs.append(self.be.iallreduce(views[b]))
