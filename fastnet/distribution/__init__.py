@@ -219,8 +219,9 @@ class DataParallel:
         from fastnet.utils import progbar
 
         saved = {"threads": None, "write": None}
-        if not any(os.environ.get(v, "").strip() for v in ("FASTNET_NUM_THREADS", "OMP_NUM_THREADS")):
-            # Processes on one machine share its cores.
+        if not any(os.environ.get(v, "").strip() for v in ("FASTNET_NUM_THREADS", "OMP_NUM_THREADS")) \
+                and config.get_num_threads() == config._available_cores():
+            # Processes on one machine share its cores (unless the thread count was chosen).
             saved["threads"] = config.get_num_threads()
             per_rank = max(1, config._available_cores() // max(1, self._backend.local_size))
             if per_rank != saved["threads"]:
