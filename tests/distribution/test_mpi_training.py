@@ -6,6 +6,7 @@ and ``test`` extras install both).
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,29 @@ def test_only_rank_zero_writes_files_and_prints(runs, n):
     assert proc.stdout.count("PROGRESS-START") == n
     assert proc.stdout.count("Epoch 1/4") == 1
     assert proc.stdout.count("4/4 - ") == 2
+
+
+def _records(tag, text):
+    """The JSON records printed after ``tag`` (ranks' lines may interleave in mpiexec's output)."""
+    return [json.loads(m) for m in re.findall(tag + r" (\{[^{}]*\})", text)]
+
+
+def test_ranks_share_the_cores_unless_told_otherwise():
+    env = _env()
+    for var in ("FASTNET_NUM_THREADS", "OMP_NUM_THREADS"):
+        env.pop(var)
+    proc, _ = _launch(2, "mpi_info.py", env=env)
+    assert proc.returncode == 0, proc.stderr
+    infos = sorted(_records("INFO", proc.stdout), key=lambda i: i["rank"])
+    assert [i["rank"] for i in infos] == [0, 1]
+    for i in infos:
+        assert i["size"] == 2 and i["devices"] == ["cpu:0", "cpu:1"] and i["chief"] == (i["rank"] == 0)
+        assert i["threads_before"] == i["cores"]
+        assert i["threads"] == max(1, i["cores"] // 2)
+    restored = _records("RESTORED", proc.stdout)
+    assert sorted(r["threads"] for r in restored) == [infos[0]["cores"]] * 2
+    proc, _ = _launch(2, "mpi_info.py", env=_env(FASTNET_NUM_THREADS="3"))
+    assert [i["threads"] for i in _records("INFO", proc.stdout)] == [3, 3]
 
 
 # ---------------------------------------------------------------------- failures
