@@ -22,6 +22,12 @@ Two figures per N:
   weak    the global batch grows to ``--batch * N`` (each rank keeps ``--batch`` rows):
           efficiency = T(1) / T(N), i.e. samples/s(N) / (N * samples/s(1)).
 
+With ``--independent`` the script also runs N independent single processes at once (no
+MPI, each with the base batch): their time per step shows what the machine itself
+gives N processes (shared cores, memory bandwidth, other work), and
+``dp/indep`` = T(independent) / T(weak, N) is the data-parallel machinery's own
+efficiency: 100% means the gradient sums and the ranks' coordination cost nothing.
+
 Workloads (random MNIST-shaped data, Adam, sparse categorical crossentropy):
   mlp      Dense 512 relu, Dropout 0.2, Dense 10 softmax (784 inputs; 407k weights)
   mlp2     Keras's mnist_mlp: Dense 512 relu, Dropout 0.2, Dense 512 relu, Dropout 0.2,
@@ -129,6 +135,26 @@ def launch(a, workload, mode, ranks, method):
     raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
 
 
+def launch_independent(a, workload, n):
+    """N single processes with the base batch, started together, no MPI."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--workload", workload, "--mode",
+           "strong", "--steps", str(a.steps), "--repeats", str(a.repeats), "--batch", str(a.batch),
+           "--stat", a.stat]
+    env = dict(os.environ, FASTNET_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads),
+               FASTNET_MPI="0")
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(n)]
+    steps = []
+    for p in procs:
+        out, err = p.communicate(timeout=3600)
+        lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
+        if not lines:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{out}\n{err}")
+        steps.append(json.loads(lines[0][7:])["step_ms"])
+    return statistics.mean(steps)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
@@ -143,6 +169,8 @@ def main(argv=None):
     ap.add_argument("--stat", default="median", choices=["median", "min"],
                     help="time per step over the repeats: the median, or the fastest repeat (on a "
                          "machine shared with other work)")
+    ap.add_argument("--independent", action="store_true",
+                    help="also time N independent processes at once (the machine's own scaling)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--workload", help=argparse.SUPPRESS)
@@ -157,7 +185,9 @@ def main(argv=None):
     print(f"# {os.cpu_count()} cores (load {load:.1f}); {a.threads} thread(s) per rank; {a.steps} steps x "
           f"{a.repeats} repeats ({a.stat}); base batch {a.batch}; buckets {a.bucket_mb:g} MB")
     print(f"{'workload':9s} {'mode':6s} {'method':7s} {'ranks':>5s} {'batch':>6s} {'ms/step':>8s} "
-          f"{'wait ms':>8s} {'samples/s':>10s} {'efficiency':>10s}")
+          f"{'wait ms':>8s} {'samples/s':>10s} {'efficiency':>10s}"
+          + (f" {'indep ms':>8s} {'dp/indep':>8s}" if a.independent else ""))
+    indep = {}
     for workload in a.workloads:
         for mode in a.modes:
             for method in a.methods:
@@ -171,9 +201,15 @@ def main(argv=None):
                     else:
                         eff = base / r["step_ms"]
                     r["efficiency"] = eff
+                    extra = ""
+                    if a.independent and mode == "weak":
+                        if (workload, n) not in indep:
+                            indep[(workload, n)] = r["step_ms"] if n == 1 else launch_independent(a, workload, n)
+                        r["independent_ms"] = indep[(workload, n)]
+                        extra = f" {r['independent_ms']:8.2f} {r['independent_ms'] / r['step_ms']:8.0%}"
                     rows.append(r)
                     print(f"{workload:9s} {mode:6s} {method:7s} {n:5d} {r['batch']:6d} {r['step_ms']:8.2f} "
-                          f"{r['wait_ms']:8.2f} {1e3 * r['batch'] / r['step_ms']:10.0f} {eff:10.0%}",
+                          f"{r['wait_ms']:8.2f} {1e3 * r['batch'] / r['step_ms']:10.0f} {eff:10.0%}" + extra,
                           flush=True)
     if rows:
         print(f"# MPI: {rows[0]['mpi']}")
