@@ -13,9 +13,9 @@ reports the median (or, with ``--stat min``, the fastest) time per training step
 part of it spent in the gradient
 sum after the backward pass (waiting for slower ranks included).
 
-Methods (DataParallel arguments): ``shared`` sums in MPI-3 shared memory (the default),
-``mpi`` calls MPI_Allreduce on buckets after the backward pass, ``overlap`` starts a
-non-blocking MPI_Iallreduce for each bucket as soon as the backward pass produced it.
+Methods (DataParallel arguments): ``mpi`` (the default) sums buckets with MPI_Iallreduce
+after the backward pass, ``overlap`` starts each bucket's MPI_Iallreduce as soon as the
+backward pass produced it, ``shared`` sums in MPI-3 shared memory.
 
 Two figures per N:
   strong  the global batch stays ``--batch`` (each rank takes batch/N rows):
@@ -165,7 +165,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--methods", nargs="+", default=["shared"], choices=["shared", "mpi", "overlap"])
+    ap.add_argument("--methods", nargs="+", default=["mpi"], choices=["mpi", "overlap", "shared"])
     ap.add_argument("--bucket-mb", type=float, default=8.0)
     ap.add_argument("--stat", default="median", choices=["median", "min"],
                     help="time per step over the repeats: the median, or the fastest repeat (on a "
@@ -178,7 +178,7 @@ def main(argv=None):
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--workload", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="strong", help=argparse.SUPPRESS)
-    ap.add_argument("--method", default="shared", help=argparse.SUPPRESS)
+    ap.add_argument("--method", default="mpi", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
         return worker(a)

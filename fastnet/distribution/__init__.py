@@ -99,16 +99,18 @@ class DataParallel:
             layer across processes (the same as giving each ``synchronized=True``). By
             default each process normalises with the statistics of its own rows, as
             Keras does, and the moving statistics are averaged over the processes.
-        allreduce: how gradients are summed. ``"shared"`` (default): the ranks of a
-            machine add them up in MPI-3 shared memory, and one rank per machine sums
-            the machines' totals with MPI_Allreduce; ``"mpi"``: MPI_Allreduce on buckets
-            of the gradient buffer.
-        overlap: with ``allreduce="mpi"``, start the (non-blocking) allreduce of a
-            bucket as soon as the backward pass has produced it, while earlier layers
-            are still running, instead of after the backward pass. Measured no faster
-            here (see docs/distributed.md), so off by default.
-        bucket_size_mb: gradients travel in buckets (chunks of the shared window) of
-            about this many megabytes.
+        allreduce: how gradients are summed. ``"mpi"`` (default): MPI_Iallreduce on
+            buckets of the flat gradient buffer (the MPI library picks its algorithm, for
+            shared memory and for networks); ``"shared"``: the ranks of a machine add them
+            up themselves in MPI-3 shared memory (each rank one slice of everyone's
+            buffers) and one rank per machine sums the machines' totals with
+            MPI_Allreduce. The two measured the same with 2 ranks (docs/distributed.md).
+        overlap: with ``allreduce="mpi"``, start the allreduce of a bucket as soon as the
+            backward pass has produced it, while earlier layers are still running,
+            instead of after the backward pass. Measured no faster here (MPI makes
+            progress only inside MPI calls on CPUs), so off by default.
+        bucket_size_mb: gradients travel in buckets (whole layers; chunks of the shared
+            window) of about this many megabytes.
         timeout: seconds a process waits for the others in one collective operation
             before it stops with an error (a dead or hung process then cannot leave the
             rest blocked). None: ``FASTNET_MPI_TIMEOUT`` or 600; 0 turns the check off.
@@ -120,7 +122,7 @@ class DataParallel:
     """
 
     def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True, *,
-                 sync_batchnorm=False, allreduce="shared", overlap=False, bucket_size_mb=8.0,
+                 sync_batchnorm=False, allreduce="mpi", overlap=False, bucket_size_mb=8.0,
                  timeout=None, check_weights=True):
         if device_mesh is not None:
             raise NotImplementedError(

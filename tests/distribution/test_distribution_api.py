@@ -80,7 +80,7 @@ def test_runner_is_none_on_one_process():
     ({"bucket_size_mb": 0}, ValueError, "bucket_size_mb must be a positive number"),
     ({"timeout": -1}, ValueError, "timeout must be a non-negative number"),
     ({"allreduce": "nccl"}, ValueError, "allreduce must be 'shared' or 'mpi', received 'nccl'"),
-    ({"overlap": True}, ValueError, "overlap=True needs allreduce='mpi'"),
+    ({"overlap": True, "allreduce": "shared"}, ValueError, "overlap=True needs allreduce='mpi'"),
 ])
 def test_bad_arguments(kwargs, err, match):
     with pytest.raises(err, match=match):

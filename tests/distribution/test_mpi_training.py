@@ -137,13 +137,14 @@ def test_one_rank_under_mpiexec_is_exactly_one_process(runs):
 
 
 @pytest.mark.parametrize("options, node_size", [
-    ({"allreduce": "mpi"}, None),
     ({"allreduce": "mpi", "overlap": True, "bucket_size_mb": 0.001}, None),
+    ({"allreduce": "shared"}, None),
     ({"allreduce": "shared", "bucket_size_mb": 0.001}, "2"),
-], ids=["mpi-allreduce", "mpi-overlapped-buckets", "shared-two-nodes-small-chunks"])
+], ids=["mpi-overlapped-buckets", "shared-memory", "shared-two-nodes-small-chunks"])
 def test_every_gradient_sum_trains_as_one_process(runs, tmp_path, options, node_size):
-    """MPI_Allreduce on buckets, non-blocking buckets started during the backward pass, and
-    the shared-memory sum over two (pretended) nodes with chunks smaller than a layer."""
+    """Buckets started during the backward pass (one per layer), the shared-memory sum, and
+    the shared-memory sum over two (pretended) nodes with chunks smaller than a layer (the
+    default, MPI_Iallreduce after the backward pass, runs in the other tests)."""
     env = _env(FASTNET_TEST_DP_OPTIONS=json.dumps(options))
     if node_size:
         env["FASTNET_MPI_NODE_SIZE"] = node_size
