@@ -31,7 +31,6 @@ import zlib
 
 import numpy as np
 
-from fastnet import config
 from fastnet import random as _random
 
 # The runner in the middle of a training step (synchronised BatchNormalization asks it).
