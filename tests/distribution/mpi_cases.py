@@ -50,9 +50,11 @@ def mlp_dropout(out):
 
 @case
 def cnn(out):
-    """Conv2D + MaxPooling2D + Flatten + Dropout + Dense, RMSprop; batches of 16 over 60 rows."""
+    """Conv2D + synchronised BatchNormalization (statistics over batch, rows and columns) +
+    MaxPooling2D + Flatten + Dropout + Dense, RMSprop; batches of 16 over 60 rows."""
     x, y = data(60, (8, 8, 2), classes=3)
     m = Sequential([layers.Input((8, 8, 2)), layers.Conv2D(4, 3, activation="relu"),
+                    layers.BatchNormalization(synchronized=True),
                     layers.MaxPooling2D(2), layers.Flatten(), layers.Dropout(0.25),
                     layers.Dense(3, activation="softmax")])
     m.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
