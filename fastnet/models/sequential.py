@@ -159,8 +159,11 @@ class Sequential(Model):
     def _backward(self, dy):
         layers = self._layers
         stop = self._backward_stop()
+        dist = self._dist
         for i in range(len(layers) - 1, stop - 1, -1):
             dy = layers[i].backward(dy, i > stop)
+            if dist is not None:  # gradients of layers i.. are complete: may start their allreduce
+                dist.backward_done(i)
         return dy
 
     def backward(self, dy, need_dx=True):
