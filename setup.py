@@ -27,6 +27,7 @@ import sysconfig
 import tempfile
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext as _build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEBUG = os.environ.get("FASTNET_DEBUG", "0") not in ("", "0")
@@ -186,7 +187,8 @@ def _extensions():
         "freethreading_compatible": True,
     }
     exts = cythonize(exts, compiler_directives=directives,
-                     nthreads=int(os.environ.get("FASTNET_CYTHON_JOBS", "0")) or None,
+                     nthreads=int(os.environ.get("FASTNET_CYTHON_JOBS", "0"))
+                     or (os.cpu_count() if os.name == "posix" else None),
                      quiet=True)
     variant = _variant_flags()
     if variant is not None:
@@ -194,4 +196,14 @@ def _extensions():
     return exts
 
 
-setup(ext_modules=_extensions())
+class build_ext(_build_ext):
+    """Compiles the extension modules in parallel (one job per core) unless told otherwise."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            jobs = os.environ.get("FASTNET_BUILD_JOBS")
+            self.parallel = int(jobs) if jobs else (os.cpu_count() or 1)
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": build_ext})
