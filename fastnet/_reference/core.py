@@ -161,21 +161,21 @@ def _mix32(x):
     return x
 
 
-def dropout_uniform(n, seed):
-    """The u(seed, i) in [0, 1) the dropout kernel draws for elements 0..n-1."""
+def dropout_uniform(n, seed, offset=0):
+    """The u(seed, offset + i) in [0, 1) the dropout kernel draws for elements 0..n-1."""
     seed = int(seed)
     k1 = _mix32(np.uint32(seed & 0xFFFFFFFF) ^ np.uint32(0x9E3779B9))
     with np.errstate(over="ignore"):
         k2 = _mix32(np.uint32(seed >> 32) + k1)
-        i = np.arange(n, dtype=np.uint64)
+        i = np.arange(offset, offset + n, dtype=np.uint64)
         lo = (i & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         hi = (i >> np.uint64(32)).astype(np.uint32)
         u = _mix32(_mix32(lo ^ k1) + (hi ^ k2)) >> np.uint32(8)
     return u.astype(np.float64) / 16777216.0
 
 
-def dropout_forward(x, rate, seed):
-    keep = dropout_uniform(x.size, seed).reshape(x.shape) >= rate
+def dropout_forward(x, rate, seed, offset=0):
+    keep = dropout_uniform(x.size, seed, offset).reshape(x.shape) >= rate
     return np.where(keep, x / (1 - rate), 0).astype(x.dtype), keep
 
 

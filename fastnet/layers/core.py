@@ -353,6 +353,11 @@ class Dropout(Layer):
         rng = self._rng if self._rng is not None else _random.generator()
         return int(rng.integers(0, 2 ** 63 - 1))
 
+    # Index of this batch's first row in the whole batch: data-parallel training
+    # (fastnet.distribution) gives each process some rows of the batch and sets this so that
+    # their masks are those one process would draw for the same rows.
+    _row_offset = 0
+
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             if self._record:
@@ -362,13 +367,17 @@ class Dropout(Layer):
             flat = inputs.reshape(-1)
             y = self._buf("y", inputs.shape, inputs.dtype)
             mask = self._buf("mask", (flat.shape[0],), np.uint8)
-            _dropout.forward(flat, y.reshape(-1), mask, self.rate, self._next_seed(), config._n_threads)
+            off = self._row_offset * (flat.shape[0] // inputs.shape[0]) if self._row_offset else 0
+            _dropout.forward(flat, y.reshape(-1), mask, self.rate, self._next_seed(), config._n_threads,
+                             off)
             if self._record:
                 self._mask = mask
             return y
         shape = tuple(inputs.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
         u = np.empty(math.prod(shape), dtype=np.float64)
-        _dropout.uniform(u, self._next_seed(), config._n_threads)
+        off = (self._row_offset * (u.shape[0] // shape[0])
+               if self._row_offset and self.noise_shape[0] is None else 0)
+        _dropout.uniform(u, self._next_seed(), config._n_threads, off)
         keep = (u.reshape(shape) >= self.rate).astype(inputs.dtype) / inputs.dtype.type(1 - self.rate)
         if self._record:
             self._mask = keep

@@ -2,6 +2,7 @@
 import numpy as np
 
 from fastnet import config, initializers, regularizers
+from fastnet import distribution as _distribution
 from fastnet._kernels import normalization as _bn
 from fastnet.layers.base import InputSpec, Layer, _shape_str
 from fastnet.layers.core import _serialize_initializer, _serialize_regularizer
@@ -56,6 +57,7 @@ class BatchNormalization(Layer):
         self.synchronized = bool(synchronized)
         self.input_spec = InputSpec(min_ndim=2)
         self.gamma = self.beta = None
+        self._sync = None
 
     def build(self, input_shape):
         axis = self.axis % len(input_shape)
@@ -105,7 +107,12 @@ class BatchNormalization(Layer):
             mean = np.empty(ch, dt)
             var = np.empty(ch, dt)
             invstd = np.empty(ch, dt)
-            _bn.forward_train(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
+            # Statistics over every process's rows (synchronized=True in data-parallel training).
+            self._sync = _distribution.batchnorm_sync(self)
+            if self._sync is None:
+                _bn.forward_train(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
+            else:
+                self._sync.forward(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
             self._pending = (mean, var)
             if not self._defer_updates:
                 self._commit_updates()
@@ -143,6 +150,8 @@ class BatchNormalization(Layer):
         dbeta = self.beta.grad_buffer() if (train and self.center) else None
         dx = self._buf("dx", x.shape, dt) if need_dx else None
         fn = _bn.backward_train if self._training else _bn.backward_infer
+        if self._training and self._sync is not None:
+            fn = self._sync.backward
         fn(dy, x, self._mean, self._invstd, gamma, dx, dgamma, dbeta, config._n_threads)
         return None if dx is None else self._from_rows(dx, self._in_shape)
 

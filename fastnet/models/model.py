@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from fastnet import backend, config
+from fastnet import distribution as _distribution
 from fastnet import random as _random
 from fastnet.layers.base import Layer, _shape_str
 
@@ -72,6 +73,9 @@ class Model(Layer):
 
     Use :class:`fastnet.models.Sequential` to build one.
     """
+
+    # The data-parallel runner of the loop in progress (fastnet.distribution), None on one process.
+    _dist = None
 
     def __init__(self, *args, name=None, trainable=True, **kwargs):
         if args or "inputs" in kwargs or "outputs" in kwargs:
@@ -338,6 +342,9 @@ class Model(Layer):
 
     def _train_step(self, x, y, sw):
         """One step: forward, loss, backward, update. Returns the batch loss."""
+        dist = self._dist
+        if dist is not None:  # this process's rows of the global batch
+            x, y, sw = dist.begin_step(x, y, sw, train=True)
         out = self.call(x, training=True)
         loss_obj = self._loss_obj
         gbuf = self._grad_buffers.get(out.shape)
@@ -352,13 +359,19 @@ class Model(Layer):
         if lw != 1.0:
             value = value * lw
             dy *= lw
+        if dist is not None:
+            dy *= dist.share  # this process's part of the global batch loss
         self._backward(dy)
+        if dist is not None:
+            dist.finish_gradients()  # summed over the processes
         if self._reg_vars:
             for v in self._reg_vars:
                 value += float(v.regularizer(v.value))
                 v.grad += v.regularizer.gradient(v.value)
         _, _, values, grads, offsets = self._packed
         if self._deferred:
+            if dist is not None:
+                dist.reduce_updates(self._deferred)
             with _DeferSigint():
                 self.optimizer.apply_flat(values, grads, offsets)
                 for layer in self._deferred:
@@ -367,9 +380,14 @@ class Model(Layer):
             self.optimizer.apply_flat(values, grads, offsets)
         for m in self._metrics:
             m.update_state(y, out, sw if getattr(m, "_weighted", False) else None)
+        if dist is not None:
+            return dist.end_step(float(value), train=True)
         return float(value)
 
     def _test_step(self, x, y, sw):
+        dist = self._dist
+        if dist is not None:
+            x, y, sw = dist.begin_step(x, y, sw, train=False)
         out = self.call(x, training=False)
         loss_obj = self._loss_obj
         if self._fused:
@@ -381,7 +399,18 @@ class Model(Layer):
             value += self._regularization()
         for m in self._metrics:
             m.update_state(y, out, sw if getattr(m, "_weighted", False) else None)
+        if dist is not None:
+            return dist.end_step(value, train=False)
         return value
+
+    def _collect_logs(self, total, seen, metrics):
+        """Loss (``total / seen``) and metric results; over all processes when distributed."""
+        if self._dist is not None:
+            return self._dist.reduce_logs(total, seen, metrics)
+        logs = {"loss": total / seen if seen else float("nan")}
+        for m in metrics:
+            logs[m.name] = float(m.result())
+        return logs
 
     # ------------------------------------------------------------------ data helpers
     def _prepare_xy(self, x, y, sample_weight, what):
@@ -478,6 +507,10 @@ class Model(Layer):
         self._resolve_loss(y, out_shape)
         self._resolve_metrics(y, out_shape)
         self._prepare_training()
+        dist = self._dist = _distribution.runner(self)
+        if dist is not None:  # same model and data on every process; rank 0's weights
+            callbacks = dist.begin_fit(x, y, sample_weight, batch_size, epochs, steps_per_epoch,
+                                       shuffle, initial_epoch, val, callbacks)
 
         n = len(x)
         n_batches = max(1, math.ceil(n / batch_size)) if n else 0
@@ -490,6 +523,8 @@ class Model(Layer):
         metrics = self._metrics
         names = ["loss"] + [m.name for m in metrics]
         want_batch_logs = cbs.needs_batch_logs
+        if dist is not None:
+            want_batch_logs = dist.any(want_batch_logs)
         val_bs = _check_batch_size(validation_batch_size, batch_size)
 
         fit_dtype = x.dtype
@@ -538,10 +573,7 @@ class Model(Layer):
                     seen += bn
                     cursor = hi if hi < n else 0
                     if want_batch_logs:
-                        blogs = {"loss": loss_sum / seen}
-                        for m in metrics:
-                            blogs[m.name] = float(m.result())
-                        cbs.on_train_batch_end(step, blogs)
+                        cbs.on_train_batch_end(step, self._collect_logs(loss_sum, seen, metrics))
                     else:
                         cbs.on_train_batch_end(step)
                     step += 1
@@ -549,9 +581,7 @@ class Model(Layer):
                         break
                     if steps_per_epoch is None and cursor == 0:
                         break
-                logs = {"loss": loss_sum / seen if seen else float("nan")}
-                for m in metrics:
-                    logs[m.name] = float(m.result())
+                logs = self._collect_logs(loss_sum, seen, metrics)
                 if val is not None and _validate_now(epoch, validation_freq):
                     cbs.on_test_begin()
                     val_logs = self._evaluate_arrays(*val, batch_size=val_bs, callbacks=cbs,
@@ -566,6 +596,8 @@ class Model(Layer):
         finally:
             self._set_loop_mode(reuse=False, record=True)
         cbs.on_train_end(logs)
+        if dist is not None:
+            dist.end_fit()
         return self.history
 
     # ------------------------------------------------------------------ evaluate
@@ -578,6 +610,9 @@ class Model(Layer):
         total = 0.0
         seen = 0
         step = 0
+        want_batch_logs = callbacks is not None and callbacks.needs_test_batch_logs
+        if self._dist is not None:
+            want_batch_logs = self._dist.any(want_batch_logs)
         try:
             for lo in range(0, n, batch_size):
                 if steps is not None and step >= steps:
@@ -589,20 +624,14 @@ class Model(Layer):
                 total += value * (hi - lo)
                 seen += hi - lo
                 if callbacks is not None:
-                    if callbacks.needs_test_batch_logs:
-                        blogs = {"loss": total / seen}
-                        for m in metrics:
-                            blogs[m.name] = float(m.result())
-                        callbacks.on_test_batch_end(step, blogs)
+                    if want_batch_logs:
+                        callbacks.on_test_batch_end(step, self._collect_logs(total, seen, metrics))
                     else:
                         callbacks.on_test_batch_end(step)
                 step += 1
         finally:
             self._set_loop_mode(reuse=False, record=True)
-        logs = {"loss": total / seen if seen else float("nan")}
-        for m in metrics:
-            logs[m.name] = float(m.result())
-        return logs
+        return self._collect_logs(total, seen, metrics)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
@@ -622,6 +651,10 @@ class Model(Layer):
         self._fused = self._logits_fusion()
         self._reg_vars = [v for v in self.trainable_weights if v.regularizer is not None]
         n_steps = math.ceil(len(x) / batch_size) if steps is None else steps
+        dist = self._dist = _distribution.runner(self)
+        if dist is not None:
+            dist.begin_evaluate(x, y, sample_weight, batch_size, steps)
+            callbacks = dist.filter_callbacks(callbacks)
         cbs = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else callbacks_mod.CallbackList(
             callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_steps)
         cbs.on_test_begin()
@@ -648,6 +681,10 @@ class Model(Layer):
         self._check_input(x)
         n = len(x)
         n_steps = math.ceil(n / batch_size) if steps is None else steps
+        dist = self._dist = _distribution.runner(self)
+        if dist is not None:
+            dist.begin_predict(x, batch_size, steps)
+            callbacks = dist.filter_callbacks(callbacks)
         cbs = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else callbacks_mod.CallbackList(
             callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_steps)
         out = None
@@ -659,16 +696,24 @@ class Model(Layer):
                     break
                 hi = min(n, lo + batch_size)
                 cbs.on_predict_batch_begin(step)
-                yb = self.call(x[lo:hi], training=False)
+                if dist is None:
+                    yb = self.call(x[lo:hi], training=False)
+                else:  # this process's rows; all rows are gathered at the end
+                    yb = self.call(dist.predict_rows(x[lo:hi], lo), training=False)
                 if out is None:
                     out = np.empty((n,) + yb.shape[1:], dtype=yb.dtype)
-                out[lo:hi] = yb
+                if dist is None:
+                    out[lo:hi] = yb
+                else:
+                    dist.store_rows(out, yb)
                 if cbs.needs_predict_batch_logs:
                     cbs.on_predict_batch_end(step, {"outputs": yb})
                 else:
                     cbs.on_predict_batch_end(step)
         finally:
             self._set_loop_mode(reuse=False, record=True)
+        if dist is not None and out is not None:
+            out = dist.gather_rows(out)
         if out is None:
             out = np.empty((0,) + self.compute_output_shape((None,) + x.shape[1:])[1:],
                            dtype=np.dtype(config.floatx()))
@@ -689,6 +734,9 @@ class Model(Layer):
         self._resolve_loss(y, out_shape)
         metrics = self._resolve_metrics(y, out_shape)
         self._prepare_training()
+        dist = self._dist = _distribution.runner(self)
+        if dist is not None:
+            dist.begin_train_on_batch(x, y, sample_weight)
         for m in metrics:
             m.reset_state()
         self._set_loop_mode(reuse=True, record=True, training=True, logits=self._fused)
@@ -696,9 +744,7 @@ class Model(Layer):
             value = self._train_step(x, y, sample_weight)
         finally:
             self._set_loop_mode(reuse=False, record=True)
-        logs = {"loss": value}
-        for m in metrics:
-            logs[m.name] = float(m.result())
+        logs = self._collect_logs(value, 1, metrics)
         return self._format_logs(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):

@@ -81,7 +81,8 @@ class Sequential(Model):
         return layer
 
     def _build_layers(self, batch_shape):
-        shape = (None,) + tuple(batch_shape[1:])
+        # The batch size travels too: a stateful recurrent layer needs it to size its state.
+        shape = tuple(batch_shape)
         for layer in self._layers:
             if not layer.built:
                 layer._maybe_build(shape)
@@ -89,7 +90,7 @@ class Sequential(Model):
                 layer._check_spec(shape)
             shape = layer.compute_output_shape(shape)
         self.built = True
-        self._build_shape = (None,) + tuple(batch_shape[1:])
+        self._build_shape = tuple(batch_shape)
 
     def build(self, input_shape=None):
         """Builds every layer for inputs of ``input_shape`` (batch axis first, may be None)."""
@@ -158,8 +159,11 @@ class Sequential(Model):
     def _backward(self, dy):
         layers = self._layers
         stop = self._backward_stop()
+        dist = self._dist
         for i in range(len(layers) - 1, stop - 1, -1):
             dy = layers[i].backward(dy, i > stop)
+            if dist is not None:  # gradients of layers i.. are complete: may start their allreduce
+                dist.backward_done(i)
         return dy
 
     def backward(self, dy, need_dx=True):

@@ -145,3 +145,12 @@ def test_import_fastnet_as_keras():
     assert model.output_shape == (None, 2)
     from fastnet.layers import Dense as D2
     assert D2 is keras.layers.Dense
+
+
+def test_stateful_rnn_takes_its_batch_size_from_input():
+    from fastnet.layers import LSTM
+
+    m = Sequential([Input((5, 3), batch_size=4), LSTM(2, stateful=True)])
+    assert m.output_shape == (4, 2)
+    out = m.predict(np.ones((4, 5, 3), np.float32), batch_size=4, verbose=0)
+    assert out.shape == (4, 2)
