@@ -382,9 +382,6 @@ class BaseConvTranspose(BaseConv):
                 for n, k, op, s, d in zip(spatial, self.kernel_size, ops_, self.strides,
                                           self.dilation_rate)]
 
-    def _as4d_out(self, y, n, g):
-        return y.reshape(n, g.h, g.w, self.filters)
-
     def call(self, inputs, training=False):
         x = _to_last(inputs, self.data_format)
         spatial = tuple(x.shape[1:-1])
