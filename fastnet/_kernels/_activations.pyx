@@ -190,7 +190,9 @@ cdef void act_grad_row(int code, const floating *dy, const floating *y, const fl
                 dz[i] = dy[i]
     elif code == ACT_RELU:
         for i in range(n):
-            dz[i] = dy[i] if y[i] > 0 else 0
+            # Load dy first: written this way the select compiles branch-free.
+            v = dy[i]
+            dz[i] = v if y[i] > 0 else 0
     elif code == ACT_SIGMOID:
         for i in range(n):
             v = y[i]

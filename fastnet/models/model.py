@@ -325,6 +325,8 @@ class Model(Layer):
     def _set_loop_mode(self, reuse, record, training=False, logits=False):
         """Flags the layers for a loop: reuse buffers, keep what backward needs, defer
         state updates to the end of the step, and keep the last layer's logits."""
+        from fastnet.layers.pooling import fold_relu_into_max_pooling
+
         layers = self.layers
         last = len(layers) - 1
         for i, layer in enumerate(layers):
@@ -333,6 +335,17 @@ class Model(Layer):
             layer._defer_updates = training
             layer._keep_logits = logits and i == last
             layer._logits_grad = logits and training and i == last
+        # Inside the training loop a max pooling applies the ReLU derivative of the
+        # convolution before it (one pass fewer over the largest activation); outside
+        # it, layers called on their own keep their plain backward.
+        if training:
+            fold_relu_into_max_pooling(layers)
+        else:
+            for layer in layers:
+                if getattr(layer, "_act_grad_in_dy", False):
+                    layer._act_grad_in_dy = False
+                if getattr(layer, "_relu_input", False):
+                    layer._relu_input = False
 
     def _regularization(self):
         total = 0.0

@@ -97,3 +97,25 @@ def test_cnn_small_with_the_relu_derivative_folded_into_max_pooling():
     model.fit(d["x"], d["y"], **dict(meta["spec"]["fit"], shuffle=False, verbose=0))
     for i, w in enumerate(model.get_weights()):
         np.testing.assert_allclose(w, d[f"w_final_{i}"], rtol=RTOL, atol=ATOL)
+
+
+def test_relu_fold_is_active_only_inside_the_training_loop():
+    import numpy as np
+
+    from fastnet.callbacks import Callback
+    from fastnet.layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
+    from fastnet.models import Sequential
+
+    model = Sequential([Input((6, 6, 1)), Conv2D(2, 3, activation="relu"), MaxPooling2D(2),
+                        Flatten(), Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    seen = []
+
+    class Probe(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append((model.layers[0]._act_grad_in_dy, model.layers[1]._relu_input))
+
+    x = np.random.default_rng(0).random((8, 6, 6, 1), dtype=np.float32)
+    model.fit(x, np.zeros((8, 1)), batch_size=4, epochs=1, verbose=0, callbacks=[Probe()])
+    assert seen == [(True, True), (True, True)]
+    assert not model.layers[0]._act_grad_in_dy and not model.layers[1]._relu_input
