@@ -307,6 +307,7 @@ class Model(Layer):
         self._reg_vars = [v for v in variables if v.regularizer is not None]
         self._deferred = [l for l in layers if hasattr(l, "_commit_updates")]
         self._fused = self._logits_fusion()
+        self._bw_stop = self._backward_stop()
         self._grad_buffers = {}
         return self._packed
 

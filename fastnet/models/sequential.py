@@ -158,7 +158,7 @@ class Sequential(Model):
 
     def _backward(self, dy):
         layers = self._layers
-        stop = self._backward_stop()
+        stop = self._bw_stop  # set by _prepare_training for this loop
         dist = self._dist
         for i in range(len(layers) - 1, stop - 1, -1):
             dy = layers[i].backward(dy, i > stop)
