@@ -1,0 +1,79 @@
+/* Inner loops of the Winograd F(2x2, 3x3) transforms (fastnet/_kernels/conv.pyx).
+ *
+ * Written in C for one reason: ``restrict``. Each step reads four runs of values and
+ * writes four (or two); without a no-overlap promise the compiler either checks
+ * every pair of pointers at run time or, past its limit, leaves the loop scalar.
+ * The callers guarantee that outputs never overlap inputs.
+ */
+#ifndef FASTNET_WINOGRAD_H
+#define FASTNET_WINOGRAD_H
+
+#include <stddef.h>
+
+#if defined(_MSC_VER)
+#define FN_RESTRICT __restrict
+#else
+#define FN_RESTRICT __restrict__
+#endif
+
+/* B^T step: (a0 - a2, a1 + a2, a2 - a1, a1 - a3). */
+#define FN_DEFINE_BT4(T, NAME)                                                        \
+    static inline void NAME(const T *FN_RESTRICT a0, const T *FN_RESTRICT a1,          \
+                            const T *FN_RESTRICT a2, const T *FN_RESTRICT a3,          \
+                            T *FN_RESTRICT o0, T *FN_RESTRICT o1, T *FN_RESTRICT o2,   \
+                            T *FN_RESTRICT o3, ptrdiff_t n) {                          \
+        for (ptrdiff_t c = 0; c < n; c++) {                                            \
+            T x0 = a0[c], x1 = a1[c], x2 = a2[c], x3 = a3[c];                          \
+            o0[c] = x0 - x2;                                                           \
+            o1[c] = x1 + x2;                                                           \
+            o2[c] = x2 - x1;                                                           \
+            o3[c] = x1 - x3;                                                           \
+        }                                                                              \
+    }
+
+/* A^T step: (a0 + a1 + a2, a1 - a2 - a3). */
+#define FN_DEFINE_AT4(T, NAME)                                                        \
+    static inline void NAME(const T *FN_RESTRICT a0, const T *FN_RESTRICT a1,          \
+                            const T *FN_RESTRICT a2, const T *FN_RESTRICT a3,          \
+                            T *FN_RESTRICT o0, T *FN_RESTRICT o1, ptrdiff_t n) {       \
+        for (ptrdiff_t c = 0; c < n; c++) {                                            \
+            T x1 = a1[c], x2 = a2[c];                                                  \
+            o0[c] = a0[c] + x1 + x2;                                                   \
+            o1[c] = x1 - x2 - a3[c];                                                   \
+        }                                                                              \
+    }
+
+/* The column step of the input transform for a run of tiles along a row: tile q
+ * (0 <= q < run) reads columns 2q .. 2q + 3 of the four combined rows r0..r3
+ * (row stride ``ld``, ``c`` values per column) and writes its 16 values to
+ * v[k * vs + q * c], k = 4 i + j. */
+#define FN_DEFINE_COLS(T, NAME)                                                       \
+    static inline void NAME(const T *FN_RESTRICT r, ptrdiff_t ld, T *FN_RESTRICT v,    \
+                            ptrdiff_t vs, ptrdiff_t run, ptrdiff_t c) {                \
+        for (ptrdiff_t i = 0; i < 4; i++) {                                            \
+            const T *ri = r + i * ld;                                                  \
+            T *o0 = v + (4 * i) * vs, *o1 = v + (4 * i + 1) * vs;                      \
+            T *o2 = v + (4 * i + 2) * vs, *o3 = v + (4 * i + 3) * vs;                  \
+            for (ptrdiff_t q = 0; q < run; q++) {                                      \
+                const T *p = ri + 2 * q * c;                                           \
+                T *w0 = o0 + q * c, *w1 = o1 + q * c, *w2 = o2 + q * c,                \
+                  *w3 = o3 + q * c;                                                    \
+                for (ptrdiff_t k = 0; k < c; k++) {                                    \
+                    T x0 = p[k], x1 = p[c + k], x2 = p[2 * c + k], x3 = p[3 * c + k];  \
+                    w0[k] = x0 - x2;                                                   \
+                    w1[k] = x1 + x2;                                                   \
+                    w2[k] = x2 - x1;                                                   \
+                    w3[k] = x1 - x3;                                                   \
+                }                                                                      \
+            }                                                                          \
+        }                                                                              \
+    }
+
+FN_DEFINE_BT4(float, fn_bt4_f)
+FN_DEFINE_BT4(double, fn_bt4_d)
+FN_DEFINE_AT4(float, fn_at4_f)
+FN_DEFINE_AT4(double, fn_at4_d)
+FN_DEFINE_COLS(float, fn_cols_f)
+FN_DEFINE_COLS(double, fn_cols_d)
+
+#endif

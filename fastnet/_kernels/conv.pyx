@@ -1,0 +1,884 @@
+"""Convolution kernels (1-D and 2-D, NHWC): chunked im2col + GEMM, bias and activation fused.
+
+Forward, for each chunk of output pixels (rows of the column matrix):
+    cols = im2col(x)[chunk]                 (rows, K)   K = kh * kw * in
+    z[chunk] = cols @ W + b                 (rows, F)   W = kernel as (K, F)
+    y[chunk] = act(z[chunk])
+Backward, for each chunk:
+    dz = dy * act'(.)                       (rows, F)   never stored whole
+    db += colsum(dz);  dW += cols^T dz      per-thread partial sums, reduced at the end
+    dx += col2im(dz @ W^T)
+
+Chunks are sized so that a chunk's columns fit in a core's cache; the scratch
+memory of a call is a few chunks per thread, whatever the batch. The pixel range
+is split into one contiguous block per thread and each thread runs
+single-threaded GEMMs on its chunks (one level of parallelism). The backward
+pass splits by whole samples so that col2im never writes a pixel another thread
+writes; when there are fewer samples than threads, chunks run one after another
+with a multi-threaded GEMM instead. A 1x1 convolution with stride 1 and no
+padding uses the input itself as its column matrix.
+"""
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.string cimport memset
+
+from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, ACT_LINEAR,
+                                           ACT_RELU)
+from fastnet._kernels._blas cimport gemm, gemm_parallel
+from fastnet._kernels._openmp cimport omp_get_thread_num
+cdef extern from "_winograd.h" nogil:
+    void fn_bt4_f(const float *a0, const float *a1, const float *a2, const float *a3,
+                  float *o0, float *o1, float *o2, float *o3, Py_ssize_t n)
+    void fn_bt4_d(const double *a0, const double *a1, const double *a2, const double *a3,
+                  double *o0, double *o1, double *o2, double *o3, Py_ssize_t n)
+    void fn_at4_f(const float *a0, const float *a1, const float *a2, const float *a3,
+                  float *o0, float *o1, Py_ssize_t n)
+    void fn_at4_d(const double *a0, const double *a1, const double *a2, const double *a3,
+                  double *o0, double *o1, Py_ssize_t n)
+    void fn_cols_f(const float *r, Py_ssize_t ld, float *v, Py_ssize_t vs, Py_ssize_t run,
+                   Py_ssize_t c)
+    void fn_cols_d(const double *r, Py_ssize_t ld, double *v, Py_ssize_t vs, Py_ssize_t run,
+                   Py_ssize_t c)
+
+from fastnet._kernels.im2col cimport (Geom, col2im_rows, col2im_t_rows, im2col_rows,
+                                     im2col_t_rows, is_pointwise, make_geom)
+
+# Elements of a chunk's column matrix (per thread): about 256 KiB in float32,
+# which keeps columns, dz and the GEMM's packed panels inside a 1-2 MiB L2.
+cdef Py_ssize_t CHUNK_ELEMS = 65536
+# Below this many multiply-adds a call runs on the calling thread alone.
+cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 18
+# How dW is formed per chunk: 0: dW += cols^T dz ; 1: dW^T += dz^T cols.
+cdef int DW_MODE = 0
+# Inputs with fewer channels than this use a tap-major (transposed) column matrix:
+# a window tap of a run of pixels is then one contiguous copy instead of a few
+# values per pixel (the first layer of an image model has 1 or 3 channels).
+cdef Py_ssize_t TAP_MAJOR_C = 4
+
+
+def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=None,
+               winograd_ratio=None):
+    """Development hook for tests and benchmarks: chunk size (elements), dW
+    formulation, Winograd on/off and its tiles per chunk. Returns the settings."""
+    global CHUNK_ELEMS, DW_MODE, WINOGRAD, WINO_TILES, WINO_RATIO
+    if chunk_elems is not None:
+        CHUNK_ELEMS = max(1024, int(chunk_elems))
+    if dw_mode is not None:
+        DW_MODE = int(dw_mode)
+    if winograd is not None:
+        WINOGRAD = bool(winograd)
+    if winograd_tiles is not None:
+        WINO_TILES = max(1, int(winograd_tiles))
+    if winograd_ratio is not None:
+        WINO_RATIO = float(winograd_ratio)
+    return dict(chunk_elems=CHUNK_ELEMS, dw_mode=DW_MODE, winograd=WINOGRAD,
+                winograd_tiles=WINO_TILES, winograd_ratio=WINO_RATIO)
+
+
+cdef inline Py_ssize_t _chunk_rows(Py_ssize_t K, Py_ssize_t F) noexcept nogil:
+    cdef Py_ssize_t per_row = K if K > F else F
+    cdef Py_ssize_t rows = CHUNK_ELEMS // (per_row if per_row > 0 else 1)
+    if rows < 8:
+        rows = 8
+    return rows
+
+
+cdef inline int _threads(Py_ssize_t work, Py_ssize_t units, int n_threads) noexcept nogil:
+    if n_threads <= 1 or work < PARALLEL_MIN_WORK or units < n_threads:
+        return 1
+    return n_threads
+
+
+cdef int _check_x(tuple shape, const Geom *g, str what) except -1:
+    if shape[1] != g.h or shape[2] != g.w:
+        raise ValueError(f"conv {what}: input spatial size {shape[1:3]} does not match "
+                         f"the geometry ({g.h}, {g.w})")
+    return 0
+
+
+cdef void bias_act(floating *zp, floating *yp, const floating *bp, Py_ssize_t rows,
+                   Py_ssize_t F, int act, double alpha) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef floating *zr
+    cdef floating *yr
+    cdef floating v
+    if act == ACT_RELU:
+        # One flat pass (a call per row of a few filters costs more than the work).
+        for r in range(rows):
+            zr = zp + r * F
+            yr = yp + r * F
+            if bp != NULL and zr == yr:
+                for j in range(F):
+                    v = zr[j] + bp[j]
+                    yr[j] = v if v > 0 else 0
+            elif bp != NULL:
+                for j in range(F):
+                    v = zr[j] + bp[j]
+                    zr[j] = v
+                    yr[j] = v if v > 0 else 0
+            else:
+                for j in range(F):
+                    v = zr[j]
+                    yr[j] = v if v > 0 else 0
+        return
+    for r in range(rows):
+        zr = zp + r * F
+        if bp != NULL:
+            for j in range(F):
+                zr[j] = zr[j] + bp[j]
+        if act != ACT_LINEAR or zr != yp + r * F:
+            act_row(act, zr, yp + r * F, F, alpha)
+
+# ----------------------------------------------------------------- Winograd F(2x2, 3x3)
+#
+# For 3x3 windows with stride 1 and no dilation, each 2x2 block of outputs (a tile)
+# is computed from its 4x4 input patch d as  Y = A^T [ (G g G^T) (.) (B^T d B) ] A,
+# which needs 16 multiplications per (tile, in, out) instead of 36. Per chunk of
+# tiles: the 16 transformed patches (B^T d B) of every tile and channel are laid
+# out as 16 matrices V_k (tiles, in); 16 GEMMs V_k @ U_k with the transformed
+# kernel U_k (in, out) give M_k (tiles, out); the output transform A^T M A, bias
+# and activation then write the tile's (up to) four output pixels. Only sums,
+# differences and halves appear in the transforms, so float32 results stay within
+# a few ulps of the direct GEMM's.
+#     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+#     A^T = [1 1 1 0; 0 1 -1 -1]
+
+cdef bint WINOGRAD = True
+# Tiles per chunk: V (16 x tiles x in) and M (16 x tiles x out) stay in cache.
+cdef Py_ssize_t WINO_TILES = 128
+# Below these channel counts the 16 small GEMMs cost more than one im2col GEMM.
+cdef Py_ssize_t WINO_MIN_C = 8
+cdef Py_ssize_t WINO_MIN_F = 8
+# Largest Winograd/im2col GEMM work ratio at which Winograd is used (measured on
+# the MNIST convnet: its forward (0.53) gains ~35%, its input gradient (0.72) ~10%).
+cdef double WINO_RATIO = 0.75
+
+
+cdef bint winograd_ok(const Geom *g, Py_ssize_t F, Py_ssize_t im2col_rows) noexcept nogil:
+    """Whether Winograd pays for this 3x3 stride-1 convolution (per image).
+
+    Its 16 GEMMs have one row per 2x2 output tile; the im2col GEMM it replaces has 9
+    rows' worth of work per pixel of ``im2col_rows`` (the forward convolution's
+    output pixels, also for the input gradient). Winograd is used when its GEMM
+    work is at most WINO_RATIO of that, leaving room for the transforms."""
+    cdef Py_ssize_t tiles
+    if not (WINOGRAD and g.kh == 3 and g.kw == 3 and g.sh == 1 and g.sw == 1 and g.dh == 1
+            and g.dw == 1 and g.c >= WINO_MIN_C and F >= WINO_MIN_F and g.ph <= 2
+            and g.pw <= 2 and g.oh >= 2 and g.ow >= 2):
+        return False
+    tiles = ((g.oh + 1) // 2) * ((g.ow + 1) // 2)
+    return 16 * tiles <= WINO_RATIO * 9 * im2col_rows
+
+
+cdef void wino_kernel(const floating *w, floating *u, Py_ssize_t C, Py_ssize_t F,
+                      bint flip) noexcept nogil:
+    """u (16, C, F) = G g G^T of w (3, 3, C, F); with ``flip``, of the kernel of the
+    input gradient instead: g'[i][j][f][c] = w[2 - i][2 - j][c][f] (u is (16, F, C))."""
+    cdef Py_ssize_t a, b, i, k, CF = C * F
+    cdef floating g[9]
+    cdef floating t[12]
+    cdef floating h = <floating>0.5
+    for a in range(C):
+        for b in range(F):
+            for i in range(9):
+                if flip:
+                    g[i] = w[(8 - i) * CF + a * F + b]
+                else:
+                    g[i] = w[i * CF + a * F + b]
+            # t = G g (4 x 3)
+            for i in range(3):
+                t[i] = g[i]
+                t[3 + i] = h * (g[i] + g[3 + i] + g[6 + i])
+                t[6 + i] = h * (g[i] - g[3 + i] + g[6 + i])
+                t[9 + i] = g[6 + i]
+            # u = t G^T (4 x 4)
+            for i in range(4):
+                k = (i * 4) * CF + (b * C + a if flip else a * F + b)
+                u[k] = t[i * 3]
+                u[k + CF] = h * (t[i * 3] + t[i * 3 + 1] + t[i * 3 + 2])
+                u[k + 2 * CF] = h * (t[i * 3] - t[i * 3 + 1] + t[i * 3 + 2])
+                u[k + 3 * CF] = t[i * 3 + 2]
+
+
+cdef inline void _bt4(const floating *a0, const floating *a1, const floating *a2,
+                      const floating *a3, floating *o0, floating *o1, floating *o2,
+                      floating *o3, Py_ssize_t n) noexcept nogil:
+    """One B^T step on four runs of n values: (a0 - a2, a1 + a2, a2 - a1, a1 - a3)."""
+    if floating is float:
+        fn_bt4_f(a0, a1, a2, a3, o0, o1, o2, o3, n)
+    else:
+        fn_bt4_d(a0, a1, a2, a3, o0, o1, o2, o3, n)
+
+
+cdef void wino_input(const floating *x, floating *v, Py_ssize_t t0, Py_ssize_t t1,
+                     const Geom *g, Py_ssize_t TH, Py_ssize_t TW, const floating *zeros,
+                     floating *tmp) noexcept nogil:
+    """v[k][t - t0][c] = (B^T d B)[k] of tile t's 4x4 patch d, channel c (16 x T x C).
+
+    Tiles come in runs along a row of tiles. The row step B^T of a run is done once
+    over the 2 run + 2 input columns the run reads (zeros outside the image), then
+    the column step for all the run's tiles. ``tmp`` holds 4 rows of (w + 8) * C."""
+    cdef Py_ssize_t C = g.c, TC = (t1 - t0) * g.c, t, n, r, a, b, i, iy
+    cdef Py_ssize_t xv0, ncol, lo, hi, left, right, run, ld
+    cdef const floating *row[4]
+    cdef floating *R[4]
+    t = t0
+    while t < t1:
+        n = t // (TH * TW)
+        r = t - n * TH * TW
+        a = r // TW
+        b = r - a * TW
+        run = TW - b if TW - b < t1 - t else t1 - t
+        xv0 = 2 * b - g.pw
+        ncol = 2 * run + 2
+        ld = ncol * C
+        lo = xv0 if xv0 > 0 else 0
+        hi = xv0 + ncol if xv0 + ncol < g.w else g.w
+        left = (lo - xv0) * C
+        right = (xv0 + ncol - hi) * C if hi > lo else ld - left
+        for i in range(4):
+            iy = 2 * a - g.ph + i
+            R[i] = tmp + i * ld
+            if iy < 0 or iy >= g.h or hi <= lo:
+                row[i] = NULL
+            else:
+                row[i] = x + ((n * g.h + iy) * g.w + lo) * C
+            if left > 0:
+                memset(R[i], 0, left * sizeof(floating))
+            if right > 0:
+                memset(R[i] + ld - right, 0, right * sizeof(floating))
+        if hi > lo:
+            _rows_bt(row[0], row[1], row[2], row[3], R[0] + left, R[1] + left, R[2] + left,
+                     R[3] + left, (hi - lo) * C)
+        if floating is float:
+            fn_cols_f(R[0], ld, v + (t - t0) * C, TC, run, C)
+        else:
+            fn_cols_d(R[0], ld, v + (t - t0) * C, TC, run, C)
+        t = t + run
+
+
+cdef void _rows_bt(const floating *d0, const floating *d1, const floating *d2,
+                   const floating *d3, floating *o0, floating *o1, floating *o2, floating *o3,
+                   Py_ssize_t n) noexcept nogil:
+    """B^T over four input rows, NULL rows being zeros."""
+    cdef Py_ssize_t c
+    if d0 != NULL and d1 != NULL and d2 != NULL and d3 != NULL:
+        _bt4(d0, d1, d2, d3, o0, o1, o2, o3, n)
+        return
+    if d0 != NULL and d2 != NULL:
+        for c in range(n):
+            o0[c] = d0[c] - d2[c]
+    elif d0 != NULL:
+        for c in range(n):
+            o0[c] = d0[c]
+    elif d2 != NULL:
+        for c in range(n):
+            o0[c] = -d2[c]
+    else:
+        memset(o0, 0, n * sizeof(floating))
+    if d1 != NULL and d2 != NULL:
+        for c in range(n):
+            o1[c] = d1[c] + d2[c]
+        for c in range(n):
+            o2[c] = d2[c] - d1[c]
+    elif d1 != NULL:
+        for c in range(n):
+            o1[c] = d1[c]
+        for c in range(n):
+            o2[c] = -d1[c]
+    elif d2 != NULL:
+        for c in range(n):
+            o1[c] = d2[c]
+        for c in range(n):
+            o2[c] = d2[c]
+    else:
+        memset(o1, 0, n * sizeof(floating))
+        memset(o2, 0, n * sizeof(floating))
+    if d1 != NULL and d3 != NULL:
+        for c in range(n):
+            o3[c] = d1[c] - d3[c]
+    elif d1 != NULL:
+        for c in range(n):
+            o3[c] = d1[c]
+    elif d3 != NULL:
+        for c in range(n):
+            o3[c] = -d3[c]
+    else:
+        memset(o3, 0, n * sizeof(floating))
+
+
+cdef inline void _at4(const floating *a0, const floating *a1, const floating *a2,
+                      const floating *a3, floating *o0, floating *o1, Py_ssize_t n) noexcept nogil:
+    """One A^T step on four runs of n values: (a0 + a1 + a2, a1 - a2 - a3)."""
+    if floating is float:
+        fn_at4_f(a0, a1, a2, a3, o0, o1, n)
+    else:
+        fn_at4_d(a0, a1, a2, a3, o0, o1, n)
+
+
+cdef void wino_output(floating *m, Py_ssize_t t0, Py_ssize_t t1, const Geom *g,
+                      Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t F, floating *zp, floating *yp,
+                      bint keep_z, const floating *bp, int act, double alpha,
+                      floating *sbuf) noexcept nogil:
+    """Output transform A^T M A of tiles t0..t1, bias, activation, written to y (and z).
+
+    M_k (tiles x F, k = 4 i + j) are contiguous over the chunk's tiles, so both steps
+    of the transform run as long loops over all tiles; ``sbuf`` holds 8 of those
+    blocks, and the four output blocks overwrite M_0..M_3."""
+    cdef Py_ssize_t TF = (t1 - t0) * F, t, n, r, a, b, j, f, q, oy, ox, row
+    cdef floating *zr
+    # A^T M over rows: S_j = M_j + M_4+j + M_8+j, S_4+j = M_4+j - M_8+j - M_12+j.
+    for j in range(4):
+        _at4(m + j * TF, m + (4 + j) * TF, m + (8 + j) * TF, m + (12 + j) * TF,
+             sbuf + j * TF, sbuf + (4 + j) * TF, TF)
+    # (A^T M) A over columns: the four output pixels of every tile, O_q = M_q.
+    _at4(sbuf, sbuf + TF, sbuf + 2 * TF, sbuf + 3 * TF, m, m + TF, TF)
+    _at4(sbuf + 4 * TF, sbuf + 5 * TF, sbuf + 6 * TF, sbuf + 7 * TF, m + 2 * TF, m + 3 * TF, TF)
+    for t in range(t0, t1):
+        n = t // (TH * TW)
+        r = t - n * TH * TW
+        a = r // TW
+        b = r - a * TW
+        for q in range(4):
+            oy = 2 * a + q // 2
+            ox = 2 * b + q % 2
+            if oy >= g.oh or ox >= g.ow:
+                continue
+            row = (n * g.oh + oy) * g.ow + ox
+            if keep_z:
+                zr = zp + row * F
+                for f in range(F):
+                    zr[f] = m[q * TF + (t - t0) * F + f]
+                bias_act(zr, yp + row * F, bp, 1, F, act, alpha)
+            else:
+                bias_act(m + q * TF + (t - t0) * F, yp + row * F, bp, 1, F, act, alpha)
+
+
+cdef void wino_conv(const floating *xp, const floating *u, const floating *bp, floating *zp,
+                    floating *yp, bint keep_z, const Geom *g, Py_ssize_t F, int act,
+                    double alpha, floating *scratch, Py_ssize_t stride_t, int nt) noexcept nogil:
+    """y = act(conv3x3(x) + b) by Winograd F(2x2, 3x3); u from wino_kernel."""
+    cdef Py_ssize_t C = g.c, TH = (g.oh + 1) // 2, TW = (g.ow + 1) // 2
+    cdef Py_ssize_t n_tiles = g.n * TH * TW, per = (n_tiles + nt - 1) // nt
+    cdef Py_ssize_t Tc = WINO_TILES, t, lo, hi, c0, c1, k, T
+    cdef floating *base
+    cdef floating *v
+    cdef floating *m
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        base = scratch + t * stride_t
+        v = base
+        m = base + 16 * Tc * C
+        memset(m + 24 * Tc * F, 0, C * sizeof(floating))  # the zero row
+        lo = t * per
+        hi = min(n_tiles, lo + per)
+        c0 = lo
+        while c0 < hi:
+            c1 = min(hi, c0 + Tc)
+            T = c1 - c0
+            wino_input(xp, v, c0, c1, g, TH, TW, m + 24 * Tc * F, m + 24 * Tc * F + C)
+            for k in range(16):
+                gemm(False, False, T, F, C, <floating>1, v + k * T * C, C, u + k * C * F, F,
+                     <floating>0, m + k * T * F, F)
+            wino_output(m, c0, c1, g, TH, TW, F, zp, yp, keep_z, bp, act, alpha,
+                        m + 16 * Tc * F)
+            c0 = c1
+
+
+cdef inline void _lin2(const floating *a, const floating *b, floating *o, floating sa,
+                       floating sb, Py_ssize_t n) noexcept nogil:
+    """o = sa * a + sb * b over n values (sa, sb in {-1, 0, 1})."""
+    cdef Py_ssize_t c
+    if sb == 0:
+        for c in range(n):
+            o[c] = sa * a[c]
+    else:
+        for c in range(n):
+            o[c] = sa * a[c] + sb * b[c]
+
+
+cdef void wino_grad_out(const floating *dz, floating *d, Py_ssize_t t0, Py_ssize_t t1,
+                        const Geom *g, Py_ssize_t TH, Py_ssize_t TW, Py_ssize_t F,
+                        const floating *zeros, floating *tmp) noexcept nogil:
+    """d[k][t - t0][f] = (A dz A^T)[k] of tile t's 2x2 output gradient (16 x T x F);
+    outputs past the image edge count as 0. A = [1 0; 1 1; 1 -1; 0 -1]."""
+    cdef Py_ssize_t TF = (t1 - t0) * F, t, n, r, a, b, i, oy, ox
+    cdef const floating *q[4]
+    cdef floating *dt
+    cdef floating *rr
+    for t in range(t0, t1):
+        n = t // (TH * TW)
+        r = t - n * TH * TW
+        a = r // TW
+        b = r - a * TW
+        for i in range(4):
+            oy = 2 * a + i // 2
+            ox = 2 * b + i % 2
+            if oy < g.oh and ox < g.ow:
+                q[i] = dz + ((n * g.oh + oy) * g.ow + ox) * F
+            else:
+                q[i] = zeros
+        # A z: four rows (u, w) of two values each, rows R0..R3 in tmp (8 runs of F).
+        _lin2(q[0], q[0], tmp, 1, 0, F)
+        _lin2(q[1], q[1], tmp + F, 1, 0, F)
+        _lin2(q[0], q[2], tmp + 2 * F, 1, 1, F)
+        _lin2(q[1], q[3], tmp + 3 * F, 1, 1, F)
+        _lin2(q[0], q[2], tmp + 4 * F, 1, -1, F)
+        _lin2(q[1], q[3], tmp + 5 * F, 1, -1, F)
+        _lin2(q[2], q[2], tmp + 6 * F, -1, 0, F)
+        _lin2(q[3], q[3], tmp + 7 * F, -1, 0, F)
+        # (A z) A^T: each row (u, w) -> (u, u + w, u - w, -w).
+        dt = d + (t - t0) * F
+        for i in range(4):
+            rr = tmp + 2 * i * F
+            _lin2(rr, rr, dt + (4 * i) * TF, 1, 0, F)
+            _lin2(rr, rr + F, dt + (4 * i + 1) * TF, 1, 1, F)
+            _lin2(rr, rr + F, dt + (4 * i + 2) * TF, 1, -1, F)
+            _lin2(rr + F, rr + F, dt + (4 * i + 3) * TF, -1, 0, F)
+
+
+cdef void wino_kernel_grad(const floating *du, floating *dw, Py_ssize_t C,
+                           Py_ssize_t F) noexcept nogil:
+    """dw (3, 3, C, F) = G^T dU G of the accumulated du (16, C, F)."""
+    cdef Py_ssize_t c, f, i, j, CF = C * F
+    cdef floating u[16]
+    cdef floating t[12]
+    cdef floating h = <floating>0.5
+    for c in range(C):
+        for f in range(F):
+            for i in range(16):
+                u[i] = du[i * CF + c * F + f]
+            # t = G^T dU (3 x 4)
+            for j in range(4):
+                t[j] = u[j] + h * (u[4 + j] + u[8 + j])
+                t[4 + j] = h * (u[4 + j] - u[8 + j])
+                t[8 + j] = h * (u[4 + j] + u[8 + j]) + u[12 + j]
+            # dg = t G (3 x 3)
+            for i in range(3):
+                dw[(i * 3) * CF + c * F + f] = t[4 * i] + h * (t[4 * i + 1] + t[4 * i + 2])
+                dw[(i * 3 + 1) * CF + c * F + f] = h * (t[4 * i + 1] - t[4 * i + 2])
+                dw[(i * 3 + 2) * CF + c * F + f] = h * (t[4 * i + 1] + t[4 * i + 2]) + t[4 * i + 3]
+
+
+cdef Py_ssize_t wino_grad_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept nogil:
+    """Scratch per thread of the kernel gradient: V, D, dU, a zero row, tmp."""
+    return 16 * WINO_TILES * (C + F) + 16 * C * F + (C + F) + 4 * (w + 8) * C + 8 * F + 1
+
+
+cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp,
+                           const Geom *g, Py_ssize_t F, floating *scratch, Py_ssize_t stride_t,
+                           int nt) noexcept nogil:
+    """dw (9 C, F) of a 3x3 stride-1 convolution from x and dz (n * oh * ow, F)."""
+    cdef Py_ssize_t C = g.c, TH = (g.oh + 1) // 2, TW = (g.ow + 1) // 2, CF = g.c * F
+    cdef Py_ssize_t n_tiles = g.n * TH * TW, per = (n_tiles + nt - 1) // nt
+    cdef Py_ssize_t Tc = WINO_TILES, t, lo, hi, c0, c1, k, T, i
+    cdef floating *base
+    cdef floating *v
+    cdef floating *d
+    cdef floating *du
+    cdef floating *zeros
+    cdef bint first
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        base = scratch + t * stride_t
+        v = base
+        d = v + 16 * Tc * C
+        du = d + 16 * Tc * F
+        zeros = du + 16 * CF
+        memset(zeros, 0, (F if F > C else C) * sizeof(floating))
+        memset(du, 0, 16 * CF * sizeof(floating))
+        lo = t * per
+        hi = min(n_tiles, lo + per)
+        c0 = lo
+        first = True
+        while c0 < hi:
+            c1 = min(hi, c0 + Tc)
+            T = c1 - c0
+            wino_input(xp, v, c0, c1, g, TH, TW, zeros, zeros + (F if F > C else C))
+            wino_grad_out(dz, d, c0, c1, g, TH, TW, F, zeros, zeros + (F if F > C else C))
+            for k in range(16):
+                gemm(True, False, C, F, T, <floating>1, v + k * T * C, C, d + k * T * F, F,
+                     <floating>(0 if first else 1), du + k * CF, F)
+            first = False
+            c0 = c1
+    with nogil:
+        # Reduce the per-thread dU into thread 0's, then transform back to the kernel.
+        du = scratch + 16 * Tc * (C + F)
+        for t in range(1, nt):
+            d = scratch + t * stride_t + 16 * Tc * (C + F)
+            for i in range(16 * CF):
+                du[i] = du[i] + d[i]
+        wino_kernel_grad(du, dwp, C, F)
+
+
+cdef Py_ssize_t wino_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept nogil:
+    """Scratch per thread of wino_conv: V, M, S (8 blocks), a zero row, 4 image rows."""
+    return 16 * WINO_TILES * (C + F) + 8 * WINO_TILES * F + C + 4 * (w + 8) * C + 1
+
+
+def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] b,
+            floating[:, ::1] z, floating[:, ::1] y, object geometry, int act,
+            double alpha=0.0, int n_threads=1):
+    """y = act(conv(x, W) + b).
+
+    x (n, h, w, in); w (kh * kw * in, F); b (F,) or None; y (n * oh * ow, F).
+    ``z`` receives the pre-activation when the activation's derivative needs it
+    (else None). ``geometry`` = (h, w, oh, ow, kh, kw, sh, sw, dh, dw, pad_top, pad_left).
+    """
+    cdef Geom g = make_geom(geometry, x.shape[0], x.shape[3])
+    _check_x(tuple(x.shape)[:4], &g, "forward")
+    cdef Py_ssize_t P = g.n * g.oh * g.ow, K = g.kh * g.kw * g.c, F = w.shape[1]
+    cdef bint keep_z = needs_input(act)
+    if w.shape[0] != K or y.shape[0] != P or y.shape[1] != F:
+        raise ValueError(f"conv forward: kernel {(w.shape[0], F)} and output "
+                         f"{(y.shape[0], y.shape[1])} do not match (K={K}, pixels={P})")
+    if b is not None and b.shape[0] != F:
+        raise ValueError("conv forward: bias size differs from filters")
+    if keep_z and (z is None or z.shape[0] != P or z.shape[1] != F):
+        raise ValueError("conv forward: this activation needs a z buffer of the output's shape")
+    if P == 0 or F == 0:
+        return
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef const floating *wp = &w[0, 0]
+    cdef const floating *bp = &b[0] if b is not None else NULL
+    cdef floating *yp = &y[0, 0]
+    cdef floating *zp = &z[0, 0] if keep_z else yp
+    cdef bint direct = is_pointwise(&g)
+    cdef bint tmajor = g.c < TAP_MAJOR_C
+    cdef Py_ssize_t rows = _chunk_rows(K, F)
+    cdef int nt = _threads(P * K * F, P // 16, n_threads)
+    dt = np.float32 if floating is float else np.float64
+    cdef floating[::1] u
+    cdef floating[:, ::1] wscr
+    if winograd_ok(&g, F, g.oh * g.ow):
+        u = np.empty(16 * g.c * F, dtype=dt)
+        wscr = np.empty((nt, wino_scratch(g.c, F, g.w)), dtype=dt)
+        with nogil:
+            wino_kernel(wp, &u[0], g.c, F, False)
+            wino_conv(xp, &u[0], bp, zp, yp, keep_z, &g, F, act, alpha, &wscr[0, 0],
+                      wscr.shape[1], nt)
+        return
+    cdef Py_ssize_t per = (P + nt - 1) // nt
+    # Without a z output the GEMM writes a cache-resident chunk that the bias and
+    # activation pass then reads once, writing y once (writing y twice, GEMM then
+    # activation, cost ~1 ms more on the MNIST convnet's first layer).
+    cdef bint via_scratch = not keep_z
+    cdef Py_ssize_t s_cols = 0 if direct else rows * K
+    cdef floating[:, ::1] scratch = np.empty((nt, s_cols + (rows * F if via_scratch else 0) + 1),
+                                             dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t t, lo, hi, c0, c1
+    cdef floating *cols
+    cdef floating *zc
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        lo = t * per
+        hi = min(P, lo + per)
+        cols = &scratch[t, 0]
+        c0 = lo
+        while c0 < hi:
+            c1 = min(hi, c0 + rows)
+            zc = cols + s_cols if via_scratch else zp + c0 * F
+            if direct:
+                gemm(False, False, c1 - c0, F, K, <floating>1, xp + c0 * K, K, wp, F,
+                     <floating>0, zc, F)
+            elif tmajor:
+                im2col_t_rows(xp, cols, c1 - c0, c0, c1, &g)
+                gemm(True, False, c1 - c0, F, K, <floating>1, cols, c1 - c0, wp, F,
+                     <floating>0, zc, F)
+            else:
+                im2col_rows(xp, cols, c0, c1, &g)
+                gemm(False, False, c1 - c0, F, K, <floating>1, cols, K, wp, F, <floating>0,
+                     zc, F)
+            bias_act(zc, yp + c0 * F, bp, c1 - c0, F, act, alpha)
+            c0 = c1
+
+
+cdef void grad_rows(int act, const floating *dy, const floating *y, const floating *z,
+                    floating *dz, Py_ssize_t rows, Py_ssize_t F, double alpha) noexcept nogil:
+    """dz = dy * act'(.) for ``rows`` rows of F values (relu branch-free: half its
+    signs are unpredictable, and a branch per element costs more than the pass)."""
+    cdef Py_ssize_t i, r, n = rows * F
+    cdef floating v
+    if act == ACT_RELU:
+        for i in range(n):
+            v = dy[i]
+            dz[i] = v if y[i] > 0 else 0
+    else:
+        for r in range(rows):
+            act_grad_row(act, dy + r * F, y + r * F, z + r * F if z != NULL else NULL,
+                         dz + r * F, F, alpha)
+
+
+cdef void col_sums(const floating *a, Py_ssize_t rows, Py_ssize_t F, floating *out,
+                   bint first) noexcept nogil:
+    """out (+)= the column sums of a (rows, F)."""
+    cdef Py_ssize_t r, j
+    if first:
+        for j in range(F):
+            out[j] = 0
+    for r in range(rows):
+        for j in range(F):
+            out[j] = out[j] + a[r * F + j]
+
+
+cdef void _chunk_backward(const floating *dyp, const floating *yp, const floating *zp,
+                          const floating *xp, const floating *wp, floating *dwp, floating *dbp,
+                          floating *dxp, Py_ssize_t c0, Py_ssize_t c1, const Geom *g,
+                          Py_ssize_t F, int act, double alpha, bint direct, bint tmajor,
+                          bint first,
+                          floating *cols, floating *dzbuf, floating *dcols,
+                          int gemm_threads) noexcept nogil:
+    """One chunk of the backward pass; dW and db accumulate unless ``first``."""
+    cdef Py_ssize_t K = g.kh * g.kw * g.c, n = c1 - c0, r, j, k
+    cdef const floating *dz
+    cdef const floating *a
+    cdef floating beta = 0 if first else 1
+    if act == ACT_LINEAR:
+        dz = dyp + c0 * F
+    else:
+        grad_rows(act, dyp + c0 * F, yp + c0 * F, zp + c0 * F if zp != NULL else NULL,
+                  dzbuf, n, F, alpha)
+        dz = dzbuf
+    if dbp != NULL:
+        col_sums(dz, n, F, dbp, first)
+    if dwp != NULL:
+        if tmajor and not direct:
+            im2col_t_rows(xp, cols, n, c0, c1, g)
+            if DW_MODE == 0:
+                gemm_parallel(False, False, K, F, n, <floating>1, cols, n, dz, F, beta, dwp, F,
+                              gemm_threads)
+            else:
+                gemm_parallel(True, True, F, K, n, <floating>1, dz, F, cols, n, beta, dwp, K,
+                              gemm_threads)
+        else:
+            if direct:
+                a = xp + c0 * K
+            else:
+                im2col_rows(xp, cols, c0, c1, g)
+                a = cols
+            if DW_MODE == 0:
+                gemm_parallel(True, False, K, F, n, <floating>1, a, K, dz, F, beta, dwp, F,
+                              gemm_threads)
+            else:
+                gemm_parallel(True, False, F, K, n, <floating>1, dz, F, a, K, beta, dwp, K,
+                              gemm_threads)
+    if dxp != NULL:
+        if direct:
+            gemm_parallel(False, True, n, K, F, <floating>1, dz, F, wp, F, <floating>0,
+                          dxp + c0 * K, K, gemm_threads)
+        elif tmajor:
+            gemm_parallel(False, True, K, n, F, <floating>1, wp, F, dz, F, <floating>0,
+                          dcols, n, gemm_threads)
+            col2im_t_rows(dcols, n, dxp, c0, c1, g)
+        else:
+            gemm_parallel(False, True, n, K, F, <floating>1, dz, F, wp, F, <floating>0,
+                          dcols, K, gemm_threads)
+            col2im_rows(dcols, dxp, c0, c1, g)
+
+cdef int _wino_backward(const floating *dyp, const floating *yp, const floating *zp,
+                        const floating *xp, const floating *wp, floating *dwp, floating *dbp,
+                        floating *dxp, const Geom *g, const Geom *gx, Py_ssize_t F, int act,
+                        double alpha, bint wino_dw, bint wino_dx, int n_threads) except -1:
+    """Backward of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3).
+
+    dz (output-sized) is formed first, since the input gradient is a convolution of
+    it; then dW from the transformed input and dz tiles, dx by a Winograd convolution.
+    """
+    cdef Py_ssize_t C = g.c, P = g.n * g.oh * g.ow, K = 9 * g.c, t, lo, hi, per, i
+    dt = np.float32 if floating is float else np.float64
+    cdef int nt = _threads(P * K * F * 2, g.n, n_threads)
+    cdef floating[:, ::1] dzb
+    cdef floating[:, ::1] dbs = np.zeros((nt, F), dtype=dt)
+    cdef const floating *dz = dyp
+    cdef floating *dzw = NULL
+    if act != ACT_LINEAR:
+        dzb = np.empty((P, F), dtype=dt)
+        dzw = &dzb[0, 0]
+        dz = dzw
+    per = (P + nt - 1) // nt
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        lo = t * per
+        hi = min(P, lo + per)
+        if hi > lo:
+            if dzw != NULL:
+                grad_rows(act, dyp + lo * F, yp + lo * F, zp + lo * F if zp != NULL else NULL,
+                          dzw + lo * F, hi - lo, F, alpha)
+            if dbp != NULL:
+                col_sums(dz + lo * F, hi - lo, F, &dbs[t, 0], True)
+    if dbp != NULL:
+        for i in range(F):
+            dbp[i] = 0
+            for t in range(nt):
+                dbp[i] += dbs[t, i]
+    cdef floating[:, ::1] scr
+    cdef floating[::1] u
+    if not (wino_dw and wino_dx) and (dwp != NULL or dxp != NULL):
+        # The other gradient by im2col, from the dz just formed.
+        _im2col_backward(dz, NULL, NULL, xp, wp, NULL if wino_dw else dwp, NULL,
+                         NULL if wino_dx else dxp, g, F, ACT_LINEAR, 0.0, n_threads)
+    if dwp != NULL and wino_dw:
+        scr = np.empty((nt, wino_grad_scratch(C, F, g.w)), dtype=dt)
+        with nogil:
+            wino_weight_grad(xp, dz, dwp, g, F, &scr[0, 0], scr.shape[1], nt)
+    if dxp != NULL and wino_dx:
+        u = np.empty(16 * C * F, dtype=dt)
+        scr = np.empty((nt, wino_scratch(F, C, gx.w)), dtype=dt)
+        with nogil:
+            wino_kernel(wp, &u[0], C, F, True)
+            wino_conv(dz, &u[0], NULL, NULL, dxp, False, gx, C, ACT_LINEAR, 0.0, &scr[0, 0],
+                      scr.shape[1], nt)
+    return 0
+
+
+cdef int _im2col_backward(const floating *dyp, const floating *yp, const floating *zp,
+                          const floating *xp, const floating *wp, floating *dwp, floating *dbp,
+                          floating *dxp, const Geom *gp, Py_ssize_t F, int act, double alpha,
+                          int n_threads) except -1:
+    """Backward by chunked im2col and GEMMs; see the module docstring."""
+    cdef Geom g = gp[0]
+    cdef Py_ssize_t P = g.n * g.oh * g.ow, K = g.kh * g.kw * g.c
+    cdef Py_ssize_t ohw = g.oh * g.ow, img = g.h * g.w * g.c
+    cdef bint direct = is_pointwise(&g)
+    cdef bint tmajor = g.c < TAP_MAJOR_C
+    cdef Py_ssize_t rows = _chunk_rows(K, F)
+    cdef int nt = _threads(P * K * F * (2 if dxp != NULL else 1), g.n, n_threads)
+    dt = np.float32 if floating is float else np.float64
+    # Per thread: cols (rows*K), dz (rows*F), dcols (rows*K), partial dW^(T) (K*F), db (F).
+    cdef Py_ssize_t s_cols = 0 if direct else rows * K
+    cdef Py_ssize_t s_dz = 0 if act == ACT_LINEAR else rows * F
+    cdef Py_ssize_t s_dcols = rows * K if (dxp != NULL and not direct) else 0
+    cdef Py_ssize_t s_dw = K * F if (dwp != NULL and (nt > 1 or DW_MODE == 1)) else 0
+    cdef Py_ssize_t s_db = F if (dbp != NULL and nt > 1) else 0
+    cdef Py_ssize_t stride_t = s_cols + s_dz + s_dcols + s_dw + s_db + 1
+    cdef floating[:, ::1] scratch = np.empty((nt, stride_t), dtype=dt)
+    cdef Py_ssize_t t, n0, n1, c0, c1, per, i, j
+    cdef floating *base
+    cdef floating *tdw
+    cdef floating *tdb
+    cdef bint first
+    if nt == 1:
+        # One thread: chunks in order; GEMMs may still use every thread when the
+        # batch is too small to split by samples.
+        base = &scratch[0, 0]
+        tdw = base + s_cols + s_dz + s_dcols if s_dw > 0 else dwp
+        with nogil:
+            if dxp != NULL:
+                memset(dxp, 0, g.n * img * sizeof(floating))
+            c0 = 0
+            first = True
+            while c0 < P:
+                c1 = min(P, c0 + rows)
+                _chunk_backward(dyp, yp, zp, xp, wp, tdw, dbp, dxp, c0, c1, &g, F, act, alpha,
+                                direct, tmajor, first, base, base + s_cols, base + s_cols + s_dz,
+                                n_threads if n_threads > 1 else 1)
+                first = False
+                c0 = c1
+            if DW_MODE == 1 and dwp != NULL:
+                for i in range(K):
+                    for j in range(F):
+                        dwp[i * F + j] = tdw[j * K + i]
+        return 0
+    per = (g.n + nt - 1) // nt
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        n0 = t * per
+        n1 = min(g.n, n0 + per)
+        base = &scratch[t, 0]
+        tdw = base + s_cols + s_dz + s_dcols
+        tdb = tdw + s_dw
+        if dxp != NULL and n1 > n0:
+            memset(dxp + n0 * img, 0, (n1 - n0) * img * sizeof(floating))
+        if s_dw > 0:
+            memset(tdw, 0, s_dw * sizeof(floating))
+        if s_db > 0:
+            memset(tdb, 0, s_db * sizeof(floating))
+        c0 = n0 * ohw
+        first = True
+        while c0 < n1 * ohw:
+            c1 = min(n1 * ohw, c0 + rows)
+            _chunk_backward(dyp, yp, zp, xp, wp, tdw if dwp != NULL else NULL,
+                            tdb if dbp != NULL else NULL, dxp, c0, c1, &g, F, act, alpha,
+                            direct, tmajor, first, base, base + s_cols, base + s_cols + s_dz, 1)
+            first = False
+            c0 = c1
+    # Reduce the per-thread partial sums (small: K * F per thread).
+    with nogil:
+        if dwp != NULL:
+            for i in range(K * F):
+                dwp[i] = 0
+            for t in range(nt):
+                tdw = &scratch[t, 0] + s_cols + s_dz + s_dcols
+                if DW_MODE == 0:
+                    for i in range(K * F):
+                        dwp[i] = dwp[i] + tdw[i]
+                else:
+                    for i in range(K):
+                        for j in range(F):
+                            dwp[i * F + j] = dwp[i * F + j] + tdw[j * K + i]
+        if dbp != NULL:
+            for j in range(F):
+                dbp[j] = 0
+            for t in range(nt):
+                tdb = &scratch[t, 0] + s_cols + s_dz + s_dcols + s_dw
+                for j in range(F):
+                    dbp[j] = dbp[j] + tdb[j]
+    return 0
+
+
+def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
+             const floating[:, ::1] w, const floating[:, ::1] y, const floating[:, ::1] z,
+             floating[:, ::1] dw, floating[::1] db, floating[:, :, :, ::1] dx,
+             object geometry, int act, double alpha=0.0, int n_threads=1):
+    """Gradients of a convolution.
+
+    dy, y, z: (n * oh * ow, F) (z only for activations whose derivative needs the
+    input). ``dw`` (K, F), ``db`` (F,) and ``dx`` (x's shape) may be None to skip
+    them (frozen weights, no bias, first layer); they are overwritten.
+    """
+    cdef Geom g = make_geom(geometry, x.shape[0], x.shape[3])
+    _check_x(tuple(x.shape)[:4], &g, "backward")
+    cdef Py_ssize_t P = g.n * g.oh * g.ow, K = g.kh * g.kw * g.c, F = w.shape[1]
+    cdef Py_ssize_t ohw = g.oh * g.ow, img = g.h * g.w * g.c
+    if w.shape[0] != K or dy.shape[0] != P or dy.shape[1] != F:
+        raise ValueError(f"conv backward: dy {(dy.shape[0], dy.shape[1])} and kernel "
+                         f"{(w.shape[0], F)} do not match (K={K}, pixels={P})")
+    if act != ACT_LINEAR and (y is None or y.shape[0] != P or y.shape[1] != F):
+        raise ValueError("conv backward: the activation's derivative needs y")
+    if needs_input(act) and (z is None or z.shape[0] != P or z.shape[1] != F):
+        raise ValueError("conv backward: this activation needs z")
+    if dw is not None and (dw.shape[0] != K or dw.shape[1] != F):
+        raise ValueError("conv backward: dw must have the kernel's shape")
+    if db is not None and db.shape[0] != F:
+        raise ValueError("conv backward: db must have F entries")
+    if dx is not None and (dx.shape[0] != g.n or dx.shape[1] != g.h or dx.shape[2] != g.w
+                           or dx.shape[3] != g.c):
+        raise ValueError("conv backward: dx must have x's shape")
+    cdef floating *dwp = &dw[0, 0] if dw is not None else NULL
+    cdef floating *dbp = &db[0] if db is not None else NULL
+    cdef floating *dxp = &dx[0, 0, 0, 0] if (dx is not None and g.n * img > 0) else NULL
+    if P == 0 or F == 0 or K == 0:
+        if dw is not None:
+            dw[:, :] = 0
+        if db is not None:
+            db[:] = 0
+        if dx is not None:
+            dx[:, :, :, :] = 0
+        return
+    cdef const floating *dyp = &dy[0, 0]
+    cdef const floating *yp = &y[0, 0] if y is not None else NULL
+    cdef const floating *zp = &z[0, 0] if (z is not None and needs_input(act)) else NULL
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef const floating *wp = &w[0, 0]
+    cdef Geom gx
+    cdef bint wino_dw = dwp != NULL and winograd_ok(&g, F, g.oh * g.ow)
+    cdef bint wino_dx = False
+    if dxp != NULL and winograd_ok(&g, F, g.oh * g.ow):
+        # The input gradient of a 3x3 stride-1 convolution is itself one: of dz, with
+        # the kernel flipped and transposed, padded by 2 - pad.
+        gx = g
+        gx.h, gx.w, gx.c, gx.oh, gx.ow = g.oh, g.ow, F, g.h, g.w
+        gx.ph, gx.pw = 2 - g.ph, 2 - g.pw
+        wino_dx = winograd_ok(&gx, g.c, g.oh * g.ow)
+    if wino_dw or wino_dx:
+        _wino_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, &gx, F, act, alpha, wino_dw,
+                       wino_dx, n_threads)
+    else:
+        _im2col_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, F, act, alpha, n_threads)

@@ -1,0 +1,486 @@
+"""Convolution layers: Conv1D, Conv2D, Conv1DTranspose, Conv2DTranspose.
+
+All of them share :class:`BaseConv` (a ``rank`` of 1 or 2); the kernels work on
+channels-last arrays, so ``data_format="channels_first"`` inputs are transposed
+on the way in and the outputs on the way out. Output sizes and padding come from
+:mod:`fastnet.utils.shape_utils`.
+"""
+import numpy as np
+
+from fastnet import config, initializers, regularizers
+from fastnet._kernels import conv as _conv
+from fastnet._kernels import conv_transpose as _convt
+from fastnet.layers.base import InputSpec, Layer, _shape_str
+from fastnet.layers.core import (FusedActivation, _serialize_initializer,
+                                 _serialize_regularizer, positive_int)
+from fastnet.utils import shape_utils
+
+__all__ = ["BaseConv", "Conv1D", "Conv2D", "Conv1DTranspose", "Conv2DTranspose"]
+
+_AXES_DESC = {
+    (1, "channels_last"): "(batch, steps, channels)",
+    (1, "channels_first"): "(batch, channels, steps)",
+    (2, "channels_last"): "(batch, rows, cols, channels)",
+    (2, "channels_first"): "(batch, channels, rows, cols)",
+}
+
+
+def _to_last(x, data_format):
+    if data_format == "channels_first":
+        return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    return x
+
+
+def _to_first(x, data_format):
+    if data_format == "channels_first":
+        return np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    return x
+
+
+class _SpatialLayer(Layer):
+    """Shared by convolution and pooling layers: rank, data format, input checks."""
+
+    rank = None
+
+    def _spatial_layout(self, input_shape):
+        """(spatial dims, channels) of an input shape, checking its rank."""
+        input_shape = tuple(input_shape)
+        want = self.rank + 2
+        if len(input_shape) != want:
+            raise ValueError(
+                f'Layer "{self.name}" ({type(self).__name__}) expects input of rank {want} '
+                f"{_AXES_DESC[(self.rank, self.data_format)]}, received input with shape "
+                f"{_shape_str(input_shape)}")
+        if self.data_format == "channels_last":
+            return input_shape[1:-1], input_shape[-1]
+        return input_shape[2:], input_shape[1]
+
+    def _check_spec(self, shape):
+        self._spatial_layout(shape)
+        super()._check_spec(shape)
+
+    def __call__(self, inputs, training=False, **kwargs):
+        # Checked here too, so that the message shows the batch size actually received.
+        if not self.built:
+            self._spatial_layout(np.shape(inputs))
+        return super().__call__(inputs, training=training, **kwargs)
+
+    def _out_shape(self, batch, spatial, channels):
+        if self.data_format == "channels_last":
+            return (batch,) + tuple(spatial) + (channels,)
+        return (batch, channels) + tuple(spatial)
+
+    def _as4d(self, x):
+        """Channels-last (n, h, w, c) view of a rank-1 or rank-2 spatial input."""
+        if self.rank == 1:
+            return x.reshape(x.shape[0], 1, x.shape[1], x.shape[2])
+        return x
+
+
+class BaseConv(_SpatialLayer):
+    """N-D convolution (cross-correlation) with bias and activation (rank 1 or 2).
+
+    Args:
+        rank: 1 or 2.
+        filters: the number of output channels.
+        kernel_size: int or tuple of ``rank`` ints, the window.
+        strides: int or tuple of ``rank`` ints (default 1). ``strides > 1`` cannot be
+            combined with ``dilation_rate > 1``.
+        padding: ``"valid"`` (none), ``"same"`` (output size ``ceil(input / stride)``,
+            the extra padding row/column at the end) or, for Conv1D, ``"causal"``.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        dilation_rate: int or tuple of ``rank`` ints (default 1).
+        groups: only 1 is supported.
+        activation: activation name or function (None: linear), fused into the kernel.
+        use_bias: whether to add a bias vector.
+        kernel_initializer, bias_initializer: initializers (glorot_uniform, zeros).
+        kernel_regularizer, bias_regularizer: optional penalties added to the loss.
+        kernel_constraint, bias_constraint: optional projections applied after updates.
+    """
+
+    def __init__(self, rank, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, lora_rank=None, lora_alpha=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        cls = type(self).__name__
+        self.rank = rank
+        self.filters = positive_int(filters, "filters", cls)
+        self.kernel_size = shape_utils.normalize_tuple(kernel_size, rank, "kernel_size", cls)
+        self.strides = shape_utils.normalize_tuple(strides, rank, "strides", cls)
+        self.dilation_rate = shape_utils.normalize_tuple(dilation_rate, rank, "dilation_rate", cls)
+        self.padding = shape_utils.normalize_padding(padding, cls, allow_causal=self._allow_causal)
+        self.data_format = shape_utils.normalize_data_format(data_format, cls)
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"The number of groups of {cls} must be a positive integer, "
+                             f"received groups={groups!r}")
+        if groups != 1:
+            raise NotImplementedError(f"{cls} supports groups=1 only, received groups={groups}")
+        self.groups = 1
+        if lora_rank:
+            raise NotImplementedError(f"{cls} does not support LoRA, received lora_rank={lora_rank}")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{cls}: `strides > 1` is not supported together with "
+                             f"`dilation_rate > 1`, received strides={self.strides} and "
+                             f"dilation_rate={self.dilation_rate}")
+        self.activation = FusedActivation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.kernel_constraint = kernel_constraint
+        self.bias_constraint = bias_constraint
+        self.input_spec = InputSpec(ndim=rank + 2)
+        self.kernel = None
+        self.bias = None
+        self._geoms = {}
+
+    _allow_causal = False
+
+    # ------------------------------------------------------------------ shapes
+    def _kernel_shape(self, in_channels):
+        return self.kernel_size + (in_channels, self.filters)
+
+    def _geometry(self, spatial):
+        g = self._geoms.get(spatial)
+        if g is None:
+            g = self._make_geometry(spatial)
+            if len(self._geoms) > 16:
+                self._geoms.clear()
+            self._geoms[spatial] = g
+        return g
+
+    def _make_geometry(self, spatial):
+        return shape_utils.conv_geometry(spatial, self.kernel_size, self.strides, self.padding,
+                                         self.dilation_rate)
+
+    def _output_spatial(self, spatial, input_shape):
+        out = [shape_utils.conv_output_length(n, k, self.padding, s, d)
+               for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate)]
+        if any(o is not None and o <= 0 for o in out):
+            eff = tuple(shape_utils.effective_kernel(k, d)
+                        for k, d in zip(self.kernel_size, self.dilation_rate))
+            dil = f" (dilated to {eff})" if eff != self.kernel_size else ""
+            raise ValueError(
+                f'Layer "{self.name}" ({type(self).__name__}): the kernel size '
+                f"{self.kernel_size}{dil} is larger than the input's spatial size "
+                f"{tuple(spatial)} with padding='valid' (input shape {_shape_str(input_shape)})")
+        return out
+
+    def compute_output_shape(self, input_shape):
+        spatial, _ = self._spatial_layout(input_shape)
+        return self._out_shape(input_shape[0], self._output_spatial(spatial, input_shape),
+                               self.filters)
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape):
+        spatial, channels = self._spatial_layout(input_shape)
+        if channels is None:
+            raise ValueError(f'Layer "{self.name}" ({type(self).__name__}) needs the channel '
+                             f"dimension of its input to be defined, received input shape "
+                             f"{_shape_str(input_shape)}")
+        self._output_spatial(spatial, input_shape)
+        self.kernel = self.add_weight("kernel", self._kernel_shape(channels),
+                                      self.kernel_initializer, self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                        self.bias_regularizer, constraint=self.bias_constraint)
+        axis = -1 if self.data_format == "channels_last" else 1
+        self.input_spec = InputSpec(ndim=self.rank + 2, axes={axis: channels})
+        self.built = True
+
+    # ------------------------------------------------------------------ compute
+    def call(self, inputs, training=False):
+        x = _to_last(inputs, self.data_format)
+        spatial = x.shape[1:-1]
+        out_spatial = self._output_spatial(spatial, inputs.shape)
+        g = self._geometry(tuple(spatial))
+        x4 = self._as4d(x)
+        n, F = x.shape[0], self.filters
+        rows = n * g.oh * g.ow
+        act = self.activation
+        dt = x.dtype
+        y = self._buf("y", (rows, F), dt)
+        z = self._buf("z", (rows, F), dt) if (act.fused and act.needs_input) else None
+        w = self.kernel.value.reshape(-1, F)
+        b = self.bias.value if self.use_bias else None
+        if act.fused:
+            _conv.forward(x4, w, b, z, y, g, act.code, act.alpha, config._n_threads)
+        else:
+            z = self._buf("z", (rows, F), dt)
+            _conv.forward(x4, w, b, None, z, g, 0, 0.0, config._n_threads)
+            y = act.apply_python(z)
+        if self._record:
+            self._x4, self._y, self._z, self._g = x4, y, z, g
+        out = y.reshape((n,) + tuple(out_spatial) + (F,))
+        return _to_first(out, self.data_format)
+
+    def backward(self, dy, need_dx=True):
+        x4, y, z, g = self._x4, self._y, self._z, self._g
+        dy = _to_last(np.asarray(dy), self.data_format)
+        dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(y.shape)
+        act = self.activation
+        code = act.code
+        if not act.fused:
+            dy = act.gradient_python(dy, y, z, self)
+            code = 0
+        train = self.trainable
+        F = self.filters
+        dw = (self.kernel.grad_buffer().reshape(-1, F)
+              if train and self.kernel.trainable else None)
+        db = self.bias.grad_buffer() if (train and self.use_bias and self.bias.trainable) else None
+        dx4 = self._buf("dx", x4.shape, x4.dtype) if need_dx else None
+        _conv.backward(dy, x4, self.kernel.value.reshape(-1, F), y, z if act.fused else None,
+                       dw, db, dx4, g, code, act.alpha, config._n_threads)
+        if dx4 is None:
+            return None
+        dx = dx4.reshape((x4.shape[0],) + ((x4.shape[2],) if self.rank == 1 else x4.shape[1:3])
+                         + (x4.shape[3],))
+        return _to_first(dx, self.data_format)
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "groups": self.groups,
+            "activation": self.activation.serialize(),
+            "use_bias": self.use_bias,
+            "kernel_initializer": _serialize_initializer(self.kernel_initializer),
+            "bias_initializer": _serialize_initializer(self.bias_initializer),
+            "kernel_regularizer": _serialize_regularizer(self.kernel_regularizer),
+            "bias_regularizer": _serialize_regularizer(self.bias_regularizer),
+            "activity_regularizer": _serialize_regularizer(self.activity_regularizer),
+            "kernel_constraint": None,
+            "bias_constraint": None,
+        })
+        return cfg
+
+
+class Conv1D(BaseConv):
+    """1-D convolution over steps: ``(batch, steps, channels) -> (batch, new_steps, filters)``.
+
+    Arguments as :class:`BaseConv`; ``padding`` may also be ``"causal"`` (left
+    padding of ``dilation_rate * (kernel_size - 1)``: output t sees inputs <= t).
+    Kernel shape ``(kernel_size, channels, filters)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from fastnet.layers import Conv1D
+        >>> Conv1D(32, 3, padding="valid")(np.zeros((4, 10, 128))).shape
+        (4, 8, 32)
+    """
+
+    _allow_causal = True
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(1, filters, kernel_size, strides=strides, padding=padding,
+                         data_format=data_format, dilation_rate=dilation_rate, groups=groups,
+                         activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+                         **kwargs)
+
+
+class Conv2D(BaseConv):
+    """2-D convolution: ``(batch, rows, cols, channels) -> (batch, new_rows, new_cols, filters)``.
+
+    Arguments as :class:`BaseConv`. Kernel shape ``(kh, kw, channels, filters)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from fastnet.layers import Conv2D
+        >>> Conv2D(32, 3, activation="relu")(np.zeros((2, 28, 28, 1))).shape
+        (2, 26, 26, 32)
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(2, filters, kernel_size, strides=strides, padding=padding,
+                         data_format=data_format, dilation_rate=dilation_rate, groups=groups,
+                         activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+                         **kwargs)
+
+
+class BaseConvTranspose(BaseConv):
+    """Transposed convolution (the input gradient of a convolution), rank 1 or 2.
+
+    Args (besides :class:`BaseConv`'s, without groups):
+        output_padding: int or tuple of ``rank`` ints, extra rows/cols at the end of
+            the output (each smaller than its stride); None lets Keras's rule pick
+            the output size: ``input * stride`` for ``same``, ``(input - 1) * stride +
+            max(kernel, stride)`` for ``valid``.
+
+    Kernel shape ``(*kernel_size, filters, channels)``.
+    """
+
+    def __init__(self, rank, filters, kernel_size, strides=1, padding="valid",
+                 output_padding=None, data_format=None, dilation_rate=1, activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(rank, filters, kernel_size, strides=strides, padding=padding,
+                         data_format=data_format, dilation_rate=dilation_rate,
+                         activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+                         **kwargs)
+        cls = type(self).__name__
+        if output_padding is None:
+            self.output_padding = None
+        else:
+            self.output_padding = shape_utils.normalize_tuple(output_padding, rank,
+                                                              "output_padding", cls,
+                                                              allow_zero=True)
+            for op, s in zip(self.output_padding, self.strides):
+                if op >= s:
+                    raise ValueError(f"{cls}: `output_padding` must be smaller than `strides` "
+                                     f"along every axis, received output_padding="
+                                     f"{self.output_padding} and strides={self.strides}")
+
+    def _kernel_shape(self, in_channels):
+        return self.kernel_size + (self.filters, in_channels)
+
+    def _make_geometry(self, spatial):
+        return shape_utils.conv_transpose_geometry(spatial, self.kernel_size, self.strides,
+                                                   self.padding, self.output_padding,
+                                                   self.dilation_rate)
+
+    def _output_spatial(self, spatial, input_shape):
+        ops_ = self.output_padding or (None,) * self.rank
+        return [shape_utils.conv_transpose_output_length(n, k, self.padding, op, s, d)
+                for n, k, op, s, d in zip(spatial, self.kernel_size, ops_, self.strides,
+                                          self.dilation_rate)]
+
+    def _as4d_out(self, y, n, g):
+        return y.reshape(n, g.h, g.w, self.filters)
+
+    def call(self, inputs, training=False):
+        x = _to_last(inputs, self.data_format)
+        spatial = tuple(x.shape[1:-1])
+        out_spatial = self._output_spatial(spatial, inputs.shape)
+        g = self._geometry(spatial)
+        x4 = self._as4d(x)
+        n, F, C = x.shape[0], self.filters, x.shape[-1]
+        act = self.activation
+        dt = x.dtype
+        shape4 = (n, g.h, g.w, F)
+        y = self._buf("y", shape4, dt)
+        z = self._buf("z", shape4, dt) if (act.fused and act.needs_input) else None
+        w = self.kernel.value.reshape(-1, C)
+        b = self.bias.value if self.use_bias else None
+        if act.fused:
+            _convt.forward(x4, w, b, z, y, g, act.code, act.alpha, config._n_threads)
+        else:
+            z = self._buf("z", shape4, dt)
+            _convt.forward(x4, w, b, None, z, g, 0, 0.0, config._n_threads)
+            y = act.apply_python(z)
+        if self._record:
+            self._x4, self._y, self._z, self._g = x4, y, z, g
+        out = y.reshape((n,) + tuple(out_spatial) + (F,))
+        return _to_first(out, self.data_format)
+
+    def backward(self, dy, need_dx=True):
+        x4, y, z, g = self._x4, self._y, self._z, self._g
+        dy = _to_last(np.asarray(dy), self.data_format)
+        dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(y.shape)
+        act = self.activation
+        code = act.code
+        if not act.fused:
+            dy = act.gradient_python(dy, y, z, self)
+            code = 0
+        train = self.trainable
+        C = x4.shape[3]
+        dw = (self.kernel.grad_buffer().reshape(-1, C)
+              if train and self.kernel.trainable else None)
+        db = self.bias.grad_buffer() if (train and self.use_bias and self.bias.trainable) else None
+        dx4 = self._buf("dx", x4.shape, x4.dtype) if need_dx else None
+        dz = self._buf("dz", y.shape, y.dtype) if code != 0 else None
+        _convt.backward(dy, x4, self.kernel.value.reshape(-1, C), y, z if act.fused else None,
+                        dz, dw, db, dx4, g, code, act.alpha, config._n_threads)
+        if dx4 is None:
+            return None
+        dx = dx4.reshape((x4.shape[0],) + ((x4.shape[2],) if self.rank == 1 else x4.shape[1:3])
+                         + (C,))
+        return _to_first(dx, self.data_format)
+
+    def get_config(self):
+        cfg = super().get_config()
+        del cfg["groups"]
+        cfg["output_padding"] = self.output_padding
+        return cfg
+
+
+class Conv1DTranspose(BaseConvTranspose):
+    """1-D transposed convolution: ``(batch, steps, channels) -> (batch, new_steps, filters)``.
+
+    Kernel shape ``(kernel_size, filters, channels)``; arguments as
+    :class:`BaseConvTranspose`.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(1, filters, kernel_size, strides=strides, padding=padding,
+                         output_padding=output_padding, data_format=data_format,
+                         dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+                         **kwargs)
+
+
+class Conv2DTranspose(BaseConvTranspose):
+    """2-D transposed convolution: ``(batch, rows, cols, channels) -> (batch, new_rows,
+    new_cols, filters)``, e.g. to upsample in a decoder.
+
+    Kernel shape ``(kh, kw, filters, channels)``; arguments as :class:`BaseConvTranspose`.
+
+    Example:
+        >>> import numpy as np
+        >>> from fastnet.layers import Conv2DTranspose
+        >>> Conv2DTranspose(12, (3, 3), strides=2, padding="valid")(np.zeros((32, 2, 2, 1))).shape
+        (32, 5, 5, 12)
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 output_padding=None, data_format=None, dilation_rate=(1, 1), activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(2, filters, kernel_size, strides=strides, padding=padding,
+                         output_padding=output_padding, data_format=data_format,
+                         dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+                         **kwargs)
