@@ -2,10 +2,15 @@
 from fastnet.layers.base import Input, InputLayer, InputSpec, Layer
 from fastnet.layers.core import Activation, Dense, Dropout, Flatten, Reshape
 from fastnet.layers.normalization import BatchNormalization, LayerNormalization
+from fastnet.layers.embedding import Embedding
+from fastnet.layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
+from fastnet.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Layer", "InputSpec", "InputLayer", "Input", "Dense", "Activation", "Flatten", "Reshape",
     "Dropout", "BatchNormalization", "LayerNormalization", "serialize", "deserialize", "get",
+    "Embedding", "SimpleRNN", "LSTM", "GRU", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
+    "Bidirectional", "TimeDistributed",
 ]
 from fastnet.layers.convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
 from fastnet.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,

@@ -1,0 +1,1201 @@
+"""Recurrent kernels: SimpleRNN, LSTM and GRU over a whole sequence in one call.
+
+Layout: time-major and in processing order (a layer with ``go_backwards`` reverses
+its input first). ``xt`` (T, B, D); gate buffers (T, B, G*U) with the gates in
+Keras's order (LSTM i, f, c, o; GRU z, r, h); states ``hs``/``cs`` (T+1, B, U)
+with slot 0 the initial state and slot s+1 the state after step s.
+
+Forward: one GEMM projects the whole sequence (xt @ W + b) into the gate buffer;
+then each thread takes a block of batch rows and runs the time loop on it alone
+(rows never interact), per step one GEMM for its rows' recurrent projection and
+one pass per row that applies every gate activation, updates the cell and the
+hidden state and leaves in place what backpropagation needs (gate activations,
+act(c), the GRU's recurrent candidate). No barrier is needed between steps.
+
+Backward through time runs the same way per row block: per step one pass per row
+computes every gate derivative (stored per step) and one GEMM gives the gradient
+of the previous state. The weight gradients then come from single GEMMs over all
+steps at once (xt^T dG, H^T dG, dG W^T for the input gradient), split across threads.
+
+A step masked out (mask 0) carries the state through unchanged and gets no gradient.
+Recurrent dropout multiplies the previous state by a (B, U) keep mask before the
+recurrent GEMM (the GRU's carry term z * h uses the undropped state).
+
+Sigmoid and tanh in float32 use the inline polynomial exp below, which the compiler
+vectorises; float64 (gradient checks) and other activations use the shared kernels.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport uint8_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, ACT_SIGMOID,
+                                            ACT_TANH)
+from fastnet._kernels._blas cimport gemm, gemm_parallel
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #include <math.h>
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+        && !defined(FASTNET_NO_CLONES)
+    #define FN_RNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define FN_RNN_CLONES
+    #endif
+
+    /* exp(x) for float32: Cody-Waite reduction by ln 2 and a degree-6 polynomial
+       (about 1 ulp), 2^n put into the exponent bits. Branch-free so that loops
+       calling it vectorise. Inputs are clamped to [-86.5, 88.3]. */
+    static inline float fn_rnn_expf(float x) {
+        float t, n, r, p;
+        int32_t ti, pi;
+        x = x < -86.5f ? -86.5f : x;
+        x = x > 88.3f ? 88.3f : x;
+        t = x * 1.44269504088896341f + 12582912.0f;
+        n = t - 12582912.0f;
+        memcpy(&ti, &t, 4);
+        r = x - n * 0.693359375f;
+        r = r + n * 2.12194440e-4f;
+        p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        p = p * r * r + r + 1.0f;
+        memcpy(&pi, &p, 4);
+        pi += (ti - 0x4B400000) * (1 << 23);
+        memcpy(&p, &pi, 4);
+        return p;
+    }
+
+    static inline float fn_rnn_sigmoidf(float x) {
+        return 1.0f / (1.0f + fn_rnn_expf(-x));
+    }
+
+    /* tanh for float32: odd polynomial below |x| = 0.625, 1 - 2 / (1 + e^{2|x|}) above. */
+    static inline float fn_rnn_tanhf(float x) {
+        float a = fabsf(x), z = x * x, s, big;
+        s = -5.70498872745e-3f;
+        s = s * z + 2.06390887954e-2f;
+        s = s * z - 5.37397155531e-2f;
+        s = s * z + 1.33314422036e-1f;
+        s = s * z - 3.33332819422e-1f;
+        s = s * z * x + x;
+        big = 1.0f - 2.0f / (1.0f + fn_rnn_expf(2.0f * a));
+        big = copysignf(big, x);
+        return a < 0.625f ? s : big;
+    }
+
+    FN_RNN_CLONES
+    static void fn_rnn_sigmoid_rowf(const float *z, float *y, Py_ssize_t n) {
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) y[i] = fn_rnn_sigmoidf(z[i]);
+    }
+
+    FN_RNN_CLONES
+    static void fn_rnn_tanh_rowf(const float *z, float *y, Py_ssize_t n) {
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) y[i] = fn_rnn_tanhf(z[i]);
+    }
+
+    /* Fused rows for the default activations (tanh, sigmoid) in float32: one pass
+       per batch row computes every gate, the cell and the state (forward), or every
+       gate derivative (backward). dys may be NULL (no upstream gradient per step). */
+    FN_RNN_CLONES
+    static void fn_lstm_fwd_rowf(float *restrict z, const float *restrict cp,
+                                 float *restrict cn, float *restrict tc, float *restrict h,
+                                 Py_ssize_t U) {
+        Py_ssize_t j;
+        for (j = 0; j < U; j++) {
+            float i = fn_rnn_sigmoidf(z[j]), f = fn_rnn_sigmoidf(z[U + j]);
+            float g = fn_rnn_tanhf(z[2 * U + j]), o = fn_rnn_sigmoidf(z[3 * U + j]);
+            float c = f * cp[j] + i * g, t = fn_rnn_tanhf(c);
+            z[j] = i; z[U + j] = f; z[2 * U + j] = g; z[3 * U + j] = o;
+            cn[j] = c; tc[j] = t; h[j] = o * t;
+        }
+    }
+
+    FN_RNN_CLONES
+    static void fn_lstm_bwd_rowf(float *restrict dhc, const float *restrict dys,
+                                 const float *restrict gt, const float *restrict tc,
+                                 const float *restrict cp, float *restrict dcc,
+                                 float *restrict gr, Py_ssize_t U) {
+        Py_ssize_t j;
+        for (j = 0; j < U; j++) {
+            float dh = dhc[j] + (dys ? dys[j] : 0.0f);
+            float i = gt[j], f = gt[U + j], g = gt[2 * U + j], o = gt[3 * U + j], t = tc[j];
+            float dct = dh * o * (1.0f - t * t) + dcc[j];
+            gr[j] = dct * g * i * (1.0f - i);
+            gr[U + j] = dct * cp[j] * f * (1.0f - f);
+            gr[2 * U + j] = dct * i * (1.0f - g * g);
+            gr[3 * U + j] = dh * t * o * (1.0f - o);
+            dcc[j] = dct * f;
+            dhc[j] = 0.0f;
+        }
+    }
+
+    FN_RNN_CLONES
+    static void fn_gru_fwd_rowf(float *restrict z, const float *restrict rr,
+                                const float *restrict rb, float *restrict ax,
+                                const float *restrict hp, float *restrict hn, Py_ssize_t U) {
+        Py_ssize_t j;
+        /* Two copies of the loop (with and without the recurrent bias) so that each
+           vectorises: a select on a possibly-NULL pointer would not. */
+        #define FN_GRU_FWD_BODY(BZ, BR, BH) { \
+            float zg = fn_rnn_sigmoidf(z[j] + rr[j] + (BZ)); \
+            float rg = fn_rnn_sigmoidf(z[U + j] + rr[U + j] + (BR)); \
+            float rh = rr[2 * U + j] + (BH); \
+            float hh = fn_rnn_tanhf(z[2 * U + j] + rg * rh); \
+            z[j] = zg; z[U + j] = rg; z[2 * U + j] = hh; ax[j] = rh; \
+            hn[j] = zg * hp[j] + (1.0f - zg) * hh; }
+        if (rb) {
+            for (j = 0; j < U; j++) FN_GRU_FWD_BODY(rb[j], rb[U + j], rb[2 * U + j])
+        } else {
+            for (j = 0; j < U; j++) FN_GRU_FWD_BODY(0.0f, 0.0f, 0.0f)
+        }
+        #undef FN_GRU_FWD_BODY
+    }
+
+    FN_RNN_CLONES
+    static void fn_gru_bwd_rowf(float *restrict dhc, const float *restrict dys,
+                                const float *restrict gt, const float *restrict ax,
+                                const float *restrict hp, float *restrict dgx,
+                                float *restrict gr, Py_ssize_t U) {
+        Py_ssize_t j;
+        for (j = 0; j < U; j++) {
+            float dh = dhc[j] + (dys ? dys[j] : 0.0f);
+            float zg = gt[j], rg = gt[U + j], hh = gt[2 * U + j];
+            float dhh = dh * (1.0f - zg) * (1.0f - hh * hh);
+            gr[j] = dh * (hp[j] - hh) * zg * (1.0f - zg);
+            gr[U + j] = dhh * ax[j] * rg * (1.0f - rg);
+            gr[2 * U + j] = dhh * rg;
+            dgx[j] = dhh;
+            dhc[j] = dh * zg;
+        }
+    }
+
+    /* Small GEMMs against a matrix packed once per sequence. The per-step recurrent
+       products (a few dozen rows times the recurrent kernel) are too small for BLAS
+       to amortise its packing of the kernel on every call; packed here once into
+       panels of 16 columns, each step streams it from cache. */
+    typedef float fn_v8f __attribute__((vector_size(32)));
+
+    /* Bp[(p*K + k)*16 + jj] = op(B)[k, 16p + jj] (zero past N); op(B) = B (K x N, row
+       stride ldb) or, with trans, the transpose of B (N x K, row stride ldb). */
+    static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N,
+                          int trans, float *Bp) {
+        Py_ssize_t np_ = (N + 15) / 16, p, k, jj, j, nr;
+        if (!trans) {
+            /* row by row: each row of B is read once, in order */
+            for (k = 0; k < K; k++)
+                for (p = 0; p < np_; p++) {
+                    float *d = Bp + (p * K + k) * 16;
+                    const float *src = B + k * ldb + p * 16;
+                    nr = N - p * 16 < 16 ? N - p * 16 : 16;
+                    memcpy(d, src, nr * sizeof(float));
+                    for (jj = nr; jj < 16; jj++) d[jj] = 0.0f;
+                }
+            return;
+        }
+        for (p = 0; p < np_; p++)
+            for (k = 0; k < K; k++)
+                for (jj = 0; jj < 16; jj++) {
+                    j = p * 16 + jj;
+                    Bp[(p * K + k) * 16 + jj] = j < N ? B[j * ldb + k] : 0.0f;
+                }
+    }
+
+    /* One tile of MR rows (6, 4, 2 or 1) by 16 columns: C[rows, panel] (+)= A[rows] Bp.
+       MR is a constant at each use, so the accumulators stay in registers. */
+    #define FN_TILE(MR, TN) do { \
+        fn_v8f acc0[MR], acc1[MR]; \
+        const float *ap[MR]; \
+        for (r = 0; r < (MR); r++) { \
+            acc0[r] = (fn_v8f){0, 0, 0, 0, 0, 0, 0, 0}; acc1[r] = acc0[r]; \
+            ap[r] = (TN) ? A : A + (i0 + r) * lda; \
+        } \
+        for (k = 0; k < K; k++) { \
+            fn_v8f b0, b1; \
+            memcpy(&b0, bp + k * 16, sizeof b0); \
+            memcpy(&b1, bp + k * 16 + 8, sizeof b1); \
+            for (r = 0; r < (MR); r++) { \
+                float x = (TN) ? A[k * lda + i0 + r] : ap[r][k]; \
+                acc0[r] += x * b0; acc1[r] += x * b1; \
+            } \
+        } \
+        for (r = 0; r < (MR); r++) { \
+            float *cr = C + (i0 + r) * ldc + p * 16; \
+            if (nr == 16) { \
+                fn_v8f o0 = acc0[r], o1 = acc1[r], t; \
+                if (accumulate) { \
+                    memcpy(&t, cr, sizeof t); o0 += t; \
+                    memcpy(&t, cr + 8, sizeof t); o1 += t; \
+                } \
+                memcpy(cr, &o0, sizeof o0); \
+                memcpy(cr + 8, &o1, sizeof o1); \
+            } else { \
+                float tmp[16]; \
+                memcpy(tmp, &acc0[r], 32); \
+                memcpy(tmp + 8, &acc1[r], 32); \
+                for (jj = 0; jj < nr; jj++) cr[jj] = (accumulate ? cr[jj] : 0.0f) + tmp[jj]; \
+            } \
+        } \
+        i0 += (MR); \
+    } while (0)
+
+    /* C (M x N, row stride ldc) = [C +] A (M x K, row stride lda) op(B), Bp from fn_pack_b.
+       Rows go in tiles of 6, the remainder in one tile of 4, 2 or 1 (no wasted rows). */
+    FN_RNN_CLONES
+    static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                               Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                               int accumulate) {
+        Py_ssize_t np_ = (N + 15) / 16, p, i0, k, r, jj;
+        for (p = 0; p < np_; p++) {
+            const float *bp = Bp + p * K * 16;
+            Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
+            i0 = 0;
+            while (M - i0 >= 6) FN_TILE(6, 0);
+            if (M - i0 >= 4) FN_TILE(4, 0);
+            if (M - i0 >= 2) FN_TILE(2, 0);
+            if (M - i0 >= 1) FN_TILE(1, 0);
+        }
+    }
+
+    /* The same with A given transposed: A is (K x M), row stride lda, so a tile's six
+       values at step k are adjacent (no transpose of A needed). */
+    FN_RNN_CLONES
+    static void fn_gemm_packed_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                                  Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                                  int accumulate) {
+        Py_ssize_t np_ = (N + 15) / 16, p, i0, k, r, jj;
+        for (p = 0; p < np_; p++) {
+            const float *bp = Bp + p * K * 16;
+            Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
+            i0 = 0;
+            while (M - i0 >= 6) FN_TILE(6, 1);
+            if (M - i0 >= 4) FN_TILE(4, 1);
+            if (M - i0 >= 2) FN_TILE(2, 1);
+            if (M - i0 >= 1) FN_TILE(1, 1);
+        }
+    }
+    #undef FN_TILE
+
+    /* For a long K, B is packed one block of KB rows at a time into Bp (pad16(N) * KB
+       floats), so the packed panels stay in cache while every row tile goes past them. */
+    static void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2,
+                                 const float *A2, Py_ssize_t N, Py_ssize_t K, const float *B,
+                                 Py_ssize_t ldb, float *C, Py_ssize_t ldc, float *Bp,
+                                 Py_ssize_t KB) {
+        /* [C1; C2] = [A1 | A2]^T B with A1 (K x M1), A2 (K x M2) contiguous rows: both
+           products share each packed block of B. */
+        Py_ssize_t k0, kb;
+        for (k0 = 0; k0 < K; k0 += KB) {
+            kb = K - k0 < KB ? K - k0 : KB;
+            fn_pack_b(B + k0 * ldb, ldb, kb, N, 0, Bp);
+            if (M1 > 0)
+                fn_gemm_packed_tn(M1, N, kb, A1 + k0 * M1, M1, Bp, C, ldc, k0 > 0);
+            fn_gemm_packed_tn(M2, N, kb, A2 + k0 * M2, M2, Bp, C + M1 * ldc, ldc, k0 > 0);
+        }
+    }
+
+    FN_RNN_CLONES
+    static void fn_rnn_fwd_rowf(float *restrict z, float *restrict h, Py_ssize_t U) {
+        Py_ssize_t j;
+        for (j = 0; j < U; j++) { float t = fn_rnn_tanhf(z[j]); z[j] = t; h[j] = t; }
+    }
+
+    FN_RNN_CLONES
+    static void fn_rnn_bwd_rowf(float *restrict dhc, const float *restrict dys,
+                                const float *restrict y, float *restrict gr, Py_ssize_t U) {
+        Py_ssize_t j;
+        for (j = 0; j < U; j++) {
+            float dh = dhc[j] + (dys ? dys[j] : 0.0f);
+            gr[j] = dh * (1.0f - y[j] * y[j]);
+            dhc[j] = 0.0f;
+        }
+    }
+    """
+    void fn_rnn_sigmoid_rowf(const float *z, float *y, Py_ssize_t n) noexcept nogil
+    void fn_rnn_tanh_rowf(const float *z, float *y, Py_ssize_t n) noexcept nogil
+    void fn_lstm_fwd_rowf(float *z, const float *cp, float *cn, float *tc, float *h,
+                          Py_ssize_t U) noexcept nogil
+    void fn_lstm_bwd_rowf(float *dhc, const float *dys, const float *gt, const float *tc,
+                          const float *cp, float *dcc, float *gr, Py_ssize_t U) noexcept nogil
+    void fn_gru_fwd_rowf(float *z, const float *rr, const float *rb, float *ax,
+                         const float *hp, float *hn, Py_ssize_t U) noexcept nogil
+    void fn_gru_bwd_rowf(float *dhc, const float *dys, const float *gt, const float *ax,
+                         const float *hp, float *dgx, float *gr, Py_ssize_t U) noexcept nogil
+    void fn_rnn_fwd_rowf(float *z, float *h, Py_ssize_t U) noexcept nogil
+    void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
+                   float *Bp) noexcept nogil
+    void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const float *A2,
+                          Py_ssize_t N, Py_ssize_t K, const float *B, Py_ssize_t ldb,
+                          float *C, Py_ssize_t ldc, float *Bp, Py_ssize_t KB) noexcept nogil
+    void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                        Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                        int accumulate) noexcept nogil
+    void fn_rnn_bwd_rowf(float *dhc, const float *dys, const float *y, float *gr,
+                         Py_ssize_t U) noexcept nogil
+
+cdef enum:
+    SIMPLE_RNN = 0
+    LSTM = 1
+    GRU = 2
+
+# Below this much recurrent work (multiply-adds over the sequence) or with fewer than
+# MIN_ROWS batch rows per thread, the time loop runs on one thread.
+cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 18
+cdef Py_ssize_t MIN_ROWS = 4
+
+
+cdef inline void _act(int code, floating *z, floating *y, Py_ssize_t n,
+                      double alpha) noexcept nogil:
+    if floating is float:
+        if code == ACT_SIGMOID:
+            fn_rnn_sigmoid_rowf(z, y, n)
+            return
+        if code == ACT_TANH:
+            fn_rnn_tanh_rowf(z, y, n)
+            return
+    act_row(code, z, y, n, alpha)
+
+
+cdef inline void _act_grad(int code, floating *g, const floating *y, const floating *z,
+                           Py_ssize_t n, double alpha) noexcept nogil:
+    """g *= act'(.) in place, from the output y (and the input z where needed)."""
+    cdef Py_ssize_t j
+    if code == ACT_SIGMOID:
+        for j in range(n):
+            g[j] = g[j] * y[j] * (1 - y[j])
+    elif code == ACT_TANH:
+        for j in range(n):
+            g[j] = g[j] * (1 - y[j] * y[j])
+    else:
+        act_grad_row(code, g, y, z, g, n, alpha)
+
+
+cdef inline void _rgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating *a,
+                        Py_ssize_t lda, const float *packed, const floating *b, Py_ssize_t ldb,
+                        bint trans_b, floating beta, floating *c, Py_ssize_t ldc) noexcept nogil:
+    """c = a op(b) + beta c; through the packed copy of op(b) when there is one (float32)."""
+    if floating is float:
+        if packed != NULL:
+            fn_gemm_packed(m, n, k, a, lda, packed, c, ldc, beta != 0)
+            return
+    gemm(False, trans_b, m, n, k, <floating>1, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef int _threads(Py_ssize_t n, Py_ssize_t work, int n_threads) noexcept nogil:
+    if n_threads <= 1 or work < PARALLEL_MIN_WORK or n < 2 * MIN_ROWS:
+        return 1
+    return <int>min(<Py_ssize_t>n_threads, n // MIN_ROWS)
+
+
+cdef bint _USE_PACKED = True
+
+
+def use_packed_gemm(bint flag):
+    """Whether float32 time loops use the packed small GEMM (True) or BLAS (for
+    benchmarks and tests). Returns the previous setting."""
+    global _USE_PACKED
+    cdef bint old = _USE_PACKED
+    _USE_PACKED = flag
+    return old
+
+
+cdef Py_ssize_t _row_chunk(Py_ssize_t B, int nt) noexcept nogil:
+    """Batch rows per time-loop task. With several threads, two tasks per thread taken
+    dynamically: a thread slowed down (a core shared with other work) takes fewer, and
+    the step does not wait on it."""
+    if nt <= 1:
+        return B
+    return max((B + 2 * nt - 1) // (2 * nt), MIN_ROWS)
+
+
+def n_gates(int cell):
+    return 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
+
+
+def fast_activation(int code, float[::1] z, float[::1] y):
+    """The float32 activation the gate loops use (sigmoid and tanh are the inline ones)."""
+    if z.shape[0] != y.shape[0]:
+        raise ValueError("fast_activation: z and y sizes differ")
+    if z.shape[0]:
+        with nogil:
+            _act(code, &z[0], &y[0], z.shape[0], 0.0)
+
+
+cdef void _masked_rec(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t B, Py_ssize_t U, Py_ssize_t GU,
+                      Py_ssize_t g0, Py_ssize_t g1, const floating *hp, const floating *rmask,
+                      const floating *r, floating *scratch, Py_ssize_t sld, floating *c,
+                      Py_ssize_t ldc, floating beta) noexcept nogil:
+    """c[rows, gate g] (+)= (h * rmask[g]) @ r[:, gate g] for g in [g0, g1): recurrent
+    dropout draws one mask per gate, so each gate has its own product."""
+    cdef Py_ssize_t g, b, j
+    cdef floating *hd
+    for g in range(g0, g1):
+        for b in range(lo, hi):
+            hd = scratch + b * sld + GU
+            for j in range(U):
+                hd[j] = hp[b * U + j] * rmask[(g * B + b) * U + j]
+        gemm(False, False, hi - lo, U, U, <floating>1, scratch + lo * sld + GU, sld, r + g * U,
+             GU, beta, c + lo * ldc + g * U, ldc)
+
+
+cdef void _masked_rec_bwd(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t B, Py_ssize_t U,
+                          Py_ssize_t GU, Py_ssize_t g0, Py_ssize_t g1, const floating *dgs,
+                          const floating *rmask, const floating *r, floating *scratch,
+                          Py_ssize_t sld, floating *dhc) noexcept nogil:
+    """dhc[rows] += sum over g in [g0, g1) of rmask[g] * (dG[rows, gate g] @ r[:, gate g]^T)."""
+    cdef Py_ssize_t g, b, j
+    for g in range(g0, g1):
+        gemm(False, True, hi - lo, U, U, <floating>1, dgs + lo * GU + g * U, GU, r + g * U, GU,
+             <floating>0, scratch + lo * sld, sld)
+        for b in range(lo, hi):
+            for j in range(U):
+                dhc[b * U + j] = dhc[b * U + j] + scratch[b * sld + j] * rmask[(g * B + b) * U + j]
+
+
+cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
+                    Py_ssize_t U, const floating *r, const floating *rb, const uint8_t *mask,
+                    const floating *rmask, floating *gates, floating *hs, floating *cs,
+                    floating *aux, floating *zpre, floating *scratch, Py_ssize_t sld,
+                    int act, int rec_act, double aa, double ra, bint reset_after,
+                    const float *pk1, const float *pk2) noexcept nogil:
+    cdef Py_ssize_t G = 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
+    cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j
+    cdef floating *hp
+    cdef floating *hn
+    cdef floating *gz
+    cdef floating *zr
+    cdef floating *rr
+    cdef floating *hd
+    cdef floating *cp
+    cdef floating *cn
+    cdef floating *tc
+    cdef floating *ax
+    cdef const floating *A
+    cdef Py_ssize_t lda
+    cdef floating zz
+    # float32 with the default activations: the fused C rows (vectorised, inline exp).
+    cdef bint fast = (floating is float and zpre == NULL and act == ACT_TANH
+                      and (cell == SIMPLE_RNN or rec_act == ACT_SIGMOID)
+                      and (cell != GRU or reset_after))
+    if m <= 0:
+        return
+    for s in range(T):
+        hp = hs + s * B * U
+        hn = hs + (s + 1) * B * U
+        gz = gates + s * B * GU
+        A = hp + lo * U
+        lda = U
+        if cell == SIMPLE_RNN or cell == LSTM:
+            if rmask != NULL:
+                _masked_rec(lo, hi, B, U, GU, 0, G, hp, rmask, r, scratch, sld, gz, GU,
+                            <floating>1)
+            else:
+                _rgemm(m, GU, U, A, lda, pk1, r, GU, False, <floating>1, gz + lo * GU, GU)
+            for b in range(lo, hi):
+                zr = gz + b * GU
+                if fast:
+                    if floating is float:
+                        if cell == SIMPLE_RNN:
+                            fn_rnn_fwd_rowf(zr, hn + b * U, U)
+                        else:
+                            fn_lstm_fwd_rowf(zr, cs + s * B * U + b * U,
+                                             cs + (s + 1) * B * U + b * U,
+                                             aux + s * B * U + b * U, hn + b * U, U)
+                    if mask != NULL and not mask[b * T + s]:
+                        memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
+                        if cell == LSTM:
+                            memcpy(cs + (s + 1) * B * U + b * U, cs + s * B * U + b * U,
+                                   U * sizeof(floating))
+                    continue
+                if zpre != NULL:
+                    memcpy(zpre + s * B * GU + b * GU, zr, GU * sizeof(floating))
+                if cell == SIMPLE_RNN:
+                    _act(act, zr, zr, U, aa)
+                    memcpy(hn + b * U, zr, U * sizeof(floating))
+                else:
+                    _act(rec_act, zr, zr, 2 * U, ra)
+                    _act(act, zr + 2 * U, zr + 2 * U, U, aa)
+                    _act(rec_act, zr + 3 * U, zr + 3 * U, U, ra)
+                    cp = cs + s * B * U + b * U
+                    cn = cs + (s + 1) * B * U + b * U
+                    tc = aux + s * B * U + b * U
+                    for j in range(U):
+                        cn[j] = zr[U + j] * cp[j] + zr[j] * zr[2 * U + j]
+                    _act(act, cn, tc, U, aa)
+                    for j in range(U):
+                        hn[b * U + j] = zr[3 * U + j] * tc[j]
+                    if mask != NULL and not mask[b * T + s]:
+                        memcpy(cn, cp, U * sizeof(floating))
+                if mask != NULL and not mask[b * T + s]:
+                    memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
+        elif reset_after:
+            if rmask != NULL:
+                _masked_rec(lo, hi, B, U, GU, 0, 3, hp, rmask, r, scratch, sld, scratch, sld,
+                            <floating>0)
+            else:
+                _rgemm(m, GU, U, A, lda, pk1, r, GU, False, <floating>0, scratch + lo * sld, sld)
+            for b in range(lo, hi):
+                zr = gz + b * GU
+                rr = scratch + b * sld
+                ax = aux + s * B * U + b * U
+                if fast:
+                    if floating is float:
+                        fn_gru_fwd_rowf(zr, rr, rb, ax, hp + b * U, hn + b * U, U)
+                    if mask != NULL and not mask[b * T + s]:
+                        memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
+                    continue
+                if rb != NULL:
+                    for j in range(2 * U):
+                        zr[j] = zr[j] + rr[j] + rb[j]
+                    for j in range(U):
+                        ax[j] = rr[2 * U + j] + rb[2 * U + j]
+                else:
+                    for j in range(2 * U):
+                        zr[j] = zr[j] + rr[j]
+                    memcpy(ax, rr + 2 * U, U * sizeof(floating))
+                if zpre != NULL:
+                    memcpy(zpre + s * B * GU + b * GU, zr, 2 * U * sizeof(floating))
+                _act(rec_act, zr, zr, 2 * U, ra)
+                for j in range(U):
+                    zr[2 * U + j] = zr[2 * U + j] + zr[U + j] * ax[j]
+                if zpre != NULL:
+                    memcpy(zpre + s * B * GU + b * GU + 2 * U, zr + 2 * U, U * sizeof(floating))
+                _act(act, zr + 2 * U, zr + 2 * U, U, aa)
+                if mask != NULL and not mask[b * T + s]:
+                    memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
+                else:
+                    for j in range(U):
+                        zz = zr[j]
+                        hn[b * U + j] = zz * hp[b * U + j] + (1 - zz) * zr[2 * U + j]
+        else:
+            if rmask != NULL:
+                _masked_rec(lo, hi, B, U, GU, 0, 2, hp, rmask, r, scratch, sld, scratch, sld,
+                            <floating>0)
+            else:
+                _rgemm(m, 2 * U, U, A, lda, pk1, r, GU, False, <floating>0, scratch + lo * sld,
+                       sld)
+            for b in range(lo, hi):
+                zr = gz + b * GU
+                rr = scratch + b * sld
+                for j in range(2 * U):
+                    zr[j] = zr[j] + rr[j]
+                if zpre != NULL:
+                    memcpy(zpre + s * B * GU + b * GU, zr, 2 * U * sizeof(floating))
+                _act(rec_act, zr, zr, 2 * U, ra)
+                ax = aux + s * B * U + b * U
+                if rmask != NULL:
+                    for j in range(U):
+                        ax[j] = zr[U + j] * hp[b * U + j] * rmask[(2 * B + b) * U + j]
+                else:
+                    for j in range(U):
+                        ax[j] = zr[U + j] * hp[b * U + j]
+            _rgemm(m, U, U, aux + s * B * U + lo * U, U, pk2, r + 2 * U, GU, False,
+                   <floating>1, gz + lo * GU + 2 * U, GU)
+            for b in range(lo, hi):
+                zr = gz + b * GU
+                if zpre != NULL:
+                    memcpy(zpre + s * B * GU + b * GU + 2 * U, zr + 2 * U, U * sizeof(floating))
+                _act(act, zr + 2 * U, zr + 2 * U, U, aa)
+                if mask != NULL and not mask[b * T + s]:
+                    memcpy(hn + b * U, hp + b * U, U * sizeof(floating))
+                else:
+                    for j in range(U):
+                        zz = zr[j]
+                        hn[b * U + j] = zz * hp[b * U + j] + (1 - zz) * zr[2 * U + j]
+
+
+cdef void _bwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
+                    Py_ssize_t U, const floating *dys, const floating *r, const uint8_t *mask,
+                    const floating *rmask, const floating *gates, const floating *hs,
+                    const floating *cs, const floating *aux, const floating *zpre,
+                    floating *dg, floating *dgx, floating *dhc, floating *dcc,
+                    floating *scratch, Py_ssize_t sld, int act, int rec_act, double aa,
+                    double ra, bint reset_after, const float *pk1,
+                    const float *pk2) noexcept nogil:
+    cdef Py_ssize_t G = 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
+    cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j
+    cdef floating *dh
+    cdef floating *gr
+    cdef floating *drh
+    cdef const floating *gt
+    cdef const floating *zp
+    cdef const floating *hp
+    cdef const floating *ax
+    cdef floating v, dct
+    cdef bint masked
+    cdef bint fast = (floating is float and zpre == NULL and act == ACT_TANH
+                      and (cell == SIMPLE_RNN or rec_act == ACT_SIGMOID)
+                      and (cell != GRU or reset_after))
+    if m <= 0:
+        return
+    for s in range(T - 1, -1, -1):
+        for b in range(lo, hi):
+            if fast and (mask == NULL or mask[b * T + s]):
+                if floating is float:
+                    gr = dg + s * B * GU + b * GU
+                    gt = gates + s * B * GU + b * GU
+                    if cell == LSTM:
+                        fn_lstm_bwd_rowf(dhc + b * U, (dys + (b * T + s) * U) if dys != NULL else NULL,
+                                         gt, aux + s * B * U + b * U, cs + s * B * U + b * U,
+                                         dcc + b * U, gr, U)
+                    elif cell == GRU:
+                        fn_gru_bwd_rowf(dhc + b * U, (dys + (b * T + s) * U) if dys != NULL else NULL,
+                                        gt, aux + s * B * U + b * U, hs + s * B * U + b * U,
+                                        dgx + s * B * U + b * U, gr, U)
+                    else:
+                        fn_rnn_bwd_rowf(dhc + b * U, (dys + (b * T + s) * U) if dys != NULL else NULL,
+                                        gt, gr, U)
+                continue
+            dh = scratch + b * sld
+            if dys != NULL:
+                for j in range(U):
+                    dh[j] = dhc[b * U + j] + dys[(b * T + s) * U + j]
+            else:
+                memcpy(dh, dhc + b * U, U * sizeof(floating))
+            gr = dg + s * B * GU + b * GU
+            masked = mask != NULL and not mask[b * T + s]
+            if masked:
+                memset(gr, 0, GU * sizeof(floating))
+                if dgx != NULL:
+                    memset(dgx + s * B * U + b * U, 0, U * sizeof(floating))
+                memcpy(dhc + b * U, dh, U * sizeof(floating))
+                continue
+            gt = gates + s * B * GU + b * GU
+            zp = (zpre + s * B * GU + b * GU) if zpre != NULL else NULL
+            if cell == SIMPLE_RNN:
+                memcpy(gr, dh, U * sizeof(floating))
+                _act_grad(act, gr, gt, zp, U, aa)
+                memset(dhc + b * U, 0, U * sizeof(floating))
+            elif cell == LSTM:
+                ax = aux + s * B * U + b * U      # act(c)
+                for j in range(U):
+                    gr[3 * U + j] = dh[j] * ax[j]
+                    gr[2 * U + j] = dh[j] * gt[3 * U + j]
+                _act_grad(act, gr + 2 * U, ax, cs + (s + 1) * B * U + b * U, U, aa)
+                hp = cs + s * B * U + b * U       # previous cell state
+                for j in range(U):
+                    dct = gr[2 * U + j] + dcc[b * U + j]
+                    gr[j] = dct * gt[2 * U + j]
+                    gr[U + j] = dct * hp[j]
+                    gr[2 * U + j] = dct * gt[j]
+                    dcc[b * U + j] = dct * gt[U + j]
+                _act_grad(rec_act, gr, gt, zp, 2 * U, ra)
+                _act_grad(act, gr + 2 * U, gt + 2 * U, (zp + 2 * U) if zp != NULL else NULL, U, aa)
+                _act_grad(rec_act, gr + 3 * U, gt + 3 * U, (zp + 3 * U) if zp != NULL else NULL, U, ra)
+                memset(dhc + b * U, 0, U * sizeof(floating))
+            else:
+                hp = hs + s * B * U + b * U
+                for j in range(U):
+                    v = gt[j]
+                    gr[2 * U + j] = dh[j] * (1 - v)
+                    gr[j] = dh[j] * (hp[j] - gt[2 * U + j])
+                    dhc[b * U + j] = dh[j] * v
+                _act_grad(act, gr + 2 * U, gt + 2 * U, (zp + 2 * U) if zp != NULL else NULL, U, aa)
+                _act_grad(rec_act, gr, gt, zp, U, ra)
+                if reset_after:
+                    ax = aux + s * B * U + b * U      # recurrent candidate before the reset gate
+                    for j in range(U):
+                        v = gr[2 * U + j]
+                        dgx[s * B * U + b * U + j] = v
+                        gr[U + j] = v * ax[j]
+                        gr[2 * U + j] = v * gt[U + j]
+                    _act_grad(rec_act, gr + U, gt + U, (zp + U) if zp != NULL else NULL, U, ra)
+        if cell == GRU and not reset_after:
+            # d(r * h) = dG_h R_h^T, needed before the reset gate's derivative.
+            _rgemm(m, U, U, dg + s * B * GU + lo * GU + 2 * U, GU, pk2, r + 2 * U, GU, True,
+                   <floating>0, scratch + lo * sld + U, sld)
+            for b in range(lo, hi):
+                if mask != NULL and not mask[b * T + s]:
+                    continue
+                gr = dg + s * B * GU + b * GU
+                gt = gates + s * B * GU + b * GU
+                zp = (zpre + s * B * GU + b * GU) if zpre != NULL else NULL
+                hp = hs + s * B * U + b * U
+                drh = scratch + b * sld + U
+                if rmask != NULL:
+                    for j in range(U):
+                        v = drh[j]
+                        gr[U + j] = v * hp[j] * rmask[(2 * B + b) * U + j]
+                        drh[j] = v * gt[U + j]
+                else:
+                    for j in range(U):
+                        v = drh[j]
+                        gr[U + j] = v * hp[j]
+                        drh[j] = v * gt[U + j]
+                _act_grad(rec_act, gr + U, gt + U, (zp + U) if zp != NULL else NULL, U, ra)
+            if rmask != NULL:
+                for b in range(lo, hi):
+                    if mask != NULL and not mask[b * T + s]:
+                        continue
+                    drh = scratch + b * sld + U
+                    for j in range(U):
+                        dhc[b * U + j] = dhc[b * U + j] + drh[j] * rmask[(2 * B + b) * U + j]
+                _masked_rec_bwd(lo, hi, B, U, GU, 0, 2, dg + s * B * GU, rmask, r, scratch, sld,
+                                dhc)
+            else:
+                _rgemm(m, U, 2 * U, dg + s * B * GU + lo * GU, GU, pk1, r, GU, True,
+                       <floating>1, scratch + lo * sld + U, sld)
+                for b in range(lo, hi):
+                    if mask != NULL and not mask[b * T + s]:
+                        continue
+                    drh = scratch + b * sld + U
+                    for j in range(U):
+                        dhc[b * U + j] = dhc[b * U + j] + drh[j]
+        elif rmask != NULL:
+            _masked_rec_bwd(lo, hi, B, U, GU, 0, G, dg + s * B * GU, rmask, r, scratch, sld, dhc)
+        else:
+            _rgemm(m, U, GU, dg + s * B * GU + lo * GU, GU, pk1, r, GU, True,
+                   <floating>1, dhc + lo * U, U)
+
+
+cdef void _colsum(const floating *src, Py_ssize_t ld, Py_ssize_t rows, Py_ssize_t cols,
+                  floating *out, int n_threads) noexcept nogil:
+    cdef Py_ssize_t c0, c1, blk, i, j
+    cdef int nt = n_threads if (rows * cols >= (1 << 16) and cols >= 32) else 1
+    blk = (cols + nt - 1) // nt
+    for c0 in prange(0, cols, blk, num_threads=nt, schedule="static"):
+        c1 = min(cols, c0 + blk)
+        for j in range(c0, c1):
+            out[j] = 0
+        for i in range(rows):
+            for j in range(c0, c1):
+                out[j] = out[j] + src[i * ld + j]
+
+
+def packed_gemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] c,
+                bint trans_b=False, bint accumulate=False, int repeat=1):
+    """c = [c +] a op(b) through the packed small-GEMM the time loops use (tests, timing)."""
+    cdef Py_ssize_t m = a.shape[0], k = a.shape[1]
+    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
+    cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0], i
+    if kb != k or c.shape[0] != m or c.shape[1] != n:
+        raise ValueError("packed_gemm: shapes do not match")
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError("packed_gemm: empty operands")
+    cdef float *p = _packed(&b[0, 0], b.shape[1], k, n, trans_b)
+    with nogil:
+        for i in range(repeat):
+            fn_gemm_packed(m, n, k, &a[0, 0], k, p, &c[0, 0], n, accumulate)
+    free(p)
+
+
+cdef inline Py_ssize_t _pad16(Py_ssize_t n) noexcept nogil:
+    return (n + 15) // 16 * 16
+
+
+def packed_size(int cell, Py_ssize_t units, bint reset_after=True):
+    """Floats of the ``packbuf`` that lets forward/backward pack the recurrent kernel
+    into a reused buffer instead of a fresh allocation per call."""
+    cdef Py_ssize_t u = units, gu = n_gates(cell) * units
+    if cell == GRU and not reset_after:
+        return max(_pad16(2 * u) * u + _pad16(u) * u, 3 * _pad16(u) * u)
+    return max(_pad16(gu) * u, _pad16(u) * gu)
+
+
+def weight_grad_gemm(const float[:, ::1] a1, const float[:, ::1] a2, const float[:, ::1] b,
+                     float[:, ::1] c):
+    """c = [a1 | a2]^T b through the K-blocked packed GEMM the backward pass uses for
+    [dW; dR] (tests, timing); one thread."""
+    cdef Py_ssize_t K = b.shape[0], N = b.shape[1], M1 = a1.shape[1], M2 = a2.shape[1]
+    if a1.shape[0] != K or a2.shape[0] != K or c.shape[0] != M1 + M2 or c.shape[1] != N:
+        raise ValueError("weight_grad_gemm: shapes do not match")
+    if K == 0 or N == 0 or M2 == 0:
+        raise ValueError("weight_grad_gemm: empty operands")
+    cdef float *bp = <float *>malloc(_pad16(N) * 256 * sizeof(float))
+    if bp == NULL:
+        raise MemoryError()
+    with nogil:
+        fn_gemm_kblocked(M1, &a1[0, 0] if M1 else NULL, M2, &a2[0, 0], N, K, &b[0, 0], N,
+                         &c[0, 0], N, bp, 256)
+    free(bp)
+
+
+cdef float *_packed(const float *b, Py_ssize_t ldb, Py_ssize_t k, Py_ssize_t n,
+                    bint trans, float *dest=NULL) except? NULL:
+    """A copy of op(b) (k x n) packed for fn_gemm_packed, in ``dest`` when given (else
+    allocated: the caller frees it)."""
+    cdef float *p = dest
+    if p == NULL:
+        p = <float *>malloc(_pad16(n) * max(k, 1) * sizeof(float))
+        if p == NULL:
+            raise MemoryError()
+    fn_pack_b(b, ldb, k, n, trans, p)
+    return p
+
+
+cdef float *_packbuf(object buf, Py_ssize_t need) except? NULL:
+    """The caller's reusable packing buffer when it is a large enough float32 array."""
+    cdef float[::1] v
+    if buf is None:
+        return NULL
+    v = buf
+    if v.shape[0] < need:
+        raise ValueError(f"recurrent kernel: packbuf holds {v.shape[0]} floats, needs {need}")
+    return &v[0]
+
+
+def _check(arr, shape, what):
+    if arr is None:
+        raise ValueError(f"recurrent kernel: {what} is required")
+    got = tuple(arr.shape[:len(shape)])
+    if got != tuple(shape):
+        raise ValueError(f"recurrent kernel: {what} has shape {got}, expected {tuple(shape)}")
+
+
+def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
+            const floating[:, ::1] r, const floating[::1] b, const floating[::1] rb,
+            const floating[:, ::1] h0, const floating[:, ::1] c0, const uint8_t[:, ::1] mask,
+            const floating[:, :, ::1] rmask, floating[:, :, ::1] gates, floating[:, :, ::1] hs,
+            floating[:, :, ::1] cs, floating[:, :, ::1] aux, floating[:, :, ::1] zpre,
+            floating[:, ::1] scratch, int act, int rec_act, double act_alpha=0.0,
+            double rec_alpha=0.0, bint reset_after=True, int n_threads=1, bint project=True,
+            packbuf=None):
+    """Runs a recurrent layer over the whole sequence.
+
+    xt (T, B, D); w (D, G*U); r (U, G*U); b (G*U) or None; rb (G*U) the GRU's
+    recurrent bias (reset_after) or None; h0, c0 (B, U) (c0 for LSTM only); mask
+    (B, T) uint8 or None; rmask (G, B, U) recurrent dropout keep-masks, one per gate,
+    or None. With ``project=False`` the gate buffer already holds the input
+    projection (bias included) and xt, w and b are not read for it. ``packbuf``: an
+    optional float32 array of ``packed_size(...)`` floats reused for the packed
+    recurrent kernel (float32 only).
+    Outputs: gates (T, B, G*U) gate activations; hs, cs (T+1, B, U) states; aux
+    (T, B, U) for LSTM and GRU; zpre (T, B, G*U) pre-activations, only when an
+    activation's derivative needs its input (else None); scratch (B, G*U + 2U).
+    """
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], D = xt.shape[2], U = r.shape[0]
+    cdef Py_ssize_t G = n_gates(cell), GU = G * U, i, j, k, lo, hi, chunk, nchunks
+    cdef int nt
+    cdef const floating *bp = NULL
+    cdef const floating *rbp = NULL
+    cdef const uint8_t *mp = NULL
+    cdef const floating *rmp = NULL
+    cdef floating *csp = NULL
+    cdef floating *axp = NULL
+    cdef floating *zpp = NULL
+    cdef floating *gp
+    if cell not in (SIMPLE_RNN, LSTM, GRU):
+        raise ValueError(f"recurrent kernel: unknown cell {cell}")
+    _check(w, (D, GU), "w")
+    _check(r, (U, GU), "r")
+    _check(h0, (B, U), "h0")
+    _check(gates, (T, B, GU), "gates")
+    _check(hs, (T + 1, B, U), "hs")
+    _check(scratch, (B, GU + 2 * U), "scratch")
+    if b is not None:
+        _check(b, (GU,), "b")
+        bp = &b[0]
+    if rb is not None:
+        _check(rb, (GU,), "rb")
+        rbp = &rb[0]
+    if mask is not None:
+        _check(mask, (B, T), "mask")
+        if B * T:
+            mp = &mask[0, 0]
+    if rmask is not None:
+        _check(rmask, (G, B, U), "rmask")
+        if B * U:
+            rmp = &rmask[0, 0, 0]
+    if cell == LSTM:
+        _check(c0, (B, U), "c0")
+        _check(cs, (T + 1, B, U), "cs")
+    if cell != SIMPLE_RNN:
+        _check(aux, (T, B, U), "aux")
+    if zpre is not None:
+        _check(zpre, (T, B, GU), "zpre")
+    if needs_input(act) or needs_input(rec_act):
+        if zpre is None:
+            raise ValueError("recurrent kernel: this activation needs a zpre buffer")
+    if B == 0 or U == 0:
+        return
+    hs[0, :, :] = h0
+    if cell == LSTM:
+        cs[0, :, :] = c0
+        csp = &cs[0, 0, 0]
+    if cell != SIMPLE_RNN and T > 0:
+        axp = &aux[0, 0, 0]
+    if zpre is not None and T > 0:
+        zpp = &zpre[0, 0, 0]
+    if T == 0:
+        return
+    nt = _threads(B, T * B * U * GU, n_threads)
+    chunk = _row_chunk(B, nt)
+    nchunks = (B + chunk - 1) // chunk
+    gp = &gates[0, 0, 0]
+    cdef float *pk1 = NULL
+    cdef float *pk2 = NULL
+    cdef float *pbuf = NULL
+    if floating is float:
+        pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
+        if not _USE_PACKED:
+            pass
+        elif cell == GRU and not reset_after:
+            pk1 = _packed(&r[0, 0], GU, U, 2 * U, False, pbuf)
+            pk2 = _packed(&r[0, 2 * U], GU, U, U, False,
+                          (pbuf + _pad16(2 * U) * U) if pbuf != NULL else NULL)
+        else:
+            pk1 = _packed(&r[0, 0], GU, U, GU, False, pbuf)
+    with nogil:
+        if not project:
+            pass
+        elif D > 0:
+            gemm_parallel(False, False, T * B, GU, D, <floating>1, &xt[0, 0, 0], D, &w[0, 0], GU,
+                          <floating>0, &gates[0, 0, 0], GU, n_threads)
+        else:
+            memset(&gates[0, 0, 0], 0, T * B * GU * sizeof(floating))
+        if bp != NULL and project:
+            for i in prange(T * B, num_threads=nt, schedule="static"):
+                for j in range(GU):
+                    gp[i * GU + j] = gp[i * GU + j] + bp[j]
+        for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
+            lo = k * chunk
+            hi = min(B, lo + chunk)
+            _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
+                      &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act, rec_act,
+                      act_alpha, rec_alpha, reset_after, pk1, pk2)
+    if pbuf == NULL:
+        free(pk1)
+        free(pk2)
+
+
+def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
+             const floating[:, ::1] r, const floating[:, :, ::1] dys,
+             const floating[:, ::1] dh_last, const floating[:, ::1] dc_last,
+             const uint8_t[:, ::1] mask,
+             const floating[:, :, ::1] rmask, const floating[:, :, ::1] gates,
+             const floating[:, :, ::1] hs, const floating[:, :, ::1] cs,
+             const floating[:, :, ::1] aux, const floating[:, :, ::1] zpre,
+             floating[:, :, ::1] dg, floating[:, :, ::1] dgx, floating[:, :, ::1] hd_buf,
+             floating[:, :, ::1] dxt, floating[:, ::1] dw, floating[:, ::1] dr,
+             floating[::1] db, floating[::1] drb, floating[:, ::1] dh0, floating[:, ::1] dc0,
+             floating[:, ::1] scratch, int act, int rec_act, double act_alpha=0.0,
+             double rec_alpha=0.0, bint reset_after=True, int n_threads=1, packbuf=None):
+    """Backpropagation through time for :func:`forward`'s recorded sequence.
+
+    xt, w, r as in forward (the first fused argument is never None, which selects
+    the float type); dys (B, T, U) upstream gradient of the output sequence (processing order) or
+    None; dh_last, dc_last (B, U) gradients of the final states or None.
+    Scratch/outputs: dg (T, B, G*U) per-step gate gradients (for the recurrent
+    side); dgx (T, B, U) the GRU (reset_after) candidate's input-side gradient;
+    hd_buf (T, B, U) needed with rmask; dxt (T, B, D), dw, dr, db, drb (the GRU's
+    recurrent bias) may each be None to skip them; dh0, dc0 (B, U) receive the
+    initial states' gradients; scratch (B, G*U + 2U).
+    """
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], D = xt.shape[2], U = r.shape[0]
+    cdef Py_ssize_t G = n_gates(cell), GU = G * U, TB, i, j, k, lo, hi, chunk, nchunks
+    cdef int nt
+    cdef const floating *dysp = NULL
+    cdef const uint8_t *mp = NULL
+    cdef const floating *rmp = NULL
+    cdef const floating *csp = NULL
+    cdef const floating *axp = NULL
+    cdef const floating *zpp = NULL
+    cdef floating *dgxp = NULL
+    cdef floating *dccp = NULL
+    cdef floating *hbp
+    cdef Py_ssize_t g
+    cdef const floating *hsp
+    cdef bint gru_after = cell == GRU and reset_after
+    cdef bint gru_before = cell == GRU and not reset_after
+    _check(w, (D, GU), "w")
+    _check(r, (U, GU), "r")
+    _check(gates, (T, B, GU), "gates")
+    _check(hs, (T + 1, B, U), "hs")
+    _check(dg, (T, B, GU), "dg")
+    _check(dh0, (B, U), "dh0")
+    _check(scratch, (B, GU + 2 * U), "scratch")
+    if dys is not None:
+        _check(dys, (B, T, U), "dys")
+        if B * T * U:
+            dysp = &dys[0, 0, 0]
+    if mask is not None:
+        _check(mask, (B, T), "mask")
+        if B * T:
+            mp = &mask[0, 0]
+    if rmask is not None:
+        _check(rmask, (G, B, U), "rmask")
+        _check(hd_buf, (T, B, U), "hd_buf")
+        if B * U:
+            rmp = &rmask[0, 0, 0]
+    if cell == LSTM:
+        _check(cs, (T + 1, B, U), "cs")
+        _check(dc0, (B, U), "dc0")
+        dccp = &dc0[0, 0] if B * U else NULL
+    if cell != SIMPLE_RNN:
+        _check(aux, (T, B, U), "aux")
+        if T * B * U:
+            axp = &aux[0, 0, 0]
+    if gru_after:
+        _check(dgx, (T, B, U), "dgx")
+        if T * B * U:
+            dgxp = &dgx[0, 0, 0]
+    if needs_input(act) or needs_input(rec_act):
+        _check(zpre, (T, B, GU), "zpre")
+    if zpre is not None and T * B:
+        zpp = &zpre[0, 0, 0]
+    if cell == LSTM and T * B * U:
+        csp = &cs[0, 0, 0]
+    if dxt is not None:
+        _check(dxt, (T, B, D), "dxt")
+    if dw is not None:
+        _check(dw, (D, GU), "dw")
+    if dr is not None:
+        _check(dr, (U, GU), "dr")
+    if db is not None:
+        _check(db, (GU,), "db")
+    if drb is not None:
+        _check(drb, (GU,), "drb")
+    if dh_last is not None:
+        dh0[:, :] = dh_last
+    else:
+        dh0[:, :] = 0
+    if cell == LSTM:
+        if dc_last is not None:
+            dc0[:, :] = dc_last
+        else:
+            dc0[:, :] = 0
+    TB = T * B
+    hsp = &hs[0, 0, 0]
+    if TB == 0 or U == 0:
+        if dw is not None:
+            dw[:, :] = 0
+        if dr is not None:
+            dr[:, :] = 0
+        if db is not None:
+            db[:] = 0
+        if drb is not None:
+            drb[:] = 0
+        return
+    nt = _threads(B, T * B * U * GU, n_threads)
+    chunk = _row_chunk(B, nt)
+    nchunks = (B + chunk - 1) // chunk
+    cdef float *pk1 = NULL
+    cdef float *pk2 = NULL
+    cdef float *pbuf = NULL
+    if floating is float:
+        pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
+        if not _USE_PACKED:
+            pass
+        elif gru_before:
+            pk1 = _packed(&r[0, 0], GU, 2 * U, U, True, pbuf)
+            pk2 = _packed(&r[0, 2 * U], GU, U, U, True,
+                          (pbuf + _pad16(U) * 2 * U) if pbuf != NULL else NULL)
+        else:
+            pk1 = _packed(&r[0, 0], GU, GU, U, True, pbuf)
+    cdef Py_ssize_t DU = D + U
+    cdef Py_ssize_t ncomb = 2 * U if gru_after else GU
+    cdef floating *xhp = NULL
+    cdef floating *wrp = NULL
+    cdef bint combined = (dw is not None and dr is not None and D > 0 and rmask is None
+                          and not gru_before)
+    cdef Py_ssize_t KBLK = 256
+    cdef int nparts = 1
+    cdef Py_ssize_t pcols = ncomb
+    cdef floating *bpp = NULL
+    if combined:
+        if n_threads > 1 and ncomb >= 32 and TB * DU * ncomb >= PARALLEL_MIN_WORK:
+            nparts = <int>min(<Py_ssize_t>n_threads, _pad16(ncomb) // 16)
+        pcols = _pad16((ncomb + nparts - 1) // nparts)
+        xhp = <floating *>malloc((TB * DU + DU * ncomb + nparts * pcols * KBLK)
+                                 * sizeof(floating))
+        if xhp == NULL:
+            raise MemoryError()
+        wrp = xhp + TB * DU
+        bpp = wrp + DU * ncomb
+    with nogil:
+        for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
+            lo = k * chunk
+            hi = min(B, lo + chunk)
+            _bwd_rows(cell, lo, hi, T, B, U, dysp, &r[0, 0], mp, rmp, &gates[0, 0, 0],
+                      &hs[0, 0, 0], csp, axp, zpp, &dg[0, 0, 0], dgxp, &dh0[0, 0], dccp,
+                      &scratch[0, 0], GU + 2 * U, act, rec_act, act_alpha, rec_alpha,
+                      reset_after, pk1, pk2)
+        if pbuf == NULL:
+            free(pk1)
+            free(pk2)
+        if combined:
+            # dW and dR from one GEMM, [dW; dR] = [X | H]^T dG: a (D+U)-row product runs
+            # faster than a D-row and a U-row one (D is often small).
+            if floating is float and _USE_PACKED:
+                # X and H read as they lie (the packed GEMM takes A transposed), dG packed
+                # in K blocks: threads split the output columns, each packing its own.
+                for k in prange(nparts, num_threads=nt, schedule="static"):
+                    lo = k * pcols
+                    hi = min(ncomb, lo + pcols)
+                    if lo < hi:
+                        fn_gemm_kblocked(D, &xt[0, 0, 0], U, hsp, hi - lo, TB,
+                                         &dg[0, 0, 0] + lo, GU, wrp + lo, ncomb,
+                                         bpp + k * pcols * KBLK, KBLK)
+            else:
+                for i in prange(TB, num_threads=nt, schedule="static"):
+                    memcpy(xhp + i * DU, &xt[0, 0, 0] + i * D, D * sizeof(floating))
+                    memcpy(xhp + i * DU + D, hsp + i * U, U * sizeof(floating))
+                gemm_parallel(True, False, DU, ncomb, TB, <floating>1, xhp, DU, &dg[0, 0, 0],
+                              GU, <floating>0, wrp, ncomb, n_threads)
+            for i in range(D):
+                memcpy(&dw[i, 0], wrp + i * ncomb, ncomb * sizeof(floating))
+            for i in range(U):
+                memcpy(&dr[i, 0], wrp + (D + i) * ncomb, ncomb * sizeof(floating))
+            if gru_after:
+                gemm_parallel(True, False, D, U, TB, <floating>1, &xt[0, 0, 0], D,
+                              dgxp, U, <floating>0, &dw[0, 2 * U], GU, n_threads)
+                gemm_parallel(True, False, U, U, TB, <floating>1, hsp, U, &dg[0, 0, 2 * U], GU,
+                              <floating>0, &dr[0, 2 * U], GU, n_threads)
+            free(xhp)
+        elif dw is not None and D > 0:
+            if gru_after:
+                gemm_parallel(True, False, D, 2 * U, TB, <floating>1, &xt[0, 0, 0], D,
+                              &dg[0, 0, 0], GU, <floating>0, &dw[0, 0], GU, n_threads)
+                gemm_parallel(True, False, D, U, TB, <floating>1, &xt[0, 0, 0], D,
+                              dgxp, U, <floating>0, &dw[0, 2 * U], GU, n_threads)
+            else:
+                gemm_parallel(True, False, D, GU, TB, <floating>1, &xt[0, 0, 0], D,
+                              &dg[0, 0, 0], GU, <floating>0, &dw[0, 0], GU, n_threads)
+        if combined:
+            pass
+        elif dr is not None and rmp != NULL:
+            # One recurrent mask per gate: dR[:, gate g] = (h * rmask[g])^T dG[:, gate g].
+            hbp = &hd_buf[0, 0, 0]
+            for g in range(2 if gru_before else G):
+                for i in prange(TB, num_threads=nt, schedule="static"):
+                    for j in range(U):
+                        hbp[i * U + j] = hsp[i * U + j] * rmp[(g * B + i % B) * U + j]
+                gemm_parallel(True, False, U, U, TB, <floating>1, hbp, U, &dg[0, 0, g * U], GU,
+                              <floating>0, &dr[0, g * U], GU, n_threads)
+            if gru_before:
+                gemm_parallel(True, False, U, U, TB, <floating>1, axp, U, &dg[0, 0, 2 * U], GU,
+                              <floating>0, &dr[0, 2 * U], GU, n_threads)
+        elif dr is not None:
+            if gru_before:
+                gemm_parallel(True, False, U, 2 * U, TB, <floating>1, hsp, U, &dg[0, 0, 0], GU,
+                              <floating>0, &dr[0, 0], GU, n_threads)
+                gemm_parallel(True, False, U, U, TB, <floating>1, axp, U, &dg[0, 0, 2 * U], GU,
+                              <floating>0, &dr[0, 2 * U], GU, n_threads)
+            else:
+                gemm_parallel(True, False, U, GU, TB, <floating>1, hsp, U, &dg[0, 0, 0], GU,
+                              <floating>0, &dr[0, 0], GU, n_threads)
+        if db is not None:
+            if gru_after:
+                _colsum(&dg[0, 0, 0], GU, TB, 2 * U, &db[0], n_threads)
+                _colsum(dgxp, U, TB, U, &db[2 * U], n_threads)
+            else:
+                _colsum(&dg[0, 0, 0], GU, TB, GU, &db[0], n_threads)
+        if drb is not None:
+            _colsum(&dg[0, 0, 0], GU, TB, GU, &drb[0], n_threads)
+        if dxt is not None and D > 0:
+            if gru_after:
+                gemm_parallel(False, True, TB, D, 2 * U, <floating>1, &dg[0, 0, 0], GU,
+                              &w[0, 0], GU, <floating>0, &dxt[0, 0, 0], D, n_threads)
+                gemm_parallel(False, True, TB, D, U, <floating>1, dgxp, U, &w[0, 2 * U], GU,
+                              <floating>1, &dxt[0, 0, 0], D, n_threads)
+            else:
+                gemm_parallel(False, True, TB, D, GU, <floating>1, &dg[0, 0, 0], GU, &w[0, 0], GU,
+                              <floating>0, &dxt[0, 0, 0], D, n_threads)
