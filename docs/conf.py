@@ -29,7 +29,7 @@ extensions = [
 ]
 
 root_doc = "index"
-exclude_patterns = ["_build", "generated/README.rst"]
+exclude_patterns = ["_build", "generated"]
 templates_path = []
 html_theme = "alabaster"
 html_static_path = []
