@@ -150,6 +150,15 @@ def machine():
             "python": platform.python_version()}
 
 
+def git_commit():
+    try:
+        out = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def load_average():
     try:
         return round(os.getloadavg()[0], 2)
@@ -187,7 +196,7 @@ def main(argv=None):
     names = a.workloads or list(WORKLOADS)
     info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": " ".join(["python", "benchmarks/compare.py"] + (argv if argv is not None else sys.argv[1:])),
-            "machine": machine(), "threads": threads, "repeats": a.repeats, "rounds": a.rounds,
+            "machine": machine(), "commit": git_commit(), "threads": threads, "repeats": a.repeats, "rounds": a.rounds,
             "libraries": libs, "not_installed": missing, "versions": {},
             "load_average": {"start": load_average()}, "rows": []}
     m = info["machine"]

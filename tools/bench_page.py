@@ -67,7 +67,8 @@ def table_rst(results: dict) -> str:
 def machine_rst(results: dict) -> str:
     m, v = results["machine"], results["versions"]
     libs = _libs(results)
-    versions = [f"fastnet {v.get('fastnet')} ({v.get('fastnet_kernels')} kernels)",
+    commit = f", commit {results['commit']}" if results.get("commit") else ""
+    versions = [f"fastnet {v.get('fastnet')}{commit} ({v.get('fastnet_kernels')} kernels)",
                 f"numpy {v.get('numpy')}", f"SciPy {v.get('scipy')}"]
     if v.get("blas"):
         versions.append("BLAS " + ", ".join(v["blas"]))
