@@ -7,10 +7,13 @@ A "training step" is one batch of ``model.fit`` (forward, loss, backward, Adam);
 PyTorch runs the same steps in a plain loop. "predict" runs 6400 sequences in batches of 32 (Keras's default) without
 recording anything for backward (PyTorch under no_grad), and in one batch of 6400.
 
-usage: python benchmarks/compare_recurrent.py [--threads 1 2] [--repeat 20]
+usage: python benchmarks/compare_recurrent.py [--threads 1 2] [--repeat 20] [--rounds 7]
                                               [--cells LSTM GRU SimpleRNN] [--breakdown]
+                                              [--cpu-time]
 
-Prints medians (ms) and the ratio PyTorch time / fastnet time (> 1: fastnet faster).
+fastnet and PyTorch run alternately, round after round, so that both meet the same
+load on a shared machine; prints medians (ms) and the median per-round ratio PyTorch
+time / fastnet time (> 1: fastnet faster).
 ``--breakdown`` also splits one fastnet training step (1 thread) into its GEMMs and
 the rest (gate loops, transposes, Python), by timing the same GEMMs alone.
 """
@@ -52,22 +55,17 @@ def _median_ms(fn, repeat, warmup=5):
     return float(np.median(ts)) * 1e3
 
 
-def time_fastnet(cell, threads, repeat, xs, ys, xp):
-    """Training step: model.fit over ``repeat`` batches of 64 (one epoch), per batch;
-    the median of 5 such epochs after a warm-up epoch."""
-    config.set_num_threads(threads)
+def fastnet_runners(cell, repeat, xs, ys, xp):
+    """(epoch, predict32, predict_all) closures for fastnet through its public API."""
     model = make_model(cell)
     xe, ye = np.concatenate([xs] * repeat), np.concatenate([ys] * repeat)
-    fit = lambda: model.fit(xe, ye, batch_size=B, epochs=1, shuffle=False, verbose=0)  # noqa: E731
-    train = _median_ms(fit, 5, warmup=1) / repeat
-    p32 = _median_ms(lambda: model.predict(xp, batch_size=32, verbose=0), 3, warmup=1)
-    pall = _median_ms(lambda: model.predict(xp, batch_size=len(xp), verbose=0), 3, warmup=1)
-    return train, p32, pall
+    return (lambda: model.fit(xe, ye, batch_size=B, epochs=1, shuffle=False, verbose=0),
+            lambda: model.predict(xp, batch_size=32, verbose=0),
+            lambda: model.predict(xp, batch_size=len(xp), verbose=0))
 
 
-def time_torch(cell, threads, repeat, xs, ys, xp):
+def torch_runners(cell, repeat, xs, ys, xp):
     import torch
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     rnn = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "SimpleRNN": torch.nn.RNN}[cell](
         D, U, batch_first=True)
@@ -76,26 +74,55 @@ def time_torch(cell, threads, repeat, xs, ys, xp):
     lossf = torch.nn.CrossEntropyLoss()
     x, y, X = torch.from_numpy(xs), torch.from_numpy(ys.astype(np.int64)), torch.from_numpy(xp)
 
-    def step():
-        opt.zero_grad()
-        out, _ = rnn(x)
-        loss = lossf(fc(out[:, -1]), y)
-        loss.backward()
-        opt.step()
+    def epoch():
+        for _ in range(repeat):
+            opt.zero_grad()
+            out, _ = rnn(x)
+            loss = lossf(fc(out[:, -1]), y)
+            loss.backward()
+            opt.step()
 
     def predict(batch):
         with torch.no_grad():
             for i in range(0, len(X), batch):
                 torch.softmax(fc(rnn(X[i:i + batch])[0][:, -1]), dim=1)
 
-    def epoch():
-        for _ in range(repeat):
-            step()
+    return epoch, lambda: predict(32), lambda: predict(len(X))
 
-    train = _median_ms(epoch, 5, warmup=1) / repeat
-    p32 = _median_ms(lambda: predict(32), 3, warmup=1)
-    pall = _median_ms(lambda: predict(len(X)), 3, warmup=1)
-    return train, p32, pall
+
+def set_threads(n):
+    config.set_num_threads(n)
+    try:
+        import torch
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+
+
+def compare(cell, threads, repeat, xs, ys, xp, rounds, with_torch=True):
+    """Times fastnet and PyTorch alternately, round after round, so that both see the
+    same machine; returns per-task medians (ms; training per step) and the median of the
+    per-round ratios torch / fastnet."""
+    set_threads(threads)
+    fn = fastnet_runners(cell, repeat, xs, ys, xp)
+    th = torch_runners(cell, repeat, xs, ys, xp) if with_torch else None
+    for f in fn + (th or ()):
+        f()                                                  # warm-up
+    out = []
+    for task, n_rounds, scale in ((0, rounds, repeat), (1, max(2, rounds // 2), 1),
+                                  (2, max(2, rounds // 2), 1)):
+        tf, tt = [], []
+        for _ in range(n_rounds):
+            t0 = CLOCK()
+            fn[task]()
+            tf.append((CLOCK() - t0) * 1e3 / scale)
+            if th is not None:
+                t0 = CLOCK()
+                th[task]()
+                tt.append((CLOCK() - t0) * 1e3 / scale)
+        ratio = float(np.median(np.array(tt) / np.array(tf))) if tt else float("nan")
+        out.append((float(np.median(tf)), float(np.median(tt)) if tt else float("nan"), ratio))
+    return out
 
 
 def breakdown(cell, repeat, xs, ys):
@@ -104,7 +131,9 @@ def breakdown(cell, repeat, xs, ys):
     and the [dW; dR] product through the packed kernel) timed alone, against the step."""
     from fastnet._kernels._blas import gemm_py
     from fastnet._kernels.recurrent import packed_gemm, weight_grad_gemm
-    train, _, _ = time_fastnet(cell, 1, repeat, xs, ys, xs[:32])
+    set_threads(1)
+    epoch = fastnet_runners(cell, repeat, xs, ys, xs[:32])[0]
+    train = _median_ms(epoch, 5, warmup=1) / repeat
     g = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cell]
     gu = g * U
     f32 = np.float32
@@ -129,6 +158,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=20, help="training steps per timed epoch")
+    ap.add_argument("--rounds", type=int, default=7, help="alternating fastnet/torch rounds")
     ap.add_argument("--cells", nargs="+", default=["LSTM", "GRU", "SimpleRNN"])
     ap.add_argument("--breakdown", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
@@ -146,23 +176,23 @@ def main():
     ys = rng.integers(0, C, B)
     xp = rng.standard_normal((6400, T, D)).astype(np.float32)
     print(f"fastnet {fastnet.__version__}; batch {B}, {T} steps x {D} features, {U} units, "
-          f"Dense({C}, softmax), Adam, sparse categorical cross-entropy; per-step times are "
-          f"medians of 5 epochs of {a.repeat} steps")
-    rows = []
+          f"Dense({C}, softmax), Adam, sparse categorical cross-entropy; fastnet and PyTorch "
+          f"timed alternately, {a.rounds} rounds of {a.repeat} training steps; ratio = "
+          f"median over rounds of torch time / fastnet time (> 1: fastnet faster)")
+    rows = {}
+    names = ("train step", "predict 6400 (batch 32)", "predict 6400 (one batch)")
     for cell in a.cells:
         for nt in a.threads:
-            fn = time_fastnet(cell, nt, a.repeat, xs, ys, xp)
-            th = (np.nan,) * 3 if a.no_torch else time_torch(cell, nt, a.repeat, xs, ys, xp)
-            rows.append((cell, nt, fn, th))
-            print(f"{cell:9s} threads={nt}  train step: fastnet {fn[0]:7.2f} ms  torch {th[0]:7.2f} ms"
-                  f"  ratio {th[0] / fn[0]:5.2f}x | predict 6400 (batch 32): fastnet {fn[1]:7.1f} ms"
-                  f"  torch {th[1]:7.1f} ms  ratio {th[1] / fn[1]:5.2f}x | (one batch): fastnet "
-                  f"{fn[2]:7.1f} ms  torch {th[2]:7.1f} ms  ratio {th[2] / fn[2]:5.2f}x", flush=True)
+            res = compare(cell, nt, a.repeat, xs, ys, xp, a.rounds, not a.no_torch)
+            rows[cell, nt] = res
+            print(f"{cell:9s} threads={nt} " + " | ".join(
+                f"{name}: fastnet {f:7.2f} ms, torch {t:7.2f} ms, ratio {r:5.2f}x"
+                for name, (f, t, r) in zip(names, res)), flush=True)
     for cell in a.cells:
-        by = {nt: fn for c, nt, fn, _ in rows if c == cell}
-        if 1 in by and 2 in by:
-            print(f"{cell:9s} fastnet 1->2 thread speed-up: train {by[1][0] / by[2][0]:.2f}x, "
-                  f"predict {by[1][1] / by[2][1]:.2f}x")
+        if (cell, 1) in rows and (cell, 2) in rows:
+            one, two = rows[cell, 1], rows[cell, 2]
+            print(f"{cell:9s} fastnet 1->2 thread speed-up: train {one[0][0] / two[0][0]:.2f}x, "
+                  f"predict (batch 32) {one[1][0] / two[1][0]:.2f}x")
     if a.breakdown:
         for cell in a.cells:
             total, gemm_ms = breakdown(cell, a.repeat, xs, ys)

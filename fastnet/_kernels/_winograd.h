@@ -76,4 +76,22 @@ FN_DEFINE_AT4(double, fn_at4_d)
 FN_DEFINE_COLS(float, fn_cols_f)
 FN_DEFINE_COLS(double, fn_cols_d)
 
+/* 1-D transforms: y[b * ys + k] (=|+=) a * x[b * xs + k] for nb blocks of n values. */
+#define FN_DEFINE_AXPY(T, NAME)                                                       \
+    static inline void NAME(T a, const T *FN_RESTRICT x, ptrdiff_t xs,                 \
+                            T *FN_RESTRICT y, ptrdiff_t ys, ptrdiff_t nb, ptrdiff_t n, \
+                            int accumulate) {                                          \
+        for (ptrdiff_t b = 0; b < nb; b++) {                                           \
+            const T *xb = x + b * xs;                                                  \
+            T *yb = y + b * ys;                                                        \
+            if (accumulate)                                                            \
+                for (ptrdiff_t k = 0; k < n; k++) yb[k] += a * xb[k];                  \
+            else                                                                       \
+                for (ptrdiff_t k = 0; k < n; k++) yb[k] = a * xb[k];                   \
+        }                                                                              \
+    }
+
+FN_DEFINE_AXPY(float, fn_axpy_f)
+FN_DEFINE_AXPY(double, fn_axpy_d)
+
 #endif

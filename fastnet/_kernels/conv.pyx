@@ -1,33 +1,43 @@
-"""Convolution kernels (1-D and 2-D, NHWC): chunked im2col + GEMM, bias and activation fused.
+"""Convolution kernels (1-D and 2-D, NHWC), bias and activation fused.
 
-Forward, for each chunk of output pixels (rows of the column matrix):
-    cols = im2col(x)[chunk]                 (rows, K)   K = kh * kw * in
-    z[chunk] = cols @ W + b                 (rows, F)   W = kernel as (K, F)
-    y[chunk] = act(z[chunk])
-Backward, for each chunk:
-    dz = dy * act'(.)                       (rows, F)   never stored whole
-    db += colsum(dz);  dW += cols^T dz      per-thread partial sums, reduced at the end
-    dx += col2im(dz @ W^T)
+Two algorithms, chosen per pass (forward, kernel gradient, input gradient):
 
-Chunks are sized so that a chunk's columns fit in a core's cache; the scratch
-memory of a call is a few chunks per thread, whatever the batch. The pixel range
-is split into one contiguous block per thread and each thread runs
-single-threaded GEMMs on its chunks (one level of parallelism). The backward
-pass splits by whole samples so that col2im never writes a pixel another thread
-writes; when there are fewer samples than threads, chunks run one after another
-with a multi-threaded GEMM instead. A 1x1 convolution with stride 1 and no
-padding uses the input itself as its column matrix.
+* im2col + GEMM, for every geometry. Forward, for each chunk of output pixels:
+      cols = im2col(x)[chunk]             (rows, K)   K = kh * kw * in
+      y[chunk] = act(cols @ W + b)        (rows, F)   W = kernel as (K, F)
+  Backward, for each chunk:
+      dz = dy * act'(.)                   (rows, F)   never stored whole
+      db += colsum(dz);  dW += cols^T dz  per-thread partial sums, reduced at the end
+      dx += col2im(dz @ W^T)
+  Inputs with fewer than TAP_MAJOR_C channels use a tap-major column matrix; a 1x1
+  stride-1 unpadded convolution uses the input itself.
+* Winograd, for stride-1 undilated windows with enough channels: F(2x2, 3x3) for
+  3x3 images, F(4, 3), F(4, 5), F(2, 7) for Conv1D. The GEMM work drops to 16/36
+  (2-D) or n/(m r) (1-D) of im2col's; it is used where that ratio, counted per
+  pixel of the forward output, is at most WINO_RATIO (the transforms take the
+  rest). The input gradient of a stride-1 convolution is itself a convolution of
+  dz with the kernel reversed and transposed, so it can take the same path.
+
+Chunks are sized so that a chunk's columns (or transformed tiles) stay in a core's
+cache; the scratch of a call is a few chunks per thread, whatever the batch (the
+Winograd backward also forms dz, output-sized, since the input gradient reads it
+across chunks). Scratch is reused between calls, per Python thread. Work is split
+into one contiguous block of pixels (or tiles) per thread, each running
+single-threaded GEMMs (one level of parallelism); the im2col backward splits by
+whole samples so that col2im never writes a pixel another thread writes, and with
+fewer samples than threads runs its chunks in order with a multi-threaded GEMM.
 """
+import threading
+
 import numpy as np
 
 from cython cimport floating
-from cython.parallel cimport parallel, prange
-from libc.string cimport memset
+from cython.parallel cimport prange
+from libc.string cimport memcpy, memset
 
 from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, ACT_LINEAR,
-                                           ACT_RELU)
+                                           ACT_LOG_SOFTMAX, ACT_RELU, ACT_SOFTMAX)
 from fastnet._kernels._blas cimport gemm, gemm_parallel
-from fastnet._kernels._openmp cimport omp_get_thread_num
 cdef extern from "_winograd.h" nogil:
     void fn_bt4_f(const float *a0, const float *a1, const float *a2, const float *a3,
                   float *o0, float *o1, float *o2, float *o3, Py_ssize_t n)
@@ -41,6 +51,10 @@ cdef extern from "_winograd.h" nogil:
                    Py_ssize_t c)
     void fn_cols_d(const double *r, Py_ssize_t ld, double *v, Py_ssize_t vs, Py_ssize_t run,
                    Py_ssize_t c)
+    void fn_axpy_f(float a, const float *x, Py_ssize_t xs, float *y, Py_ssize_t ys,
+                   Py_ssize_t nb, Py_ssize_t n, int accumulate)
+    void fn_axpy_d(double a, const double *x, Py_ssize_t xs, double *y, Py_ssize_t ys,
+                   Py_ssize_t nb, Py_ssize_t n, int accumulate)
 
 from fastnet._kernels.im2col cimport (Geom, col2im_rows, col2im_t_rows, im2col_rows,
                                      im2col_t_rows, is_pointwise, make_geom)
@@ -56,6 +70,29 @@ cdef int DW_MODE = 0
 # a window tap of a run of pixels is then one contiguous copy instead of a few
 # values per pixel (the first layer of an image model has 1 or 3 channels).
 cdef Py_ssize_t TAP_MAJOR_C = 4
+
+
+# ----------------------------------------------------------------- scratch memory
+#
+# Scratch arrays are kept per Python thread and key and reused while big enough:
+# allocating a few MB per kernel call meant fresh pages (page faults) on every step.
+_tls = threading.local()
+
+
+cpdef object scratch(str key, tuple shape, object dtype):
+    """A reused, uninitialised array of ``shape`` (thread-local, one per key and dtype)."""
+    cdef Py_ssize_t n = 1, d
+    for d in shape:
+        n *= d
+    cache = getattr(_tls, "bufs", None)
+    if cache is None:
+        cache = _tls.bufs = {}
+    k = (key, dtype)
+    a = cache.get(k)
+    if a is None or a.shape[0] < n:
+        a = np.empty(max(n, 1), dtype=dtype)
+        cache[k] = a
+    return a[:n].reshape(shape)
 
 
 def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=None,
@@ -123,13 +160,20 @@ cdef void bias_act(floating *zp, floating *yp, const floating *bp, Py_ssize_t ro
                     v = zr[j]
                     yr[j] = v if v > 0 else 0
         return
-    for r in range(rows):
-        zr = zp + r * F
-        if bp != NULL:
+    if bp != NULL:
+        for r in range(rows):
+            zr = zp + r * F
             for j in range(F):
                 zr[j] = zr[j] + bp[j]
-        if act != ACT_LINEAR or zr != yp + r * F:
-            act_row(act, zr, yp + r * F, F, alpha)
+    if act == ACT_LINEAR and zp == yp:
+        return
+    if act == ACT_SOFTMAX or act == ACT_LOG_SOFTMAX:
+        for r in range(rows):
+            act_row(act, zp + r * F, yp + r * F, F, alpha)
+    else:
+        # Elementwise: one call over the block (a call per row of a few filters, one
+        # filter for an image decoder's last layer, cost more than the work).
+        act_row(act, zp, yp, rows * F, alpha)
 
 # ----------------------------------------------------------------- Winograd F(2x2, 3x3)
 #
@@ -516,6 +560,311 @@ cdef Py_ssize_t wino_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept 
     return 16 * WINO_TILES * (C + F) + 8 * WINO_TILES * F + C + 4 * (w + 8) * C + 1
 
 
+# ----------------------------------------------------------------- 1-D Winograd F(m, r)
+#
+# Conv1D with stride 1: m consecutive outputs (a tile) come from n = m + r - 1 inputs d
+# as y = A^T [ (G g) (.) (B^T d) ]: n multiplications per (tile, in, out) instead of
+# m r. The matrices are built by Cook-Toom with the points 0, 1, -1, 2, -2, 1/2, -1/2
+# (exact rational arithmetic at import): F(4, 3), F(4, 5) and F(2, 7), whose float32
+# error stays near 1e-6 of the output's scale. The pipeline is the 2-D one's: per
+# chunk of tiles, input transform, n GEMMs, output transform with bias and activation;
+# the kernel gradient by the adjoint transforms; the input gradient as a convolution.
+
+cdef struct W1:
+    int m, r, n
+    double at[64]   # A^T, m x n
+    double gm[64]   # G, n x r
+    double bt[64]   # B^T, n x n
+
+cdef W1 W1D[8]      # by kernel size; n == 0 where there is none
+
+
+def _cook_toom(m, r):
+    """(A^T, G, B^T) of F(m, r) as lists of Fractions (y = A^T [(G g) * (B^T d)])."""
+    from fractions import Fraction as Fr
+
+    n = m + r - 1
+    pts = [Fr(0), Fr(1), Fr(-1), Fr(2), Fr(-2), Fr(1, 2), Fr(-1, 2)][:n - 1]
+
+    def mul(a, b):
+        out = [Fr(0)] * (len(a) + len(b) - 1)
+        for i, u in enumerate(a):
+            for j, v in enumerate(b):
+                out[i + j] += u * v
+        return out
+
+    at = [[p ** i for p in pts] + [Fr(1 if i == m - 1 else 0)] for i in range(m)]
+    gm = []
+    bt = []
+    for j, p in enumerate(pts):
+        f = Fr(1)
+        poly = [Fr(1)]
+        for q in pts[:j] + pts[j + 1:]:
+            f *= p - q
+            poly = mul(poly, [-q, Fr(1)])
+        gm.append([p ** k / f for k in range(r)])
+        bt.append(poly + [Fr(0)] * (n - len(poly)))
+    gm.append([Fr(0)] * (r - 1) + [Fr(1)])
+    poly = [Fr(1)]
+    for q in pts:
+        poly = mul(poly, [-q, Fr(1)])
+    bt.append(poly)
+    return at, gm, bt
+
+
+def _init_w1():
+    cdef int k, i, j
+    for k in range(8):
+        W1D[k].n = 0
+    for m, r in ((4, 3), (4, 5), (2, 7)):
+        at, gm, bt = _cook_toom(m, r)
+        n = m + r - 1
+        W1D[r].m, W1D[r].r, W1D[r].n = m, r, n
+        for i in range(m):
+            for j in range(n):
+                W1D[r].at[i * n + j] = float(at[i][j])
+        for i in range(n):
+            for j in range(r):
+                W1D[r].gm[i * r + j] = float(gm[i][j])
+            for j in range(n):
+                W1D[r].bt[i * n + j] = float(bt[i][j])
+
+
+_init_w1()
+
+
+cdef inline void _axpy(double a, const floating *x, Py_ssize_t xs, floating *y, Py_ssize_t ys,
+                       Py_ssize_t nb, Py_ssize_t n, bint accumulate) noexcept nogil:
+    if floating is float:
+        fn_axpy_f(<float>a, x, xs, y, ys, nb, n, accumulate)
+    else:
+        fn_axpy_d(a, x, xs, y, ys, nb, n, accumulate)
+
+
+cdef bint w1_ok(const Geom *g, Py_ssize_t F, Py_ssize_t im2col_px) noexcept nogil:
+    """Whether 1-D Winograd pays: as winograd_ok, per sample, with n GEMM rows per tile
+    of m outputs against r per output pixel of im2col."""
+    cdef Py_ssize_t r = g.kw, tiles
+    if not (WINOGRAD and g.h == 1 and g.oh == 1 and g.kh == 1 and r < 8 and g.sw == 1
+            and g.dw == 1 and g.c >= WINO_MIN_C and F >= WINO_MIN_F and g.ow >= 1):
+        return False
+    if W1D[r].n == 0 or g.pw > r - 1:
+        return False
+    tiles = (g.ow + W1D[r].m - 1) // W1D[r].m
+    return W1D[r].n * tiles <= WINO_RATIO * r * im2col_px
+
+
+cdef void w1_kernel(const floating *w, floating *u, Py_ssize_t C, Py_ssize_t F, int r,
+                    bint flip) noexcept nogil:
+    """u (n, C, F) = G w of w (r, C, F); with ``flip``, of the input gradient's kernel
+    w'[i][f][c] = w[r - 1 - i][c][f] (u is then (n, F, C))."""
+    cdef const W1 *s = &W1D[r]
+    cdef Py_ssize_t k, i, a, b, CF = C * F
+    cdef double coef
+    cdef bint first
+    for k in range(s.n):
+        first = True
+        if not flip:
+            for i in range(r):
+                coef = s.gm[k * r + i]
+                if coef != 0:
+                    _axpy(coef, w + i * CF, 0, u + k * CF, 0, 1, CF, not first)
+                    first = False
+            if first:
+                memset(u + k * CF, 0, CF * sizeof(floating))
+        else:
+            memset(u + k * CF, 0, CF * sizeof(floating))
+            for i in range(r):
+                coef = s.gm[k * r + i]
+                if coef != 0:
+                    for a in range(C):
+                        for b in range(F):
+                            u[k * CF + b * C + a] += <floating>coef * w[(r - 1 - i) * CF + a * F + b]
+
+
+cdef void _w1_pad_row(const floating *x, floating *buf, Py_ssize_t lo, Py_ssize_t count,
+                      Py_ssize_t length, Py_ssize_t C) noexcept nogil:
+    """buf = positions lo .. lo + count - 1 of a row of ``length`` positions (C values
+    each), zeros outside it."""
+    cdef Py_ssize_t a = lo if lo > 0 else 0
+    cdef Py_ssize_t b = lo + count if lo + count < length else length
+    if b <= a:
+        memset(buf, 0, count * C * sizeof(floating))
+        return
+    if a > lo:
+        memset(buf, 0, (a - lo) * C * sizeof(floating))
+    memcpy(buf + (a - lo) * C, x + a * C, (b - a) * C * sizeof(floating))
+    if lo + count > b:
+        memset(buf + (b - lo) * C, 0, (lo + count - b) * C * sizeof(floating))
+
+
+cdef void w1_input(const floating *x, floating *v, Py_ssize_t t0, Py_ssize_t t1,
+                   const Geom *g, Py_ssize_t TW, floating *buf) noexcept nogil:
+    """v[k][t - t0][c] = (B^T d)[k] of tile t's n inputs (n x T x C), a run of tiles of
+    one sample at a time from a zero-padded copy of its inputs."""
+    cdef const W1 *s = &W1D[g.kw]
+    cdef Py_ssize_t C = g.c, T = t1 - t0, t = t0, n_s, b, run, k, i, m = s.m, n = s.n
+    cdef double coef
+    cdef bint first
+    while t < t1:
+        n_s = t // TW
+        b = t - n_s * TW
+        run = TW - b if TW - b < t1 - t else t1 - t
+        _w1_pad_row(x + n_s * g.w * C, buf, b * m - g.pw, (run - 1) * m + n, g.w, C)
+        for k in range(n):
+            first = True
+            for i in range(n):
+                coef = s.bt[k * n + i]
+                if coef != 0:
+                    _axpy(coef, buf + i * C, m * C, v + (k * T + t - t0) * C, C, run, C,
+                          not first)
+                    first = False
+        t = t + run
+
+
+cdef void w1_output(floating *mm, Py_ssize_t t0, Py_ssize_t t1, const Geom *g, Py_ssize_t TW,
+                    Py_ssize_t F, floating *zp, floating *yp, bint keep_z, const floating *bp,
+                    int act, double alpha, floating *o) noexcept nogil:
+    """y rows of tiles t0..t1 from M (n x T x F): A^T M into o (m x T x F), then bias,
+    activation, written to y (and z)."""
+    cdef const W1 *s = &W1D[g.kw]
+    cdef Py_ssize_t T = t1 - t0, TF = (t1 - t0) * F, t, n_s, b, j, k, f, ox, row
+    cdef double coef
+    cdef bint first
+    cdef floating *zr
+    for j in range(s.m):
+        first = True
+        for k in range(s.n):
+            coef = s.at[j * s.n + k]
+            if coef != 0:
+                _axpy(coef, mm + k * TF, 0, o + j * TF, 0, 1, TF, not first)
+                first = False
+    for t in range(t0, t1):
+        n_s = t // TW
+        b = t - n_s * TW
+        for j in range(s.m):
+            ox = b * s.m + j
+            if ox >= g.ow:
+                break
+            row = n_s * g.ow + ox
+            if keep_z:
+                zr = zp + row * F
+                for f in range(F):
+                    zr[f] = o[j * TF + (t - t0) * F + f]
+                bias_act(zr, yp + row * F, bp, 1, F, act, alpha)
+            else:
+                bias_act(o + j * TF + (t - t0) * F, yp + row * F, bp, 1, F, act, alpha)
+
+
+cdef Py_ssize_t w1_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept nogil:
+    """Scratch per thread of w1_conv and w1_weight_grad: V, M (or D), O, dU, a row."""
+    return (8 * WINO_TILES * (C + F) + 4 * WINO_TILES * F + 8 * C * F
+            + (w + 32) * (C if C > F else F) + 1)
+
+
+cdef void w1_conv(const floating *xp, const floating *u, const floating *bp, floating *zp,
+                  floating *yp, bint keep_z, const Geom *g, Py_ssize_t F, int act,
+                  double alpha, floating *scratch, Py_ssize_t stride_t, int nt) noexcept nogil:
+    """y = act(conv1d(x) + b) by Winograd F(m, r); u from w1_kernel."""
+    cdef const W1 *sp = &W1D[g.kw]
+    cdef Py_ssize_t C = g.c, n = sp.n, TW = (g.ow + sp.m - 1) // sp.m
+    cdef Py_ssize_t n_tiles = g.n * TW, per = (n_tiles + nt - 1) // nt
+    cdef Py_ssize_t Tc = WINO_TILES, t, lo, hi, c0, c1, k, T
+    cdef floating *v
+    cdef floating *mm
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        v = scratch + t * stride_t
+        mm = v + 8 * Tc * C
+        lo = t * per
+        hi = min(n_tiles, lo + per)
+        c0 = lo
+        while c0 < hi:
+            c1 = min(hi, c0 + Tc)
+            T = c1 - c0
+            w1_input(xp, v, c0, c1, g, TW, mm + 8 * Tc * F + 4 * Tc * F + 8 * C * F)
+            for k in range(n):
+                gemm(False, False, T, F, C, <floating>1, v + k * T * C, C, u + k * C * F, F,
+                     <floating>0, mm + k * T * F, F)
+            w1_output(mm, c0, c1, g, TW, F, zp, yp, keep_z, bp, act, alpha, mm + 8 * Tc * F)
+            c0 = c1
+
+
+cdef void w1_grad_out(const floating *dz, floating *d, Py_ssize_t t0, Py_ssize_t t1,
+                      const Geom *g, Py_ssize_t TW, Py_ssize_t F, floating *buf) noexcept nogil:
+    """d[k][t - t0][f] = (A dz)[k] of tile t's m output gradients (n x T x F), outputs
+    past the end counting as 0."""
+    cdef const W1 *s = &W1D[g.kw]
+    cdef Py_ssize_t T = t1 - t0, t = t0, n_s, b, run, k, j, m = s.m
+    cdef double coef
+    cdef bint first
+    while t < t1:
+        n_s = t // TW
+        b = t - n_s * TW
+        run = TW - b if TW - b < t1 - t else t1 - t
+        _w1_pad_row(dz + n_s * g.ow * F, buf, b * m, run * m, g.ow, F)
+        for k in range(s.n):
+            first = True
+            for j in range(m):
+                coef = s.at[j * s.n + k]
+                if coef != 0:
+                    _axpy(coef, buf + j * F, m * F, d + (k * T + t - t0) * F, F, run, F,
+                          not first)
+                    first = False
+            if first:
+                _axpy(0.0, buf, m * F, d + (k * T + t - t0) * F, F, run, F, False)
+        t = t + run
+
+
+cdef void w1_weight_grad(const floating *xp, const floating *dz, floating *dwp, const Geom *g,
+                         Py_ssize_t F, floating *scratch, Py_ssize_t stride_t,
+                         int nt) noexcept nogil:
+    """dw (r C, F) of a stride-1 Conv1D from x and dz (n * ow, F): dU_k = V_k^T D_k
+    summed over tiles, then dW = G^T dU."""
+    cdef const W1 *sp = &W1D[g.kw]
+    cdef Py_ssize_t C = g.c, n = sp.n, r = sp.r, CF = g.c * F, TW = (g.ow + sp.m - 1) // sp.m
+    cdef Py_ssize_t n_tiles = g.n * TW, per = (n_tiles + nt - 1) // nt
+    cdef Py_ssize_t Tc = WINO_TILES, t, lo, hi, c0, c1, k, T, i
+    cdef floating *v
+    cdef floating *d
+    cdef floating *du
+    cdef floating *buf
+    cdef bint first
+    cdef double coef
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        v = scratch + t * stride_t
+        d = v + 8 * Tc * C
+        du = d + 12 * Tc * F
+        buf = du + 8 * CF
+        memset(du, 0, n * CF * sizeof(floating))
+        lo = t * per
+        hi = min(n_tiles, lo + per)
+        c0 = lo
+        first = True
+        while c0 < hi:
+            c1 = min(hi, c0 + Tc)
+            T = c1 - c0
+            w1_input(xp, v, c0, c1, g, TW, buf)
+            w1_grad_out(dz, d, c0, c1, g, TW, F, buf)
+            for k in range(n):
+                gemm(True, False, C, F, T, <floating>1, v + k * T * C, C, d + k * T * F, F,
+                     <floating>(0 if first else 1), du + k * CF, F)
+            first = False
+            c0 = c1
+    with nogil:
+        du = scratch + 8 * Tc * C + 12 * Tc * F
+        for t in range(1, nt):
+            d = scratch + t * stride_t + 8 * Tc * C + 12 * Tc * F
+            for i in range(n * CF):
+                du[i] = du[i] + d[i]
+        for i in range(r):
+            first = True
+            for k in range(n):
+                coef = sp.gm[k * r + i]
+                if coef != 0:
+                    _axpy(coef, du + k * CF, 0, dwp + i * CF, 0, 1, CF, not first)
+                    first = False
+
+
 def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] b,
             floating[:, ::1] z, floating[:, ::1] y, object geometry, int act,
             double alpha=0.0, int n_threads=1):
@@ -551,12 +900,20 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef floating[::1] u
     cdef floating[:, ::1] wscr
     if winograd_ok(&g, F, g.oh * g.ow):
-        u = np.empty(16 * g.c * F, dtype=dt)
-        wscr = np.empty((nt, wino_scratch(g.c, F, g.w)), dtype=dt)
+        u = scratch("u", (16 * g.c * F,), dt)
+        wscr = scratch("work", (nt, wino_scratch(g.c, F, g.w)), dt)
         with nogil:
             wino_kernel(wp, &u[0], g.c, F, False)
             wino_conv(xp, &u[0], bp, zp, yp, keep_z, &g, F, act, alpha, &wscr[0, 0],
                       wscr.shape[1], nt)
+        return
+    if w1_ok(&g, F, g.ow):
+        u = scratch("u", (8 * g.c * F,), dt)
+        wscr = scratch("work", (nt, w1_scratch(g.c, F, g.w)), dt)
+        with nogil:
+            w1_kernel(wp, &u[0], g.c, F, g.kw, False)
+            w1_conv(xp, &u[0], bp, zp, yp, keep_z, &g, F, act, alpha, &wscr[0, 0],
+                    wscr.shape[1], nt)
         return
     cdef Py_ssize_t per = (P + nt - 1) // nt
     # Without a z output the GEMM writes a cache-resident chunk that the bias and
@@ -564,15 +921,15 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     # activation, cost ~1 ms more on the MNIST convnet's first layer).
     cdef bint via_scratch = not keep_z
     cdef Py_ssize_t s_cols = 0 if direct else rows * K
-    cdef floating[:, ::1] scratch = np.empty((nt, s_cols + (rows * F if via_scratch else 0) + 1),
-                                             dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] work = scratch("work", (nt, s_cols + (rows * F if via_scratch else 0) + 1),
+                                          np.float32 if floating is float else np.float64)
     cdef Py_ssize_t t, lo, hi, c0, c1
     cdef floating *cols
     cdef floating *zc
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
         lo = t * per
         hi = min(P, lo + per)
-        cols = &scratch[t, 0]
+        cols = &work[t, 0]
         c0 = lo
         while c0 < hi:
             c1 = min(hi, c0 + rows)
@@ -602,19 +959,28 @@ cdef void grad_rows(int act, const floating *dy, const floating *y, const floati
         for i in range(n):
             v = dy[i]
             dz[i] = v if y[i] > 0 else 0
-    else:
+    elif act == ACT_SOFTMAX or act == ACT_LOG_SOFTMAX:
         for r in range(rows):
             act_grad_row(act, dy + r * F, y + r * F, z + r * F if z != NULL else NULL,
                          dz + r * F, F, alpha)
+    else:
+        act_grad_row(act, dy, y, z, dz, n, alpha)
 
 
 cdef void col_sums(const floating *a, Py_ssize_t rows, Py_ssize_t F, floating *out,
                    bint first) noexcept nogil:
     """out (+)= the column sums of a (rows, F)."""
     cdef Py_ssize_t r, j
+    cdef floating acc
     if first:
         for j in range(F):
             out[j] = 0
+    if F == 1:
+        acc = 0
+        for r in range(rows):
+            acc = acc + a[r]
+        out[0] = out[0] + acc
+        return
     for r in range(rows):
         for j in range(F):
             out[j] = out[j] + a[r * F + j]
@@ -677,7 +1043,8 @@ cdef void _chunk_backward(const floating *dyp, const floating *yp, const floatin
 cdef int _wino_backward(const floating *dyp, const floating *yp, const floating *zp,
                         const floating *xp, const floating *wp, floating *dwp, floating *dbp,
                         floating *dxp, const Geom *g, const Geom *gx, Py_ssize_t F, int act,
-                        double alpha, bint wino_dw, bint wino_dx, int n_threads) except -1:
+                        double alpha, bint wino_dw, bint wino_dx, bint one_d,
+                        int n_threads) except -1:
     """Backward of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3).
 
     dz (output-sized) is formed first, since the input gradient is a convolution of
@@ -691,7 +1058,7 @@ cdef int _wino_backward(const floating *dyp, const floating *yp, const floating 
     cdef const floating *dz = dyp
     cdef floating *dzw = NULL
     if act != ACT_LINEAR:
-        dzb = np.empty((P, F), dtype=dt)
+        dzb = scratch("dz", (P, F), dt)
         dzw = &dzb[0, 0]
         dz = dzw
     per = (P + nt - 1) // nt
@@ -716,16 +1083,28 @@ cdef int _wino_backward(const floating *dyp, const floating *yp, const floating 
         _im2col_backward(dz, NULL, NULL, xp, wp, NULL if wino_dw else dwp, NULL,
                          NULL if wino_dx else dxp, g, F, ACT_LINEAR, 0.0, n_threads)
     if dwp != NULL and wino_dw:
-        scr = np.empty((nt, wino_grad_scratch(C, F, g.w)), dtype=dt)
-        with nogil:
-            wino_weight_grad(xp, dz, dwp, g, F, &scr[0, 0], scr.shape[1], nt)
+        if one_d:
+            scr = scratch("work", (nt, w1_scratch(C, F, g.w)), dt)
+            with nogil:
+                w1_weight_grad(xp, dz, dwp, g, F, &scr[0, 0], scr.shape[1], nt)
+        else:
+            scr = scratch("work", (nt, wino_grad_scratch(C, F, g.w)), dt)
+            with nogil:
+                wino_weight_grad(xp, dz, dwp, g, F, &scr[0, 0], scr.shape[1], nt)
     if dxp != NULL and wino_dx:
-        u = np.empty(16 * C * F, dtype=dt)
-        scr = np.empty((nt, wino_scratch(F, C, gx.w)), dtype=dt)
-        with nogil:
-            wino_kernel(wp, &u[0], C, F, True)
-            wino_conv(dz, &u[0], NULL, NULL, dxp, False, gx, C, ACT_LINEAR, 0.0, &scr[0, 0],
-                      scr.shape[1], nt)
+        u = scratch("u", (16 * C * F,), dt)
+        if one_d:
+            scr = scratch("work", (nt, w1_scratch(F, C, gx.w)), dt)
+            with nogil:
+                w1_kernel(wp, &u[0], C, F, g.kw, True)
+                w1_conv(dz, &u[0], NULL, NULL, dxp, False, gx, C, ACT_LINEAR, 0.0, &scr[0, 0],
+                        scr.shape[1], nt)
+        else:
+            scr = scratch("work", (nt, wino_scratch(F, C, gx.w)), dt)
+            with nogil:
+                wino_kernel(wp, &u[0], C, F, True)
+                wino_conv(dz, &u[0], NULL, NULL, dxp, False, gx, C, ACT_LINEAR, 0.0,
+                          &scr[0, 0], scr.shape[1], nt)
     return 0
 
 
@@ -749,7 +1128,7 @@ cdef int _im2col_backward(const floating *dyp, const floating *yp, const floatin
     cdef Py_ssize_t s_dw = K * F if (dwp != NULL and (nt > 1 or DW_MODE == 1)) else 0
     cdef Py_ssize_t s_db = F if (dbp != NULL and nt > 1) else 0
     cdef Py_ssize_t stride_t = s_cols + s_dz + s_dcols + s_dw + s_db + 1
-    cdef floating[:, ::1] scratch = np.empty((nt, stride_t), dtype=dt)
+    cdef floating[:, ::1] work = scratch("work", (nt, stride_t), dt)
     cdef Py_ssize_t t, n0, n1, c0, c1, per, i, j
     cdef floating *base
     cdef floating *tdw
@@ -758,7 +1137,7 @@ cdef int _im2col_backward(const floating *dyp, const floating *yp, const floatin
     if nt == 1:
         # One thread: chunks in order; GEMMs may still use every thread when the
         # batch is too small to split by samples.
-        base = &scratch[0, 0]
+        base = &work[0, 0]
         tdw = base + s_cols + s_dz + s_dcols if s_dw > 0 else dwp
         with nogil:
             if dxp != NULL:
@@ -781,7 +1160,7 @@ cdef int _im2col_backward(const floating *dyp, const floating *yp, const floatin
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
         n0 = t * per
         n1 = min(g.n, n0 + per)
-        base = &scratch[t, 0]
+        base = &work[t, 0]
         tdw = base + s_cols + s_dz + s_dcols
         tdb = tdw + s_dw
         if dxp != NULL and n1 > n0:
@@ -805,7 +1184,7 @@ cdef int _im2col_backward(const floating *dyp, const floating *yp, const floatin
             for i in range(K * F):
                 dwp[i] = 0
             for t in range(nt):
-                tdw = &scratch[t, 0] + s_cols + s_dz + s_dcols
+                tdw = &work[t, 0] + s_cols + s_dz + s_dcols
                 if DW_MODE == 0:
                     for i in range(K * F):
                         dwp[i] = dwp[i] + tdw[i]
@@ -817,7 +1196,7 @@ cdef int _im2col_backward(const floating *dyp, const floating *yp, const floatin
             for j in range(F):
                 dbp[j] = 0
             for t in range(nt):
-                tdb = &scratch[t, 0] + s_cols + s_dz + s_dcols + s_dw
+                tdb = &work[t, 0] + s_cols + s_dz + s_dcols + s_dw
                 for j in range(F):
                     dbp[j] = dbp[j] + tdb[j]
     return 0
@@ -868,9 +1247,21 @@ def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef const floating *wp = &w[0, 0]
     cdef Geom gx
-    cdef bint wino_dw = dwp != NULL and winograd_ok(&g, F, g.oh * g.ow)
+    cdef bint one_d = g.h == 1 and g.kh == 1
+    cdef bint wino_dw = False
     cdef bint wino_dx = False
-    if dxp != NULL and winograd_ok(&g, F, g.oh * g.ow):
+    if one_d:
+        wino_dw = dwp != NULL and w1_ok(&g, F, g.ow)
+        if dxp != NULL and w1_ok(&g, F, g.ow):
+            # The input gradient of a stride-1 Conv1D is a Conv1D of dz with the kernel
+            # reversed and transposed, padded by r - 1 - pad.
+            gx = g
+            gx.w, gx.c, gx.ow = g.ow, F, g.w
+            gx.pw = g.kw - 1 - g.pw
+            wino_dx = w1_ok(&gx, g.c, g.ow)
+    elif dwp != NULL and winograd_ok(&g, F, g.oh * g.ow):
+        wino_dw = True
+    if not one_d and dxp != NULL and winograd_ok(&g, F, g.oh * g.ow):
         # The input gradient of a 3x3 stride-1 convolution is itself one: of dz, with
         # the kernel flipped and transposed, padded by 2 - pad.
         gx = g
@@ -879,6 +1270,6 @@ def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
         wino_dx = winograd_ok(&gx, g.c, g.oh * g.ow)
     if wino_dw or wino_dx:
         _wino_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, &gx, F, act, alpha, wino_dw,
-                       wino_dx, n_threads)
+                       wino_dx, one_d, n_threads)
     else:
         _im2col_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, F, act, alpha, n_threads)

@@ -24,6 +24,7 @@ from libc.string cimport memset
 from fastnet._kernels._activations cimport needs_input, ACT_LINEAR
 from fastnet._kernels._blas cimport gemm, gemm_parallel
 from fastnet._kernels.conv cimport bias_act, col_sums, grad_rows
+from fastnet._kernels.conv import scratch
 from fastnet._kernels.im2col cimport Geom, col2im_rows, im2col_rows, is_pointwise, make_geom
 
 cdef Py_ssize_t CHUNK_ELEMS = 65536
@@ -87,8 +88,8 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef Py_ssize_t rows = _chunk_rows(K, C)
     cdef int nt = _threads(P_in * K * C, g.n, n_threads)
     cdef Py_ssize_t per = (g.n + nt - 1) // nt
-    cdef floating[:, ::1] scratch = np.empty((nt, 1 if direct else rows * K),
-                                             dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] work = scratch("work", (nt, 1 if direct else rows * K),
+                                         np.float32 if floating is float else np.float64)
     cdef Py_ssize_t t, n0, n1, c0, c1
     cdef floating *cols
     cdef int gt = n_threads if nt == 1 else 1
@@ -97,7 +98,7 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
         n1 = min(g.n, n0 + per)
         if n1 <= n0:
             continue
-        cols = &scratch[t, 0]
+        cols = &work[t, 0]
         if direct:
             gemm_parallel(False, True, (n1 - n0) * ohw, K, C, <floating>1, xp + n0 * ohw * C, C,
                           wp, C, <floating>0, zp + n0 * hw * F, K, gt)
@@ -190,7 +191,7 @@ def backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
     per = (P_in + nt - 1) // nt
     cdef Py_ssize_t s_cols = 1 if direct else rows * K
     cdef Py_ssize_t s_dw = K * C if dwp != NULL else 1
-    cdef floating[:, ::1] scratch = np.empty((nt, s_cols + s_dw), dtype=dt)
+    cdef floating[:, ::1] work = scratch("work", (nt, s_cols + s_dw), dt)
     cdef floating *cols
     cdef const floating *a
     cdef floating *tdw
@@ -199,7 +200,7 @@ def backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
         lo = t * per
         hi = min(P_in, lo + per)
-        cols = &scratch[t, 0]
+        cols = &work[t, 0]
         tdw = cols + s_cols
         if dwp != NULL:
             memset(tdw, 0, s_dw * sizeof(floating))
@@ -223,6 +224,6 @@ def backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
     if dwp != NULL:
         with nogil:
             for t in range(nt):
-                tdw = &scratch[t, 0] + s_cols
+                tdw = &work[t, 0] + s_cols
                 for i in range(K * C):
                     dwp[i] = dwp[i] + tdw[i]

@@ -6,13 +6,14 @@
 # (kh, kw, in, out) flattened to (kh * kw * in, out). Taps outside the input are 0.
 from cython cimport floating
 
-cdef struct Geom:
-    Py_ssize_t n, h, w, c      # input: samples, rows, cols, channels
-    Py_ssize_t oh, ow          # output rows, cols
-    Py_ssize_t kh, kw          # window
-    Py_ssize_t sh, sw          # strides
-    Py_ssize_t dh, dw          # dilation
-    Py_ssize_t ph, pw          # zero rows / cols before the input
+cdef extern from "_geom.h" nogil:
+    ctypedef struct Geom "fn_geom":
+        Py_ssize_t n, h, w, c      # input: samples, rows, cols, channels
+        Py_ssize_t oh, ow          # output rows, cols
+        Py_ssize_t kh, kw          # window
+        Py_ssize_t sh, sw          # strides
+        Py_ssize_t dh, dw          # dilation
+        Py_ssize_t ph, pw          # zero rows / cols before the input
 
 cdef Geom make_geom(object geometry, Py_ssize_t n, Py_ssize_t c) except *
 

@@ -18,11 +18,21 @@ of the previous state. The weight gradients then come from single GEMMs over all
 steps at once (xt^T dG, H^T dG, dG W^T for the input gradient), split across threads.
 
 A step masked out (mask 0) carries the state through unchanged and gets no gradient.
-Recurrent dropout multiplies the previous state by a (B, U) keep mask before the
-recurrent GEMM (the GRU's carry term z * h uses the undropped state).
+Recurrent dropout multiplies the previous state by one (B, U) keep mask per gate
+before that gate's recurrent product (the GRU's carry term z * h uses the undropped
+state).
 
-Sigmoid and tanh in float32 use the inline polynomial exp below, which the compiler
-vectorises; float64 (gradient checks) and other activations use the shared kernels.
+float32 specifics (float64, used for gradient checks, goes through BLAS and libm):
+* The per-step products are too small for BLAS to amortise its packing of the
+  recurrent kernel on every call, so the kernel is packed once per sequence into
+  16-column panels and a 6x16 FMA micro-kernel (fn_gemm_packed) runs each step;
+  the input projection and the [dW; dR] = [X | H]^T dG product use the same kernel
+  (the latter K-blocked, reading X and H as they lie).
+* Sigmoid and tanh use the inline polynomial exp below (<= 2.5 ulp), and the default
+  activations run as one fused, vectorised pass per row (fn_lstm_fwd_rowf ...). The C
+  helpers are compiled for AVX2+FMA and a baseline, chosen at load time.
+* Inference (keep=False) of LSTM and SimpleRNN projects each step's input just before
+  its recurrent product, in cache, without a gate buffer for the whole sequence.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -39,9 +49,14 @@ cdef extern from *:
     #include <stdint.h>
     #include <string.h>
     #include <math.h>
+    #if defined(_MSC_VER)
+    /* No GCC vector extensions there: plain loops for the packed GEMM. */
+    #define restrict __restrict
+    #define FN_SCALAR_GEMM 1
+    #endif
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
         && !defined(FASTNET_NO_CLONES)
-    #define FN_RNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #define FN_RNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
     #else
     #define FN_RNN_CLONES
     #endif
@@ -182,7 +197,9 @@ cdef extern from *:
        products (a few dozen rows times the recurrent kernel) are too small for BLAS
        to amortise its packing of the kernel on every call; packed here once into
        panels of 16 columns, each step streams it from cache. */
+    #ifndef FN_SCALAR_GEMM
     typedef float fn_v8f __attribute__((vector_size(32)));
+    #endif
 
     /* Bp[(p*K + k)*16 + jj] = op(B)[k, 16p + jj] (zero past N); op(B) = B (K x N, row
        stride ldb) or, with trans, the transpose of B (N x K, row stride ldb). */
@@ -209,6 +226,7 @@ cdef extern from *:
                 }
     }
 
+    #ifndef FN_SCALAR_GEMM
     /* One tile of MR rows (6, 4, 2 or 1) by 16 columns: C[rows, panel] (+)= A[rows] Bp.
        MR is a constant at each use, so the accumulators stay in registers. */
     #define FN_TILE(MR, TN) do { \
@@ -283,6 +301,36 @@ cdef extern from *:
         }
     }
     #undef FN_TILE
+    #else
+    static void fn_gemm_scalar(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                               Py_ssize_t lda, int tn, const float *Bp, float *C,
+                               Py_ssize_t ldc, int accumulate) {
+        Py_ssize_t np_ = (N + 15) / 16, p, i, k, jj, nr;
+        for (p = 0; p < np_; p++) {
+            nr = N - p * 16 < 16 ? N - p * 16 : 16;
+            for (i = 0; i < M; i++) {
+                float acc[16] = {0};
+                float *cr = C + i * ldc + p * 16;
+                for (k = 0; k < K; k++) {
+                    float x = tn ? A[k * lda + i] : A[i * lda + k];
+                    const float *b = Bp + (p * K + k) * 16;
+                    for (jj = 0; jj < 16; jj++) acc[jj] += x * b[jj];
+                }
+                for (jj = 0; jj < nr; jj++) cr[jj] = (accumulate ? cr[jj] : 0.0f) + acc[jj];
+            }
+        }
+    }
+    static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                               Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                               int accumulate) {
+        fn_gemm_scalar(M, N, K, A, lda, 0, Bp, C, ldc, accumulate);
+    }
+    static void fn_gemm_packed_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                                  Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                                  int accumulate) {
+        fn_gemm_scalar(M, N, K, A, lda, 1, Bp, C, ldc, accumulate);
+    }
+    #endif
 
     /* For a long K, B is packed one block of KB rows at a time into Bp (pad16(N) * KB
        floats), so the packed panels stay in cache while every row tile goes past them. */
@@ -458,6 +506,41 @@ cdef void _masked_rec_bwd(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t B, Py_ssize_t
         for b in range(lo, hi):
             for j in range(U):
                 dhc[b * U + j] = dhc[b * U + j] + scratch[b * sld + j] * rmask[(g * B + b) * U + j]
+
+
+cdef void _infer_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
+                      Py_ssize_t U, Py_ssize_t D, const float *xt, const float *wpk,
+                      const float *bias, const float *pk1, const uint8_t *mask, float *hs,
+                      float *cs, float *aux, float *scratch, Py_ssize_t sld) noexcept nogil:
+    """Inference (nothing kept for backward), float32, default activations, SimpleRNN or
+    LSTM: each step projects its own input just before the recurrent product, into a
+    per-row scratch that stays in cache, instead of a gate buffer for the whole sequence."""
+    cdef Py_ssize_t GU = (4 if cell == LSTM else 1) * U, m = hi - lo, s, b, j
+    cdef float *hp
+    cdef float *hn
+    cdef float *zr
+    if m <= 0:
+        return
+    for s in range(T):
+        hp = hs + s * B * U
+        hn = hs + (s + 1) * B * U
+        fn_gemm_packed(m, GU, D, xt + (s * B + lo) * D, D, wpk, scratch + lo * sld, sld, 0)
+        fn_gemm_packed(m, GU, U, hp + lo * U, U, pk1, scratch + lo * sld, sld, 1)
+        for b in range(lo, hi):
+            zr = scratch + b * sld
+            if bias != NULL:
+                for j in range(GU):
+                    zr[j] = zr[j] + bias[j]
+            if cell == LSTM:
+                fn_lstm_fwd_rowf(zr, cs + s * B * U + b * U, cs + (s + 1) * B * U + b * U,
+                                 aux + s * B * U + b * U, hn + b * U, U)
+            else:
+                fn_rnn_fwd_rowf(zr, hn + b * U, U)
+            if mask != NULL and not mask[b * T + s]:
+                memcpy(hn + b * U, hp + b * U, U * sizeof(float))
+                if cell == LSTM:
+                    memcpy(cs + (s + 1) * B * U + b * U, cs + s * B * U + b * U,
+                           U * sizeof(float))
 
 
 cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
@@ -857,7 +940,7 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             floating[:, :, ::1] cs, floating[:, :, ::1] aux, floating[:, :, ::1] zpre,
             floating[:, ::1] scratch, int act, int rec_act, double act_alpha=0.0,
             double rec_alpha=0.0, bint reset_after=True, int n_threads=1, bint project=True,
-            packbuf=None):
+            packbuf=None, bint keep=True):
     """Runs a recurrent layer over the whole sequence.
 
     xt (T, B, D); w (D, G*U); r (U, G*U); b (G*U) or None; rb (G*U) the GRU's
@@ -866,7 +949,8 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     or None. With ``project=False`` the gate buffer already holds the input
     projection (bias included) and xt, w and b are not read for it. ``packbuf``: an
     optional float32 array of ``packed_size(...)`` floats reused for the packed
-    recurrent kernel (float32 only).
+    recurrent kernel (float32 only). ``keep=False`` (inference): the gate buffers may
+    be left unwritten (only hs, cs and aux are filled).
     Outputs: gates (T, B, G*U) gate activations; hs, cs (T+1, B, U) states; aux
     (T, B, U) for LSTM and GRU; zpre (T, B, G*U) pre-activations, only when an
     activation's derivative needs its input (else None); scratch (B, G*U + 2U).
@@ -933,8 +1017,15 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     cdef float *pk1 = NULL
     cdef float *pk2 = NULL
     cdef float *pbuf = NULL
+    cdef float *wpk = NULL
+    cdef bint infer = False
     if floating is float:
+        infer = (not keep and _USE_PACKED and project and D > 0 and rmask is None
+                 and zpre is None and (cell == SIMPLE_RNN or cell == LSTM) and act == ACT_TANH
+                 and (cell == SIMPLE_RNN or rec_act == ACT_SIGMOID))
         pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
+        if _USE_PACKED and project and D > 0:
+            wpk = _packed(&w[0, 0], GU, D, GU, False)
         if not _USE_PACKED:
             pass
         elif cell == GRU and not reset_after:
@@ -944,23 +1035,46 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         else:
             pk1 = _packed(&r[0, 0], GU, U, GU, False, pbuf)
     with nogil:
-        if not project:
+        if infer:
             pass
+        elif not project:
+            pass
+        elif wpk != NULL:
+            # Input projection of every step through the packed GEMM, bias added while
+            # each block of rows is still in cache.
+            for k in prange((T * B + 95) // 96, num_threads=nt, schedule="static"):
+                lo = k * 96
+                hi = min(T * B, lo + 96)
+                if floating is float:
+                    fn_gemm_packed(hi - lo, GU, D, &xt[0, 0, 0] + lo * D, D, wpk, gp + lo * GU,
+                                   GU, 0)
+                if bp != NULL:
+                    for i in range(lo, hi):
+                        for j in range(GU):
+                            gp[i * GU + j] = gp[i * GU + j] + bp[j]
         elif D > 0:
             gemm_parallel(False, False, T * B, GU, D, <floating>1, &xt[0, 0, 0], D, &w[0, 0], GU,
                           <floating>0, &gates[0, 0, 0], GU, n_threads)
         else:
             memset(&gates[0, 0, 0], 0, T * B * GU * sizeof(floating))
-        if bp != NULL and project:
+        if wpk != NULL or infer:
+            pass
+        elif bp != NULL and project:
             for i in prange(T * B, num_threads=nt, schedule="static"):
                 for j in range(GU):
                     gp[i * GU + j] = gp[i * GU + j] + bp[j]
         for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
             lo = k * chunk
             hi = min(B, lo + chunk)
+            if infer:
+                if floating is float:
+                    _infer_rows(cell, lo, hi, T, B, U, D, &xt[0, 0, 0], wpk, bp, pk1, mp,
+                                &hs[0, 0, 0], csp, axp, &scratch[0, 0], GU + 2 * U)
+                continue
             _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
                       &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act, rec_act,
                       act_alpha, rec_alpha, reset_after, pk1, pk2)
+    free(wpk)
     if pbuf == NULL:
         free(pk1)
         free(pk2)

@@ -457,7 +457,8 @@ class RNN(Layer):
         _rk.forward(kind, xt, kernel, rkernel, b, rb, states[0],
                     states[1] if kind == _LSTM else None, mask_p, rmask, gates, hs, cs, aux,
                     zpre, scratch, act.code, rec_act.code, act.alpha, rec_act.alpha,
-                    reset_after, config._n_threads, in_keep_g is None, self._packbuf(dt))
+                    reset_after, config._n_threads, in_keep_g is None, self._packbuf(dt),
+                    self._record)
 
         h_last = hs[steps]
         finals = [h_last] + ([cs[steps]] if kind == _LSTM else [])

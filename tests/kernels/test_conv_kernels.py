@@ -282,3 +282,50 @@ def test_winograd_and_im2col_agree_closely():
     for a, bb in zip(plain, wino):
         scale = np.abs(a).max()
         np.testing.assert_allclose(bb, a, rtol=0, atol=2e-6 * scale)
+
+
+# (n, length, c, filters, kernel, padding): F(4, 3), F(4, 5) and F(2, 7); lengths that
+# are not multiples of the tile, causal padding (r - 1 before).
+W1_CASES = [
+    (3, 100, 16, 8, 5, "valid"),
+    (2, 37, 8, 12, 5, "same"),
+    (2, 23, 9, 8, 3, "same"),
+    (4, 30, 8, 8, 3, "valid"),
+    (2, 19, 8, 10, 7, "causal"),
+    (2, 5, 8, 8, 5, "same"),
+    (1, 13, 12, 8, 7, "valid"),
+]
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("nt", [1, 2])
+@pytest.mark.parametrize("act", ["relu", "gelu"])
+@pytest.mark.parametrize("case", W1_CASES)
+def test_winograd_1d_matches_reference(case, act, nt, dt, winograd_everywhere):
+    n, length, c, f, r, padding = case
+    rng = np.random.default_rng(9)
+    g = conv_geometry((length,), (r,), (1,), padding, (1,))
+    x, k, b = _data(rng, dt, n, 1, length, c, f, (1, r))
+    y, dy, dw, db, dx = _run_conv(x, k, b, g, act, nt, rng=rng)
+    y_ref, z_ref = R.conv_forward(x, k, b, g, act)
+    tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else TOL[dt]
+    np.testing.assert_allclose(y, y_ref.reshape(y.shape), **tol)
+    dx_ref, dk_ref, db_ref = R.conv_backward(dy.reshape(y_ref.shape), x, k, z_ref, g, act)
+    np.testing.assert_allclose(dx, dx_ref, **tol)
+    np.testing.assert_allclose(dw, dk_ref.reshape(dw.shape), **tol)
+    np.testing.assert_allclose(db, db_ref, **tol)
+
+
+def test_winograd_1d_matrices_compute_a_correlation():
+    """A^T [(G g) * (B^T d)] == the correlation of d with g, exactly in rationals."""
+    from fractions import Fraction
+
+    for m, r in [(4, 3), (4, 5), (2, 7)]:
+        at, gm, bt = K._cook_toom(m, r)
+        n = m + r - 1
+        d = [Fraction(i * i - 3 * i + 1, i + 2) for i in range(n)]
+        w = [Fraction(2 * i - 5, i + 1) for i in range(r)]
+        gg = [sum(gm[k][i] * w[i] for i in range(r)) for k in range(n)]
+        bd = [sum(bt[k][i] * d[i] for i in range(n)) for k in range(n)]
+        y = [sum(at[j][k] * gg[k] * bd[k] for k in range(n)) for j in range(m)]
+        assert y == [sum(d[j + i] * w[i] for i in range(r)) for j in range(m)]

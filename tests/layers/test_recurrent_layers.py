@@ -378,3 +378,19 @@ def test_model_loop_buffers_give_the_same_results(cls, kw):
         np.testing.assert_allclose(dx, results[0][1], rtol=1e-6, atol=1e-7)
         for g, g0 in zip(grads, results[0][2]):
             np.testing.assert_allclose(g, g0, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("cls,kw", [(SimpleRNN, {}), (LSTM, {}), (GRU, {}),
+                                    (LSTM, {"activation": "relu"}), (LSTM, {"use_bias": False})])
+@pytest.mark.parametrize("masked", [False, True])
+def test_inference_path_matches_training_forward(cls, kw, masked):
+    """Predict (nothing recorded for backward) takes a leaner path: same outputs."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((20, 9, 6)).astype(np.float32)
+    mask = (rng.random((20, 9)) > 0.3) if masked else None
+    layer = cls(10, return_sequences=True, return_state=True, **kw)
+    want = [o.copy() for o in layer(x, mask=mask)]
+    layer._record, layer._reuse = False, True
+    got = layer(x, mask=mask)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
