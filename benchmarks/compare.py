@@ -13,7 +13,8 @@ where they are installed (Keras with whatever backend ``KERAS_BACKEND`` selects)
 Each library runs in a worker process of its own (two OpenMP runtimes in one
 process spin against each other and slow both down); the workers take turns,
 ``--rounds`` times per workload, so a slow spell of a shared machine hits every
-library. Each figure is the median over all rounds' repeats. Ratios are the
+library (``--wait-quiet`` also waits for other jobs to pause before each
+worker). Each figure is the median over all rounds' repeats. Ratios are the
 other library's time / fastnet's time (higher is better for fastnet).
 
 ``--json`` writes the figures with the machine, the versions and the settings;
@@ -110,6 +111,21 @@ def worker(lib, name, threads, repeats):
     print(json.dumps({"ms": times, "versions": _versions(lib)}))
 
 
+def wait_quiet(timeout):
+    """Waits (up to ``timeout`` s) until no other process is running, so that a worker
+    starts on a quiet machine; returns whether it did. Linux only (True elsewhere)."""
+    if not os.path.exists("/proc/loadavg"):
+        return True
+    deadline = time.time() + timeout
+    calm = 0
+    while time.time() < deadline and calm < 5:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        calm = calm + 1 if running <= 1 else 0
+        time.sleep(0.2)
+    return calm >= 5
+
+
 def run_worker(lib, name, threads, repeats):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, name,
            "--threads", str(threads), "--repeats", str(repeats)]
@@ -176,6 +192,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=2, help="turns each library's worker takes")
     ap.add_argument("--libs", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
     ap.add_argument("--json", default=None, help="write the results to this file")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                    help="before each worker, wait up to this long for no other process to run "
+                         "(a machine shared with other jobs)")
     ap.add_argument("--worker", default=None, choices=LIBRARIES, help=argparse.SUPPRESS)
     ap.add_argument("workloads", nargs="*")
     a = ap.parse_args(argv)
@@ -198,7 +217,8 @@ def main(argv=None):
             "command": " ".join(["python", "benchmarks/compare.py"] + (argv if argv is not None else sys.argv[1:])),
             "machine": machine(), "commit": git_commit(), "threads": threads, "repeats": a.repeats, "rounds": a.rounds,
             "libraries": libs, "not_installed": missing, "versions": {},
-            "load_average": {"start": load_average()}, "rows": []}
+            "load_average": {"start": load_average()}, "wait_quiet": a.wait_quiet,
+            "quiet_starts": [0, 0], "rows": []}
     m = info["machine"]
     print(f"# {m['cpu']}, {m['cores']} cores; {threads} threads; libraries {libs}"
           + (f" ({', '.join(missing)} not installed)" if missing else "")
@@ -211,6 +231,9 @@ def main(argv=None):
         times = {lib: [] for lib in libs}
         for _ in range(a.rounds):
             for lib in libs:
+                if a.wait_quiet:
+                    info["quiet_starts"][0] += wait_quiet(a.wait_quiet)
+                    info["quiet_starts"][1] += 1
                 res = run_worker(lib, name, threads, a.repeats)
                 times[lib] += res["ms"]
                 info["versions"].update(res["versions"])

@@ -86,6 +86,10 @@ def machine_rst(results: dict) -> str:
         f"{results['repeats']} timed epochs per library and workload; load average "
         f"{load.get('start')} at the start, {load.get('end')} at the end",
     ]
+    quiet = results.get("quiet_starts") or [0, 0]
+    if quiet[1]:
+        lines[-1] += (f"; {quiet[0]} of {quiet[1]} workers started with no other process running "
+                      f"(each waited up to {results['wait_quiet']:g} s for that)")
     if results.get("not_installed"):
         lines.append("* **Not installed there:** " + ", ".join(LABELS[x] for x in results["not_installed"]))
     return "\n".join(lines) + "\n"
