@@ -41,24 +41,29 @@ def compiled_module(source: str) -> str | None:
 
 def main() -> int:
     kernels = os.path.join(ROOT, "fastnet", "_kernels")
-    sources = sorted(glob.glob(os.path.join(kernels, "*.pyx")) + glob.glob(os.path.join(kernels, "_avx2", "*.pyx")))
+    sources = sorted(glob.glob(os.path.join(kernels, "*.pyx")))
     headers = glob.glob(os.path.join(kernels, "*.pxd")) + glob.glob(os.path.join(kernels, "*.h"))
     newest_header = max((os.path.getmtime(h) for h in headers), default=0.0)
     dest_root = build_lib()
     problems, copied = [], 0
     for src in sources:
-        mod = compiled_module(src)
-        if mod is None:
+        # The portable build next to the source; the AVX2 build (x86-64) in _avx2/.
+        builds = [compiled_module(src)]
+        variant = compiled_module(os.path.join(kernels, "_avx2", os.path.basename(src)))
+        if variant is not None:
+            builds.append(variant)
+        if builds[0] is None:
             problems.append(f"{os.path.relpath(src, ROOT)} has no compiled module next to it")
             continue
-        if os.path.getmtime(mod) < max(os.path.getmtime(src), newest_header):
-            problems.append(f"{os.path.relpath(mod, ROOT)} is older than its sources")
-            continue
-        dest = os.path.join(dest_root, os.path.relpath(mod, ROOT))
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copy2(mod, dest)
-        os.utime(dest)  # newer than every source: build_ext will skip it
-        copied += 1
+        for mod in builds:
+            if os.path.getmtime(mod) < max(os.path.getmtime(src), newest_header):
+                problems.append(f"{os.path.relpath(mod, ROOT)} is older than its sources")
+                continue
+            dest = os.path.join(dest_root, os.path.relpath(mod, ROOT))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.copy2(mod, dest)
+            os.utime(dest)  # newer than every source: build_ext will skip it
+            copied += 1
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
