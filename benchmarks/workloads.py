@@ -1,21 +1,46 @@
-"""The benchmark workloads, each defined once for fastnet and once for PyTorch.
+"""The benchmark workloads, each written once in Keras's API and once for PyTorch.
 
-A workload's ``fastnet()`` and ``torch()`` return a callable that runs one epoch
-(or one predict pass) and returns the number of steps it took, so the caller can
-report time per step. Hyperparameters are matched (Keras's defaults spelled out
-for PyTorch, whose defaults differ).
+A workload's ``keras_style(K)`` builds and compiles its model with ``K`` being
+``fastnet`` or ``keras`` (the same code runs on both: ``import fastnet as
+keras``), and ``torch()`` builds the PyTorch equivalent. Each returns a callable
+that runs one epoch (or one predict pass) and returns the number of steps it
+took, so the caller can report time per step. Hyperparameters are matched
+(Keras's defaults spelled out for PyTorch, whose defaults differ).
 """
 import numpy as np
 
 WORKLOADS = {}
+LIBRARIES = ("fastnet", "torch", "keras")
 
 
-def workload(name, target, unit="train step"):
+def workload(name, target=None, unit="train step"):
     def deco(cls):
         cls.name, cls.target, cls.unit = name, target, unit
         WORKLOADS[name] = cls()
         return cls
     return deco
+
+
+class Workload:
+    """Base: ``fastnet()`` and ``keras()`` run the same Keras-style code."""
+
+    def fastnet(self):
+        import fastnet
+
+        return self.keras_style(fastnet)
+
+    def keras(self):
+        import keras
+
+        return self.keras_style(keras)
+
+    def runner(self, lib):
+        return getattr(self, lib)()
+
+    @property
+    def description(self):
+        doc = (type(self).__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(line.strip() for line in doc.splitlines())
 
 
 def _torch_fit(model, loss_fn, opt, x, y, batch_size):
@@ -39,7 +64,7 @@ def _torch_fit(model, loss_fn, opt, x, y, batch_size):
     return epoch
 
 
-def _fastnet_fit(model, x, y, batch_size):
+def _keras_fit(model, x, y, batch_size):
     steps = -(-len(x) // batch_size)
 
     def epoch():
@@ -60,19 +85,18 @@ def mnist_like(n=60000, seed=0):
     return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n).astype(np.int64)
 
 
+# ----------------------------------------------------------------------------- dense
+
 @workload("seed_mlp", target=8.0)
-class SeedMLP:
+class SeedMLP(Workload):
     """1000x3 blobs; Dense 4 tanh, 4 tanh, 1 sigmoid; rmsprop; binary_crossentropy; batch 32."""
 
-    def fastnet(self):
-        from fastnet.layers import Dense, Input
-        from fastnet.models import Sequential
-
+    def keras_style(self, K):
         x, y = blobs()
-        m = Sequential([Input((3,)), Dense(4, activation="tanh"), Dense(4, activation="tanh"),
-                        Dense(1, activation="sigmoid")])
+        m = K.Sequential([K.Input((3,)), K.layers.Dense(4, activation="tanh"),
+                          K.layers.Dense(4, activation="tanh"), K.layers.Dense(1, activation="sigmoid")])
         m.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
-        return _fastnet_fit(m, x, y, 32)
+        return _keras_fit(m, x, y, 32)
 
     def torch(self):
         import torch
@@ -86,18 +110,15 @@ class SeedMLP:
 
 
 @workload("mnist_mlp", target=2.5)
-class MnistMLP:
+class MnistMLP(Workload):
     """60000 random 784-vectors; Dense 512 relu, Dropout 0.2, Dense 10 softmax; Adam; batch 128."""
 
-    def fastnet(self):
-        from fastnet.layers import Dense, Dropout, Input
-        from fastnet.models import Sequential
-
+    def keras_style(self, K):
         x, y = mnist_like()
-        m = Sequential([Input((784,)), Dense(512, activation="relu"), Dropout(0.2),
-                        Dense(10, activation="softmax")])
+        m = K.Sequential([K.Input((784,)), K.layers.Dense(512, activation="relu"),
+                          K.layers.Dropout(0.2), K.layers.Dense(10, activation="softmax")])
         m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        return _fastnet_fit(m, x, y, 128)
+        return _keras_fit(m, x, y, 128)
 
     def torch(self):
         import torch
@@ -110,19 +131,17 @@ class MnistMLP:
 
 
 @workload("mnist_mlp_bn", target=2.0)
-class MnistMLPBN:
+class MnistMLPBN(Workload):
     """Dense 256, BN, relu, Dense 256, BN, relu, Dense 10 softmax; Adam; batch 128."""
 
-    def fastnet(self):
-        from fastnet.layers import Activation, BatchNormalization, Dense, Input
-        from fastnet.models import Sequential
-
+    def keras_style(self, K):
         x, y = mnist_like()
-        m = Sequential([Input((784,)), Dense(256), BatchNormalization(), Activation("relu"),
-                        Dense(256), BatchNormalization(), Activation("relu"),
-                        Dense(10, activation="softmax")])
+        L = K.layers
+        m = K.Sequential([K.Input((784,)), L.Dense(256), L.BatchNormalization(), L.Activation("relu"),
+                          L.Dense(256), L.BatchNormalization(), L.Activation("relu"),
+                          L.Dense(10, activation="softmax")])
         m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        return _fastnet_fit(m, x, y, 128)
+        return _keras_fit(m, x, y, 128)
 
     def torch(self):
         import torch
@@ -137,18 +156,13 @@ class MnistMLPBN:
 
 
 @workload("mnist_mlp_predict", target=1.0, unit="predict of 60000 rows")
-class MnistMLPPredict:
+class MnistMLPPredict(Workload):
     """predict on 60000 rows of the MNIST MLP, batch 256 (PyTorch under no_grad)."""
 
-    def fastnet(self):
-        m_fit = MnistMLP().fastnet  # same architecture
-        from fastnet.layers import Dense, Dropout, Input
-        from fastnet.models import Sequential
-
+    def keras_style(self, K):
         x, _ = mnist_like()
-        m = Sequential([Input((784,)), Dense(512, activation="relu"), Dropout(0.2),
-                        Dense(10, activation="softmax")])
-        del m_fit
+        m = K.Sequential([K.Input((784,)), K.layers.Dense(512, activation="relu"),
+                          K.layers.Dropout(0.2), K.layers.Dense(10, activation="softmax")])
 
         def run():
             m.predict(x, batch_size=256, verbose=0)
@@ -171,3 +185,162 @@ class MnistMLPPredict:
                 torch.cat(out).numpy()
             return 1
         return run
+
+
+# ----------------------------------------------------------------------------- convolution
+# The models of benchmarks/compare_conv.py (which also times the layer stacks alone);
+# 8 batches per epoch of fixed random data.
+
+def _images(n, shape, seed=0):
+    return np.random.default_rng(seed).random((n,) + shape, dtype=np.float32)
+
+
+@workload("mnist_cnn", target=2.3)
+class MnistCNN(Workload):
+    """Keras's MNIST convnet: Conv2D 32 3x3 relu, MaxPool 2, Conv2D 64 3x3 relu, MaxPool 2,
+    Flatten, Dropout 0.5, Dense 10 softmax; Adam; batch 128."""
+
+    def data(self):
+        rng = np.random.default_rng(0)
+        return _images(1024, (28, 28, 1)), rng.integers(0, 10, 1024).astype(np.int64)
+
+    def keras_style(self, K):
+        x, y = self.data()
+        L = K.layers
+        m = K.Sequential([K.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(2),
+                          L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
+                          L.Dropout(0.5), L.Dense(10, activation="softmax")])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return _keras_fit(m, x, y, 128)
+
+    def torch(self):
+        import torch
+        from torch import nn
+
+        x, y = self.data()
+        m = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3),
+                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.5), nn.Linear(1600, 10))
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3, eps=1e-7)
+        return _torch_fit(m, nn.CrossEntropyLoss(), opt, np.ascontiguousarray(x.transpose(0, 3, 1, 2)),
+                          y, 128)
+
+
+@workload("conv1d", target=2.3)
+class Conv1DNet(Workload):
+    """Input (100, 16): Conv1D 64 k5 relu valid, Conv1D 64 k5 relu same, Flatten, Dense 1
+    sigmoid; rmsprop; batch 64."""
+
+    def data(self):
+        rng = np.random.default_rng(0)
+        return _images(512, (100, 16)), rng.integers(0, 2, 512).astype(np.float32)
+
+    def keras_style(self, K):
+        x, y = self.data()
+        L = K.layers
+        m = K.Sequential([K.Input((100, 16)), L.Conv1D(64, 5, activation="relu"),
+                          L.Conv1D(64, 5, activation="relu", padding="same"), L.Flatten(),
+                          L.Dense(1, activation="sigmoid")])
+        m.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
+        return _keras_fit(m, x, y, 64)
+
+    def torch(self):
+        import torch
+        from torch import nn
+
+        x, y = self.data()
+        m = nn.Sequential(nn.Conv1d(16, 64, 5), nn.ReLU(), nn.Conv1d(64, 64, 5, padding="same"),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(64 * 96, 1))
+        opt = torch.optim.RMSprop(m.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+        bce = nn.BCEWithLogitsLoss()
+        return _torch_fit(m, lambda out, t: bce(out[:, 0], t), opt,
+                          np.ascontiguousarray(x.transpose(0, 2, 1)), y, 64)
+
+
+@workload("decoder", target=1.6)
+class Decoder(Workload):
+    """64 inputs: Dense 7*7*32 relu, Reshape, Conv2DTranspose 32 k3 s2 same relu,
+    Conv2DTranspose 1 k3 s2 same sigmoid; Adam; mse; batch 64."""
+
+    def data(self):
+        return _images(512, (64,)), _images(512, (28, 28, 1), seed=1)
+
+    def keras_style(self, K):
+        x, y = self.data()
+        L = K.layers
+        m = K.Sequential([K.Input((64,)), L.Dense(7 * 7 * 32, activation="relu"), L.Reshape((7, 7, 32)),
+                          L.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu"),
+                          L.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")])
+        m.compile(optimizer="adam", loss="mse")
+        return _keras_fit(m, x, y, 64)
+
+    def torch(self):
+        import torch
+        from torch import nn
+
+        x, y = self.data()
+        m = nn.Sequential(nn.Linear(64, 7 * 7 * 32), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
+                          nn.ConvTranspose2d(32, 32, 3, 2, padding=1, output_padding=1), nn.ReLU(),
+                          nn.ConvTranspose2d(32, 1, 3, 2, padding=1, output_padding=1), nn.Sigmoid())
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3, eps=1e-7)
+        return _torch_fit(m, nn.MSELoss(), opt, x, np.ascontiguousarray(y.transpose(0, 3, 1, 2)), 64)
+
+
+# ----------------------------------------------------------------------------- recurrent
+# The setting of benchmarks/compare_recurrent.py: 32 steps x 32 features, 128 units,
+# Dense(10, softmax), Adam, sparse categorical cross-entropy, batch 64.
+
+class _Recurrent(Workload):
+    cell = None
+
+    def data(self):
+        rng = np.random.default_rng(0)
+        return (rng.standard_normal((1280, 32, 32)).astype(np.float32),
+                rng.integers(0, 10, 1280).astype(np.int64))
+
+    def keras_style(self, K):
+        x, y = self.data()
+        m = K.Sequential([K.Input((32, 32)), getattr(K.layers, self.cell)(128),
+                          K.layers.Dense(10, activation="softmax")])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return _keras_fit(m, x, y, 64)
+
+    def torch(self):
+        import torch
+        from torch import nn
+
+        x, y = self.data()
+        rnn = {"LSTM": nn.LSTM, "GRU": nn.GRU, "SimpleRNN": nn.RNN}[self.cell](32, 128, batch_first=True)
+        fc = nn.Linear(128, 10)
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn, self.fc = rnn, fc
+
+            def forward(self, inputs):
+                return self.fc(self.rnn(inputs)[0][:, -1])
+
+        m = Net()
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3, eps=1e-7)
+        return _torch_fit(m, nn.CrossEntropyLoss(), opt, x, y, 64)
+
+
+@workload("lstm")
+class LSTMNet(_Recurrent):
+    """LSTM 128 on 32 steps x 32 features, Dense 10 softmax; Adam; batch 64."""
+
+    cell = "LSTM"
+
+
+@workload("gru")
+class GRUNet(_Recurrent):
+    """GRU 128 on 32 steps x 32 features, Dense 10 softmax; Adam; batch 64."""
+
+    cell = "GRU"
+
+
+@workload("simple_rnn")
+class SimpleRNNNet(_Recurrent):
+    """SimpleRNN 128 on 32 steps x 32 features, Dense 10 softmax; Adam; batch 64."""
+
+    cell = "SimpleRNN"

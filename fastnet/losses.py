@@ -687,7 +687,7 @@ class CosineSimilarity(_Builtin):
 
 
 class Huber(_Builtin):
-    """mean(0.5 e^2 where |e| <= delta else delta |e| - 0.5 delta^2), e = y_pred - y_true."""
+    """``mean(0.5 e^2 where |e| <= delta else delta |e| - 0.5 delta^2)``, ``e = y_pred - y_true``."""
 
     def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)

@@ -3,7 +3,7 @@
 Example:
     >>> import numpy as np
     >>> from fastnet.regularizers import L2
-    >>> float(L2(0.01)(np.ones((2, 2), dtype=np.float32)))
+    >>> round(float(L2(0.01)(np.ones((2, 2), dtype=np.float32))), 6)
     0.04
 """
 import numpy as np

@@ -673,7 +673,8 @@ class LSTM(_Builtin):
         units: positive int.
         activation: default ``"tanh"``; recurrent_activation: default ``"sigmoid"``.
         unit_forget_bias: add 1 to the forget gate's bias at initialisation (default True).
-        Other arguments as :class:`SimpleRNN`.
+
+    Other arguments as :class:`SimpleRNN`.
 
     With ``return_state=True`` the layer returns ``[output, h, c]``.
 
@@ -698,7 +699,8 @@ class GRU(_Builtin):
         activation: default ``"tanh"``; recurrent_activation: default ``"sigmoid"``.
         reset_after: apply the reset gate after the recurrent matrix product (default
             True, bias of shape (2, 3*units)); False applies it before (bias (3*units,)).
-        Other arguments as :class:`SimpleRNN`.
+
+    Other arguments as :class:`SimpleRNN`.
 
     Example:
         >>> import numpy as np

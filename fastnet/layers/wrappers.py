@@ -256,7 +256,7 @@ class TimeDistributed(Layer):
     Args:
         layer: the layer to apply to each (batch, ...) slice.
 
-    Input shape: (batch, timesteps, ...). Output shape: (batch, timesteps, *layer output).
+    Input shape: ``(batch, timesteps, ...)``. Output shape: ``(batch, timesteps, *layer output)``.
 
     Example:
         >>> import numpy as np

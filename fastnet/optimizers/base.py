@@ -84,9 +84,9 @@ class Optimizer:
         clipvalue: clip every gradient element to ``[-clipvalue, clipvalue]``.
         global_clipnorm: clip all gradients together to this global L2 norm.
             At most one of ``clipnorm``, ``clipvalue`` and ``global_clipnorm``.
-        use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps: accepted for Keras compatibility; only their
-            default values are supported (others raise NotImplementedError).
+        use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps:
+            accepted for Keras compatibility; only their default values are
+            supported (others raise NotImplementedError).
         name: the optimizer's name; unique automatic names otherwise.
     """
 
