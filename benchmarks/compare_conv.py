@@ -51,6 +51,7 @@ def _fastnet_fn(part, name, fold=False):
     sys.path.insert(0, ROOT)
     sys.path.insert(0, os.path.join(ROOT, "asv_benchmarks"))
     from benchmarks.conv import conv_stack, model, stack_step
+
     from fastnet.layers.pooling import fold_relu_into_max_pooling
 
     if part == "stack":
@@ -140,8 +141,9 @@ def memory_worker(threads):
 
     sys.path.insert(0, ROOT)
     sys.path.insert(0, os.path.join(ROOT, "asv_benchmarks"))
-    import fastnet
     from benchmarks.conv import model
+
+    import fastnet
 
     fastnet.config.set_num_threads(threads)
     rng = np.random.default_rng(0)
@@ -247,8 +249,9 @@ def part_extra(threads, repeats):
 
     sys.path.insert(0, ROOT)
     sys.path.insert(0, os.path.join(ROOT, "asv_benchmarks"))
-    import fastnet
     from benchmarks.conv import conv_stack, stack_step
+
+    import fastnet
     from fastnet import layers as L
 
     def med(fn, n):

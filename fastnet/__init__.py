@@ -7,9 +7,7 @@ import importlib as _importlib
 
 __version__ = "0.1.0"
 
-from fastnet import config, backend, random  # noqa: E402
-from fastnet import activations, initializers, regularizers  # noqa: E402
-from fastnet import layers, models, utils  # noqa: E402
+from fastnet import activations, backend, config, initializers, layers, models, random, regularizers, utils  # noqa: E402  # noqa: E402  # noqa: E402
 from fastnet.layers import Input  # noqa: E402
 from fastnet.models import Model, Sequential  # noqa: E402
 

@@ -51,7 +51,7 @@ from fastnet.utils import progbar as _progbar
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
     "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger", "LambdaCallback",
-    "TerminateOnNaN", "ModelCheckpoint",
+    "TerminateOnNaN", "ModelCheckpoint",  # noqa: F822 (loaded on first use by __getattr__)
 ]
 
 
@@ -892,7 +892,7 @@ class CSVLogger(Callback):
     def on_train_begin(self, logs=None):
         if self.append:
             if os.path.exists(self.filename):
-                with open(self.filename, "r", newline="") as f:
+                with open(self.filename, newline="") as f:
                     self.append_header = not bool(len(f.readline()))
             else:
                 self.append_header = True

@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-from fastnet import config, random as _random
+from fastnet import config
+from fastnet import random as _random
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomUniform", "RandomNormal",

@@ -6,7 +6,6 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import fastnet  # noqa: E402
 from fastnet import config  # noqa: E402
 
 

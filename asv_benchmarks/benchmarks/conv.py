@@ -109,10 +109,7 @@ class ModelStep(Benchmark):
 
     def setup(self, n_threads, workload):
         self.set_threads(n_threads)
-        try:
-            self.m, self.x, self.y, self.bs = model(workload)
-        except (ImportError, AttributeError, ValueError) as e:
-            raise NotImplementedError(f"whole-model step unavailable: {e}")
+        self.m, self.x, self.y, self.bs = model(workload)
         self.m.fit(self.x, self.y, batch_size=self.bs, epochs=1, verbose=0, shuffle=False)
 
     def time_train_step(self, n_threads, workload):

@@ -327,7 +327,7 @@ class Runner:
             if len(set(sums)) > 1:
                 warnings.warn("fastnet.distribution: the ranks' weights drifted apart during fit "
                               "(this MPI's allreduce does not give every rank the same sums); "
-                              "rank 0's weights were broadcast to all ranks.")
+                              "rank 0's weights were broadcast to all ranks.", stacklevel=2)
                 self._broadcast_state(optimizer=True)
         else:
             self.be.barrier(what="the end of fit")

@@ -1,8 +1,8 @@
 """Layers, as in ``keras.layers``."""
 from fastnet.layers.base import Input, InputLayer, InputSpec, Layer
 from fastnet.layers.core import Activation, Dense, Dropout, Flatten, Reshape
-from fastnet.layers.normalization import BatchNormalization, LayerNormalization
 from fastnet.layers.embedding import Embedding
+from fastnet.layers.normalization import BatchNormalization, LayerNormalization
 from fastnet.layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
 from fastnet.layers.wrappers import Bidirectional, TimeDistributed
 
@@ -13,11 +13,17 @@ __all__ = [
     "Bidirectional", "TimeDistributed",
 ]
 from fastnet.layers.convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
-from fastnet.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
-                                    GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
-                                    MaxPooling1D, MaxPooling2D)
-from fastnet.layers.reshaping import (Cropping1D, Cropping2D, UpSampling1D, UpSampling2D,
-                                      ZeroPadding1D, ZeroPadding2D)
+from fastnet.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    MaxPooling1D,
+    MaxPooling2D,
+)
+from fastnet.layers.reshaping import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
 __all__ += [
     "Conv1D", "Conv2D", "Conv1DTranspose", "Conv2DTranspose", "MaxPooling1D", "MaxPooling2D",

@@ -11,8 +11,7 @@ from fastnet import config, initializers, regularizers
 from fastnet._kernels import conv as _conv
 from fastnet._kernels import conv_transpose as _convt
 from fastnet.layers.base import InputSpec, Layer, _shape_str
-from fastnet.layers.core import (FusedActivation, _serialize_initializer,
-                                 _serialize_regularizer, positive_int)
+from fastnet.layers.core import FusedActivation, _serialize_initializer, _serialize_regularizer, positive_int
 from fastnet.utils import shape_utils
 
 __all__ = ["BaseConv", "Conv1D", "Conv2D", "Conv1DTranspose", "Conv2DTranspose"]

@@ -3,7 +3,7 @@ import numpy as np
 
 from fastnet import config
 from fastnet._kernels import pooling as _pool
-from fastnet.layers.base import InputSpec, Layer, _shape_str
+from fastnet.layers.base import InputSpec, _shape_str
 from fastnet.layers.convolutional import _SpatialLayer, _to_first, _to_last
 from fastnet.utils import shape_utils
 

@@ -20,8 +20,7 @@ from fastnet import activations, config, initializers, regularizers
 from fastnet import random as _random
 from fastnet._kernels import recurrent as _rk
 from fastnet.layers.base import InputSpec, Layer, _shape_str
-from fastnet.layers.core import (FusedActivation, _serialize_initializer, _serialize_regularizer,
-                                 positive_int)
+from fastnet.layers.core import FusedActivation, _serialize_initializer, _serialize_regularizer, positive_int
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "RNN", "SimpleRNN", "LSTM", "GRU"]
 

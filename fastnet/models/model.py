@@ -7,7 +7,6 @@ loop over layers whatever the number of weights.
 """
 import math
 import signal
-import sys
 import threading
 import warnings
 
@@ -16,7 +15,7 @@ import numpy as np
 from fastnet import backend, config
 from fastnet import distribution as _distribution
 from fastnet import random as _random
-from fastnet.layers.base import Layer, _shape_str
+from fastnet.layers.base import Layer
 
 __all__ = ["Model"]
 
@@ -435,7 +434,7 @@ class Model(Layer):
         if y is None:
             raise ValueError(f"{what} needs targets y for this model's loss")
         if x.ndim == 0:
-            raise ValueError(f"x must have a batch axis, received a scalar")
+            raise ValueError("x must have a batch axis, received a scalar")
         if len(x) != len(y):
             raise ValueError(f"x and y must have the same number of samples, received x with "
                              f"{len(x)} samples and y with {len(y)} samples")
@@ -563,7 +562,7 @@ class Model(Layer):
                     if cursor >= n:
                         if steps_per_epoch is not None and step > 0 and n_batches and steps > n_batches:
                             warnings.warn(f"Your input ran out of data after {step} steps of "
-                                          f"steps_per_epoch={steps_per_epoch}; the epoch ends early.")
+                                          f"steps_per_epoch={steps_per_epoch}; the epoch ends early.", stacklevel=2)
                         break
                     lo, hi = cursor, min(n, cursor + batch_size)
                     if shuffle:
@@ -572,7 +571,8 @@ class Model(Layer):
                         if xbuf is None or xbuf.shape[0] != bn:
                             xbuf = np.empty((bn,) + x.shape[1:], dtype=fit_dtype)
                             ybuf = np.empty((bn,) + y.shape[1:], dtype=y.dtype)
-                            swbuf = None if sample_weight is None else np.empty((bn,) + sample_weight.shape[1:], sample_weight.dtype)
+                            swbuf = (None if sample_weight is None
+                                     else np.empty((bn,) + sample_weight.shape[1:], sample_weight.dtype))
                         np.take(x, idx, axis=0, out=xbuf)
                         np.take(y, idx, axis=0, out=ybuf)
                         xb, yb = xbuf, ybuf

@@ -1,5 +1,4 @@
 """Sequential: a plain stack of layers, each feeding the next."""
-import numpy as np
 
 from fastnet.layers.base import InputLayer, KerasTensor, Layer, _shape_str
 from fastnet.models.model import Model

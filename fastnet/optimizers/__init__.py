@@ -8,7 +8,14 @@ Example:
 """
 from fastnet.optimizers import schedules
 from fastnet.optimizers.algorithms import (
-    SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop,
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Nadam,
+    RMSprop,
 )
 from fastnet.optimizers.base import Optimizer
 

@@ -25,7 +25,8 @@ import warnings
 
 import numpy as np
 
-from fastnet import backend, config as _config
+from fastnet import backend
+from fastnet import config as _config
 from fastnet.optimizers import schedules as _schedules
 
 __all__ = ["Optimizer"]
@@ -468,7 +469,7 @@ class Optimizer:
             self._make_plan()
         t = int(self._iterations)
         lr = self._current_lr(t)
-        mode, clip, scale = self._clip_mode, self._clip, 1.0
+        mode, scale = self._clip_mode, 1.0
         n_threads = _config._n_threads
         k = _kernel_module()
         if mode == CLIP_GLOBAL_NORM:

@@ -21,7 +21,12 @@ Example:
 """
 from fastnet.saving._files import FileFormatError, WeightsMismatchError
 from fastnet.saving.saving_lib import (
-    load_model, load_weights, model_from_json, model_to_json, save_model, save_weights,
+    load_model,
+    load_weights,
+    model_from_json,
+    model_to_json,
+    save_model,
+    save_weights,
 )
 from fastnet.saving.serialization import DeserializationError
 

@@ -30,10 +30,18 @@ import zipfile
 import numpy as np
 
 from fastnet.saving._files import (
-    FileFormatError, WeightsMismatchError, atomic_output, open_checked_zip, read_member, require_h5py,
+    FileFormatError,
+    WeightsMismatchError,
+    atomic_output,
+    open_checked_zip,
+    read_member,
+    require_h5py,
 )
 from fastnet.saving.serialization import (
-    KERAS_FORMAT_VERSION, DeserializationError, deserialize_model_config, serialize_model,
+    KERAS_FORMAT_VERSION,
+    DeserializationError,
+    deserialize_model_config,
+    serialize_model,
 )
 
 __all__ = [

@@ -85,10 +85,10 @@ def _format_time(seconds, unit_name):
 
 def _format_eta(eta):
     if eta > 3600:
-        return "%d:%02d:%02d" % (eta // 3600, (eta % 3600) // 60, eta % 60)
+        return f"{int(eta // 3600)}:{int((eta % 3600) // 60):02d}:{int(eta % 60):02d}"
     if eta > 60:
-        return "%d:%02d" % (eta // 60, eta % 60)
-    return "%ds" % eta
+        return f"{int(eta // 60)}:{int(eta % 60):02d}"
+    return f"{int(eta)}s"
 
 
 def _num_digits(n):
@@ -187,9 +187,9 @@ class Progbar:
 
     def _bar(self, current):
         if self.target is None:
-            return "%7d/Unknown" % current
+            return f"{int(current):7d}/Unknown"
         target = self.target
-        bar = ("%" + str(_num_digits(target)) + "d/%d [") % (current, target)
+        bar = f"{int(current):{_num_digits(target)}d}/{int(target)} ["
         progress = float(current) / target if target else 1.0
         filled = int(self.width * progress)
         if filled > 0:

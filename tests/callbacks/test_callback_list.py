@@ -1,12 +1,10 @@
 """CallbackList dispatch, History and LambdaCallback, driven as fit drives them."""
 import time
 
-import numpy as np
 import pytest
 
 from fastnet import callbacks as cbm
-from fastnet.callbacks import (Callback, CallbackList, History, LambdaCallback, ProgbarLogger,
-                               ReduceLROnPlateau)
+from fastnet.callbacks import Callback, CallbackList, History, LambdaCallback, ProgbarLogger, ReduceLROnPlateau
 
 
 class Recorder(Callback):
@@ -270,12 +268,18 @@ def test_callback_base_defaults():
     cb = Callback()
     assert cb.model is None and cb.params is None
     # Every hook exists with Keras's signature and does nothing.
-    cb.on_train_begin(); cb.on_train_end(logs={}); cb.on_epoch_begin(0); cb.on_epoch_end(0, logs={})
-    cb.on_train_batch_begin(0); cb.on_train_batch_end(0, logs={}); cb.on_batch_begin(0)
-    cb.on_batch_end(0); cb.on_test_begin(); cb.on_test_end(); cb.on_test_batch_begin(0)
-    cb.on_test_batch_end(0); cb.on_predict_begin(); cb.on_predict_end()
-    cb.on_predict_batch_begin(0); cb.on_predict_batch_end(0)
+    calls = [
+        (cb.on_train_begin, ()), (cb.on_train_end, ()), (cb.on_epoch_begin, (0,)),
+        (cb.on_epoch_end, (0,)), (cb.on_train_batch_begin, (0,)), (cb.on_train_batch_end, (0,)),
+        (cb.on_batch_begin, (0,)), (cb.on_batch_end, (0,)), (cb.on_test_begin, ()),
+        (cb.on_test_end, ()), (cb.on_test_batch_begin, (0,)), (cb.on_test_batch_end, (0,)),
+        (cb.on_predict_begin, ()), (cb.on_predict_end, ()), (cb.on_predict_batch_begin, (0,)),
+        (cb.on_predict_batch_end, (0,)),
+    ]
+    for hook, args in calls:
+        assert hook(*args, logs={}) is None
+        assert hook(*args) is None
     assert not cb._implements_train_batch_hooks()
-    cb.set_model("m"); cb.set_params({"epochs": 1})
+    cb.set_model("m")
+    cb.set_params({"epochs": 1})
     assert cb.model == "m" and cb.params == {"epochs": 1}
-    assert np is not None

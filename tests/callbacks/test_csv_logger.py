@@ -9,7 +9,7 @@ LOGS = [{"loss": 0.5, "accuracy": 0.75}, {"loss": 0.25, "accuracy": 0.875},
 
 
 def read(path):
-    with open(path, "r", newline="") as f:
+    with open(path, newline="") as f:
         return f.read()
 
 

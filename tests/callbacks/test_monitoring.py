@@ -5,8 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from fastnet.callbacks import (EarlyStopping, LambdaCallback, LearningRateScheduler,
-                               ReduceLROnPlateau, TerminateOnNaN)
+from fastnet.callbacks import EarlyStopping, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau, TerminateOnNaN
 
 
 def logs_of(name, values):

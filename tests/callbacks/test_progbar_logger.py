@@ -42,7 +42,7 @@ def test_fit_verbose1_terminal_redraws_in_place(drivers, clock, tty, capsys):
 
     def epoch(lines):
         text, width = "", 0
-        for i, line in enumerate(lines):
+        for line in lines:
             text += "\b" * width + "\r" + line
             width = len(line)
         return text + "\n"

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from helpers import numeric_grad
 
 from fastnet import activations
 from fastnet._kernels import _activations as K
 from fastnet._reference import core as ref
-from helpers import numeric_grad
 
 NAMES = ["linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "elu", "selu",
          "softplus", "softsign", "silu", "gelu", "gelu_tanh", "hard_sigmoid", "hard_silu", "relu6",

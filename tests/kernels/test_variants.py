@@ -4,8 +4,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import fastnet._kernels as K
 
 SCRIPT = r"""

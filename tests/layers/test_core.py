@@ -1,11 +1,9 @@
 import numpy as np
 import pytest
-
-import fastnet
-from fastnet import activations, layers
-from fastnet.layers import (Activation, BatchNormalization, Dense, Dropout, Flatten,
-                            LayerNormalization, Reshape)
 from helpers import check_layer_gradients
+
+from fastnet import activations, layers
+from fastnet.layers import Activation, BatchNormalization, Dense, Dropout, Flatten, LayerNormalization, Reshape
 
 ACTS = sorted(activations._BY_NAME)
 

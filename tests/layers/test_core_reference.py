@@ -1,6 +1,5 @@
 """The foundation layers against the Keras reference cases (outputs, gradients, updates)."""
 import pytest
-
 from helpers import ATOL, RTOL, case_names, run_layer_case
 
 CASES = case_names("layers", {"Dense", "Activation", "Flatten", "Reshape", "Dropout",

@@ -76,7 +76,7 @@ def test_weight_layouts_and_initialisation():
     np.testing.assert_allclose(r @ r.T, np.eye(4), atol=1e-5)    # orthogonal rows
     assert [v.name for v in lstm.weights] == ["kernel", "recurrent_kernel", "bias"]
     assert lstm.cell.name == "lstm_cell"
-    assert not LSTM(4, unit_forget_bias=False)(x) is None
+    assert LSTM(4, unit_forget_bias=False)(x) is not None
     gru = GRU(4)
     gru(x)
     assert [w.shape for w in gru.get_weights()] == [(5, 12), (4, 12), (2, 12)]

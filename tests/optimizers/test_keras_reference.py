@@ -69,7 +69,7 @@ def test_multi_variable_flat_equals_per_variable(name):
     opt_b = optimizers.get({"class_name": meta["class_name"], "config": dict(meta["config"])})
     values, grads, offsets = backend.pack(a, np.float32)
     opt_a.build(a)
-    for t in range(meta["steps"]):
+    for _ in range(meta["steps"]):
         gs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
         for v, g in zip(a, gs):
             v.grad[...] = g

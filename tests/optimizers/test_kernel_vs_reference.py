@@ -164,7 +164,6 @@ def test_global_clipnorm_non_finite_norm_gives_nan_like_keras():
 
 
 def test_thread_count_does_not_change_the_result():
-    rng = np.random.default_rng(5)
     shapes = [(400, 300), (300,), (300, 10)]
     results = []
     old = config.get_num_threads()

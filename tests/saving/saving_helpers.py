@@ -6,7 +6,6 @@ import zipfile
 
 import numpy as np
 
-import fastnet
 from fastnet import layers, optimizers
 from fastnet.models import Sequential
 

@@ -4,10 +4,22 @@ import io
 
 import numpy as np
 import pytest
+from saving_helpers import (
+    ATOL,
+    NAMES,
+    RTOL,
+    archive,
+    config_skeleton,
+    expected,
+    h5_layout,
+    h5_values,
+    model_from_spec,
+    path,
+    strip_ids,
+    tree_diff,
+)
 
 from fastnet.models import load_model
-from saving_helpers import (ATOL, NAMES, RTOL, archive, config_skeleton, expected, h5_layout,
-                            h5_values, model_from_spec, path, strip_ids, tree_diff)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -10,12 +10,12 @@ import zipfile
 
 import numpy as np
 import pytest
+from saving_helpers import path
 
 from fastnet import layers
 from fastnet.layers import Layer
 from fastnet.models import Sequential, load_model
 from fastnet.saving import DeserializationError, FileFormatError, WeightsMismatchError, saving_lib
-from saving_helpers import path
 
 
 def _small(units=4, name=None):
@@ -333,7 +333,7 @@ def test_interrupted_model_save_keeps_the_previous_file(tmp_path, monkeypatch, e
 
     def write_then_fail(fileobj, parts):
         fileobj.write(b"PK\x03\x04 half-written")
-        real  # the real writer never runs to the end
+        assert real is not write_then_fail  # the real writer never runs to the end
         raise exc("interrupted while writing")
 
     monkeypatch.setattr(saving_lib, "_write_archive", write_then_fail)
