@@ -1,10 +1,20 @@
 """Variables, automatic names and session state shared by layers and models."""
+from __future__ import annotations
+
 import re
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnet import config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from fastnet._typing import ArrayLike, ConstraintLike, DTypeLike
+    from fastnet.regularizers import Regularizer
 
 __all__ = ["Variable", "clear_session", "unique_name", "to_snake_case", "floatx", "epsilon"]
 
@@ -15,7 +25,7 @@ _NAME_LOCK = threading.Lock()
 _NAME_COUNTS = {}
 
 
-def to_snake_case(name):
+def to_snake_case(name: str) -> str:
     """Keras's automatic layer-name stem: ``BatchNormalization`` -> ``batch_normalization``."""
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
@@ -23,7 +33,7 @@ def to_snake_case(name):
     return name.lower()
 
 
-def unique_name(stem):
+def unique_name(stem: str) -> str:
     """``stem`` the first time in this process (or since clear_session), then ``stem_1``, ..."""
     with _NAME_LOCK:
         n = _NAME_COUNTS.get(stem, 0)
@@ -31,7 +41,7 @@ def unique_name(stem):
     return stem if n == 0 else f"{stem}_{n}"
 
 
-def clear_session():
+def clear_session() -> None:
     """Resets the automatic layer and model names, as Keras's ``clear_session`` does."""
     with _NAME_LOCK:
         _NAME_COUNTS.clear()
@@ -49,8 +59,9 @@ class Variable:
     __slots__ = ("value", "grad", "name", "path", "trainable", "regularizer", "constraint",
                  "__weakref__")
 
-    def __init__(self, value, name="variable", trainable=True, regularizer=None,
-                 constraint=None, path=None):
+    def __init__(self, value: ArrayLike, name: str = "variable", trainable: bool = True,
+                 regularizer: Regularizer | Callable[..., Any] | None = None, constraint: ConstraintLike | None = None,
+                 path: str | None = None) -> None:
         self.value = np.ascontiguousarray(value)
         self.grad = None
         self.name = name
@@ -60,21 +71,21 @@ class Variable:
         self.constraint = constraint
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return self.value.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.value.dtype
 
     @property
-    def size(self):
+    def size(self) -> int:
         return self.value.size
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         return self.value.copy()
 
-    def assign(self, value):
+    def assign(self, value: ArrayLike) -> None:
         """Copies ``value`` into the variable (same shape; cast to its dtype)."""
         value = np.asarray(value)
         if value.shape != self.value.shape:
@@ -82,7 +93,7 @@ class Variable:
                              f"'{self.path}' of shape {self.value.shape}")
         np.copyto(self.value, value, casting="unsafe")
 
-    def zero_grad(self):
+    def zero_grad(self) -> np.ndarray:
         """The gradient array (allocated on first use), filled with zeros."""
         if self.grad is None or self.grad.shape != self.value.shape:
             self.grad = np.zeros_like(self.value)
@@ -90,7 +101,7 @@ class Variable:
             self.grad.fill(0)
         return self.grad
 
-    def grad_buffer(self):
+    def grad_buffer(self) -> np.ndarray:
         """The gradient array, allocated on first use; its contents are to be overwritten."""
         if self.grad is None or self.grad.shape != self.value.shape or self.grad.dtype != self.value.dtype:
             self.grad = np.empty_like(self.value)
@@ -103,7 +114,7 @@ class Variable:
         return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>"
 
 
-def pack(variables, dtype):
+def pack(variables: Sequence[Variable], dtype: DTypeLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Moves ``variables`` into one flat value buffer and one flat gradient buffer.
 
     Afterwards each variable's ``value`` and ``grad`` are views of the flat arrays,

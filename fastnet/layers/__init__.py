@@ -1,10 +1,19 @@
 """Layers, as in ``keras.layers``."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from fastnet.layers.base import Input, InputLayer, InputSpec, Layer
 from fastnet.layers.core import Activation, Dense, Dropout, Flatten, Reshape
 from fastnet.layers.embedding import Embedding
 from fastnet.layers.normalization import BatchNormalization, LayerNormalization
 from fastnet.layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
 from fastnet.layers.wrappers import Bidirectional, TimeDistributed
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastnet._typing import Config, CustomObjects
 
 __all__ = [
     "Layer", "InputSpec", "InputLayer", "Input", "Dense", "Activation", "Flatten", "Reshape",
@@ -43,7 +52,7 @@ def _registry():
     return out
 
 
-def get(class_name, custom_objects=None):
+def get(class_name: str, custom_objects: CustomObjects | None = None) -> type[Layer] | Any:
     """The layer class for a Keras class name (custom classes only through custom_objects)."""
     if custom_objects and class_name in custom_objects:
         return custom_objects[class_name]
@@ -54,7 +63,7 @@ def get(class_name, custom_objects=None):
     return cls
 
 
-def serialize(layer):
+def serialize(layer: Layer) -> Config:
     """The layer as Keras's serialized dict: module, class_name, config (Keras's keys),
     registered_name and build_config."""
     from fastnet.saving.serialization import serialize_layer
@@ -62,7 +71,7 @@ def serialize(layer):
     return serialize_layer(layer)
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: Config, custom_objects: CustomObjects | None = None) -> Layer:
     """A layer from ``{"class_name": ..., "config": {...}}`` (Keras's layout). Class names
     are looked up among fastnet's layers and in ``custom_objects`` only."""
     from fastnet.saving.serialization import deserialize_layer

@@ -6,9 +6,29 @@ float type, builds the layer on first use, checks the input shape and runs
 each variable's ``grad``. Subclasses implement ``build``, ``call``, ``backward``,
 ``compute_output_shape`` and ``get_config``.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnet import backend, config
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from fastnet._typing import (
+        ArrayLike,
+        Config,
+        ConstraintLike,
+        DTypeLike,
+        InitializerLike,
+        RegularizerLike,
+        Shape,
+        ShapeLike,
+    )
+    from fastnet.backend import Variable
 
 __all__ = ["Layer", "InputSpec", "InputLayer", "Input"]
 
@@ -22,13 +42,14 @@ class InputSpec:
 
     __slots__ = ("ndim", "min_ndim", "axes", "shape")
 
-    def __init__(self, ndim=None, min_ndim=None, axes=None, shape=None):
+    def __init__(self, ndim: int | None = None, min_ndim: int | None = None, axes: Mapping[int, int] | None = None,
+                 shape: ShapeLike | None = None) -> None:
         self.ndim = ndim
         self.min_ndim = min_ndim
         self.axes = dict(axes or {})
         self.shape = tuple(shape) if shape is not None else None
 
-    def check(self, layer, shape, expected_desc=None):
+    def check(self, layer: Layer | str, shape: ShapeLike, expected_desc: str | None = None) -> None:
         rank = len(shape)
         if self.ndim is not None and rank != self.ndim:
             raise ValueError(
@@ -79,8 +100,9 @@ class Layer:
     _logits_grad = False     # set by models: backward receives d loss / d logits
     _defer_updates = False   # set by models: state updates wait for ``_commit_updates``
 
-    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None,
-                 batch_input_shape=None, batch_size=None, **kwargs):
+    def __init__(self, name: str | None = None, trainable: bool = True, dtype: DTypeLike | None = None,
+                 input_shape: ShapeLike | None = None, input_dim: int | None = None,
+                 batch_input_shape: ShapeLike | None = None, batch_size: int | None = None, **kwargs) -> None:
         kwargs.pop("autocast", None)
         input_length = kwargs.pop("input_length", None)
         if kwargs:
@@ -114,16 +136,17 @@ class Layer:
 
     # ------------------------------------------------------------------ dtype
     @property
-    def dtype(self):
+    def dtype(self) -> str:
         return self._dtype or config.floatx()
 
     @property
-    def compute_dtype(self):
+    def compute_dtype(self) -> str:
         return self.dtype
 
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name, shape, initializer="glorot_uniform", regularizer=None,
-                   trainable=True, constraint=None, dtype=None):
+    def add_weight(self, name: str, shape: ShapeLike, initializer: InitializerLike = "glorot_uniform",
+                   regularizer: RegularizerLike | None = None, trainable: bool = True,
+                   constraint: ConstraintLike | None = None, dtype: DTypeLike | None = None) -> Variable:
         """Creates a weight, initialised now, and registers it with the layer."""
         from fastnet import initializers, regularizers
 
@@ -141,21 +164,21 @@ class Layer:
         return var
 
     @property
-    def weights(self):
+    def weights(self) -> list[Variable]:
         """Trainable weights, then non-trainable ones (Keras's order)."""
         return ([v for v in self._variables if v.trainable]
                 + [v for v in self._variables if not v.trainable])
 
     @property
-    def variables(self):
+    def variables(self) -> list[Variable]:
         return self.weights
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[Variable]:
         return [v for v in self._variables if v.trainable] if self.trainable else []
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[Variable]:
         if not self.trainable:
             return self.weights
         return [v for v in self._variables if not v.trainable]
@@ -163,10 +186,10 @@ class Layer:
     trainable_variables = trainable_weights
     non_trainable_variables = non_trainable_weights
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         return [v.value.copy() for v in self.weights]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
         params = self.weights
         weights = list(weights)
         if len(weights) != len(params):
@@ -180,19 +203,19 @@ class Layer:
         for var, w in zip(params, weights):
             var.assign(w)
 
-    def count_params(self):
+    def count_params(self) -> int:
         if not self.built:
             raise ValueError(f'Layer "{self.name}" is not built yet: call it on data or call '
                              f"build(input_shape) before count_params()")
         return int(sum(v.size for v in self.weights))
 
     @property
-    def losses(self):
+    def losses(self) -> list[float]:
         """Regularisation penalties of this layer's weights, as floats."""
         return [float(v.regularizer(v.value)) for v in self._variables if v.regularizer is not None]
 
     # ------------------------------------------------------------------ build / call
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         """Creates the weights for inputs of ``input_shape`` (batch axis first, may be None)."""
         self.built = True
 
@@ -220,7 +243,7 @@ class Layer:
             x = np.ascontiguousarray(x)
         return x
 
-    def __call__(self, inputs, training=False, **kwargs):
+    def __call__(self, inputs: ArrayLike, training: bool = False, **kwargs) -> Any:
         x = self._convert(inputs)
         if not self.built:
             self._maybe_build(x.shape)
@@ -228,20 +251,20 @@ class Layer:
             self._check_spec(x.shape)
         return self.call(x, training=bool(training), **kwargs)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.call is not implemented")
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         """Returns dL/dx for the last recorded call and fills the weights' ``grad``.
 
         ``need_dx=False`` lets a model's first layer skip its input gradient.
         """
         raise NotImplementedError(f"{type(self).__name__} has no backward pass")
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return tuple(input_shape)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray | None:
         """The mask for the next layer: passed through when ``supports_masking``, else dropped."""
         return mask if self.supports_masking else None
 
@@ -263,33 +286,33 @@ class Layer:
         self._buffers = {}
 
     # ------------------------------------------------------------------ config
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             cfg["batch_input_shape"] = list(self._batch_input_shape)
         return cfg
 
     @classmethod
-    def from_config(cls, config_dict):
+    def from_config(cls, config_dict: Config) -> Layer:
         return cls(**config_dict)
 
-    def get_build_config(self):
+    def get_build_config(self) -> Config | None:
         if self._build_shape is not None:
             return {"input_shape": list(self._build_shape)}
         return None
 
-    def build_from_config(self, build_config):
+    def build_from_config(self, build_config: Config) -> None:
         if build_config and build_config.get("input_shape") is not None:
             self._maybe_build(tuple(build_config["input_shape"]))
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> Shape | None:
         if self._build_shape is None:
             raise AttributeError(f'Layer "{self.name}" has no defined input shape yet (not built)')
         return self._build_shape
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Shape:
         return self.compute_output_shape(self.input_shape)
 
     def __repr__(self):
@@ -304,8 +327,9 @@ class InputLayer(Layer):
         batch_size: optional fixed batch size.
     """
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None,
-                 input_shape=None, batch_input_shape=None, sparse=None, **kwargs):
+    def __init__(self, shape: ShapeLike | None = None, batch_size: int | None = None, dtype: DTypeLike | None = None,
+                 name: str | None = None, batch_shape: ShapeLike | None = None, input_shape: ShapeLike | None = None,
+                 batch_input_shape: ShapeLike | None = None, sparse: bool | None = None, **kwargs) -> None:
         if shape is None and input_shape is not None:
             shape = input_shape
         if batch_shape is None and batch_input_shape is not None:
@@ -327,16 +351,16 @@ class InputLayer(Layer):
         self.built = True
 
     @property
-    def shape(self):
+    def shape(self) -> Shape:
         return self.batch_shape
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         return inputs
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         return dy
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"batch_shape": list(self.batch_shape), "dtype": self.dtype, "sparse": False,
                 "name": self.name}
 
@@ -344,26 +368,27 @@ class InputLayer(Layer):
 class KerasTensor:
     """The symbolic input returned by ``Input``: a shape and the layer that declares it."""
 
-    def __init__(self, layer):
+    def __init__(self, layer: InputLayer) -> None:
         self._keras_layer = layer
 
     @property
-    def shape(self):
+    def shape(self) -> Shape:
         return self._keras_layer.batch_shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> str:
         return self._keras_layer.dtype
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self._keras_layer.name
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
-def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
+def Input(shape: ShapeLike | None = None, batch_size: int | None = None, dtype: DTypeLike | None = None,
+          name: str | None = None, batch_shape: ShapeLike | None = None, **kwargs) -> KerasTensor:
     """Declares a model input, as ``keras.Input``: ``Sequential([Input((3,)), Dense(4)])``."""
     layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name,
                        batch_shape=batch_shape, **kwargs)

@@ -5,6 +5,10 @@ channels-last arrays, so ``data_format="channels_first"`` inputs are transposed
 on the way in and the outputs on the way out. Output sizes and padding come from
 :mod:`fastnet.utils.shape_utils`.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnet import config, initializers, regularizers
@@ -13,6 +17,21 @@ from fastnet._kernels import conv_transpose as _convt
 from fastnet.layers.base import InputSpec, Layer, _shape_str
 from fastnet.layers.core import FusedActivation, _serialize_initializer, _serialize_regularizer, positive_int
 from fastnet.utils import shape_utils
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastnet._typing import (
+        ActivationLike,
+        ArrayLike,
+        Config,
+        ConstraintLike,
+        InitializerLike,
+        IntOrTuple,
+        RegularizerLike,
+        Shape,
+        ShapeLike,
+    )
 
 __all__ = ["BaseConv", "Conv1D", "Conv2D", "Conv1DTranspose", "Conv2DTranspose"]
 
@@ -58,7 +77,7 @@ class _SpatialLayer(Layer):
         self._spatial_layout(shape)
         super()._check_spec(shape)
 
-    def __call__(self, inputs, training=False, **kwargs):
+    def __call__(self, inputs: ArrayLike, training: bool = False, **kwargs) -> Any:
         # Checked here too, so that the message shows the batch size actually received.
         if not self.built:
             self._spatial_layout(np.shape(inputs))
@@ -97,12 +116,14 @@ class BaseConv(_SpatialLayer):
         kernel_constraint, bias_constraint: optional projections applied after updates.
     """
 
-    def __init__(self, rank, filters, kernel_size, strides=1, padding="valid", data_format=None,
-                 dilation_rate=1, groups=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, lora_rank=None, lora_alpha=None,
-                 **kwargs):
+    def __init__(self, rank: int, filters: int, kernel_size: IntOrTuple, strides: IntOrTuple = 1,
+                 padding: str = "valid", data_format: str | None = None, dilation_rate: IntOrTuple = 1, groups: int = 1,
+                 activation: ActivationLike | None = None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = "glorot_uniform", bias_initializer: InitializerLike = "zeros",
+                 kernel_regularizer: RegularizerLike | None = None, bias_regularizer: RegularizerLike | None = None,
+                 activity_regularizer: RegularizerLike | None = None, kernel_constraint: ConstraintLike | None = None,
+                 bias_constraint: ConstraintLike | None = None, lora_rank: int | None = None,
+                 lora_alpha: float | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         cls = type(self).__name__
         self.rank = rank
@@ -173,13 +194,13 @@ class BaseConv(_SpatialLayer):
                 f"{tuple(spatial)} with padding='valid' (input shape {_shape_str(input_shape)})")
         return out
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         spatial, _ = self._spatial_layout(input_shape)
         return self._out_shape(input_shape[0], self._output_spatial(spatial, input_shape),
                                self.filters)
 
     # ------------------------------------------------------------------ build
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         spatial, channels = self._spatial_layout(input_shape)
         if channels is None:
             raise ValueError(f'Layer "{self.name}" ({type(self).__name__}) needs the channel '
@@ -197,7 +218,7 @@ class BaseConv(_SpatialLayer):
         self.built = True
 
     # ------------------------------------------------------------------ compute
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         spatial = x.shape[1:-1]
         out_spatial = self._output_spatial(spatial, inputs.shape)
@@ -222,7 +243,7 @@ class BaseConv(_SpatialLayer):
         out = y.reshape((n,) + tuple(out_spatial) + (F,))
         return _to_first(out, self.data_format)
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         x4, y, z, g = self._x4, self._y, self._z, self._g
         dy = _to_last(np.asarray(dy), self.data_format)
         dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(y.shape)
@@ -248,7 +269,7 @@ class BaseConv(_SpatialLayer):
         return _to_first(dx, self.data_format)
 
     # ------------------------------------------------------------------ config
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({
             "filters": self.filters,
@@ -287,11 +308,13 @@ class Conv1D(BaseConv):
 
     _allow_causal = True
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
-                 dilation_rate=1, groups=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: IntOrTuple, strides: IntOrTuple = 1, padding: str = "valid",
+                 data_format: str | None = None, dilation_rate: IntOrTuple = 1, groups: int = 1,
+                 activation: ActivationLike | None = None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = "glorot_uniform", bias_initializer: InitializerLike = "zeros",
+                 kernel_regularizer: RegularizerLike | None = None, bias_regularizer: RegularizerLike | None = None,
+                 activity_regularizer: RegularizerLike | None = None, kernel_constraint: ConstraintLike | None = None,
+                 bias_constraint: ConstraintLike | None = None, **kwargs) -> None:
         super().__init__(1, filters, kernel_size, strides=strides, padding=padding,
                          data_format=data_format, dilation_rate=dilation_rate, groups=groups,
                          activation=activation, use_bias=use_bias,
@@ -314,11 +337,13 @@ class Conv2D(BaseConv):
         (2, 26, 26, 32)
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
-                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: IntOrTuple, strides: IntOrTuple = (1, 1), padding: str = "valid",
+                 data_format: str | None = None, dilation_rate: IntOrTuple = (1, 1), groups: int = 1,
+                 activation: ActivationLike | None = None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = "glorot_uniform", bias_initializer: InitializerLike = "zeros",
+                 kernel_regularizer: RegularizerLike | None = None, bias_regularizer: RegularizerLike | None = None,
+                 activity_regularizer: RegularizerLike | None = None, kernel_constraint: ConstraintLike | None = None,
+                 bias_constraint: ConstraintLike | None = None, **kwargs) -> None:
         super().__init__(2, filters, kernel_size, strides=strides, padding=padding,
                          data_format=data_format, dilation_rate=dilation_rate, groups=groups,
                          activation=activation, use_bias=use_bias,
@@ -341,11 +366,13 @@ class BaseConvTranspose(BaseConv):
     Kernel shape ``(*kernel_size, filters, channels)``.
     """
 
-    def __init__(self, rank, filters, kernel_size, strides=1, padding="valid",
-                 output_padding=None, data_format=None, dilation_rate=1, activation=None,
-                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(self, rank: int, filters: int, kernel_size: IntOrTuple, strides: IntOrTuple = 1,
+                 padding: str = "valid", output_padding: IntOrTuple | None = None, data_format: str | None = None,
+                 dilation_rate: IntOrTuple = 1, activation: ActivationLike | None = None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = "glorot_uniform", bias_initializer: InitializerLike = "zeros",
+                 kernel_regularizer: RegularizerLike | None = None, bias_regularizer: RegularizerLike | None = None,
+                 activity_regularizer: RegularizerLike | None = None, kernel_constraint: ConstraintLike | None = None,
+                 bias_constraint: ConstraintLike | None = None, **kwargs) -> None:
         super().__init__(rank, filters, kernel_size, strides=strides, padding=padding,
                          data_format=data_format, dilation_rate=dilation_rate,
                          activation=activation, use_bias=use_bias,
@@ -381,7 +408,7 @@ class BaseConvTranspose(BaseConv):
                 for n, k, op, s, d in zip(spatial, self.kernel_size, ops_, self.strides,
                                           self.dilation_rate)]
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         spatial = tuple(x.shape[1:-1])
         out_spatial = self._output_spatial(spatial, inputs.shape)
@@ -406,7 +433,7 @@ class BaseConvTranspose(BaseConv):
         out = y.reshape((n,) + tuple(out_spatial) + (F,))
         return _to_first(out, self.data_format)
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         x4, y, z, g = self._x4, self._y, self._z, self._g
         dy = _to_last(np.asarray(dy), self.data_format)
         dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(y.shape)
@@ -432,7 +459,7 @@ class BaseConvTranspose(BaseConv):
                          + (C,))
         return _to_first(dx, self.data_format)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         del cfg["groups"]
         cfg["output_padding"] = self.output_padding
@@ -446,11 +473,13 @@ class Conv1DTranspose(BaseConvTranspose):
     :class:`BaseConvTranspose`.
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
-                 data_format=None, dilation_rate=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: IntOrTuple, strides: IntOrTuple = 1, padding: str = "valid",
+                 output_padding: IntOrTuple | None = None, data_format: str | None = None,
+                 dilation_rate: IntOrTuple = 1, activation: ActivationLike | None = None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = "glorot_uniform", bias_initializer: InitializerLike = "zeros",
+                 kernel_regularizer: RegularizerLike | None = None, bias_regularizer: RegularizerLike | None = None,
+                 activity_regularizer: RegularizerLike | None = None, kernel_constraint: ConstraintLike | None = None,
+                 bias_constraint: ConstraintLike | None = None, **kwargs) -> None:
         super().__init__(1, filters, kernel_size, strides=strides, padding=padding,
                          output_padding=output_padding, data_format=data_format,
                          dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
@@ -474,11 +503,13 @@ class Conv2DTranspose(BaseConvTranspose):
         (32, 5, 5, 12)
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
-                 output_padding=None, data_format=None, dilation_rate=(1, 1), activation=None,
-                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: IntOrTuple, strides: IntOrTuple = (1, 1), padding: str = "valid",
+                 output_padding: IntOrTuple | None = None, data_format: str | None = None,
+                 dilation_rate: IntOrTuple = (1, 1), activation: ActivationLike | None = None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = "glorot_uniform", bias_initializer: InitializerLike = "zeros",
+                 kernel_regularizer: RegularizerLike | None = None, bias_regularizer: RegularizerLike | None = None,
+                 activity_regularizer: RegularizerLike | None = None, kernel_constraint: ConstraintLike | None = None,
+                 bias_constraint: ConstraintLike | None = None, **kwargs) -> None:
         super().__init__(2, filters, kernel_size, strides=strides, padding=padding,
                          output_padding=output_padding, data_format=data_format,
                          dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,

@@ -1,5 +1,8 @@
 """Core layers: Dense, Activation, Flatten, Reshape, Dropout."""
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -9,6 +12,20 @@ from fastnet._kernels import _activations as _act_kernels
 from fastnet._kernels import dense as _dense
 from fastnet._kernels import dropout as _dropout
 from fastnet.layers.base import InputSpec, Layer, _shape_str
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastnet._typing import (
+        ActivationLike,
+        ArrayLike,
+        Config,
+        ConstraintLike,
+        InitializerLike,
+        RegularizerLike,
+        Shape,
+        ShapeLike,
+    )
 
 __all__ = ["Dense", "Activation", "Flatten", "Reshape", "Dropout"]
 
@@ -21,7 +38,7 @@ def _serialize_regularizer(reg):
     return regularizers.serialize(reg) if isinstance(reg, regularizers.Regularizer) else reg
 
 
-def positive_int(value, what, layer):
+def positive_int(value: Any, what: str, layer: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"Received an invalid value for argument `{what}` of {layer}: expected a "
                          f"positive integer, received {what}={value!r}")
@@ -37,20 +54,20 @@ class FusedActivation:
 
     __slots__ = ("fn", "code", "alpha", "needs_input", "fused")
 
-    def __init__(self, identifier):
+    def __init__(self, identifier: ActivationLike | None) -> None:
         self.fn = activations.get(identifier)
         self.fused = isinstance(self.fn, activations.Activation)
         self.code = self.fn.code if self.fused else 0
         self.alpha = self.fn.alpha if self.fused else 0.0
         self.needs_input = self.fn.needs_input if self.fused else True
 
-    def serialize(self):
+    def serialize(self) -> str | Config:
         return activations.serialize(self.fn)
 
-    def apply_python(self, z):
+    def apply_python(self, z: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(self.fn(z), dtype=z.dtype)
 
-    def gradient_python(self, dy, y, z, layer):
+    def gradient_python(self, dy: np.ndarray, y: np.ndarray, z: np.ndarray | None, layer: Layer) -> np.ndarray:
         grad = getattr(self.fn, "gradient", None)
         if grad is None:
             raise NotImplementedError(
@@ -84,10 +101,11 @@ class Dense(Layer):
 
     _supports_logits = True
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 lora_rank=None, **kwargs):
+    def __init__(self, units: int, activation: ActivationLike | None = None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = "glorot_uniform", bias_initializer: InitializerLike = "zeros",
+                 kernel_regularizer: RegularizerLike | None = None, bias_regularizer: RegularizerLike | None = None,
+                 activity_regularizer: RegularizerLike | None = None, kernel_constraint: ConstraintLike | None = None,
+                 bias_constraint: ConstraintLike | None = None, lora_rank: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.units = positive_int(units, "units", "Dense")
         self.activation = FusedActivation(activation)
@@ -103,7 +121,7 @@ class Dense(Layer):
         self.kernel = None
         self.bias = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         in_dim = input_shape[-1]
         if in_dim is None:
             raise ValueError(f'Layer "{self.name}" (Dense) needs the last input dimension to be '
@@ -116,10 +134,10 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: in_dim})
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         in_dim = inputs.shape[-1]
         x = inputs.reshape(-1, in_dim)
         n = x.shape[0]
@@ -143,7 +161,7 @@ class Dense(Layer):
             self._logits = z.reshape(inputs.shape[:-1] + (self.units,))
         return y.reshape(inputs.shape[:-1] + (self.units,))
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         x, y, z = self._x, self._y, self._z
         dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(y.shape)
         act = self.activation
@@ -162,7 +180,7 @@ class Dense(Layer):
                         dz, dw, db, dx, code, act.alpha, config._n_threads)
         return None if dx is None else dx.reshape(self._in_shape)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({
             "units": self.units,
@@ -187,11 +205,11 @@ class Activation(Layer):
 
     _supports_logits = True
 
-    def __init__(self, activation, **kwargs):
+    def __init__(self, activation: ActivationLike, **kwargs) -> None:
         super().__init__(**kwargs)
         self.activation = FusedActivation(activation)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         act = self.activation
         if not act.fused:
             y = act.apply_python(inputs)
@@ -206,7 +224,7 @@ class Activation(Layer):
             self._logits = inputs
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         act, x, y = self.activation, self._x, self._y
         dy = np.ascontiguousarray(dy, dtype=y.dtype)
         if self._logits_grad:
@@ -223,7 +241,7 @@ class Activation(Layer):
                                   act.alpha, config._n_threads)
         return dx
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg["activation"] = self.activation.serialize()
         return cfg
@@ -232,7 +250,7 @@ class Activation(Layer):
 class Flatten(Layer):
     """Flattens every axis but the batch axis: (batch, d1, d2, ...) -> (batch, d1*d2*...)."""
 
-    def __init__(self, data_format=None, **kwargs):
+    def __init__(self, data_format: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.data_format = data_format or config.image_data_format()
         if self.data_format not in ("channels_last", "channels_first"):
@@ -240,12 +258,12 @@ class Flatten(Layer):
                              f"received {data_format!r}")
         self.input_spec = InputSpec(min_ndim=1)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         rest = input_shape[1:]
         size = None if any(d is None for d in rest) else math.prod(rest)
         return (input_shape[0], size)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = inputs
         if self.data_format == "channels_first" and x.ndim > 2:
             x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
@@ -253,7 +271,7 @@ class Flatten(Layer):
             self._in_shape = inputs.shape
         return x.reshape(x.shape[0], -1) if x.ndim != 1 else x.reshape(-1, 1)
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if not need_dx:
             return None
         shp = self._in_shape
@@ -262,7 +280,7 @@ class Flatten(Layer):
             return np.ascontiguousarray(np.moveaxis(dy.reshape(moved), -1, 1))
         return dy.reshape(shp)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg["data_format"] = self.data_format
         return cfg
@@ -278,7 +296,7 @@ class Reshape(Layer):
         (32, 3, 3, 64)
     """
 
-    def __init__(self, target_shape, **kwargs):
+    def __init__(self, target_shape: ShapeLike, **kwargs) -> None:
         super().__init__(**kwargs)
         if isinstance(target_shape, int):
             target_shape = (target_shape,)
@@ -307,23 +325,23 @@ class Reshape(Layer):
                 f"size must be unchanged")
         return self.target_shape
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         self._resolve(input_shape)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return (input_shape[0],) + self._resolve(input_shape)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         out = self._resolve(inputs.shape)
         if self._record:
             self._in_shape = inputs.shape
         return inputs.reshape((inputs.shape[0],) + out)
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         return dy.reshape(self._in_shape) if need_dx else None
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg["target_shape"] = list(self.target_shape)
         return cfg
@@ -339,7 +357,7 @@ class Dropout(Layer):
         seed: optional int for reproducible masks.
     """
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    def __init__(self, rate: float, noise_shape: ShapeLike | None = None, seed: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
             raise ValueError(f"Invalid value received for argument `rate` of Dropout: expected a "
@@ -358,7 +376,7 @@ class Dropout(Layer):
     # their masks are those one process would draw for the same rows.
     _row_offset = 0
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         if not training or self.rate == 0:
             if self._record:
                 self._mask = None
@@ -383,7 +401,7 @@ class Dropout(Layer):
             self._mask = keep
         return inputs * keep
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if not need_dx:
             return None
         mask = self._mask
@@ -396,7 +414,7 @@ class Dropout(Layer):
         _dropout.backward(dy.reshape(-1), mask, dx.reshape(-1), self.rate, config._n_threads)
         return dx
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({"rate": self.rate, "seed": self.seed,
                     "noise_shape": list(self.noise_shape) if self.noise_shape else None})

@@ -1,10 +1,19 @@
 """Embedding: turns integer indices into dense vectors (rows of a trainable table)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnet import config, initializers, regularizers
 from fastnet._kernels import embedding as _ek
 from fastnet.layers.base import Layer
 from fastnet.layers.core import _serialize_initializer, _serialize_regularizer, positive_int
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fastnet._typing import ArrayLike, Config, ConstraintLike, InitializerLike, RegularizerLike, Shape, ShapeLike
 
 __all__ = ["Embedding"]
 
@@ -36,9 +45,11 @@ class Embedding(Layer):
 
     _cast_inputs = False
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
-                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
-                 weights=None, lora_rank=None, activity_regularizer=None, **kwargs):
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer: InitializerLike = "uniform",
+                 embeddings_regularizer: RegularizerLike | None = None,
+                 embeddings_constraint: ConstraintLike | None = None, mask_zero: bool = False,
+                 weights: Sequence[ArrayLike] | None = None, lora_rank: int | None = None,
+                 activity_regularizer: RegularizerLike | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.input_dim = positive_int(input_dim, "input_dim", "Embedding")
         self.output_dim = positive_int(output_dim, "output_dim", "Embedding")
@@ -52,7 +63,7 @@ class Embedding(Layer):
         self._initial_weights = weights
         self.embeddings = None
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: ShapeLike | None = None) -> None:
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
                                           self.embeddings_initializer,
                                           self.embeddings_regularizer,
@@ -62,10 +73,10 @@ class Embedding(Layer):
             self.set_weights(self._initial_weights)
             self._initial_weights = None
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return tuple(input_shape) + (self.output_dim,)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray | None:
         if not self.mask_zero:
             return None
         return np.asarray(inputs) != 0
@@ -85,7 +96,7 @@ class Embedding(Layer):
                             f"received dtype {x.dtype}")
         return np.ascontiguousarray(idx.reshape(-1))
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         idx = self._indices(inputs)
         table = self.embeddings.value
         out = self._buf("y", (idx.shape[0], self.output_dim), table.dtype)
@@ -101,13 +112,13 @@ class Embedding(Layer):
             self._idx = idx
         return out.reshape(np.shape(inputs) + (self.output_dim,))
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if self.trainable and self.embeddings.trainable:
             dy = np.ascontiguousarray(dy, dtype=self.embeddings.dtype).reshape(-1, self.output_dim)
             _ek.backward(self._idx, dy, self.embeddings.grad_buffer(), config._n_threads)
         return None
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({
             "input_dim": self.input_dim,

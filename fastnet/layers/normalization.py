@@ -1,4 +1,8 @@
 """BatchNormalization."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnet import config, initializers, regularizers
@@ -6,6 +10,11 @@ from fastnet import distribution as _distribution
 from fastnet._kernels import normalization as _bn
 from fastnet.layers.base import InputSpec, Layer, _shape_str
 from fastnet.layers.core import _serialize_initializer, _serialize_regularizer
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fastnet._typing import ArrayLike, Config, ConstraintLike, InitializerLike, RegularizerLike, ShapeLike
 
 __all__ = ["BatchNormalization", "LayerNormalization"]
 
@@ -31,11 +40,12 @@ class BatchNormalization(Layer):
         same as the input.
     """
 
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
-                 beta_initializer="zeros", gamma_initializer="ones",
-                 moving_mean_initializer="zeros", moving_variance_initializer="ones",
-                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, synchronized=False, **kwargs):
+    def __init__(self, axis: int | Sequence[int] = -1, momentum: float = 0.99, epsilon: float = 1e-3,
+                 center: bool = True, scale: bool = True, beta_initializer: InitializerLike = "zeros",
+                 gamma_initializer: InitializerLike = "ones", moving_mean_initializer: InitializerLike = "zeros",
+                 moving_variance_initializer: InitializerLike = "ones", beta_regularizer: RegularizerLike | None = None,
+                 gamma_regularizer: RegularizerLike | None = None, beta_constraint: ConstraintLike | None = None,
+                 gamma_constraint: ConstraintLike | None = None, synchronized: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         if isinstance(axis, (list, tuple)):
             if len(axis) != 1:
@@ -59,7 +69,7 @@ class BatchNormalization(Layer):
         self.gamma = self.beta = None
         self._sync = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         axis = self.axis % len(input_shape)
         ch = input_shape[axis]
         if ch is None:
@@ -96,7 +106,7 @@ class BatchNormalization(Layer):
         b = self.beta.value if self.center else np.zeros(ch, dtype=dt)
         return g, b
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = self._to_rows(inputs)
         dt = x.dtype
         gamma, beta = self._gamma_beta(dt)
@@ -140,7 +150,7 @@ class BatchNormalization(Layer):
         mv *= m
         mv += (1 - m) * var
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         x = self._x
         dt = x.dtype
         dy = self._to_rows(np.ascontiguousarray(dy, dtype=dt))
@@ -155,7 +165,7 @@ class BatchNormalization(Layer):
         fn(dy, x, self._mean, self._invstd, gamma, dx, dgamma, dbeta, config._n_threads)
         return None if dx is None else self._from_rows(dx, self._in_shape)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({
             "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
@@ -181,9 +191,11 @@ class LayerNormalization(Layer):
         center / scale: learn ``beta`` / ``gamma``.
     """
 
-    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
-                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
-                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
+    def __init__(self, axis: int | Sequence[int] = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
+                 rms_scaling: bool = False, beta_initializer: InitializerLike = "zeros",
+                 gamma_initializer: InitializerLike = "ones", beta_regularizer: RegularizerLike | None = None,
+                 gamma_regularizer: RegularizerLike | None = None, beta_constraint: ConstraintLike | None = None,
+                 gamma_constraint: ConstraintLike | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if isinstance(axis, (list, tuple)):
             if len(axis) != 1:
@@ -203,7 +215,7 @@ class LayerNormalization(Layer):
         self.input_spec = InputSpec(min_ndim=1)
         self.gamma = self.beta = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         axis = self.axis % len(input_shape)
         ch = input_shape[axis]
         if ch is None:
@@ -221,7 +233,7 @@ class LayerNormalization(Layer):
     _from_rows = BatchNormalization._from_rows
     _gamma_beta = BatchNormalization._gamma_beta
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = self._to_rows(inputs)
         dt = x.dtype
         gamma, beta = self._gamma_beta(dt)
@@ -233,7 +245,7 @@ class LayerNormalization(Layer):
             self._x, self._mean, self._invstd, self._in_shape = x, mean, invstd, inputs.shape
         return self._from_rows(y, inputs.shape)
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         x = self._x
         dt = x.dtype
         dy = self._to_rows(np.ascontiguousarray(dy, dtype=dt))
@@ -246,7 +258,7 @@ class LayerNormalization(Layer):
                                config._n_threads)
         return None if dx is None else self._from_rows(dx, self._in_shape)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({
             "axis": self.axis, "epsilon": self.epsilon, "center": self.center,

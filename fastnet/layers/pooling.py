@@ -1,4 +1,8 @@
 """Pooling layers: max and average pooling in 1-D and 2-D, and their global forms."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnet import config
@@ -6,6 +10,10 @@ from fastnet._kernels import pooling as _pool
 from fastnet.layers.base import InputSpec, _shape_str
 from fastnet.layers.convolutional import _SpatialLayer, _to_first, _to_last
 from fastnet.utils import shape_utils
+
+if TYPE_CHECKING:
+    from fastnet._typing import ArrayLike, Config, IntOrTuple, Shape, ShapeLike
+    from fastnet.layers.base import Layer
 
 __all__ = [
     "fold_relu_into_max_pooling", "BasePooling", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
@@ -30,8 +38,8 @@ class BasePooling(_SpatialLayer):
     # backward applies the ReLU's derivative for the layer before it.
     _relu_input = False
 
-    def __init__(self, rank, pool_size, strides=None, padding="valid", data_format=None,
-                 **kwargs):
+    def __init__(self, rank: int, pool_size: IntOrTuple, strides: IntOrTuple | None = None, padding: str = "valid",
+                 data_format: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         cls = type(self).__name__
         self.rank = rank
@@ -53,12 +61,12 @@ class BasePooling(_SpatialLayer):
                 f"padding='valid' (input shape {_shape_str(input_shape)})")
         return out
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         spatial, channels = self._spatial_layout(input_shape)
         return self._out_shape(input_shape[0], self._output_spatial(spatial, input_shape),
                                channels)
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         spatial, _ = self._spatial_layout(input_shape)
         self._output_spatial(spatial, input_shape)
         self.built = True
@@ -72,7 +80,7 @@ class BasePooling(_SpatialLayer):
             self._geoms[spatial] = g
         return g
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         spatial = tuple(x.shape[1:-1])
         out_spatial = self._output_spatial(spatial, inputs.shape)
@@ -92,7 +100,7 @@ class BasePooling(_SpatialLayer):
         out = y.reshape((n,) + tuple(out_spatial) + (c,))
         return _to_first(out, self.data_format)
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if not need_dx:
             return None
         shape4, g = self._in_shape, self._g
@@ -108,14 +116,14 @@ class BasePooling(_SpatialLayer):
             dx = dx.reshape(shape4[0], shape4[2], shape4[3])
         return _to_first(dx, self.data_format)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({"pool_size": self.pool_size, "padding": self.padding,
                     "strides": self.strides, "data_format": self.data_format})
         return cfg
 
 
-def fold_relu_into_max_pooling(layers):
+def fold_relu_into_max_pooling(layers: list[Layer]) -> int:
     """Lets each max pooling that directly follows a ReLU convolution apply the ReLU's
     derivative in its backward pass, so that the convolution skips its own.
 
@@ -156,7 +164,8 @@ class MaxPooling1D(BasePooling):
 
     _mode = "max"
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+    def __init__(self, pool_size: IntOrTuple = 2, strides: IntOrTuple | None = None, padding: str = "valid",
+                 data_format: str | None = None, **kwargs) -> None:
         super().__init__(1, pool_size, strides, padding, data_format, **kwargs)
 
 
@@ -166,8 +175,8 @@ class MaxPooling2D(BasePooling):
 
     _mode = "max"
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
-                 **kwargs):
+    def __init__(self, pool_size: IntOrTuple = (2, 2), strides: IntOrTuple | None = None, padding: str = "valid",
+                 data_format: str | None = None, **kwargs) -> None:
         super().__init__(2, pool_size, strides, padding, data_format, **kwargs)
 
 
@@ -176,7 +185,8 @@ class AveragePooling1D(BasePooling):
 
     _mode = "average"
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+    def __init__(self, pool_size: IntOrTuple = 2, strides: IntOrTuple | None = None, padding: str = "valid",
+                 data_format: str | None = None, **kwargs) -> None:
         super().__init__(1, pool_size, strides, padding, data_format, **kwargs)
 
 
@@ -185,8 +195,8 @@ class AveragePooling2D(BasePooling):
 
     _mode = "average"
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
-                 **kwargs):
+    def __init__(self, pool_size: IntOrTuple = (2, 2), strides: IntOrTuple | None = None, padding: str = "valid",
+                 data_format: str | None = None, **kwargs) -> None:
         super().__init__(2, pool_size, strides, padding, data_format, **kwargs)
 
 
@@ -200,14 +210,14 @@ class _GlobalPooling(_SpatialLayer):
 
     _mode = None
 
-    def __init__(self, rank, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, rank: int, data_format: str | None = None, keepdims: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.rank = rank
         self.data_format = shape_utils.normalize_data_format(data_format, type(self).__name__)
         self.keepdims = bool(keepdims)
         self.input_spec = InputSpec(ndim=rank + 2)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         spatial, channels = self._spatial_layout(input_shape)
         if self.keepdims:
             return self._out_shape(input_shape[0], (1,) * self.rank, channels)
@@ -231,7 +241,7 @@ class _GlobalPooling(_SpatialLayer):
             y = (x3 * m).sum(axis=1) / m.sum(axis=1)
         return y.astype(x3.dtype, copy=False), m
 
-    def call(self, inputs, training=False, mask=None):
+    def call(self, inputs: ArrayLike, training: bool = False, mask: ArrayLike | None = None) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         n, c = x.shape[0], x.shape[-1]
         x3 = x.reshape(n, -1, c)
@@ -248,7 +258,7 @@ class _GlobalPooling(_SpatialLayer):
             return _to_first(y.reshape((n,) + (1,) * self.rank + (c,)), self.data_format)
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if not need_dx:
             return None
         n, s, c = self._x3_shape
@@ -267,7 +277,7 @@ class _GlobalPooling(_SpatialLayer):
                 dx[...] = dy[:, None, :] * (m / m.sum(axis=1, keepdims=True))
         return _to_first(dx.reshape(self._in_shape), self.data_format)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({"data_format": self.data_format, "keepdims": self.keepdims})
         return cfg
@@ -282,7 +292,7 @@ class GlobalAveragePooling1D(_GlobalPooling):
     _mode = "average"
     _call_takes_mask = True
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs) -> None:
         super().__init__(1, data_format, keepdims, **kwargs)
 
 
@@ -291,7 +301,7 @@ class GlobalAveragePooling2D(_GlobalPooling):
 
     _mode = "average"
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs) -> None:
         super().__init__(2, data_format, keepdims, **kwargs)
 
 
@@ -300,7 +310,7 @@ class GlobalMaxPooling1D(_GlobalPooling):
 
     _mode = "max"
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs) -> None:
         super().__init__(1, data_format, keepdims, **kwargs)
 
 
@@ -309,5 +319,5 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
     _mode = "max"
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs) -> None:
         super().__init__(2, data_format, keepdims, **kwargs)

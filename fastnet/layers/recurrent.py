@@ -14,6 +14,10 @@ the previous state before the recurrent product (the GRU's carry ``z * h`` uses 
 undropped state). With ``recurrent_dropout`` every gate draws its own input and
 recurrent masks; with ``dropout`` alone one input mask serves all gates.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnet import activations, config, initializers, regularizers
@@ -21,6 +25,23 @@ from fastnet import random as _random
 from fastnet._kernels import recurrent as _rk
 from fastnet.layers.base import InputSpec, Layer, _shape_str
 from fastnet.layers.core import FusedActivation, _serialize_initializer, _serialize_regularizer, positive_int
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from fastnet._typing import (
+        ActivationLike,
+        ArrayLike,
+        Config,
+        ConstraintLike,
+        InitializerLike,
+        RegularizerLike,
+        Shape,
+        ShapeLike,
+    )
+    from fastnet.initializers import Initializer
+    from fastnet.regularizers import Regularizer
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "RNN", "SimpleRNN", "LSTM", "GRU"]
 
@@ -49,11 +70,14 @@ class _Cell(Layer):
     _kind = None
     _n_gates = 1
 
-    def __init__(self, units, activation="tanh", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
-                 bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
-                 bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
+    def __init__(self, units: int, activation: ActivationLike = "tanh", use_bias: bool = True,
+                 kernel_initializer: InitializerLike = "glorot_uniform",
+                 recurrent_initializer: InitializerLike = "orthogonal", bias_initializer: InitializerLike = "zeros",
+                 kernel_regularizer: RegularizerLike | None = None,
+                 recurrent_regularizer: RegularizerLike | None = None, bias_regularizer: RegularizerLike | None = None,
+                 kernel_constraint: ConstraintLike | None = None, recurrent_constraint: ConstraintLike | None = None,
+                 bias_constraint: ConstraintLike | None = None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
+                 seed: int | None = None, **kwargs) -> None:
         kwargs.pop("implementation", None)
         super().__init__(**kwargs)
         owner = type(self).__name__
@@ -76,11 +100,11 @@ class _Cell(Layer):
         self.kernel = self.recurrent_kernel = self.bias = None
 
     @property
-    def state_size(self):
+    def state_size(self) -> int | list[int]:
         return [self.units, self.units] if self._kind == _LSTM else self.units
 
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         return self.units
 
     def _bias_shape(self):
@@ -89,7 +113,7 @@ class _Cell(Layer):
     def _bias_initializer(self):
         return self.bias_initializer
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         in_dim = input_shape[-1]
         if in_dim is None:
             raise ValueError(f'Layer "{self.name}" ({type(self).__name__}) needs the feature '
@@ -112,7 +136,7 @@ class _Cell(Layer):
         u = self._rng_gen().random(shape)
         return ((u >= rate) / (1.0 - rate)).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({
             "units": self.units,
@@ -133,7 +157,7 @@ class _Cell(Layer):
         })
         return cfg
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         raise NotImplementedError(
             f"{type(self).__name__} is run by a recurrent layer over whole sequences: wrap it, "
             f"e.g. RNN({type(self).__name__}({self.units}))")
@@ -152,8 +176,8 @@ class LSTMCell(_Cell):
     _kind = _LSTM
     _n_gates = 4
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 unit_forget_bias=True, **kwargs):
+    def __init__(self, units: int, activation: ActivationLike = "tanh",
+                 recurrent_activation: ActivationLike = "sigmoid", unit_forget_bias: bool = True, **kwargs) -> None:
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = _fused(recurrent_activation, "recurrent_activation",
                                            type(self).__name__)
@@ -169,7 +193,7 @@ class LSTMCell(_Cell):
                                    np.asarray(init((2 * u,), dtype=dtype))]).astype(dtype)
         return forget_bias_one
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg["recurrent_activation"] = self.recurrent_activation.serialize()
         cfg["unit_forget_bias"] = self.unit_forget_bias
@@ -182,8 +206,8 @@ class GRUCell(_Cell):
     _kind = _GRU
     _n_gates = 3
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 reset_after=True, **kwargs):
+    def __init__(self, units: int, activation: ActivationLike = "tanh",
+                 recurrent_activation: ActivationLike = "sigmoid", reset_after: bool = True, **kwargs) -> None:
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = _fused(recurrent_activation, "recurrent_activation",
                                            type(self).__name__)
@@ -192,7 +216,7 @@ class GRUCell(_Cell):
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg["recurrent_activation"] = self.recurrent_activation.serialize()
         cfg["reset_after"] = self.reset_after
@@ -227,9 +251,10 @@ class RNN(Layer):
 
     _call_takes_mask = True
 
-    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False,
-                 activity_regularizer=None, **kwargs):
+    def __init__(self, cell: Layer | Sequence[Layer], return_sequences: bool = False, return_state: bool = False,
+                 go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
+                 zero_output_for_mask: bool = False, activity_regularizer: RegularizerLike | None = None,
+                 **kwargs) -> None:
         if isinstance(cell, dict):
             cls = _CELLS.get(cell.get("class_name"))
             if cls is None:
@@ -257,20 +282,52 @@ class RNN(Layer):
         self.initial_state_grads = None
 
     # ---------------------------------------------------------------- config proxies
-    units = property(lambda self: self.cell.units)
-    activation = property(lambda self: self.cell.activation.fn)
-    use_bias = property(lambda self: self.cell.use_bias)
-    dropout = property(lambda self: self.cell.dropout)
-    recurrent_dropout = property(lambda self: self.cell.recurrent_dropout)
-    kernel_initializer = property(lambda self: self.cell.kernel_initializer)
-    recurrent_initializer = property(lambda self: self.cell.recurrent_initializer)
-    bias_initializer = property(lambda self: self.cell.bias_initializer)
-    kernel_regularizer = property(lambda self: self.cell.kernel_regularizer)
-    recurrent_regularizer = property(lambda self: self.cell.recurrent_regularizer)
-    bias_regularizer = property(lambda self: self.cell.bias_regularizer)
+    @property
+    def units(self) -> int:
+        return self.cell.units
 
     @property
-    def state_size(self):
+    def activation(self) -> Callable[..., Any]:
+        return self.cell.activation.fn
+
+    @property
+    def use_bias(self) -> bool:
+        return self.cell.use_bias
+
+    @property
+    def dropout(self) -> float:
+        return self.cell.dropout
+
+    @property
+    def recurrent_dropout(self) -> float:
+        return self.cell.recurrent_dropout
+
+    @property
+    def kernel_initializer(self) -> Initializer | Callable[..., Any]:
+        return self.cell.kernel_initializer
+
+    @property
+    def recurrent_initializer(self) -> Initializer | Callable[..., Any]:
+        return self.cell.recurrent_initializer
+
+    @property
+    def bias_initializer(self) -> Initializer | Callable[..., Any]:
+        return self.cell.bias_initializer
+
+    @property
+    def kernel_regularizer(self) -> Regularizer | Callable[..., Any] | None:
+        return self.cell.kernel_regularizer
+
+    @property
+    def recurrent_regularizer(self) -> Regularizer | Callable[..., Any] | None:
+        return self.cell.recurrent_regularizer
+
+    @property
+    def bias_regularizer(self) -> Regularizer | Callable[..., Any] | None:
+        return self.cell.bias_regularizer
+
+    @property
+    def state_size(self) -> list[int]:
         s = self.cell.state_size
         return list(s) if isinstance(s, list) else [s]
 
@@ -289,7 +346,7 @@ class RNN(Layer):
         self._seen_batch = input_shape[0]
         super()._maybe_build(input_shape)
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         if len(input_shape) != 3:
             raise ValueError(
                 f'Layer "{self.name}" ({type(self).__name__}) expects input of shape '
@@ -316,14 +373,15 @@ class RNN(Layer):
         self.input_spec = InputSpec(ndim=3, axes={-1: input_shape[2]})
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape | list[Shape]:
         batch, steps = input_shape[0], input_shape[1]
         out = (batch, steps, self.cell.units) if self.return_sequences else (batch, self.cell.units)
         if self.return_state:
             return [out] + [(batch, s) for s in self.state_size]
         return out
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike,
+                     mask: ArrayLike | None = None) -> np.ndarray | list[np.ndarray | None] | None:
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         out = mask if self.return_sequences else None
@@ -332,7 +390,7 @@ class RNN(Layer):
         return out
 
     # ---------------------------------------------------------------- states
-    def reset_states(self, states=None):
+    def reset_states(self, states: Sequence[ArrayLike] | None = None) -> None:
         """Zeroes a stateful layer's states (or sets them to ``states``)."""
         if not self.stateful:
             raise AttributeError(f'Layer "{self.name}" is not stateful: reset_states() applies to '
@@ -383,7 +441,8 @@ class RNN(Layer):
         del cell
         return [np.zeros((n, u), dtype=dt) for _ in range(count)]
 
-    def call(self, inputs, training=False, mask=None, initial_state=None):
+    def call(self, inputs: ArrayLike, training: bool = False, mask: ArrayLike | None = None,
+             initial_state: Sequence[ArrayLike] | None = None) -> np.ndarray | list[np.ndarray]:
         cell = self.cell
         x = inputs
         n, steps, feat = x.shape
@@ -491,7 +550,7 @@ class RNN(Layer):
         return self._buf("packbuf", (need,), np.float32)
 
     # ---------------------------------------------------------------- backward
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         rec = self._rec
         cell = self.cell
         kind = cell._kind
@@ -583,7 +642,7 @@ class RNN(Layer):
                 dxt += (dgk @ kernel[:, cols].T).reshape(steps, n, feat) * keep[k][None]
 
     # ---------------------------------------------------------------- config
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({
             "return_sequences": self.return_sequences,
@@ -599,7 +658,7 @@ class RNN(Layer):
         return cfg
 
     @classmethod
-    def from_config(cls, config_dict):
+    def from_config(cls, config_dict: Config) -> RNN:
         return cls(**config_dict)
 
 
@@ -620,12 +679,12 @@ def _split_kwargs(kwargs):
 class _Builtin(RNN):
     _cell_class = None
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units: int, **kwargs) -> None:
         layer_kw, cell_kw = _split_kwargs(dict(kwargs))
         cell_kw.setdefault("name", backend_cell_name(self._cell_class))
         super().__init__(self._cell_class(units, **cell_kw), **layer_kw)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cell_cfg = self.cell.get_config()
         for k in ("name", "trainable", "dtype"):
@@ -635,7 +694,7 @@ class _Builtin(RNN):
         return cfg
 
 
-def backend_cell_name(cls):
+def backend_cell_name(cls) -> str:
     from fastnet import backend
     return backend.to_snake_case(cls.__name__)
 
@@ -686,8 +745,13 @@ class LSTM(_Builtin):
 
     _cell_class = LSTMCell
 
-    recurrent_activation = property(lambda self: self.cell.recurrent_activation.fn)
-    unit_forget_bias = property(lambda self: self.cell.unit_forget_bias)
+    @property
+    def recurrent_activation(self) -> Callable[..., Any]:
+        return self.cell.recurrent_activation.fn
+
+    @property
+    def unit_forget_bias(self) -> bool:
+        return self.cell.unit_forget_bias
 
 
 class GRU(_Builtin):
@@ -710,5 +774,10 @@ class GRU(_Builtin):
 
     _cell_class = GRUCell
 
-    recurrent_activation = property(lambda self: self.cell.recurrent_activation.fn)
-    reset_after = property(lambda self: self.cell.reset_after)
+    @property
+    def recurrent_activation(self) -> Callable[..., Any]:
+        return self.cell.recurrent_activation.fn
+
+    @property
+    def reset_after(self) -> bool:
+        return self.cell.reset_after

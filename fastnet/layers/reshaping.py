@@ -3,11 +3,20 @@
 Each is a whole-array copy with numpy (no arithmetic to fuse); outputs and input
 gradients are written into reused buffers inside a model's loop.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnet.layers.base import InputSpec, _shape_str
 from fastnet.layers.convolutional import _SpatialLayer, _to_first, _to_last
 from fastnet.utils import shape_utils
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fastnet._typing import ArrayLike, Config, IntOrTuple, Shape, ShapeLike
 
 __all__ = ["ZeroPadding1D", "ZeroPadding2D", "UpSampling1D", "UpSampling2D", "Cropping1D",
            "Cropping2D"]
@@ -37,7 +46,7 @@ def _pairs(value, rank, name, layer):
 class _Window(_SpatialLayer):
     """Pads (or crops, with negative amounts) each spatial axis of a channels-last input."""
 
-    def __init__(self, rank, data_format=None, **kwargs):
+    def __init__(self, rank: int, data_format: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.rank = rank
         self.data_format = shape_utils.normalize_data_format(data_format, type(self).__name__)
@@ -61,11 +70,11 @@ class _Window(_SpatialLayer):
             out.append(m)
         return out
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         spatial, channels = self._spatial_layout(input_shape)
         return self._out_shape(input_shape[0], self._out_spatial(spatial, input_shape), channels)
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         spatial, _ = self._spatial_layout(input_shape)
         self._out_spatial(spatial, input_shape)
         self.built = True
@@ -78,7 +87,7 @@ class _Window(_SpatialLayer):
             sl.append(slice(a, a + n) if self._padding else slice(-a, n + b))
         return tuple(sl) + (slice(None),)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         spatial = tuple(x.shape[1:-1])
         out_spatial = self._out_spatial(spatial, inputs.shape)
@@ -93,7 +102,7 @@ class _Window(_SpatialLayer):
             self._in_shape = x.shape
         return _to_first(y, self.data_format)
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if not need_dx:
             return None
         dy = _to_last(np.asarray(dy), self.data_format)
@@ -117,7 +126,7 @@ class ZeroPadding1D(_Window):
 
     _padding = True
 
-    def __init__(self, padding=1, **kwargs):
+    def __init__(self, padding: IntOrTuple = 1, **kwargs) -> None:
         super().__init__(1, None, **kwargs)
         self.data_format = "channels_last"
         self.padding = _pairs(padding, 1, "padding", "ZeroPadding1D")[0]
@@ -128,7 +137,7 @@ class ZeroPadding1D(_Window):
     def _config_amounts(self):
         return self.padding
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg["padding"] = self.padding
         return cfg
@@ -151,7 +160,8 @@ class ZeroPadding2D(_Window):
 
     _padding = True
 
-    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+    def __init__(self, padding: IntOrTuple | Sequence[Sequence[int]] = (1, 1), data_format: str | None = None,
+                 **kwargs) -> None:
         super().__init__(2, data_format, **kwargs)
         self.padding = _pairs(padding, 2, "padding", "ZeroPadding2D")
 
@@ -161,7 +171,7 @@ class ZeroPadding2D(_Window):
     def _config_amounts(self):
         return self.padding
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({"padding": self.padding, "data_format": self.data_format})
         return cfg
@@ -172,7 +182,7 @@ class Cropping1D(_Window):
 
     _padding = False
 
-    def __init__(self, cropping=(1, 1), **kwargs):
+    def __init__(self, cropping: IntOrTuple | Sequence[Sequence[int]] = (1, 1), **kwargs) -> None:
         super().__init__(1, None, **kwargs)
         self.data_format = "channels_last"
         self.cropping = _pairs(cropping, 1, "cropping", "Cropping1D")[0]
@@ -183,7 +193,7 @@ class Cropping1D(_Window):
     def _config_amounts(self):
         return self.cropping
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg["cropping"] = self.cropping
         return cfg
@@ -195,7 +205,8 @@ class Cropping2D(_Window):
 
     _padding = False
 
-    def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):
+    def __init__(self, cropping: IntOrTuple | Sequence[Sequence[int]] = ((0, 0), (0, 0)),
+                 data_format: str | None = None, **kwargs) -> None:
         super().__init__(2, data_format, **kwargs)
         self.cropping = _pairs(cropping, 2, "cropping", "Cropping2D")
 
@@ -205,7 +216,7 @@ class Cropping2D(_Window):
     def _config_amounts(self):
         return self.cropping
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({"cropping": self.cropping, "data_format": self.data_format})
         return cfg
@@ -214,7 +225,8 @@ class Cropping2D(_Window):
 class _UpSampling(_SpatialLayer):
     """Repeats every step/row/column ``size`` times (nearest neighbour)."""
 
-    def __init__(self, rank, size, data_format=None, interpolation="nearest", **kwargs):
+    def __init__(self, rank: int, size: IntOrTuple, data_format: str | None = None, interpolation: str = "nearest",
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         cls = type(self).__name__
         self.rank = rank
@@ -226,12 +238,12 @@ class _UpSampling(_SpatialLayer):
         self.interpolation = interpolation
         self.input_spec = InputSpec(ndim=rank + 2)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         spatial, channels = self._spatial_layout(input_shape)
         out = [None if n is None else n * s for n, s in zip(spatial, self.size)]
         return self._out_shape(input_shape[0], out, channels)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         n, c = x.shape[0], x.shape[-1]
         spatial = x.shape[1:-1]
@@ -250,7 +262,7 @@ class _UpSampling(_SpatialLayer):
             self._in_shape, self._full = x.shape, tuple(full)
         return _to_first(y, self.data_format)
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if not need_dx:
             return None
         dy = _to_last(np.asarray(dy), self.data_format)
@@ -265,10 +277,10 @@ class UpSampling1D(_UpSampling):
     """Repeats each step ``size`` times: ``(batch, steps, channels) -> (batch, steps * size,
     channels)``."""
 
-    def __init__(self, size=2, **kwargs):
+    def __init__(self, size: IntOrTuple = 2, **kwargs) -> None:
         super().__init__(1, size, None, "nearest", **kwargs)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg["size"] = self.size[0]
         return cfg
@@ -283,10 +295,11 @@ class UpSampling2D(_UpSampling):
         interpolation: ``"nearest"`` (the only method supported).
     """
 
-    def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
+    def __init__(self, size: IntOrTuple = (2, 2), data_format: str | None = None, interpolation: str = "nearest",
+                 **kwargs) -> None:
         super().__init__(2, size, data_format, interpolation, **kwargs)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({"size": self.size, "data_format": self.data_format,
                     "interpolation": self.interpolation})

@@ -1,7 +1,16 @@
 """Layer wrappers: Bidirectional (a recurrent layer run both ways) and TimeDistributed."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnet.layers.base import Layer, _shape_str
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fastnet._typing import ArrayLike, Config, Shape, ShapeLike
 
 __all__ = ["Bidirectional", "TimeDistributed"]
 
@@ -39,7 +48,8 @@ class Bidirectional(Layer):
 
     _call_takes_mask = True
 
-    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+    def __init__(self, layer: Layer, merge_mode: str | None = "concat", weights: Sequence[ArrayLike] | None = None,
+                 backward_layer: Layer | None = None, **kwargs) -> None:
         from fastnet.layers.recurrent import RNN
 
         if not isinstance(layer, RNN):
@@ -81,7 +91,7 @@ class Bidirectional(Layer):
         self._initial_weights = weights
 
     @property
-    def layer(self):
+    def layer(self) -> Layer:
         return self.forward_layer
 
     def _check_spec(self, shape):
@@ -92,7 +102,7 @@ class Bidirectional(Layer):
             sub._seen_batch = input_shape[0]
         super()._maybe_build(input_shape)
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         for sub in (self.forward_layer, self.backward_layer):
             if not sub.built:
                 sub._maybe_build(tuple(input_shape))
@@ -102,7 +112,7 @@ class Bidirectional(Layer):
             self.set_weights(self._initial_weights)
             self._initial_weights = None
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape | list[Shape]:
         out = self.forward_layer.compute_output_shape(input_shape)
         states = []
         if self.return_state:
@@ -116,7 +126,8 @@ class Bidirectional(Layer):
             return head + states + states
         return out
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike,
+                     mask: ArrayLike | None = None) -> np.ndarray | list[np.ndarray | None] | None:
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         out = mask if self.return_sequences else None
@@ -128,7 +139,7 @@ class Bidirectional(Layer):
             return head + [None] * (2 * n_states)
         return out
 
-    def reset_states(self):
+    def reset_states(self) -> None:
         if not self.stateful:
             raise AttributeError(f'Layer "{self.name}" is not stateful: reset_states() applies to '
                                  f"stateful layers")
@@ -138,11 +149,12 @@ class Bidirectional(Layer):
     reset_state = reset_states
 
     @property
-    def states(self):
+    def states(self) -> tuple[np.ndarray, ...] | None:
         f, b = self.forward_layer.states, self.backward_layer.states
         return tuple(f + b) if f and b else None
 
-    def call(self, inputs, training=False, mask=None, initial_state=None):
+    def call(self, inputs: ArrayLike, training: bool = False, mask: ArrayLike | None = None,
+             initial_state: Sequence[ArrayLike] | None = None) -> np.ndarray | list[np.ndarray]:
         f, b = self.forward_layer, self.backward_layer
         for sub in (f, b):
             sub._reuse, sub._record = self._reuse, self._record
@@ -175,7 +187,7 @@ class Bidirectional(Layer):
             return (out if mode is None else [out]) + states
         return out
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         f, b = self.forward_layer, self.backward_layer
         n_states = len(f.state_size)
         mode = self.merge_mode
@@ -217,7 +229,7 @@ class Bidirectional(Layer):
             return None
         return dx_f + dx_b
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg["merge_mode"] = self.merge_mode
         cfg["layer"] = _serialize_layer(self.forward_layer)
@@ -225,7 +237,7 @@ class Bidirectional(Layer):
         return cfg
 
     @classmethod
-    def from_config(cls, config_dict):
+    def from_config(cls, config_dict: Config) -> Bidirectional:
         cfg = dict(config_dict)
         cfg["layer"] = _deserialize_layer(cfg["layer"])
         if cfg.get("backward_layer") is not None:
@@ -265,7 +277,7 @@ class TimeDistributed(Layer):
         (32, 10, 8)
     """
 
-    def __init__(self, layer, **kwargs):
+    def __init__(self, layer: Layer, **kwargs) -> None:
         if not isinstance(layer, Layer):
             raise ValueError(f"TimeDistributed wraps a layer instance, received layer={layer!r}")
         super().__init__(**kwargs)
@@ -279,7 +291,7 @@ class TimeDistributed(Layer):
                 f'Layer "{self.name}" (TimeDistributed) expects input of shape (batch, timesteps, '
                 f"...) with rank >= 3, received input with shape {_shape_str(shape)}")
 
-    def build(self, input_shape):
+    def build(self, input_shape: ShapeLike) -> None:
         if len(input_shape) < 3:
             self._check_spec(input_shape)
         inner = (None,) + tuple(input_shape[2:])
@@ -287,14 +299,14 @@ class TimeDistributed(Layer):
             self.layer._maybe_build(inner)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
         return (input_shape[0], input_shape[1]) + tuple(inner[1:])
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray | None:
         return mask
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         n, steps = inputs.shape[0], inputs.shape[1]
         inner = self.layer
         inner._reuse, inner._record = self._reuse, self._record
@@ -303,7 +315,7 @@ class TimeDistributed(Layer):
             self._in_shape = inputs.shape
         return y.reshape((n, steps) + y.shape[1:])
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         n, steps = self._in_shape[0], self._in_shape[1]
         dy = np.ascontiguousarray(dy)
         dx = self.layer.backward(dy.reshape((n * steps,) + dy.shape[2:]), need_dx)
@@ -311,13 +323,13 @@ class TimeDistributed(Layer):
             return None
         return dx.reshape(self._in_shape)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         cfg = super().get_config()
         cfg["layer"] = _serialize_layer(self.layer)
         return cfg
 
     @classmethod
-    def from_config(cls, config_dict):
+    def from_config(cls, config_dict: Config) -> TimeDistributed:
         cfg = dict(config_dict)
         cfg["layer"] = _deserialize_layer(cfg["layer"])
         return cls(**cfg)
