@@ -35,6 +35,8 @@ Example:
     >>> stop = EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
     >>> # model.fit(x, y, validation_split=0.2, epochs=100, callbacks=[stop])
 """
+from __future__ import annotations
+
 import collections.abc
 import csv
 import inspect
@@ -43,10 +45,18 @@ import math
 import numbers
 import os
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnet.utils import progbar as _progbar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
+
+    from fastnet._typing import Logs
+    from fastnet.models.model import Model
 
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
@@ -83,22 +93,22 @@ class Callback:
         params: dict of the loop's parameters: ``verbose``, ``epochs``, ``steps``.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.params = None
         self._model = None
 
-    def set_params(self, params):
+    def set_params(self, params: Mapping[str, Any]) -> None:
         self.params = params
 
-    def set_model(self, model):
+    def set_model(self, model: Model | None) -> None:
         self._model = model
 
     @property
-    def model(self):
+    def model(self) -> Model | None:
         return self._model
 
     @model.setter
-    def model(self, model):
+    def model(self, model: Model | None) -> None:
         self._model = model
 
     # Which batch hooks this callback needs called. The defaults say "those it
@@ -115,70 +125,70 @@ class Callback:
         return _overrides(self, "on_predict_batch_begin") or _overrides(self, "on_predict_batch_end")
 
     @_default
-    def on_batch_begin(self, batch, logs=None):
+    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
         """Alias of ``on_train_batch_begin`` (older name)."""
 
     @_default
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         """Alias of ``on_train_batch_end`` (older name)."""
 
     @_default
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         """Called at the start of epoch ``epoch`` (0-based) of ``fit``."""
 
     @_default
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         """Called at the end of an epoch; ``logs`` holds the epoch's averaged metrics,
         validation ones prefixed with ``val_``."""
 
     @_default
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
         """Called before training step ``batch`` (0-based within the epoch)."""
         self.on_batch_begin(batch, logs=logs)
 
     @_default
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         """Called after a training step; ``logs`` holds the epoch's running averages."""
         self.on_batch_end(batch, logs=logs)
 
     @_default
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
         """Called before a batch of ``evaluate`` (and of validation in ``fit``)."""
 
     @_default
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         """Called after a batch of ``evaluate``; ``logs`` holds the running averages."""
 
     @_default
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
         """Called before a batch of ``predict``."""
 
     @_default
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         """Called after a batch of ``predict``."""
 
     @_default
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         """Called when ``fit`` starts."""
 
     @_default
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         """Called when ``fit`` ends; ``logs`` holds the last epoch's logs."""
 
     @_default
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Logs | None = None) -> None:
         """Called when ``evaluate`` (or a validation pass) starts."""
 
     @_default
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Logs | None = None) -> None:
         """Called when ``evaluate`` ends; ``logs`` holds its results."""
 
     @_default
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Logs | None = None) -> None:
         """Called when ``predict`` starts."""
 
     @_default
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Logs | None = None) -> None:
         """Called when ``predict`` ends."""
 
 
@@ -215,7 +225,8 @@ class CallbackList(Callback):
     tell the loop whether any callback reads the logs of a batch's end.
     """
 
-    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None, **params):
+    def __init__(self, callbacks: Iterable[Callback] | None = None, add_history: bool = False,
+                 add_progbar: bool = False, model: Model | None = None, **params) -> None:
         super().__init__()
         self.callbacks = _flatten(callbacks) if callbacks else []
         self._history = None
@@ -236,7 +247,7 @@ class CallbackList(Callback):
         self.set_params(params)
 
     # ------------------------------------------------------------ configuration
-    def append(self, callback):
+    def append(self, callback: Callback) -> None:
         if not isinstance(callback, Callback):
             raise TypeError(
                 "callbacks must be instances of fastnet.callbacks.Callback, "
@@ -248,14 +259,14 @@ class CallbackList(Callback):
             callback.set_model(self._model)
         self._build_dispatch()
 
-    def set_params(self, params):
+    def set_params(self, params: Mapping[str, Any]) -> None:
         self.params = params
         if params:
             for cb in self.callbacks:
                 cb.set_params(params)
         self._build_dispatch()
 
-    def set_model(self, model):
+    def set_model(self, model: Model) -> None:
         if model is None:
             return
         self._model = model
@@ -312,77 +323,77 @@ class CallbackList(Callback):
     # -------------------------------------------------------------------- hooks
     # Batch hooks are instance attributes bound by _build_dispatch; these class
     # methods document them and serve a list whose dispatch was never built.
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
         for cb in self.callbacks:
             cb.on_train_batch_begin(batch, logs=logs or {})
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         for cb in self.callbacks:
             cb.on_train_batch_end(batch, logs=logs or {})
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
         for cb in self.callbacks:
             cb.on_test_batch_begin(batch, logs=logs or {})
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         for cb in self.callbacks:
             cb.on_test_batch_end(batch, logs=logs or {})
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
         for cb in self.callbacks:
             cb.on_predict_batch_begin(batch, logs=logs or {})
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         for cb in self.callbacks:
             cb.on_predict_batch_end(batch, logs=logs or {})
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
         for cb in self.callbacks:
             cb.on_batch_begin(batch, logs=logs or {})
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         for cb in self.callbacks:
             cb.on_batch_end(batch, logs=logs or {})
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_epoch_begin(epoch, logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_train_begin(logs)
         # Some callbacks (the progress bar) need fewer hooks once training started.
         self._build_dispatch()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_train_end(logs)
         self._build_dispatch()
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Logs | None = None) -> None:
         logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_test_begin(logs)
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Logs | None = None) -> None:
         logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_test_end(logs)
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Logs | None = None) -> None:
         logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_predict_begin(logs)
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Logs | None = None) -> None:
         logs = {} if logs is None else logs
         for cb in self.callbacks:
             cb.on_predict_end(logs)
@@ -407,20 +418,20 @@ class History(Callback):
         params: the loop's parameters.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.history = {}
         self.epoch = []
 
-    def set_model(self, model):
+    def set_model(self, model: Model) -> None:
         super().set_model(model)
         if model is not None:
             model.history = self
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self.epoch = []
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self.epoch.append(epoch)
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(value)
@@ -443,7 +454,7 @@ class ProgbarLogger(Callback):
             as given (none is averaged again).
     """
 
-    def __init__(self, count_mode="steps", stateful_metrics=None):
+    def __init__(self, count_mode: str = "steps", stateful_metrics: Iterable[str] | None = None) -> None:
         super().__init__()
         if count_mode != "steps":
             raise ValueError(
@@ -459,7 +470,7 @@ class ProgbarLogger(Callback):
         self._called_in_fit = False
         self._call_batch_hooks = True
 
-    def set_params(self, params):
+    def set_params(self, params: Mapping[str, Any]) -> None:
         super().set_params(params)
         verbose = params.get("verbose", 1)
         if verbose == "auto":
@@ -483,46 +494,46 @@ class ProgbarLogger(Callback):
     def _implements_predict_batch_hooks(self):
         return self._call_batch_hooks
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         # Validation inside fit is silent.
         self._called_in_fit = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         self._called_in_fit = False
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Logs | None = None) -> None:
         if not self._called_in_fit:
             self._reset_progbar()
             self._maybe_init_progbar()
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: Logs | None = None) -> None:
         self._reset_progbar()
         self._maybe_init_progbar()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self._reset_progbar()
         self._maybe_init_progbar()
         if self.verbose and self.epochs > 1:
             _print(f"Epoch {epoch + 1}/{self.epochs}")
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         self._update_progbar(batch, logs)
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         if not self._called_in_fit:
             self._update_progbar(batch, logs)
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         self._update_progbar(batch, None)  # predictions are not shown
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self._finalize_progbar(logs)
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: Logs | None = None) -> None:
         if not self._called_in_fit:
             self._finalize_progbar(logs)
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: Logs | None = None) -> None:
         self._finalize_progbar(logs)
 
     def _reset_progbar(self):
@@ -626,8 +637,9 @@ class EarlyStopping(Callback):
         best, best_epoch: the best value seen and its epoch.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
-                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int | str = 0,
+                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0) -> None:
         super().__init__()
         self.monitor = monitor
         self.patience = int(patience)
@@ -662,21 +674,21 @@ class EarlyStopping(Callback):
             return value + self.min_delta < reference
         return value - self.min_delta > reference
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self.wait = 0
         self.stopped_epoch = 0
         self.best = None
         self.best_epoch = 0
         self.best_weights = None
 
-    def get_monitor_value(self, logs):
+    def get_monitor_value(self, logs: Logs) -> float | None:
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
             _missing_monitor_warning("Early stopping", self.monitor, logs)
         return value
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if self._direction is None:
             self._direction = self._resolve_direction()
         current = self.get_monitor_value(logs)
@@ -702,7 +714,7 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
             _print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -744,7 +756,7 @@ class LearningRateScheduler(Callback):
         verbose: 1 prints the rate set at each epoch.
     """
 
-    def __init__(self, schedule, verbose=0):
+    def __init__(self, schedule: Callable[..., Any], verbose: int | str = 0) -> None:
         super().__init__()
         if not callable(schedule):
             raise TypeError(f"schedule must be callable, received {schedule!r}")
@@ -760,7 +772,7 @@ class LearningRateScheduler(Callback):
                 return self.schedule(epoch)
         return self.schedule(epoch, lr) if self._two_args else self.schedule(epoch)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         optimizer = self.model.optimizer
         lr = self._new_lr(epoch, _get_lr(optimizer))
         if isinstance(lr, np.ndarray) and lr.ndim == 0:
@@ -772,7 +784,7 @@ class LearningRateScheduler(Callback):
         if self.verbose > 0:
             _print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if logs is not None:
             logs["learning_rate"] = _get_lr(self.model.optimizer)
 
@@ -791,8 +803,8 @@ class ReduceLROnPlateau(Callback):
         min_lr: the rate is never reduced below this.
     """
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
-                 min_delta=1e-4, cooldown=0, min_lr=0.0, **kwargs):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int | str = 0,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, **kwargs) -> None:
         super().__init__()
         if "epsilon" in kwargs:  # the older name of min_delta
             min_delta = kwargs.pop("epsilon")
@@ -830,13 +842,13 @@ class ReduceLROnPlateau(Callback):
             return value < best - self.min_delta
         return value > best + self.min_delta
 
-    def in_cooldown(self):
+    def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self._reset()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = {} if logs is None else logs
         optimizer = self.model.optimizer
         logs["learning_rate"] = _get_lr(optimizer)
@@ -879,7 +891,7 @@ class CSVLogger(Callback):
             overwriting it.
     """
 
-    def __init__(self, filename, separator=",", append=False):
+    def __init__(self, filename: str | os.PathLike[str], separator: str = ",", append: bool = False) -> None:
         super().__init__()
         self.sep = separator
         self.filename = os.fspath(filename)
@@ -889,7 +901,7 @@ class CSVLogger(Callback):
         self.csv_file = None
         self._dialect = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         if self.append:
             if os.path.exists(self.filename):
                 with open(self.filename, newline="") as f:
@@ -920,7 +932,7 @@ class CSVLogger(Callback):
             return f'"[{", ".join(map(str, value))}]"'
         return value
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = logs or {}
         if self.csv_file is None or self.csv_file.closed:
             raise RuntimeError("CSVLogger: on_epoch_end called outside training (no open file)")
@@ -938,7 +950,7 @@ class CSVLogger(Callback):
         self.csv_file.write(buffer.getvalue())
         self.csv_file.flush()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         if self.csv_file is not None and not self.csv_file.closed:
             self.csv_file.close()
 
@@ -958,8 +970,10 @@ class LambdaCallback(Callback):
         "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end",
     )
 
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
-                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+    def __init__(self, on_epoch_begin: Callable[..., Any] | None = None, on_epoch_end: Callable[..., Any] | None = None,
+                 on_train_begin: Callable[..., Any] | None = None, on_train_end: Callable[..., Any] | None = None,
+                 on_train_batch_begin: Callable[..., Any] | None = None,
+                 on_train_batch_end: Callable[..., Any] | None = None, **kwargs) -> None:
         super().__init__()
         unknown = [k for k in kwargs if k not in self._HOOKS]
         if unknown:
@@ -985,11 +999,11 @@ class TerminateOnNaN(Callback):
             (``model.stop_training = True``, after which ``on_train_end`` still runs).
     """
 
-    def __init__(self, raise_error=False):
+    def __init__(self, raise_error: bool = False) -> None:
         super().__init__()
         self.raise_error = raise_error
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is None:
             return

@@ -10,14 +10,20 @@ Example:
     ...                        save_best_only=True)
     >>> # model.fit(x, y, validation_split=0.2, epochs=10, callbacks=[ckpt])
 """
+from __future__ import annotations
+
 import math
 import numbers
 import os
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnet.callbacks import Callback, _check_mode, _direction_from_name, _print
+
+if TYPE_CHECKING:
+    from fastnet._typing import Logs
 
 __all__ = ["ModelCheckpoint"]
 
@@ -40,9 +46,9 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: a first "best" value the monitored quantity must beat.
     """
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto", save_freq="epoch",
-                 initial_value_threshold=None):
+    def __init__(self, filepath: str | os.PathLike[str], monitor: str = "val_loss", verbose: int | str = 0,
+                 save_best_only: bool = False, save_weights_only: bool = False, mode: str = "auto",
+                 save_freq: str | int = "epoch", initial_value_threshold: float | None = None) -> None:
         super().__init__()
         self.filepath = os.fspath(filepath)
         self.monitor = monitor
@@ -75,14 +81,14 @@ class ModelCheckpoint(Callback):
     def _implements_train_batch_hooks(self):
         return self.save_freq != "epoch"
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         self._batches_seen_since_last_saving = 0
         self._last_batch_seen = -1
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self._current_epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         if self.save_freq == "epoch":
             return
         if batch <= self._last_batch_seen:  # a new epoch started
@@ -94,7 +100,7 @@ class ModelCheckpoint(Callback):
             self._batches_seen_since_last_saving = 0
             self._save_model(self._current_epoch, batch, logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self._last_batch_seen = -1
         if self.save_freq == "epoch":
             self._save_model(epoch, None, logs)

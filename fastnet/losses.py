@@ -30,11 +30,20 @@ Reductions: ``"sum_over_batch_size"`` (default, alias ``"mean"``) divides the
 weighted sum by the number of per-sample losses; ``"sum"``; ``"mean_with_sample_weight"``
 divides by the sum of the sample weights; ``"none"``/``None`` does not reduce.
 """
+from __future__ import annotations
+
 import inspect
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnet import backend, config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from fastnet._typing import ArrayLike, Config, CustomObjects, DTypeLike, ShapeLike
 
 __all__ = [
     "Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError",
@@ -77,7 +86,7 @@ def _shape_str(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def standardize_reduction(reduction):
+def standardize_reduction(reduction: str | None) -> str | None:
     if reduction not in _REDUCTIONS:
         raise ValueError(
             f"Invalid value for argument `reduction`. Expected one of {list(_REDUCTIONS)}. "
@@ -163,7 +172,8 @@ class Loss:
     # The output activation whose logits the fused form takes ("sigmoid" or "softmax").
     logits_activation = None
 
-    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
+    def __init__(self, name: str | None = None, reduction: str | None = "sum_over_batch_size",
+                 dtype: DTypeLike | None = None) -> None:
         self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
         self.reduction = standardize_reduction(reduction)
         if dtype is not None and np.dtype(dtype).name not in ("float32", "float64"):
@@ -171,21 +181,24 @@ class Loss:
         self._dtype = None if dtype is None else np.dtype(dtype).name
 
     @property
-    def dtype(self):
+    def dtype(self) -> str:
         return self._dtype or config.floatx()
 
     # ------------------------------------------------------------------ public API
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement call(y_true, y_pred)")
 
-    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None,
+                 mask: ArrayLike | None = None) -> np.floating | np.ndarray:
         """The weighted, reduced loss: a float, or the per-sample array for reduction 'none'."""
         p = _float_array(y_pred, self.dtype)
         t = _float_array(y_true, p.dtype)
         values = np.asarray(self.call(t, p), dtype=np.float64)
         return _reduce_values(self, values, sample_weight, mask, p.dtype)
 
-    def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None, out=None):
+    def value_and_grad(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None,
+                       mask: ArrayLike | None = None,
+                       out: np.ndarray | None = None) -> tuple[np.floating | np.ndarray, np.ndarray]:
         """(value, dy_pred): the reduced loss and its gradient w.r.t. y_pred (same shape
         and dtype as y_pred). With reduction 'none' the value is the sum of the per-sample
         losses, as a training step that sums them. ``mask`` (per-sample booleans) drops
@@ -196,24 +209,25 @@ class Loss:
             dy = out
         return v, dy
 
-    def value_and_grad_from_logits(self, y_true, logits, sample_weight=None, mask=None, probs=None,
-                                   out=None):
+    def value_and_grad_from_logits(self, y_true: ArrayLike, logits: np.ndarray, sample_weight: ArrayLike | None = None,
+                                   mask: ArrayLike | None = None, probs: np.ndarray | None = None,
+                                   out: np.ndarray | None = None) -> tuple[np.floating | np.ndarray, np.ndarray]:
         raise ValueError(
             f'Loss "{self.name}" ({type(self).__name__}) cannot be computed from logits; only '
             "BinaryCrossentropy, CategoricalCrossentropy and SparseCategoricalCrossentropy with "
             "from_logits=False support it (check `supports_logits_fusion`).")
 
-    def validate(self, y_true, y_pred_shape):
+    def validate(self, y_true: ArrayLike, y_pred_shape: ShapeLike) -> None:
         """Checks once that targets of this shape and content can be used with model
         outputs of shape ``y_pred_shape`` (batch axis may be None); raises ValueError."""
         y = _validate_common(self, y_true, y_pred_shape)
         _check_broadcastable(self, y, tuple(y_pred_shape), strict=False)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config) -> Loss:
         return cls(**config)
 
     def __repr__(self):
@@ -345,7 +359,7 @@ class _Builtin(Loss):
         self._logits_code = None if logits_code is None else _code(logits_code)
         self._logits_code_p = None if logits_code is None else _code(logits_code + "_p")
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
         return self._per_sample(y_true, y_pred)
 
     # ------------------------------------------------------------------ core
@@ -483,7 +497,8 @@ class _Builtin(Loss):
             f"incompatible with y_pred of shape {_shape_str(p.shape)}")
 
     # ------------------------------------------------------------------ public API
-    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None,
+                 mask: ArrayLike | None = None) -> np.floating | np.ndarray:
         red = self.reduction
         if red is None or red == "none":
             _, _, per = self._run(y_true, y_pred, sample_weight, mask, False, True)
@@ -528,7 +543,9 @@ class _Builtin(Loss):
                 config._n_threads, False, 0, q)
         return v, dy
 
-    def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None, out=None):
+    def value_and_grad(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None,
+                       mask: ArrayLike | None = None,
+                       out: np.ndarray | None = None) -> tuple[np.floating | np.ndarray, np.ndarray]:
         """(value, dy_pred) in one compiled pass. ``out`` may be a reusable array of
         y_pred's shape and dtype that receives the gradient."""
         if sample_weight is None and mask is None:
@@ -541,8 +558,9 @@ class _Builtin(Loss):
             dy = out
         return v, dy
 
-    def value_and_grad_from_logits(self, y_true, logits, sample_weight=None, mask=None, probs=None,
-                                   out=None):
+    def value_and_grad_from_logits(self, y_true: ArrayLike, logits: np.ndarray, sample_weight: ArrayLike | None = None,
+                                   mask: ArrayLike | None = None, probs: np.ndarray | None = None,
+                                   out: np.ndarray | None = None) -> tuple[np.floating | np.ndarray, np.ndarray]:
         """Value and gradient w.r.t. the logits, computed from the logits as Keras does
         when the model ends in a sigmoid (binary) or softmax (categorical) activation.
 
@@ -570,7 +588,7 @@ class _Builtin(Loss):
             dy = out
         return v, dy
 
-    def validate(self, y_true, y_pred_shape):
+    def validate(self, y_true: ArrayLike, y_pred_shape: ShapeLike) -> None:
         y = _validate_common(self, y_true, y_pred_shape)
         _check_broadcastable(self, y, tuple(y_pred_shape), strict=self._strict_shape)
 
@@ -643,7 +661,8 @@ def _check_broadcastable(loss, y, p_shape, strict):
 class MeanSquaredError(_Builtin):
     """mean(square(y_true - y_pred), axis=-1)."""
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "mean_squared_error",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._setup("mse")
 
@@ -651,7 +670,8 @@ class MeanSquaredError(_Builtin):
 class MeanAbsoluteError(_Builtin):
     """mean(abs(y_true - y_pred), axis=-1)."""
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error", dtype=None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "mean_absolute_error",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._setup("mae")
 
@@ -659,7 +679,8 @@ class MeanAbsoluteError(_Builtin):
 class MeanAbsolutePercentageError(_Builtin):
     """100 * mean(abs((y_true - y_pred) / maximum(abs(y_true), epsilon)), axis=-1)."""
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_percentage_error", dtype=None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "mean_absolute_percentage_error",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._setup("mape")
 
@@ -667,7 +688,8 @@ class MeanAbsolutePercentageError(_Builtin):
 class MeanSquaredLogarithmicError(_Builtin):
     """mean(square(log(maximum(y_pred, eps) + 1) - log(maximum(y_true, eps) + 1)), axis=-1)."""
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_logarithmic_error", dtype=None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "mean_squared_logarithmic_error",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._setup("msle")
 
@@ -677,31 +699,34 @@ class CosineSimilarity(_Builtin):
 
     _kind = "row"
 
-    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity", dtype=None):
+    def __init__(self, axis: int | Sequence[int] = -1, reduction: str | None = "sum_over_batch_size",
+                 name: str = "cosine_similarity", dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.axis = axis
         self._setup("cosine", axis=axis)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "axis": self.axis}
 
 
 class Huber(_Builtin):
     """``mean(0.5 e^2 where |e| <= delta else delta |e| - 0.5 delta^2)``, ``e = y_pred - y_true``."""
 
-    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss", dtype=None):
+    def __init__(self, delta: float = 1.0, reduction: str | None = "sum_over_batch_size", name: str = "huber_loss",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.delta = float(delta)
         self._setup("huber", param=delta)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "delta": self.delta}
 
 
 class LogCosh(_Builtin):
     """mean(log(cosh(y_pred - y_true)), axis=-1)."""
 
-    def __init__(self, reduction="sum_over_batch_size", name="log_cosh", dtype=None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "log_cosh",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._setup("log_cosh")
 
@@ -709,7 +734,8 @@ class LogCosh(_Builtin):
 class Hinge(_Builtin):
     """mean(maximum(1 - y_true * y_pred, 0), axis=-1); binary 0/1 labels become -1/1."""
 
-    def __init__(self, reduction="sum_over_batch_size", name="hinge", dtype=None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "hinge",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._setup("hinge")
 
@@ -717,7 +743,8 @@ class Hinge(_Builtin):
 class SquaredHinge(_Builtin):
     """mean(square(maximum(1 - y_true * y_pred, 0)), axis=-1); 0/1 labels become -1/1."""
 
-    def __init__(self, reduction="sum_over_batch_size", name="squared_hinge", dtype=None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "squared_hinge",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._setup("squared_hinge")
 
@@ -727,7 +754,8 @@ class CategoricalHinge(_Builtin):
 
     _kind = "row"
 
-    def __init__(self, reduction="sum_over_batch_size", name="categorical_hinge", dtype=None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "categorical_hinge",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._setup("categorical_hinge")
 
@@ -735,7 +763,8 @@ class CategoricalHinge(_Builtin):
 class KLDivergence(_Builtin):
     """sum(y_true * log(y_true / y_pred), axis=-1), both clipped to [epsilon, 1]."""
 
-    def __init__(self, reduction="sum_over_batch_size", name="kl_divergence", dtype=None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "kl_divergence",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._setup("kld")
 
@@ -743,7 +772,8 @@ class KLDivergence(_Builtin):
 class Poisson(_Builtin):
     """mean(y_pred - y_true * log(y_pred + epsilon), axis=-1)."""
 
-    def __init__(self, reduction="sum_over_batch_size", name="poisson", dtype=None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "poisson",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._setup("poisson")
 
@@ -766,8 +796,9 @@ class BinaryCrossentropy(_Builtin):
 
     _strict_shape = True
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
-                 reduction="sum_over_batch_size", name="binary_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int | Sequence[int] = -1,
+                 reduction: str | None = "sum_over_batch_size", name: str = "binary_crossentropy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _check_smoothing(label_smoothing)
@@ -777,7 +808,7 @@ class BinaryCrossentropy(_Builtin):
         self._setup("bce_logits" if self.from_logits else "bce", self.label_smoothing, axis,
                     logits_code="bce_logits")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
@@ -796,8 +827,9 @@ class CategoricalCrossentropy(_Builtin):
     _kind = "row"
     _strict_shape = True
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
-                 reduction="sum_over_batch_size", name="categorical_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int | Sequence[int] = -1,
+                 reduction: str | None = "sum_over_batch_size", name: str = "categorical_crossentropy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _check_smoothing(label_smoothing)
@@ -807,7 +839,7 @@ class CategoricalCrossentropy(_Builtin):
         self._setup("cce_logits" if self.from_logits else "cce", self.label_smoothing, axis,
                     logits_code="cce_logits")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
@@ -823,8 +855,9 @@ class SparseCategoricalCrossentropy(_Builtin):
 
     _kind = "sparse"
 
-    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
-                 name="sparse_categorical_crossentropy", dtype=None, axis=-1):
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 reduction: str | None = "sum_over_batch_size", name: str = "sparse_categorical_crossentropy",
+                 dtype: DTypeLike | None = None, axis: int | Sequence[int] = -1) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.from_logits = bool(from_logits)
         self.ignore_class = None if ignore_class is None else int(ignore_class)
@@ -833,11 +866,11 @@ class SparseCategoricalCrossentropy(_Builtin):
         self.logits_activation = "softmax"
         self._setup("scce_logits" if self.from_logits else "scce", 0.0, axis, logits_code="scce_logits")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "from_logits": self.from_logits,
                 "ignore_class": self.ignore_class}
 
-    def validate(self, y_true, y_pred_shape):
+    def validate(self, y_true: ArrayLike, y_pred_shape: ShapeLike) -> None:
         y = _validate_common(self, y_true, y_pred_shape)
         shape = tuple(y_pred_shape)
         n_classes = shape[-1]
@@ -879,7 +912,8 @@ class LossFunctionWrapper(Loss):
     any other function is differentiated numerically (see :class:`Loss`).
     """
 
-    def __init__(self, fn, reduction="sum_over_batch_size", name=None, dtype=None, **kwargs):
+    def __init__(self, fn: Callable[..., Any], reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: DTypeLike | None = None, **kwargs) -> None:
         super().__init__(name=name or getattr(fn, "__name__", None), reduction=reduction, dtype=dtype)
         self.fn = fn
         self._fn_kwargs = kwargs
@@ -892,53 +926,57 @@ class LossFunctionWrapper(Loss):
             self.supports_logits_fusion = self._impl.supports_logits_fusion
             self.logits_activation = getattr(self._impl, "logits_activation", None)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
         if self._impl is not None:
             return self._impl.call(y_true, y_pred)
         t, p = np.asarray(y_true), np.asarray(y_pred)
         t, p = _squeeze_or_expand(t, p)
         return self.fn(t, p, **self._fn_kwargs)
 
-    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None,
+                 mask: ArrayLike | None = None) -> np.floating | np.ndarray:
         if self._impl is not None:
             return self._impl(y_true, y_pred, sample_weight, mask)
         return Loss.__call__(self, y_true, y_pred, sample_weight, mask)
 
-    def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None, out=None):
+    def value_and_grad(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None,
+                       mask: ArrayLike | None = None,
+                       out: np.ndarray | None = None) -> tuple[np.floating | np.ndarray, np.ndarray]:
         if self._impl is not None:
             return self._impl.value_and_grad(y_true, y_pred, sample_weight, mask, out)
         return Loss.value_and_grad(self, y_true, y_pred, sample_weight, mask, out)
 
-    def value_and_grad_from_logits(self, y_true, logits, sample_weight=None, mask=None, probs=None,
-                                   out=None):
+    def value_and_grad_from_logits(self, y_true: ArrayLike, logits: np.ndarray, sample_weight: ArrayLike | None = None,
+                                   mask: ArrayLike | None = None, probs: np.ndarray | None = None,
+                                   out: np.ndarray | None = None) -> tuple[np.floating | np.ndarray, np.ndarray]:
         if self._impl is not None:
             return self._impl.value_and_grad_from_logits(y_true, logits, sample_weight, mask, probs, out)
         return Loss.value_and_grad_from_logits(self, y_true, logits, sample_weight, mask)
 
-    def validate(self, y_true, y_pred_shape):
+    def validate(self, y_true: ArrayLike, y_pred_shape: ShapeLike) -> None:
         if self._impl is not None:
             return self._impl.validate(y_true, y_pred_shape)
         return Loss.validate(self, y_true, y_pred_shape)
 
     @property
-    def reduction(self):
+    def reduction(self) -> str | None:
         return self._reduction
 
     @reduction.setter
-    def reduction(self, value):
+    def reduction(self, value: str | None) -> None:
         self._reduction = value
         impl = getattr(self, "_impl", None)
         if impl is not None:
             impl.reduction = value
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config["fn"] = serialize(self.fn) if self.fn in _FUNCTION_CLASSES else _serialize_function(self.fn)
         config.update(self._fn_kwargs)
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config) -> LossFunctionWrapper:
         config = dict(config)
         fn = config.pop("fn", None)
         if isinstance(fn, (dict, str)):
@@ -965,79 +1003,82 @@ def _fn_instance(cls, **kwargs):
 _FN_CACHE = {}
 
 
-def mean_squared_error(y_true, y_pred):
+def mean_squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample mean squared error over the last axis."""
     return _fn_instance(MeanSquaredError)._per_sample(y_true, y_pred)
 
 
-def mean_absolute_error(y_true, y_pred):
+def mean_absolute_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample mean absolute error over the last axis."""
     return _fn_instance(MeanAbsoluteError)._per_sample(y_true, y_pred)
 
 
-def mean_absolute_percentage_error(y_true, y_pred):
+def mean_absolute_percentage_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample mean absolute percentage error over the last axis."""
     return _fn_instance(MeanAbsolutePercentageError)._per_sample(y_true, y_pred)
 
 
-def mean_squared_logarithmic_error(y_true, y_pred):
+def mean_squared_logarithmic_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample mean squared logarithmic error over the last axis."""
     return _fn_instance(MeanSquaredLogarithmicError)._per_sample(y_true, y_pred)
 
 
-def cosine_similarity(y_true, y_pred, axis=-1):
+def cosine_similarity(y_true: ArrayLike, y_pred: ArrayLike, axis: int | Sequence[int] = -1) -> np.ndarray:
     """Per-sample negative cosine similarity along ``axis``."""
     return _fn_instance(CosineSimilarity, axis=axis)._per_sample(y_true, y_pred)
 
 
-def huber(y_true, y_pred, delta=1.0):
+def huber(y_true: ArrayLike, y_pred: ArrayLike, delta: float = 1.0) -> np.ndarray:
     """Per-sample Huber loss over the last axis."""
     return _fn_instance(Huber, delta=float(delta))._per_sample(y_true, y_pred)
 
 
-def log_cosh(y_true, y_pred):
+def log_cosh(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample log-cosh error over the last axis."""
     return _fn_instance(LogCosh)._per_sample(y_true, y_pred)
 
 
-def hinge(y_true, y_pred):
+def hinge(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample hinge loss over the last axis."""
     return _fn_instance(Hinge)._per_sample(y_true, y_pred)
 
 
-def squared_hinge(y_true, y_pred):
+def squared_hinge(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample squared hinge loss over the last axis."""
     return _fn_instance(SquaredHinge)._per_sample(y_true, y_pred)
 
 
-def categorical_hinge(y_true, y_pred):
+def categorical_hinge(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample categorical hinge loss."""
     return _fn_instance(CategoricalHinge)._per_sample(y_true, y_pred)
 
 
-def kl_divergence(y_true, y_pred):
+def kl_divergence(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample Kullback-Leibler divergence over the last axis."""
     return _fn_instance(KLDivergence)._per_sample(y_true, y_pred)
 
 
-def poisson(y_true, y_pred):
+def poisson(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample Poisson loss over the last axis."""
     return _fn_instance(Poisson)._per_sample(y_true, y_pred)
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def binary_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, label_smoothing: float = 0.0,
+                        axis: int | Sequence[int] = -1) -> np.ndarray:
     """Per-sample binary crossentropy, averaged over ``axis``."""
     return _fn_instance(BinaryCrossentropy, from_logits=bool(from_logits),
                         label_smoothing=float(label_smoothing), axis=axis)._per_sample(y_true, y_pred)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                             label_smoothing: float = 0.0, axis: int | Sequence[int] = -1) -> np.ndarray:
     """Per-sample categorical crossentropy along the class ``axis``."""
     return _fn_instance(CategoricalCrossentropy, from_logits=bool(from_logits),
                         label_smoothing=float(label_smoothing), axis=axis)._per_sample(y_true, y_pred)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+def sparse_categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                                    ignore_class: int | None = None, axis: int | Sequence[int] = -1) -> np.ndarray:
     """Per-sample crossentropy with integer labels (ignored labels give 0)."""
     return _fn_instance(SparseCategoricalCrossentropy, from_logits=bool(from_logits),
                         ignore_class=ignore_class, axis=axis)._per_sample(y_true, y_pred)
@@ -1103,7 +1144,7 @@ def _from_function(fn, name=None, **kwargs):
     return cls(**{**defaults, **kwargs}, **({"name": name} if name else {}))
 
 
-def get(identifier):
+def get(identifier: str | Config | Loss | type[Loss] | Callable[..., Any] | None) -> Loss | None:
     """A Loss object from a name, a class, an instance, a config dict or a callable.
 
     Strings name a loss function (``"mse"``, ``"binary_crossentropy"``: the object is
@@ -1135,7 +1176,7 @@ def get(identifier):
                      f"(one of {_valid_names()}), a Loss, a config dict or a callable")
 
 
-def is_binary_or_sparse_categorical(y_true_shape, y_pred_shape):
+def is_binary_or_sparse_categorical(y_true_shape: ShapeLike, y_pred_shape: ShapeLike) -> tuple[bool, bool]:
     """(is_binary, is_sparse_categorical) as compile() decides them from the shapes of the
     targets and of the model output: binary when the output's last axis has size 1;
     sparse when the targets have a lower rank, or a last axis of 1 against a wider output."""
@@ -1147,7 +1188,8 @@ def is_binary_or_sparse_categorical(y_true_shape, y_pred_shape):
     return is_binary, is_sparse
 
 
-def resolve(identifier, y_true_shape=None, y_pred_shape=None):
+def resolve(identifier: str | Config | Loss | type[Loss] | Callable[..., Any] | None,
+            y_true_shape: ShapeLike | None = None, y_pred_shape: ShapeLike | None = None) -> Loss | None:
     """The loss compile() uses for ``identifier``: like :func:`get`, and ``"crossentropy"``
     / ``"ce"`` pick binary, sparse categorical or categorical crossentropy from the
     shapes of the targets and of the model output."""
@@ -1167,7 +1209,7 @@ def _serialize_function(fn):
             "config": getattr(fn, "__name__", repr(fn)), "registered_name": "function"}
 
 
-def serialize(loss):
+def serialize(loss: Loss | Callable[..., Any] | None) -> Config | str | None:
     """The config dict of a loss (Keras's serialized form: module, class_name, config)."""
     if loss is None:
         return None
@@ -1182,7 +1224,7 @@ def serialize(loss):
     return _serialize_function(loss)
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: str | Config, custom_objects: CustomObjects | None = None) -> Loss | Callable[..., Any]:
     """Inverse of :func:`serialize`; also accepts names and ``{"class_name", "config"}``."""
     custom_objects = custom_objects or {}
     if isinstance(config, str):

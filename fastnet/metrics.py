@@ -22,12 +22,23 @@ Example:
 ``"accuracy"`` becomes binary, sparse categorical or categorical accuracy depending
 on the shapes, and a string keeps its spelling as the name (``"mae"`` stays ``"mae"``).
 """
+from __future__ import annotations
+
 import inspect
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnet import backend, config
 from fastnet import losses as _losses
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from fastnet._typing import ArrayLike, Config, CustomObjects, DTypeLike, InitializerLike, ShapeLike
+    from fastnet.backend import Variable
+    from fastnet.losses import Loss
 
 __all__ = [
     "Metric", "Mean", "Sum", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
@@ -68,7 +79,7 @@ class Metric:
     in ``__init__`` and implement ``update_state`` and ``result``.
     """
 
-    def __init__(self, dtype=None, name=None):
+    def __init__(self, dtype: DTypeLike | None = None, name: str | None = None) -> None:
         self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
         if dtype is not None and np.dtype(dtype).name not in ("float16", "float32", "float64"):
             raise ValueError(f"Metric dtype must be a float type, received {dtype!r}")
@@ -77,10 +88,11 @@ class Metric:
         self._metrics = []
 
     @property
-    def dtype(self):
+    def dtype(self) -> str:
         return self._dtype
 
-    def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="sum", name=None):
+    def add_variable(self, shape: ShapeLike, initializer: InitializerLike = "zeros", dtype: DTypeLike | None = None,
+                     aggregation: str = "sum", name: str | None = None) -> Variable:
         """A non-trainable state Variable of this metric (float64 unless ``dtype``)."""
         shape = tuple(shape) if isinstance(shape, (list, tuple)) else (() if shape is None else (int(shape),))
         if callable(initializer):
@@ -108,31 +120,31 @@ class Metric:
         return var
 
     @property
-    def variables(self):
+    def variables(self) -> list[Variable]:
         out = list(self._variables)
         for m in self._metrics:
             out.extend(m.variables)
         return out
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         for v in self.variables:
             v.value[...] = 0
 
-    def update_state(self, *args, **kwargs):
+    def update_state(self, *args, **kwargs) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement update_state")
 
-    def result(self):
+    def result(self) -> float | np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement result")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args, **kwargs) -> float | np.ndarray:
         self.update_state(*args, **kwargs)
         return self.result()
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config) -> Metric:
         return cls(**config)
 
     def __repr__(self):
@@ -144,7 +156,7 @@ class _Reduce(Metric):
 
     _reduce_fn = staticmethod(np.mean)
 
-    def __init__(self, name, dtype):
+    def __init__(self, name: str, dtype: DTypeLike) -> None:
         super().__init__(dtype=dtype, name=name)
         self._acc = np.zeros(2)
         self.total = self._view_variable(self._acc[0:1].reshape(()), "total")
@@ -190,24 +202,24 @@ class Sum(_Reduce):
 
     _reduce_fn = staticmethod(np.sum)
 
-    def __init__(self, name="sum", dtype=None):
+    def __init__(self, name: str = "sum", dtype: DTypeLike | None = None) -> None:
         super().__init__(name, dtype)
 
-    def update_state(self, values, sample_weight=None):
+    def update_state(self, values: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         self._add_values(values, sample_weight)
 
-    def result(self):
+    def result(self) -> float:
         return float(self._acc[0])
 
 
 class Mean(_Reduce):
     """The (weighted) mean of the values given to update_state (total / count)."""
 
-    def __init__(self, name="mean", dtype=None):
+    def __init__(self, name: str = "mean", dtype: DTypeLike | None = None) -> None:
         super().__init__(name, dtype)
         self.count = self._view_variable(self._acc[1:2].reshape(()), "count")
 
-    def update_state(self, values, sample_weight=None):
+    def update_state(self, values: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         if type(values) is float and sample_weight is not None and type(sample_weight) in (int, float):
             # the per-batch loss weighted by the batch size
             acc = self._acc
@@ -216,7 +228,7 @@ class Mean(_Reduce):
             return
         self._add_values(values, sample_weight)
 
-    def result(self):
+    def result(self) -> float:
         c = self._acc[1]
         return float(self._acc[0] / c) if c else 0.0
 
@@ -253,7 +265,8 @@ class MeanMetricWrapper(Mean):
     return one value per sample.
     """
 
-    def __init__(self, fn, name=None, dtype=None, **kwargs):
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, dtype: DTypeLike | None = None,
+                 **kwargs) -> None:
         super().__init__(name=name, dtype=dtype)
         self._fn = fn
         self._fn_kwargs = kwargs
@@ -263,7 +276,7 @@ class MeanMetricWrapper(Mean):
             cls, defaults = impl
             self._loss = cls(**{**defaults, **kwargs})
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         if self._loss is not None and self._loss_update(y_true, y_pred, sample_weight):
             return
         if not self._fast_update(y_true, y_pred, sample_weight):
@@ -296,7 +309,7 @@ class MeanMetricWrapper(Mean):
         self._acc[1] += weight / T
         return True
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config["fn"] = _losses.serialize(self._fn) if self._fn in _losses._FUNCTION_CLASSES else (
             self._fn if isinstance(self._fn, str) else _losses._serialize_function(self._fn))
@@ -304,7 +317,7 @@ class MeanMetricWrapper(Mean):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config) -> MeanMetricWrapper:
         config = dict(config)
         if "fn" not in config:
             return cls(**config)
@@ -323,7 +336,7 @@ def _np(x):
     return x if isinstance(x, np.ndarray) else np.asarray(x)
 
 
-def accuracy(y_true, y_pred):
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample fraction of positions where y_pred equals y_true."""
     y_pred = _np(y_pred)
     y_true = _np(y_true).astype(y_pred.dtype)
@@ -331,7 +344,7 @@ def accuracy(y_true, y_pred):
     return np.mean((y_true == y_pred).astype(config.floatx()), axis=-1)
 
 
-def binary_accuracy(y_true, y_pred, threshold=0.5):
+def binary_accuracy(y_true: ArrayLike, y_pred: ArrayLike, threshold: float = 0.5) -> np.ndarray:
     """Per-sample fraction of positions where (y_pred > threshold) equals y_true."""
     y_true, y_pred = _squeeze_or_expand(_np(y_true), _np(y_pred))
     thr = np.asarray(threshold, dtype=y_pred.dtype if y_pred.dtype.kind == "f" else np.float64)
@@ -339,7 +352,7 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
     return np.mean((y_true == pred).astype(config.floatx()), axis=-1)
 
 
-def categorical_accuracy(y_true, y_pred):
+def categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """1 where argmax(y_true) == argmax(y_pred) along the last axis."""
     y_true, y_pred = _np(y_true), _np(y_pred)
     t = np.argmax(y_true, axis=-1)
@@ -352,7 +365,7 @@ def categorical_accuracy(y_true, y_pred):
     return matches.reshape(org) if reshape else matches
 
 
-def sparse_categorical_accuracy(y_true, y_pred):
+def sparse_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """1 where the integer label equals argmax(y_pred) along the last axis."""
     y_true, y_pred = _np(y_true), _np(y_pred)
     org = y_true.shape
@@ -379,7 +392,7 @@ def _in_top_k(targets, predictions, k):
     return ok & np.isfinite(score) & (above < k)
 
 
-def top_k_categorical_accuracy(y_true, y_pred, k=5):
+def top_k_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike, k: int = 5) -> np.ndarray:
     """1 where argmax(y_true) is among the k highest predictions."""
     y_true, y_pred = _np(y_true), _np(y_pred)
     t = np.argmax(y_true, axis=-1)
@@ -388,7 +401,7 @@ def top_k_categorical_accuracy(y_true, y_pred, k=5):
     return matches.astype(config.floatx()).reshape(org)
 
 
-def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+def sparse_top_k_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike, k: int = 5) -> np.ndarray:
     """1 where the integer label is among the k highest predictions."""
     y_true, y_pred = _np(y_true), _np(y_pred)
     org = y_true.shape
@@ -409,17 +422,17 @@ def _pred_array(y_pred, dtype):
 class Accuracy(MeanMetricWrapper):
     """How often y_pred equals y_true exactly."""
 
-    def __init__(self, name="accuracy", dtype=None):
+    def __init__(self, name: str = "accuracy", dtype: DTypeLike | None = None) -> None:
         super().__init__(accuracy, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class BinaryAccuracy(MeanMetricWrapper):
     """How often (y_pred > threshold) matches binary labels."""
 
-    def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
+    def __init__(self, name: str = "binary_accuracy", dtype: DTypeLike | None = None, threshold: float = 0.5) -> None:
         if threshold is not None and (threshold <= 0 or threshold >= 1):
             raise ValueError("Invalid value for argument `threshold`. Expected a value in interval (0, 1). "
                              f"Received: threshold={threshold}")
@@ -452,14 +465,14 @@ class BinaryAccuracy(MeanMetricWrapper):
             t, p, 0.5 if self.threshold is None else self.threshold, w, scale, self._acc)
         return True
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype, "threshold": self.threshold}
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
     """How often argmax(y_pred) matches argmax of one-hot labels."""
 
-    def __init__(self, name="categorical_accuracy", dtype=None):
+    def __init__(self, name: str = "categorical_accuracy", dtype: DTypeLike | None = None) -> None:
         super().__init__(categorical_accuracy, name=name, dtype=dtype)
 
     def _fast_update(self, y_true, y_pred, sample_weight):
@@ -480,7 +493,7 @@ class CategoricalAccuracy(MeanMetricWrapper):
         (_K.categorical_f32 if p.dtype.char == "f" else _K.categorical_f64)(t, p, w, scale, self._acc)
         return True
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
@@ -497,7 +510,7 @@ def _sparse_labels(y_true, p):
 class SparseCategoricalAccuracy(MeanMetricWrapper):
     """How often argmax(y_pred) matches integer labels."""
 
-    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
+    def __init__(self, name: str = "sparse_categorical_accuracy", dtype: DTypeLike | None = None) -> None:
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
 
     def _fast_update(self, y_true, y_pred, sample_weight):
@@ -517,14 +530,14 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
         (_K.sparse_f32 if p.dtype.char == "f" else _K.sparse_f64)(labels, p, w, scale, self._acc)
         return True
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
     """How often the one-hot target is among the k highest predictions."""
 
-    def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
+    def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy", dtype: DTypeLike | None = None) -> None:
         super().__init__(top_k_categorical_accuracy, name=name, dtype=dtype, k=k)
         self.k = int(k)
 
@@ -546,14 +559,15 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
         (_K.topk_f32 if p.dtype.char == "f" else _K.topk_f64)(t, None, p, self.k, w, scale, self._acc)
         return True
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype, "k": self.k}
 
 
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
     """How often the integer target is among the k highest predictions."""
 
-    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
+    def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=k)
         self.k = int(k)
 
@@ -574,7 +588,7 @@ class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
         (_K.topk_f32 if p.dtype.char == "f" else _K.topk_f64)(None, labels, p, self.k, w, scale, self._acc)
         return True
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype, "k": self.k}
 
 
@@ -583,51 +597,51 @@ class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
 class MeanSquaredError(MeanMetricWrapper):
     """Mean of the per-sample mean squared error."""
 
-    def __init__(self, name="mean_squared_error", dtype=None):
+    def __init__(self, name: str = "mean_squared_error", dtype: DTypeLike | None = None) -> None:
         super().__init__(_losses.mean_squared_error, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
     """Mean of the per-sample mean absolute error."""
 
-    def __init__(self, name="mean_absolute_error", dtype=None):
+    def __init__(self, name: str = "mean_absolute_error", dtype: DTypeLike | None = None) -> None:
         super().__init__(_losses.mean_absolute_error, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class MeanAbsolutePercentageError(MeanMetricWrapper):
     """Mean of the per-sample mean absolute percentage error."""
 
-    def __init__(self, name="mean_absolute_percentage_error", dtype=None):
+    def __init__(self, name: str = "mean_absolute_percentage_error", dtype: DTypeLike | None = None) -> None:
         super().__init__(_losses.mean_absolute_percentage_error, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class MeanSquaredLogarithmicError(MeanMetricWrapper):
     """Mean of the per-sample mean squared logarithmic error."""
 
-    def __init__(self, name="mean_squared_logarithmic_error", dtype=None):
+    def __init__(self, name: str = "mean_squared_logarithmic_error", dtype: DTypeLike | None = None) -> None:
         super().__init__(_losses.mean_squared_logarithmic_error, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class RootMeanSquaredError(Mean):
     """sqrt of the mean of the squared errors."""
 
-    def __init__(self, name="root_mean_squared_error", dtype=None):
+    def __init__(self, name: str = "root_mean_squared_error", dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, dtype=dtype)
         self._mse = _losses.MeanSquaredError()
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         p = _pred_array(y_pred, self.dtype)
         t = y_true if type(y_true) is np.ndarray else np.asarray(y_true)
         t, p = _squeeze_or_expand(t, p)
@@ -652,7 +666,7 @@ class RootMeanSquaredError(Mean):
         t64 = np.asarray(t, dtype=np.float64)
         self._add_values((np.asarray(p, np.float64) - t64) ** 2, sample_weight)
 
-    def result(self):
+    def result(self) -> float:
         return float(np.sqrt(super().result()))
 
 
@@ -663,7 +677,8 @@ def _cosine_similarity_metric(y_true, y_pred, axis=-1):
 class CosineSimilarity(MeanMetricWrapper):
     """Mean cosine similarity between labels and predictions (1 for aligned vectors)."""
 
-    def __init__(self, name="cosine_similarity", dtype=None, axis=-1):
+    def __init__(self, name: str = "cosine_similarity", dtype: DTypeLike | None = None,
+                 axis: int | Sequence[int] = -1) -> None:
         super().__init__(_cosine_similarity_metric, name=name, dtype=dtype, axis=axis)
         self.axis = axis
         self._loss = _losses.CosineSimilarity(axis=axis)
@@ -671,30 +686,31 @@ class CosineSimilarity(MeanMetricWrapper):
     def _loss_update(self, y_true, y_pred, sample_weight, sign=-1.0):
         return MeanMetricWrapper._loss_update(self, y_true, y_pred, sample_weight, sign=-1.0)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype, "axis": self.axis}
 
 
 class LogCoshError(MeanMetricWrapper):
     """Mean of the per-sample log-cosh error."""
 
-    def __init__(self, name="logcosh", dtype=None):
+    def __init__(self, name: str = "logcosh", dtype: DTypeLike | None = None) -> None:
         super().__init__(_losses.log_cosh, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class BinaryCrossentropy(MeanMetricWrapper):
     """Mean binary crossentropy."""
 
-    def __init__(self, name="binary_crossentropy", dtype=None, from_logits=False, label_smoothing=0):
+    def __init__(self, name: str = "binary_crossentropy", dtype: DTypeLike | None = None, from_logits: bool = False,
+                 label_smoothing: float = 0) -> None:
         super().__init__(_losses.binary_crossentropy, name=name, dtype=dtype, from_logits=from_logits,
                          label_smoothing=label_smoothing)
         self.from_logits = from_logits
         self.label_smoothing = label_smoothing
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing}
 
@@ -702,15 +718,15 @@ class BinaryCrossentropy(MeanMetricWrapper):
 class CategoricalCrossentropy(MeanMetricWrapper):
     """Mean categorical crossentropy."""
 
-    def __init__(self, name="categorical_crossentropy", dtype=None, from_logits=False, label_smoothing=0,
-                 axis=-1):
+    def __init__(self, name: str = "categorical_crossentropy", dtype: DTypeLike | None = None,
+                 from_logits: bool = False, label_smoothing: float = 0, axis: int | Sequence[int] = -1) -> None:
         super().__init__(_losses.categorical_crossentropy, name=name, dtype=dtype, from_logits=from_logits,
                          label_smoothing=label_smoothing, axis=axis)
         self.from_logits = from_logits
         self.label_smoothing = label_smoothing
         self.axis = axis
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
@@ -718,15 +734,15 @@ class CategoricalCrossentropy(MeanMetricWrapper):
 class SparseCategoricalCrossentropy(MeanMetricWrapper):
     """Mean crossentropy with integer labels (ignored labels are not counted)."""
 
-    def __init__(self, name="sparse_categorical_crossentropy", dtype=None, from_logits=False,
-                 ignore_class=None, axis=-1):
+    def __init__(self, name: str = "sparse_categorical_crossentropy", dtype: DTypeLike | None = None,
+                 from_logits: bool = False, ignore_class: int | None = None, axis: int | Sequence[int] = -1) -> None:
         super().__init__(_losses.sparse_categorical_crossentropy, name=name, dtype=dtype,
                          from_logits=from_logits, ignore_class=ignore_class, axis=axis)
         self.from_logits = from_logits
         self.ignore_class = ignore_class
         self.axis = axis
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits,
                 "ignore_class": self.ignore_class, "axis": self.axis}
 
@@ -734,50 +750,50 @@ class SparseCategoricalCrossentropy(MeanMetricWrapper):
 class KLDivergence(MeanMetricWrapper):
     """Mean Kullback-Leibler divergence."""
 
-    def __init__(self, name="kl_divergence", dtype=None):
+    def __init__(self, name: str = "kl_divergence", dtype: DTypeLike | None = None) -> None:
         super().__init__(_losses.kl_divergence, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class Poisson(MeanMetricWrapper):
     """Mean Poisson loss."""
 
-    def __init__(self, name="poisson", dtype=None):
+    def __init__(self, name: str = "poisson", dtype: DTypeLike | None = None) -> None:
         super().__init__(_losses.poisson, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class Hinge(MeanMetricWrapper):
     """Mean hinge loss."""
 
-    def __init__(self, name="hinge", dtype=None):
+    def __init__(self, name: str = "hinge", dtype: DTypeLike | None = None) -> None:
         super().__init__(_losses.hinge, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class SquaredHinge(MeanMetricWrapper):
     """Mean squared hinge loss."""
 
-    def __init__(self, name="squared_hinge", dtype=None):
+    def __init__(self, name: str = "squared_hinge", dtype: DTypeLike | None = None) -> None:
         super().__init__(_losses.squared_hinge, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
 class CategoricalHinge(MeanMetricWrapper):
     """Mean categorical hinge loss."""
 
-    def __init__(self, name="categorical_hinge", dtype=None):
+    def __init__(self, name: str = "categorical_hinge", dtype: DTypeLike | None = None) -> None:
         super().__init__(_losses.categorical_hinge, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
@@ -823,7 +839,7 @@ class _Confusion(Metric):
         self.true_negatives = self._view_variable(self._acc[2].reshape(shape), "true_negatives")
         self.false_negatives = self._view_variable(self._acc[3].reshape(shape), "false_negatives")
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         self._acc[...] = 0
 
     def _count(self, y_true, y_pred, sample_weight, top_k=None, class_id=None, label_weights=None,
@@ -914,7 +930,8 @@ def _divide_no_nan(a, b):
 class _ThresholdCount(_Confusion):
     _which = 0
 
-    def __init__(self, thresholds=None, name=None, dtype=None):
+    def __init__(self, thresholds: float | Sequence[float] | None = None, name: str | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(dtype=dtype, name=name)
         self.init_thresholds = thresholds
         self.thresholds = _parse_thresholds(thresholds, 0.5)
@@ -924,14 +941,14 @@ class _ThresholdCount(_Confusion):
         self._variables = [acc]
         self.accumulator = acc
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         self._count(y_true, y_pred, sample_weight)
 
-    def result(self):
+    def result(self) -> float | np.ndarray:
         r = self._acc[self._which]
         return float(r[0]) if len(self.thresholds) == 1 else r.copy()
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "thresholds": self.init_thresholds}
 
 
@@ -956,7 +973,8 @@ class FalseNegatives(_ThresholdCount):
 
 
 class _PrecisionRecall(_Confusion):
-    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+    def __init__(self, thresholds: float | Sequence[float] | None = None, top_k: int | None = None,
+                 class_id: int | None = None, name: str | None = None, dtype: DTypeLike | None = None) -> None:
         super().__init__(dtype=dtype, name=name)
         self.init_thresholds = thresholds
         self.top_k = top_k
@@ -967,15 +985,15 @@ class _PrecisionRecall(_Confusion):
         keep = [self.true_positives, self._other()]
         self._variables = keep
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         self._count(y_true, y_pred, sample_weight, top_k=self.top_k, class_id=self.class_id)
 
-    def result(self):
+    def result(self) -> float | np.ndarray:
         tp = self._acc[0]
         r = _divide_no_nan(tp, tp + self._acc[self._den_row])
         return float(r[0]) if len(self.thresholds) == 1 else r
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**super().get_config(), "thresholds": self.init_thresholds, "top_k": self.top_k,
                 "class_id": self.class_id}
 
@@ -1019,9 +1037,11 @@ class AUC(_Confusion):
         from_logits: apply a sigmoid to y_pred first.
     """
 
-    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None,
-                 dtype=None, thresholds=None, multi_label=False, num_labels=None, label_weights=None,
-                 from_logits=False):
+    def __init__(self, num_thresholds: int = 200, curve: str = "ROC", summation_method: str = "interpolation",
+                 name: str | None = None, dtype: DTypeLike | None = None,
+                 thresholds: float | Sequence[float] | None = None, multi_label: bool = False,
+                 num_labels: int | None = None, label_weights: ArrayLike | None = None,
+                 from_logits: bool = False) -> None:
         curve_s = getattr(curve, "value", curve)
         if curve_s in ("roc", "ROC"):
             curve_s = "ROC"
@@ -1067,7 +1087,7 @@ class AUC(_Confusion):
             self._build(1)
 
     @property
-    def thresholds(self):
+    def thresholds(self) -> list[float]:
         return list(self._thresholds_list)
 
     def _build(self, n_labels):
@@ -1075,7 +1095,7 @@ class AUC(_Confusion):
         self._init_confusion(self._thresholds_list, self._evenly_init, n_labels, shape)
         self._built = True
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         p = np.asarray(y_pred)
         if not self._built:
             if p.ndim != 2:
@@ -1087,7 +1107,7 @@ class AUC(_Confusion):
         self._count(y_true, p, sample_weight, multi_label=self.multi_label,
                     label_weights=None if self.multi_label else self.label_weights)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         if self._built:
             self._acc[...] = 0
 
@@ -1106,7 +1126,7 @@ class AUC(_Confusion):
         s = lw.sum()
         return float(np.sum(by_label * lw) / s) if s else 0.0
 
-    def interpolate_pr_auc(self):
+    def interpolate_pr_auc(self) -> float | np.ndarray:
         tp, fp, tn, fn = self._stats()
         T = self.num_thresholds
         dtp = tp[:T - 1] - tp[1:]
@@ -1121,7 +1141,7 @@ class AUC(_Confusion):
         inc = _divide_no_nan(prec_slope * (dtp + intercept * log_ratio), np.maximum(tp[1:] + fn[1:], 0))
         return self._average(np.sum(inc, axis=0))
 
-    def result(self):
+    def result(self) -> float | np.ndarray:
         if not self._built:
             return 0.0
         if self.curve == "PR" and self.summation_method == "interpolation":
@@ -1143,7 +1163,7 @@ class AUC(_Confusion):
             heights = np.maximum(y[:T - 1], y[1:])
         return self._average(np.sum((x[:T - 1] - x[1:]) * heights, axis=0))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = {
             **super().get_config(),
             "num_thresholds": self.num_thresholds, "curve": self.curve,
@@ -1203,7 +1223,7 @@ def _valid_names():
                                                            "mean_metric_wrapper"))
 
 
-def get(identifier):
+def get(identifier: str | Config | Metric | type[Metric] | Callable[..., Any] | None) -> Metric | None:
     """A fresh Metric from a name, a class, a config dict or a callable (an instance is
     returned as is). A string keeps its spelling as the metric's name, as in compile:
     ``get("mae").name == "mae"``. Unknown names raise ValueError listing the valid ones.
@@ -1244,7 +1264,9 @@ def _from_function(fn):
     return MeanMetricWrapper(fn, name=getattr(fn, "__name__", None))
 
 
-def resolve(identifier, y_true_shape=None, y_pred_shape=None, loss=None):
+def resolve(identifier: str | Config | Metric | type[Metric] | Callable[..., Any] | None,
+            y_true_shape: ShapeLike | None = None, y_pred_shape: ShapeLike | None = None,
+            loss: Loss | None = None) -> Metric | None:
     """The metric ``compile(metrics=[identifier])`` creates, named as in the history.
 
     ``"accuracy"``/``"acc"`` (any case) become BinaryAccuracy when the output's last axis
@@ -1274,7 +1296,7 @@ def resolve(identifier, y_true_shape=None, y_pred_shape=None, loss=None):
     return m
 
 
-def serialize(metric):
+def serialize(metric: Metric | Callable[..., Any] | str) -> Config | str:
     """Keras's serialized form of a metric: module, class_name, config."""
     if isinstance(metric, Metric):
         return {"module": "keras.metrics", "class_name": type(metric).__name__,
@@ -1286,7 +1308,7 @@ def serialize(metric):
     return metric
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: str | Config, custom_objects: CustomObjects | None = None) -> Metric | Callable[..., Any]:
     """Inverse of :func:`serialize`; also accepts names."""
     custom_objects = custom_objects or {}
     if isinstance(config, str):

@@ -5,10 +5,13 @@ fused optimizer kernel over a flat buffer that holds every trainable weight
 (each weight's array is a view of it), so the per-step Python work is a short
 loop over layers whatever the number of weights.
 """
+from __future__ import annotations
+
 import math
 import signal
 import threading
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +19,18 @@ from fastnet import backend, config
 from fastnet import distribution as _distribution
 from fastnet import random as _random
 from fastnet.layers.base import Layer
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
+
+    from fastnet._typing import ArrayLike, Config
+    from fastnet.backend import Variable
+    from fastnet.callbacks import Callback, History
+    from fastnet.losses import Loss
+    from fastnet.metrics import Metric
+    from fastnet.optimizers.base import Optimizer
 
 __all__ = ["Model"]
 
@@ -53,15 +68,15 @@ class _DeferSigint:
     """Holds SIGINT back while a training step commits its updates, so an interrupt
     never leaves the weights half-way between two steps."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.active = (hasattr(signal, "pthread_sigmask")
                        and threading.current_thread() is threading.main_thread())
 
-    def __enter__(self):
+    def __enter__(self) -> _DeferSigint:
         if self.active:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         if self.active:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         return False
@@ -76,7 +91,7 @@ class Model(Layer):
     # The data-parallel runner of the loop in progress (fastnet.distribution), None on one process.
     _dist = None
 
-    def __init__(self, *args, name=None, trainable=True, **kwargs):
+    def __init__(self, *args, name: str | None = None, trainable: bool = True, **kwargs) -> None:
         if args or "inputs" in kwargs or "outputs" in kwargs:
             raise NotImplementedError(
                 "fastnet builds models with Sequential; the functional Model(inputs, outputs) "
@@ -95,7 +110,7 @@ class Model(Layer):
 
     # ------------------------------------------------------------------ structure hooks
     @property
-    def layers(self):
+    def layers(self) -> list[Layer]:
         return []
 
     def _layer_output_shapes(self):
@@ -114,17 +129,17 @@ class Model(Layer):
 
     # ------------------------------------------------------------------ weights
     @property
-    def weights(self):
+    def weights(self) -> list[Variable]:
         return [w for layer in self.layers for w in layer.weights]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[Variable]:
         if not self.trainable:
             return []
         return [w for layer in self.layers for w in layer.trainable_weights]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[Variable]:
         if not self.trainable:
             return self.weights
         return [w for layer in self.layers for w in layer.non_trainable_weights]
@@ -132,10 +147,10 @@ class Model(Layer):
     trainable_variables = trainable_weights
     non_trainable_variables = non_trainable_weights
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         return [w.value.copy() for w in self.weights]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
         params = self.weights
         weights = list(weights)
         if len(weights) != len(params):
@@ -148,17 +163,17 @@ class Model(Layer):
         for var, w in zip(params, weights):
             var.assign(w)
 
-    def count_params(self):
+    def count_params(self) -> int:
         if not self.built:
             raise ValueError(f"Model '{self.name}' is not built yet: call build(input_shape), "
                              f"fit or predict on data, or give the first layer input_shape=")
         return int(sum(w.size for w in self.weights))
 
     @property
-    def losses(self):
+    def losses(self) -> list[float]:
         return [l for layer in self.layers for l in layer.losses]
 
-    def get_layer(self, name=None, index=None):
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         """A layer by name or by index (exactly one of the two)."""
         if (name is None) == (index is None):
             raise ValueError("Provide exactly one of name= or index= to get_layer")
@@ -173,7 +188,8 @@ class Model(Layer):
         raise ValueError(f"No layer named '{name}' in model '{self.name}'. Layers: "
                          f"{[l.name for l in layers]}")
 
-    def summary(self, line_length=None, positions=None, print_fn=None, **kwargs):
+    def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
+                print_fn: Callable[..., Any] | None = None, **kwargs) -> None:
         """Prints the layers, their output shapes and parameter counts (tf.keras 2 layout)."""
         from fastnet.utils.summary import print_summary
 
@@ -185,7 +201,7 @@ class Model(Layer):
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
 
     # ------------------------------------------------------------------ calling
-    def __call__(self, inputs, training=False, **kwargs):
+    def __call__(self, inputs: ArrayLike, training: bool = False, **kwargs) -> np.ndarray:
         x = _floatx_array(_as_array(inputs, "input"))
         self._ensure_built_for(x)
         self._check_input(x)
@@ -198,9 +214,12 @@ class Model(Layer):
         pass
 
     # ------------------------------------------------------------------ compile
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
-                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-                jit_compile="auto", auto_scale_loss=True):
+    def compile(self, optimizer: str | Config | Optimizer = "rmsprop",
+                loss: str | Callable[..., Any] | Loss | Config | None = None,
+                metrics: Sequence[Any] | Mapping[str, Any] | None = None,
+                loss_weights: Sequence[float] | Mapping[str, float] | None = None,
+                weighted_metrics: Sequence[Any] | None = None, run_eagerly: bool = False, steps_per_execution: int = 1,
+                jit_compile: bool | str = "auto", auto_scale_loss: bool = True) -> None:
         """Configures training: an optimizer, a loss and metrics (names or objects)."""
         from fastnet import losses as losses_mod
         from fastnet import optimizers as optimizers_mod
@@ -269,11 +288,11 @@ class Model(Layer):
         return self._metrics
 
     @property
-    def metrics(self):
+    def metrics(self) -> list[Metric]:
         return list(self._metrics or [])
 
     @property
-    def metrics_names(self):
+    def metrics_names(self) -> list[str]:
         if not self.compiled:
             return []
         names = ["loss"]
@@ -468,10 +487,12 @@ class Model(Layer):
         return table[idx]
 
     # ------------------------------------------------------------------ fit
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
+    def fit(self, x: ArrayLike | None = None, y: ArrayLike | None = None, batch_size: int | None = None,
+            epochs: int = 1, verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None,
+            validation_split: float = 0.0, validation_data: tuple[ArrayLike, ...] | None = None, shuffle: bool = True,
+            class_weight: Mapping[int, float] | None = None, sample_weight: ArrayLike | None = None,
+            initial_epoch: int = 0, steps_per_epoch: int | None = None, validation_steps: int | None = None,
+            validation_batch_size: int | None = None, validation_freq: int = 1) -> History:
         """Trains the model for a number of epochs; returns a History.
 
         Per-epoch values are those Keras reports: the loss averaged over the epoch's
@@ -647,8 +668,10 @@ class Model(Layer):
             self._set_loop_mode(reuse=False, record=True)
         return self._collect_logs(total, seen, metrics)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False):
+    def evaluate(self, x: ArrayLike | None = None, y: ArrayLike | None = None, batch_size: int | None = None,
+                 verbose: int | str = "auto", sample_weight: ArrayLike | None = None, steps: int | None = None,
+                 callbacks: Sequence[Callback] | None = None,
+                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """Loss and metrics on data: the loss alone, ``[loss, *metrics]`` or a dict."""
         from fastnet import callbacks as callbacks_mod
 
@@ -680,7 +703,8 @@ class Model(Layer):
         return values[0] if len(values) == 1 else values
 
     # ------------------------------------------------------------------ predict
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    def predict(self, x: ArrayLike, batch_size: int | None = None, verbose: int | str = "auto",
+                steps: int | None = None, callbacks: Sequence[Callback] | None = None) -> np.ndarray:
         """Outputs for the inputs x, computed batch by batch; returns one ndarray."""
         from fastnet import callbacks as callbacks_mod
 
@@ -735,7 +759,9 @@ class Model(Layer):
         return out
 
     # ------------------------------------------------------------------ single batches
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike | None = None, sample_weight: ArrayLike | None = None,
+                       class_weight: Mapping[int, float] | None = None,
+                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """One training step on one batch; returns the loss (and metrics) for that batch."""
         self._require_compiled("training it")
         x, y, sample_weight = self._prepare_xy(x, y, sample_weight, "train_on_batch")
@@ -761,12 +787,13 @@ class Model(Layer):
         logs = self._collect_logs(value, 1, metrics)
         return self._format_logs(logs, return_dict)
 
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike | None = None, sample_weight: ArrayLike | None = None,
+                      return_dict: bool = False) -> float | list[float] | dict[str, float]:
         logs = self.evaluate(x, y, batch_size=max(1, len(np.asarray(x))), verbose=0,
                              sample_weight=sample_weight, return_dict=True)
         return self._format_logs(logs, return_dict)
 
-    def predict_on_batch(self, x):
+    def predict_on_batch(self, x: ArrayLike) -> np.ndarray:
         x = np.asarray(x)
         return self.predict(x, batch_size=max(1, len(x)), verbose=0)
 
@@ -777,25 +804,25 @@ class Model(Layer):
         return values[0] if len(values) == 1 else values
 
     # ------------------------------------------------------------------ saving hooks
-    def get_compile_config(self):
+    def get_compile_config(self) -> Config | None:
         return self._compile_config
 
-    def save(self, filepath, overwrite=True, **kwargs):
+    def save(self, filepath: str | os.PathLike[str], overwrite: bool = True, **kwargs) -> None:
         from fastnet.models import saving
 
         return saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
-    def save_weights(self, filepath, overwrite=True):
+    def save_weights(self, filepath: str | os.PathLike[str], overwrite: bool = True) -> None:
         from fastnet.models import saving
 
         return saving.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath, skip_mismatch=False):
+    def load_weights(self, filepath: str | os.PathLike[str], skip_mismatch: bool = False) -> None:
         from fastnet.models import saving
 
         return saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
-    def to_json(self, **kwargs):
+    def to_json(self, **kwargs) -> str:
         from fastnet.models import saving
 
         return saving.model_to_json(self, **kwargs)

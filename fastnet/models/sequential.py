@@ -1,7 +1,17 @@
 """Sequential: a plain stack of layers, each feeding the next."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from fastnet.layers.base import InputLayer, KerasTensor, Layer, _shape_str
 from fastnet.models.model import Model
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+
+    from fastnet._typing import ArrayLike, Config, CustomObjects, Shape, ShapeLike
 
 __all__ = ["Sequential"]
 
@@ -23,7 +33,8 @@ class Sequential(Model):
         (None, 1)
     """
 
-    def __init__(self, layers=None, name=None, trainable=True, **kwargs):
+    def __init__(self, layers: Sequence[Layer | KerasTensor] | None = None, name: str | None = None,
+                 trainable: bool = True, **kwargs) -> None:
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._layers = []
         self._input_layer = None
@@ -35,11 +46,11 @@ class Sequential(Model):
 
     # ------------------------------------------------------------------ structure
     @property
-    def layers(self):
+    def layers(self) -> list[Layer]:
         """The model's layers (the input declaration excluded, as in Keras)."""
         return list(self._layers)
 
-    def add(self, layer):
+    def add(self, layer: Layer | KerasTensor) -> None:
         """Appends a layer; builds the model as soon as the input shape is known."""
         if isinstance(layer, KerasTensor):
             layer = layer._keras_layer
@@ -71,7 +82,7 @@ class Sequential(Model):
                 self._invalidate()
                 raise
 
-    def pop(self):
+    def pop(self) -> Layer:
         """Removes and returns the last layer."""
         if not self._layers:
             raise TypeError(f"There are no layers in model '{self.name}' to pop")
@@ -91,7 +102,7 @@ class Sequential(Model):
         self.built = True
         self._build_shape = tuple(batch_shape)
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: ShapeLike | None = None) -> None:
         """Builds every layer for inputs of ``input_shape`` (batch axis first, may be None)."""
         if input_shape is None:
             if self._input_layer is None:
@@ -115,19 +126,19 @@ class Sequential(Model):
         return shapes
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> Shape:
         if self._input_layer is not None:
             return self._input_layer.batch_shape
         return super().input_shape
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Shape:
         if not self.built:
             raise AttributeError(f"Model '{self.name}' is not built, so its output shape is unknown")
         return self._layer_output_shapes()[-1] if self._layers else self._build_shape
 
     @property
-    def inputs(self):
+    def inputs(self) -> list[KerasTensor]:
         return [KerasTensor(self._input_layer)] if self._input_layer is not None else None
 
     # ------------------------------------------------------------------ forward / backward
@@ -143,7 +154,7 @@ class Sequential(Model):
                                  f"{_shape_str((None,) + tuple(want[1:]))}, received input with shape "
                                  f"{_shape_str(x.shape)}")
 
-    def call(self, inputs, training=False, mask=None):
+    def call(self, inputs: ArrayLike, training: bool = False, mask: ArrayLike | None = None) -> np.ndarray:
         x = inputs
         for layer in self._layers:
             if layer._call_takes_mask:
@@ -165,20 +176,20 @@ class Sequential(Model):
                 dist.backward_done(i)
         return dy
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         layers = self._layers
         for i in range(len(layers) - 1, -1, -1):
             dy = layers[i].backward(dy, need_dx or i > 0)
         return dy
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         shape = tuple(input_shape)
         for layer in self._layers:
             shape = layer.compute_output_shape(shape)
         return shape
 
     # ------------------------------------------------------------------ config
-    def get_config(self):
+    def get_config(self) -> Config:
         """Keras's Sequential config: name, trainable, dtype policy, the serialized layers
         (the input declaration first) and build_input_shape."""
         from fastnet.saving.serialization import dtype_policy
@@ -194,7 +205,7 @@ class Sequential(Model):
         return cfg
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: Config, custom_objects: CustomObjects | None = None) -> Sequential:
         """A model from ``get_config()``'s dict (or Keras's); class names are looked up among
         fastnet's layers and in ``custom_objects`` only."""
         from fastnet.layers import deserialize as deserialize_layer

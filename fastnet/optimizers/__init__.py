@@ -6,6 +6,10 @@ Example:
     >>> type(opt).__name__, float(opt.learning_rate) == 0.0010000000474974513
     ('Adam', True)
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from fastnet.optimizers import schedules
 from fastnet.optimizers.algorithms import (
     SGD,
@@ -19,6 +23,9 @@ from fastnet.optimizers.algorithms import (
 )
 from fastnet.optimizers.base import Optimizer
 
+if TYPE_CHECKING:
+    from fastnet._typing import Config, CustomObjects
+
 __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Nadam", "Adamax",
     "schedules", "get", "serialize", "deserialize",
@@ -28,7 +35,7 @@ ALL_OBJECTS = (SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Nadam, Adamax)
 ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in ALL_OBJECTS}
 
 
-def serialize(optimizer):
+def serialize(optimizer: Optimizer) -> Config:
     """The optimizer as Keras's serialized dict (``module``, ``class_name``, ``config``)."""
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"serialize expects an Optimizer; received {optimizer!r}")
@@ -40,7 +47,7 @@ def _valid_names():
     return sorted(ALL_OBJECTS_DICT) + sorted(c.__name__ for c in ALL_OBJECTS)
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: Config, custom_objects: CustomObjects | None = None) -> Optimizer:
     """An optimizer from ``{"class_name": ..., "config": {...}}`` (class names match
     case-insensitively, as in Keras)."""
     if not isinstance(config, dict) or "class_name" not in config:
@@ -55,7 +62,7 @@ def deserialize(config, custom_objects=None):
     return cls.from_config(dict(config.get("config") or {}), custom_objects=custom_objects)
 
 
-def get(identifier):
+def get(identifier: str | Config | Optimizer | type[Optimizer] | None) -> Optimizer | None:
     """An optimizer from a name (``"adam"``), a class name, a config dict or an instance.
 
     Returns None for None; raises ValueError (listing the valid names) otherwise.

@@ -21,8 +21,18 @@ the clipped gradient, every formula elementwise):
 * Nadam: Adam with Nesterov momentum and the momentum schedule
   ``mu_t = beta_1 * (1 - 0.5 * 0.96**t)``.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from fastnet.optimizers import base
 from fastnet.optimizers.base import Optimizer, check_number
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fastnet._typing import Config
+    from fastnet.optimizers.schedules import LearningRateSchedule
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Nadam", "Adamax"]
 
@@ -49,10 +59,12 @@ class SGD(Optimizer):
 
     _algo = base.ALG_SGD
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
-                 ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
-                 gradient_accumulation_steps=None, name=None, **kwargs):
+    def __init__(self, learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False, weight_decay: float | None = None, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None, use_ema: bool = False,
+                 ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None,
+                 loss_scale_factor: float | None = None, gradient_accumulation_steps: int | None = None,
+                 name: str | None = None, **kwargs) -> None:
         super().__init__(learning_rate=learning_rate, **_common(
             kwargs, weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
             ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name))
@@ -70,7 +82,7 @@ class SGD(Optimizer):
                 flags |= base.FLAG_NESTEROV
         return flags, self.momentum, 0.0, 0.0
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update(momentum=self.momentum, nesterov=self.nesterov)
         return config
@@ -90,10 +102,12 @@ class RMSprop(Optimizer):
 
     _algo = base.ALG_RMSPROP
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
-                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **kwargs):
+    def __init__(self, learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001, rho: float = 0.9,
+                 momentum: float = 0.0, epsilon: float = 1e-7, centered: bool = False,
+                 weight_decay: float | None = None, clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None, use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None, loss_scale_factor: float | None = None,
+                 gradient_accumulation_steps: int | None = None, name: str | None = None, **kwargs) -> None:
         super().__init__(learning_rate=learning_rate, **_common(
             kwargs, weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
             ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name))
@@ -118,7 +132,7 @@ class RMSprop(Optimizer):
             base.FLAG_CENTERED if self.centered else 0)
         return flags, self.rho, self.momentum, self.epsilon
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update(rho=self.rho, momentum=self.momentum, epsilon=self.epsilon,
                       centered=self.centered)
@@ -139,11 +153,12 @@ class Adam(Optimizer):
 
     _algo = base.ALG_ADAM
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 amsgrad=False, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
-                 ema_overwrite_frequency=None, loss_scale_factor=None,
-                 gradient_accumulation_steps=None, name=None, **kwargs):
+    def __init__(self, learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False, weight_decay: float | None = None,
+                 clipnorm: float | None = None, clipvalue: float | None = None, global_clipnorm: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None,
+                 loss_scale_factor: float | None = None, gradient_accumulation_steps: int | None = None,
+                 name: str | None = None, **kwargs) -> None:
         super().__init__(learning_rate=learning_rate, **_common(
             kwargs, weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
             ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name))
@@ -162,7 +177,7 @@ class Adam(Optimizer):
     def _kernel_params(self):
         return (base.FLAG_AMSGRAD if self.amsgrad else 0), self.beta_1, self.beta_2, self.epsilon
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
                       amsgrad=self.amsgrad)
@@ -175,11 +190,12 @@ class AdamW(Adam):
     Args: as :class:`Adam`, plus ``weight_decay`` (a non-negative float, required).
     """
 
-    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
-                 ema_overwrite_frequency=None, loss_scale_factor=None,
-                 gradient_accumulation_steps=None, name=None, **kwargs):
+    def __init__(self, learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001,
+                 weight_decay: float = 0.004, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 amsgrad: bool = False, clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None, use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None, loss_scale_factor: float | None = None,
+                 gradient_accumulation_steps: int | None = None, name: str | None = None, **kwargs) -> None:
         if weight_decay is None:
             raise ValueError("AdamW: argument `weight_decay` must be a float; received "
                              "weight_decay=None")
@@ -205,10 +221,12 @@ class Adagrad(Optimizer):
 
     _algo = base.ALG_ADAGRAD
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
-                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **kwargs):
+    def __init__(self, learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001,
+                 initial_accumulator_value: float = 0.1, epsilon: float = 1e-7, weight_decay: float | None = None,
+                 clipnorm: float | None = None, clipvalue: float | None = None, global_clipnorm: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None,
+                 loss_scale_factor: float | None = None, gradient_accumulation_steps: int | None = None,
+                 name: str | None = None, **kwargs) -> None:
         super().__init__(learning_rate=learning_rate, **_common(
             kwargs, weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
             ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name))
@@ -225,7 +243,7 @@ class Adagrad(Optimizer):
     def _kernel_params(self):
         return 0, 0.0, 0.0, self.epsilon
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update(initial_accumulator_value=self.initial_accumulator_value,
                       epsilon=self.epsilon)
@@ -244,10 +262,12 @@ class Adadelta(Optimizer):
 
     _algo = base.ALG_ADADELTA
 
-    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
-                 ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
-                 gradient_accumulation_steps=None, name=None, **kwargs):
+    def __init__(self, learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001, rho: float = 0.95,
+                 epsilon: float = 1e-7, weight_decay: float | None = None, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None, use_ema: bool = False,
+                 ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None,
+                 loss_scale_factor: float | None = None, gradient_accumulation_steps: int | None = None,
+                 name: str | None = None, **kwargs) -> None:
         super().__init__(learning_rate=learning_rate, **_common(
             kwargs, weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
             ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name))
@@ -260,17 +280,19 @@ class Adadelta(Optimizer):
     def _kernel_params(self):
         return 0, self.rho, 0.0, self.epsilon
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update(rho=self.rho, epsilon=self.epsilon)
         return config
 
 
 class _AdamFamily(Optimizer):
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
-                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **kwargs):
+    def __init__(self, learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, weight_decay: float | None = None,
+                 clipnorm: float | None = None, clipvalue: float | None = None, global_clipnorm: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None,
+                 loss_scale_factor: float | None = None, gradient_accumulation_steps: int | None = None,
+                 name: str | None = None, **kwargs) -> None:
         super().__init__(learning_rate=learning_rate, **_common(
             kwargs, weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
             ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name))
@@ -282,7 +304,7 @@ class _AdamFamily(Optimizer):
     def _kernel_params(self):
         return 0, self.beta_1, self.beta_2, self.epsilon
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = super().get_config()
         config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
         return config

@@ -20,14 +20,25 @@ count, the learning rate (unless it is a schedule), then the slots in the order
 Keras's ``build`` creates them; that is what Keras writes under
 ``optimizer/vars/<i>`` in a ``.keras`` file. ``set_variables`` restores it.
 """
+from __future__ import annotations
+
 import re
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnet import backend
 from fastnet import config as _config
 from fastnet.optimizers import schedules as _schedules
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
+
+    from fastnet._typing import ArrayLike, Config, CustomObjects
+    from fastnet.backend import Variable
+    from fastnet.optimizers.schedules import LearningRateSchedule
 
 __all__ = ["Optimizer"]
 
@@ -52,8 +63,8 @@ def _is_number(x):
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
 
-def check_number(owner, arg, value, low=None, high=None, low_open=False, high_open=False,
-                 allow_none=False):
+def check_number(owner: str, arg: str, value: Any, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False, allow_none: bool = False) -> float | None:
     """Validates a numeric hyperparameter; returns it as a python float (or None)."""
     if value is None and allow_none:
         return None
@@ -94,10 +105,11 @@ class Optimizer:
     _algo = None
     _dtype_of_build = None
 
-    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
-                 ema_overwrite_frequency=None, loss_scale_factor=None,
-                 gradient_accumulation_steps=None, name=None, **kwargs):
+    def __init__(self, learning_rate: float | LearningRateSchedule | Callable[[], float],
+                 weight_decay: float | None = None, clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None, use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None, loss_scale_factor: float | None = None,
+                 gradient_accumulation_steps: int | None = None, name: str | None = None, **kwargs) -> None:
         cls = type(self).__name__
         if kwargs.pop("decay", None) is not None:
             warnings.warn(f"{cls}: argument `decay` is no longer supported and is ignored; "
@@ -185,7 +197,7 @@ class Optimizer:
             self._lr_var = np.array(lr, dtype=_config.floatx())
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         """The current learning rate (a schedule is evaluated at ``iterations``)."""
         if self._lr_var is not None:
             return self._lr_var[()]
@@ -194,7 +206,7 @@ class Optimizer:
         return self._lr_fn()
 
     @learning_rate.setter
-    def learning_rate(self, learning_rate):
+    def learning_rate(self, learning_rate: float | LearningRateSchedule | Callable[[], float]) -> None:
         if isinstance(learning_rate, _schedules.LearningRateSchedule):
             self._lr_fn = learning_rate
             self._lr_is_schedule = True
@@ -220,13 +232,14 @@ class Optimizer:
         return float(self._lr_fn())
 
     @property
-    def iterations(self):
+    def iterations(self) -> int:
         """Number of steps taken."""
         return int(self._iterations)
 
     # ------------------------------------------------------------------ build and state
 
-    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+    def exclude_from_weight_decay(self, var_list: Sequence[Variable] | None = None,
+                                  var_names: Sequence[str] | None = None) -> None:
         """Leaves variables out of weight decay: those in ``var_list``, and those whose name
         contains one of the strings in ``var_names``. Call before ``build``."""
         if self.built:
@@ -243,7 +256,7 @@ class Optimizer:
             return False
         return True
 
-    def build(self, variables):
+    def build(self, variables: Sequence[Variable]) -> None:
         """Allocates the optimizer state for ``variables`` (trainable Variables, in order).
 
         Building again with the same variables keeps the state; with a different list
@@ -312,7 +325,7 @@ class Optimizer:
             self._clip_mode, self._clip = CLIP_NONE, 0.0
 
     @property
-    def variables(self):
+    def variables(self) -> list[np.ndarray]:
         """The optimizer state as numpy views, in Keras's order (see the module docstring)."""
         out = [self._iterations]
         if self._lr_var is not None:
@@ -320,14 +333,14 @@ class Optimizer:
         return out + list(self._slot_views) + list(self._extra_views)
 
     @property
-    def variable_names(self):
+    def variable_names(self) -> list[str]:
         """Names of ``variables`` (Keras's variable names)."""
         out = ["iteration"]
         if self._lr_var is not None:
             out.append("learning_rate")
         return out + list(self._slot_names) + list(self._extra_names)
 
-    def set_variables(self, values):
+    def set_variables(self, values: Sequence[ArrayLike]) -> None:
         """Restores ``variables`` (same order, count and shapes), e.g. from a saved file."""
         cls = type(self).__name__
         if not self.built:
@@ -349,7 +362,7 @@ class Optimizer:
         for dst, src in zip(current, arrays):
             np.copyto(dst, src, casting="unsafe")
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
         """Same as :meth:`set_variables` (Keras's name)."""
         self.set_variables(weights)
 
@@ -381,7 +394,7 @@ class Optimizer:
                                  f"variables {int(self._offsets[-1])}")
         self._flat_offsets = offsets
 
-    def apply_flat(self, values, grads, offsets):
+    def apply_flat(self, values: np.ndarray, grads: np.ndarray, offsets: np.ndarray) -> None:
         """One step on a packed model: ``values``/``grads`` are the flat buffers of
         ``fastnet.backend.pack`` and ``offsets`` its int64 offsets (one kernel call)."""
         if offsets is not self._flat_offsets:
@@ -414,7 +427,7 @@ class Optimizer:
         if name in Optimizer._PLAN_KEYS and getattr(self, "built", False):
             object.__setattr__(self, "_plan", None)
 
-    def apply_gradients(self, grads_and_vars):
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[ArrayLike, Variable]]) -> int:
         """Keras's API: ``[(gradient, variable), ...]``; builds on first use."""
         pairs = list(grads_and_vars)
         if pairs:
@@ -422,7 +435,7 @@ class Optimizer:
             self.apply(grads, variables)
         return self.iterations
 
-    def apply(self, grads, trainable_variables=None):
+    def apply(self, grads: Sequence[ArrayLike], trainable_variables: Sequence[Variable] | None = None) -> None:
         """Keras 3's API: gradients for ``trainable_variables`` (or for the variables the
         optimizer was built with, in that order)."""
         cls = type(self).__name__
@@ -504,16 +517,16 @@ class Optimizer:
         for v in variables:
             v.value[...] = v.constraint(v.value)
 
-    def finalize_variable_values(self, var_list):
+    def finalize_variable_values(self, var_list: Sequence[Variable]) -> None:
         """Called at the end of training (nothing to do without moving averages)."""
 
-    def scale_loss(self, loss):
+    def scale_loss(self, loss: Any) -> Any:
         """The loss unchanged (no loss scaling)."""
         return loss
 
     # ------------------------------------------------------------------ config
 
-    def get_config(self):
+    def get_config(self) -> Config:
         if self._lr_var is not None:
             lr = float(self._lr_var)
         elif self._lr_is_schedule:
@@ -535,7 +548,7 @@ class Optimizer:
         }
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: Config, custom_objects: CustomObjects | None = None) -> Optimizer:
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = _schedules.deserialize(config["learning_rate"],

@@ -11,11 +11,19 @@ Example:
     >>> float(s(10))
     0.05000000074505806
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnet import config as _config
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fastnet._typing import ArrayLike, Config, CustomObjects
 
 __all__ = [
     "LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "PolynomialDecay",
@@ -46,16 +54,16 @@ def _finite(owner, arg, value, positive=False, allow_none=False):
 class LearningRateSchedule:
     """Base class: subclasses implement ``__call__(step)`` and ``get_config()``."""
 
-    def __call__(self, step):
+    def __call__(self, step: int | ArrayLike) -> np.floating | np.ndarray:
         raise NotImplementedError(f"Learning rate schedule '{type(self).__name__}' must "
                                   "override `__call__(self, step)`.")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         raise NotImplementedError(f"Learning rate schedule '{type(self).__name__}' must "
                                   "override `get_config()` in order to be serializable.")
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config) -> LearningRateSchedule:
         return cls(**config)
 
     def __repr__(self):
@@ -70,8 +78,8 @@ class ExponentialDecay(LearningRateSchedule):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with ``staircase``
     the exponent is ``floor(step / decay_steps)``."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="ExponentialDecay"):
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False,
+                 name: str = "ExponentialDecay") -> None:
         cls = type(self).__name__
         self.initial_learning_rate = _finite(cls, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _finite(cls, "decay_steps", decay_steps, positive=True)
@@ -79,13 +87,13 @@ class ExponentialDecay(LearningRateSchedule):
         self.staircase = bool(staircase)
         self.name = name
 
-    def __call__(self, step):
+    def __call__(self, step: int | ArrayLike) -> np.floating | np.ndarray:
         p = _step(step) / self.decay_steps
         if self.staircase:
             p = np.floor(p)
         return _out(self.initial_learning_rate * np.power(float(self.decay_rate), p))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
                 "staircase": self.staircase, "name": self.name}
@@ -95,7 +103,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     """``values[0]`` while ``step <= boundaries[0]``, ``values[1]`` while
     ``boundaries[0] < step <= boundaries[1]``, ..., ``values[-1]`` after the last boundary."""
 
-    def __init__(self, boundaries, values, name="PiecewiseConstant"):
+    def __init__(self, boundaries: Sequence[int], values: Sequence[float], name: str = "PiecewiseConstant") -> None:
         cls = type(self).__name__
         boundaries, values = list(boundaries), list(values)
         if len(boundaries) != len(values) - 1:
@@ -113,13 +121,13 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         self.values = values
         self.name = name
 
-    def __call__(self, step):
+    def __call__(self, step: int | ArrayLike) -> np.floating | np.ndarray:
         s = _step(step)
         # index of the first boundary >= step: values[i] applies.
         idx = np.searchsorted(np.asarray(self.boundaries, dtype=np.float64), s, side="left")
         return _out(np.asarray(self.values, dtype=np.float64)[idx])
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
 
 
@@ -127,8 +135,8 @@ class PolynomialDecay(LearningRateSchedule):
     """``(initial - end) * (1 - min(step, decay_steps) / decay_steps) ** power + end``; with
     ``cycle`` the horizon grows to the first multiple of ``decay_steps`` above the step."""
 
-    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0,
-                 cycle=False, name="PolynomialDecay"):
+    def __init__(self, initial_learning_rate: float, decay_steps: int, end_learning_rate: float = 0.0001,
+                 power: float = 1.0, cycle: bool = False, name: str = "PolynomialDecay") -> None:
         cls = type(self).__name__
         self.initial_learning_rate = _finite(cls, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _finite(cls, "decay_steps", decay_steps, positive=True)
@@ -137,7 +145,7 @@ class PolynomialDecay(LearningRateSchedule):
         self.cycle = bool(cycle)
         self.name = name
 
-    def __call__(self, step):
+    def __call__(self, step: int | ArrayLike) -> np.floating | np.ndarray:
         s = _step(step)
         steps = float(self.decay_steps)
         if self.cycle:
@@ -149,7 +157,7 @@ class PolynomialDecay(LearningRateSchedule):
         return _out((self.initial_learning_rate - self.end_learning_rate)
                     * np.power(1.0 - p, float(self.power)) + self.end_learning_rate)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "end_learning_rate": self.end_learning_rate,
                 "power": self.power, "cycle": self.cycle, "name": self.name}
@@ -159,8 +167,8 @@ class InverseTimeDecay(LearningRateSchedule):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``; with ``staircase``
     ``step / decay_steps`` is floored."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="InverseTimeDecay"):
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False,
+                 name: str = "InverseTimeDecay") -> None:
         cls = type(self).__name__
         self.initial_learning_rate = _finite(cls, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _finite(cls, "decay_steps", decay_steps, positive=True)
@@ -168,13 +176,13 @@ class InverseTimeDecay(LearningRateSchedule):
         self.staircase = bool(staircase)
         self.name = name
 
-    def __call__(self, step):
+    def __call__(self, step: int | ArrayLike) -> np.floating | np.ndarray:
         p = _step(step) / self.decay_steps
         if self.staircase:
             p = np.floor(p)
         return _out(self.initial_learning_rate / (1.0 + self.decay_rate * p))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
                 "staircase": self.staircase, "name": self.name}
@@ -190,8 +198,8 @@ class CosineDecay(LearningRateSchedule):
     over ``decay_steps``.
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
-                 warmup_target=None, warmup_steps=0):
+    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0, name: str = "CosineDecay",
+                 warmup_target: float | None = None, warmup_steps: int = 0) -> None:
         cls = type(self).__name__
         self.initial_learning_rate = _finite(cls, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _finite(cls, "decay_steps", decay_steps, positive=True)
@@ -208,7 +216,7 @@ class CosineDecay(LearningRateSchedule):
         cosine = 0.5 * (1.0 + np.cos(math.pi * frac))
         return start * ((1.0 - self.alpha) * cosine + self.alpha)
 
-    def __call__(self, step):
+    def __call__(self, step: int | ArrayLike) -> np.floating | np.ndarray:
         s = _step(step)
         if self.warmup_target is None:
             return _out(self._decay(np.minimum(s, float(self.decay_steps)),
@@ -221,7 +229,7 @@ class CosineDecay(LearningRateSchedule):
         decayed = self._decay(s - ws, self.warmup_target)
         return _out(np.where(s < ws, warm, decayed))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "alpha": self.alpha, "name": self.name,
                 "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
@@ -233,8 +241,8 @@ class CosineDecayRestarts(LearningRateSchedule):
     times lower; within a period the rate falls from its start to ``alpha`` times
     ``initial_learning_rate`` along a half cosine."""
 
-    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0,
-                 alpha=0.0, name="SGDRDecay"):
+    def __init__(self, initial_learning_rate: float, first_decay_steps: int, t_mul: float = 2.0, m_mul: float = 1.0,
+                 alpha: float = 0.0, name: str = "SGDRDecay") -> None:
         cls = type(self).__name__
         self.initial_learning_rate = _finite(cls, "initial_learning_rate", initial_learning_rate)
         self.first_decay_steps = _finite(cls, "first_decay_steps", first_decay_steps,
@@ -244,7 +252,7 @@ class CosineDecayRestarts(LearningRateSchedule):
         self.alpha = _finite(cls, "alpha", alpha)
         self.name = name
 
-    def __call__(self, step):
+    def __call__(self, step: int | ArrayLike) -> np.floating | np.ndarray:
         frac = _step(step) / float(self.first_decay_steps)
         t_mul = float(self._t_mul)
         if t_mul == 1.0:
@@ -258,7 +266,7 @@ class CosineDecayRestarts(LearningRateSchedule):
         cosine = 0.5 * m_fac * (1.0 + np.cos(math.pi * frac))
         return _out(self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"initial_learning_rate": self.initial_learning_rate,
                 "first_decay_steps": self.first_decay_steps, "t_mul": self._t_mul,
                 "m_mul": self._m_mul, "alpha": self.alpha, "name": self.name}
@@ -268,7 +276,7 @@ _ALL = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, Polyno
                                 InverseTimeDecay, CosineDecay, CosineDecayRestarts)}
 
 
-def serialize(schedule):
+def serialize(schedule: LearningRateSchedule) -> Config:
     """The schedule as Keras's serialized dict (``module``, ``class_name``, ``config``)."""
     if not isinstance(schedule, LearningRateSchedule):
         raise ValueError(f"serialize expects a LearningRateSchedule; received {schedule!r}")
@@ -276,7 +284,7 @@ def serialize(schedule):
             "config": schedule.get_config(), "registered_name": None}
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: Config, custom_objects: CustomObjects | None = None) -> LearningRateSchedule:
     """A schedule from ``{"class_name": ..., "config": {...}}`` (Keras's format)."""
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError("deserialize expects a dict with 'class_name' and 'config'; "
