@@ -9,9 +9,19 @@ Example:
     >>> activations.relu(np.array([-1.0, 2.0], dtype=np.float32))
     array([0., 2.], dtype=float32)
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnet import config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from fastnet._typing import ActivationLike, ArrayLike, Config, CustomObjects
 
 __all__ = [
     "get", "serialize", "deserialize", "linear", "relu", "sigmoid", "tanh", "softmax",
@@ -47,13 +57,13 @@ class Activation:
 
     __slots__ = ("name", "code", "alpha", "needs_input")
 
-    def __init__(self, name, code, alpha=0.0, needs_input=False):
+    def __init__(self, name: str, code: int, alpha: float = 0.0, needs_input: bool = False) -> None:
         self.name = name
         self.code = code
         self.alpha = alpha
         self.needs_input = needs_input
 
-    def __call__(self, x, axis=-1):
+    def __call__(self, x: ArrayLike, axis: int = -1) -> np.ndarray:
         if axis not in (-1, None) and self.code in (4, 18):
             moved = np.moveaxis(np.asarray(x), axis, -1)
             return np.moveaxis(self(moved), -1, axis)
@@ -64,7 +74,7 @@ class Activation:
                                config.get_num_threads())
         return out
 
-    def gradient(self, dy, y, z=None):
+    def gradient(self, dy: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
         """dz from dy, the output y and (for gelu, silu, hard_silu, mish) the input z."""
         dy = np.ascontiguousarray(dy, dtype=y.dtype)
         dz = np.empty_like(dy)
@@ -114,7 +124,7 @@ _BY_NAME = {a.name: a for a in (
     swish, gelu, hard_sigmoid, hard_silu, hard_swish, relu6, leaky_relu, exponential, mish)}
 
 
-def get(identifier):
+def get(identifier: ActivationLike | None) -> Callable[..., Any]:
     """Returns the activation for a name, an activation, a callable or None (linear)."""
     if identifier is None:
         return linear
@@ -133,7 +143,7 @@ def get(identifier):
                      f"name (one of {sorted(_BY_NAME)}), a callable or None")
 
 
-def serialize(activation):
+def serialize(activation: Callable[..., Any]) -> str:
     """The name Keras stores in a layer config."""
     act = get(activation)
     if isinstance(act, Activation):
@@ -141,7 +151,7 @@ def serialize(activation):
     return getattr(act, "__name__", str(act))
 
 
-def deserialize(config_value, custom_objects=None):
+def deserialize(config_value: str | Config, custom_objects: CustomObjects | None = None) -> Callable[..., Any]:
     if isinstance(config_value, dict):
         config_value = config_value.get("config", config_value.get("class_name"))
     if custom_objects and config_value in custom_objects:

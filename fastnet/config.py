@@ -14,6 +14,8 @@ Example:
     >>> fastnet.config.get_num_threads()
     1
 """
+from __future__ import annotations
+
 import os
 
 __all__ = [
@@ -27,12 +29,12 @@ _IMAGE_DATA_FORMAT = "channels_last"
 _VALID_FLOATX = ("float32", "float64")
 
 
-def floatx():
+def floatx() -> str:
     """The default float type of weights and computations (``"float32"``)."""
     return _FLOATX
 
 
-def set_floatx(value):
+def set_floatx(value: str) -> None:
     """Sets the default float type: ``"float32"`` (default) or ``"float64"``.
 
     float64 is meant for gradient checks by finite differences; the kernels are
@@ -45,21 +47,21 @@ def set_floatx(value):
     _FLOATX = value
 
 
-def epsilon():
+def epsilon() -> float:
     """The fuzz factor used in losses and metrics (``1e-7``)."""
     return _EPSILON
 
 
-def set_epsilon(value):
+def set_epsilon(value: float) -> None:
     global _EPSILON
     _EPSILON = float(value)
 
 
-def image_data_format():
+def image_data_format() -> str:
     return _IMAGE_DATA_FORMAT
 
 
-def set_image_data_format(value):
+def set_image_data_format(value: str) -> None:
     global _IMAGE_DATA_FORMAT
     if value not in ("channels_last", "channels_first"):
         raise ValueError(f"Unknown data format {value!r}; expected 'channels_last' or 'channels_first'")
@@ -88,12 +90,12 @@ _n_threads = _default_threads()
 _blas_applied = None
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Number of threads fastnet's kernels use."""
     return _n_threads
 
 
-def set_num_threads(n=None):
+def set_num_threads(n: int | None = None) -> None:
     """Sets the number of threads for fastnet's kernels and for BLAS.
 
     Args:

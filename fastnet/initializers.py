@@ -6,12 +6,21 @@ Example:
     >>> w.shape, str(w.dtype)
     ((3, 4), 'float32')
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnet import config
 from fastnet import random as _random
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from fastnet._typing import Config, CustomObjects, DTypeLike, InitializerLike, ShapeLike
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomUniform", "RandomNormal",
@@ -21,7 +30,7 @@ __all__ = [
 ]
 
 
-def compute_fans(shape):
+def compute_fans(shape: ShapeLike) -> tuple[int, int]:
     """(fan_in, fan_out) as Keras computes them; conv kernels multiply by the receptive field."""
     shape = tuple(shape)
     if len(shape) < 1:
@@ -37,14 +46,14 @@ def compute_fans(shape):
 class Initializer:
     """Base class: ``initializer(shape, dtype=None)`` returns a new numpy array."""
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
         raise NotImplementedError
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {}
 
     @classmethod
-    def from_config(cls, config_dict):
+    def from_config(cls, config_dict: Config) -> Initializer:
         return cls(**config_dict)
 
     def _rng(self):
@@ -61,45 +70,45 @@ def _dtype(dtype):
 
 
 class Zeros(Initializer):
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
         return np.zeros(shape, dtype=_dtype(dtype))
 
 
 class Ones(Initializer):
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
         return np.ones(shape, dtype=_dtype(dtype))
 
 
 class Constant(Initializer):
-    def __init__(self, value=0.0):
+    def __init__(self, value: Any = 0.0) -> None:
         self.value = value
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
         return np.broadcast_to(np.asarray(self.value, dtype=_dtype(dtype)), shape).copy()
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"value": self.value}
 
 
 class RandomUniform(Initializer):
-    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None) -> None:
         self.minval, self.maxval, self.seed = minval, maxval, seed
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
         return self._rng().uniform(self.minval, self.maxval, size=shape).astype(_dtype(dtype))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
 
 
 class RandomNormal(Initializer):
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean, self.stddev, self.seed = mean, stddev, seed
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
         return self._rng().normal(self.mean, self.stddev, size=shape).astype(_dtype(dtype))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
@@ -114,13 +123,13 @@ def _truncated_normal(rng, shape, mean, stddev):
 
 
 class TruncatedNormal(Initializer):
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean, self.stddev, self.seed = mean, stddev, seed
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
         return _truncated_normal(self._rng(), shape, self.mean, self.stddev).astype(_dtype(dtype))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
@@ -128,7 +137,8 @@ class VarianceScaling(Initializer):
     _MODES = ("fan_in", "fan_out", "fan_avg")
     _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
+                 seed: int | None = None) -> None:
         if scale <= 0.0:
             raise ValueError(f"VarianceScaling scale must be positive, received {scale}")
         if mode not in self._MODES:
@@ -141,7 +151,7 @@ class VarianceScaling(Initializer):
                              f"{list(self._DISTRIBUTIONS)}")
         self.scale, self.mode, self.distribution, self.seed = scale, mode, distribution, seed
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
         fan_in, fan_out = compute_fans(shape)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         scale = self.scale / max(1.0, n)
@@ -156,16 +166,16 @@ class VarianceScaling(Initializer):
             out = rng.uniform(-limit, limit, size=shape)
         return np.asarray(out).astype(_dtype(dtype))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
                 "seed": self.seed}
 
 
 def _variance_scaling_class(name, scale, mode, distribution):
-    def __init__(self, seed=None):
+    def __init__(self, seed: int | None = None) -> None:
         VarianceScaling.__init__(self, scale, mode, distribution, seed)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"seed": self.seed}
 
     return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config,
@@ -186,10 +196,10 @@ for _cls in (GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, Lec
 class Orthogonal(Initializer):
     """Orthogonal matrix (QR of a normal matrix, signs fixed by R's diagonal) times gain."""
 
-    def __init__(self, gain=1.0, seed=None):
+    def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
         self.gain, self.seed = gain, seed
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
         if len(shape) < 2:
             raise ValueError(f"Orthogonal initializer needs a shape of rank >= 2, received {tuple(shape)}")
         rows = math.prod(shape[:-1])
@@ -201,20 +211,20 @@ class Orthogonal(Initializer):
             q = q.T
         return (self.gain * q.reshape(shape)).astype(_dtype(dtype))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"gain": self.gain, "seed": self.seed}
 
 
 class Identity(Initializer):
-    def __init__(self, gain=1.0):
+    def __init__(self, gain: float = 1.0) -> None:
         self.gain = gain
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
         if len(shape) != 2:
             raise ValueError(f"Identity initializer needs a 2-D shape, received {tuple(shape)}")
         return (self.gain * np.eye(*shape)).astype(_dtype(dtype))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"gain": self.gain}
 
 
@@ -239,7 +249,7 @@ he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunU
 orthogonal, identity, variance_scaling = Orthogonal, Identity, VarianceScaling
 
 
-def get(identifier):
+def get(identifier: InitializerLike | None) -> Initializer | Callable[..., Any] | None:
     """Returns an initializer from a name, class name, config dict, instance or callable."""
     if identifier is None:
         return None
@@ -260,12 +270,12 @@ def get(identifier):
     raise ValueError(f"Could not interpret initializer identifier {identifier!r}")
 
 
-def serialize(initializer):
+def serialize(initializer: Initializer) -> Config:
     return {"module": "keras.initializers", "class_name": type(initializer).__name__,
             "config": initializer.get_config(), "registered_name": None}
 
 
-def deserialize(config_dict, custom_objects=None):
+def deserialize(config_dict: Config | str, custom_objects: CustomObjects | None = None) -> Initializer:
     name = config_dict["class_name"]
     cls = (custom_objects or {}).get(name) or _CLASSES.get(name) or _ALIASES.get(name)
     if cls is None:

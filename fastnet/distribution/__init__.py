@@ -20,10 +20,21 @@ Without an MPI launcher, or on one process, a script with ``set_distribution`` r
 exactly as it does without it. See ``docs/distributed.md`` for launching on a cluster
 and for what is supported.
 """
+from __future__ import annotations
+
 import contextlib
 import os
+from typing import TYPE_CHECKING
 
 from fastnet.distribution import _mpi
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Any
+
+    from fastnet.distribution._runner import Runner
+    from fastnet.layers.base import Layer
+    from fastnet.models.model import Model
 
 __all__ = ["DataParallel", "set_distribution", "distribution", "list_devices", "initialize",
            "process_id", "num_processes", "is_chief"]
@@ -44,7 +55,8 @@ def _backend(timeout):
     return _BACKEND
 
 
-def initialize(job_addresses=None, num_processes=None, process_id=None):
+def initialize(job_addresses: str | Sequence[str] | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> None:
     """Starts the multi-process runtime (MPI) for this process; optional, as
     ``set_distribution`` does it too.
 
@@ -63,7 +75,7 @@ def initialize(job_addresses=None, num_processes=None, process_id=None):
     del job_addresses
 
 
-def list_devices(device_type=None):
+def list_devices(device_type: str | None = None) -> list[str]:
     """The devices data parallelism spreads over: one ``"cpu:<rank>"`` per process."""
     if device_type is not None and str(device_type).lower() != "cpu":
         raise ValueError(f"fastnet runs on CPUs only; list_devices(device_type={device_type!r}) "
@@ -72,17 +84,17 @@ def list_devices(device_type=None):
     return [f"cpu:{i}" for i in range(be.size)]
 
 
-def process_id():
+def process_id() -> int:
     """This process's rank (0 without MPI)."""
     return (_BACKEND or _backend(_mpi.timeout_from_env())).rank
 
 
-def num_processes():
+def num_processes() -> int:
     """The number of processes training together (1 without MPI)."""
     return (_BACKEND or _backend(_mpi.timeout_from_env())).size
 
 
-def is_chief():
+def is_chief() -> bool:
     """True on rank 0, the process that prints and writes files (and without MPI)."""
     return process_id() == 0
 
@@ -121,9 +133,9 @@ class DataParallel:
         rank / process_id: this process's index; num_processes: how many there are.
     """
 
-    def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True, *,
-                 sync_batchnorm=False, allreduce="mpi", overlap=False, bucket_size_mb=8.0,
-                 timeout=None, check_weights=True):
+    def __init__(self, device_mesh: Any = None, devices: Sequence[str] | None = None, auto_shard_dataset: bool = True,
+                 *, sync_batchnorm: bool = False, allreduce: str = "mpi", overlap: bool = False,
+                 bucket_size_mb: float = 8.0, timeout: float | None = None, check_weights: bool = True) -> None:
         if device_mesh is not None:
             raise NotImplementedError(
                 "fastnet's DataParallel takes no device_mesh: it runs one process per device, "
@@ -168,17 +180,17 @@ class DataParallel:
 
     # ------------------------------------------------------------------ identity
     @property
-    def rank(self):
+    def rank(self) -> int:
         return self._backend.rank
 
     process_id = rank
 
     @property
-    def num_processes(self):
+    def num_processes(self) -> int:
         return self._backend.size
 
     @property
-    def is_chief(self):
+    def is_chief(self) -> bool:
         return self._backend.rank == 0
 
     def __repr__(self):
@@ -187,7 +199,7 @@ class DataParallel:
 
     # ------------------------------------------------------------------ scope
     @contextlib.contextmanager
-    def scope(self):
+    def scope(self) -> Iterator[None]:
         """Makes this the distribution in force inside a ``with`` block."""
         previous = _ACTIVE
         set_distribution(self)
@@ -252,7 +264,7 @@ def _silent_write(message):
     """Stands in for fastnet's output function on ranks other than 0."""
 
 
-def set_distribution(value):
+def set_distribution(value: DataParallel | None) -> None:
     """Sets the distribution that ``fit``, ``evaluate`` and ``predict`` use (None: none)."""
     global _ACTIVE
     if value is not None and not isinstance(value, DataParallel):
@@ -265,13 +277,13 @@ def set_distribution(value):
         value._activate()
 
 
-def distribution():
+def distribution() -> DataParallel | None:
     """The distribution in force, or None."""
     return _ACTIVE
 
 
 # ---------------------------------------------------------------------- model hooks
-def runner(model):
+def runner(model: Model) -> Runner | None:
     """What fit/evaluate/predict of ``model`` use to split work across processes, or None
     when no distribution is set or there is only one process (the loops then run as on
     one process)."""
@@ -287,7 +299,7 @@ def runner(model):
     return r
 
 
-def batchnorm_sync(layer):
+def batchnorm_sync(layer: Layer) -> Any:
     """The synchronised-statistics helper for ``layer`` (a BatchNormalization in a training
     step of a data-parallel fit), or None when it normalises with its own rows' statistics."""
     from fastnet.distribution import _runner

@@ -20,12 +20,15 @@ temporary file in the target folder, is flushed to disk and renamed over the tar
 so an interrupted save leaves any previous file untouched. Reading checks everything
 before any weight is assigned: a damaged or mismatched file leaves the model as it was.
 """
+from __future__ import annotations
+
 import datetime
 import io
 import json
 import os
 import warnings
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -43,6 +46,10 @@ from fastnet.saving.serialization import (
     deserialize_model_config,
     serialize_model,
 )
+
+if TYPE_CHECKING:
+    from fastnet._typing import CustomObjects
+    from fastnet.models.model import Model
 
 __all__ = [
     "save_model", "load_model", "save_weights", "load_weights", "model_to_json",
@@ -167,13 +174,13 @@ def _weights_bytes(model, include_optimizer=True):
 class _Plan:
     """Assignments gathered while checking a weights file, applied only when all fit."""
 
-    def __init__(self, what, skip_mismatch):
+    def __init__(self, what: str, skip_mismatch: bool) -> None:
         self.what = what
         self.skip_mismatch = skip_mismatch
         self.assignments = []
         self.visited_keys = set()
 
-    def problem(self, message):
+    def problem(self, message: str) -> None:
         message = f"{self.what}: {message}"
         if self.skip_mismatch:
             warnings.warn(message + " (skipped: skip_mismatch=True)", stacklevel=4)
@@ -359,7 +366,7 @@ def _write_archive(fileobj, parts):
         zf.writestr(WEIGHTS_FILENAME, weights)
 
 
-def save_model(model, filepath, overwrite=True, **kwargs):
+def save_model(model: Model, filepath: str | os.PathLike[str], overwrite: bool = True, **kwargs) -> None:
     """Saves ``model`` as a Keras 3 ``.keras`` archive (config, weights, optimizer state).
 
     Args:
@@ -395,7 +402,8 @@ def _read_json(zf, name, what):
         raise FileFormatError(f"{what}: {name} is not valid JSON ({e})") from e
 
 
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+def load_model(filepath: str | os.PathLike[str], custom_objects: CustomObjects | None = None, compile: bool = True,
+               safe_mode: bool = True) -> Model:
     """Loads a model from a ``.keras`` file written by fastnet or by Keras 3.
 
     Args:
@@ -446,7 +454,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return model
 
 
-def save_weights(model, filepath, overwrite=True):
+def save_weights(model: Model, filepath: str | os.PathLike[str], overwrite: bool = True) -> None:
     """Saves the model's weights (and optimizer state) to a ``.weights.h5`` file."""
     _check_model(model, "save_weights")
     path = _target(filepath, ".weights.h5", "weights", overwrite)
@@ -459,7 +467,7 @@ def save_weights(model, filepath, overwrite=True):
             _write_weights(h5, model)
 
 
-def load_weights(model, filepath, skip_mismatch=False):
+def load_weights(model: Model, filepath: str | os.PathLike[str], skip_mismatch: bool = False) -> None:
     """Loads weights (and the optimizer state, when the model is compiled) from a
     ``.weights.h5`` or ``.keras`` file written by fastnet or Keras 3.
 
@@ -489,13 +497,13 @@ def load_weights(model, filepath, skip_mismatch=False):
         _load_weights_from_h5(h5, model, what, skip_mismatch=skip_mismatch)
 
 
-def model_to_json(model, **kwargs):
+def model_to_json(model: Model, **kwargs) -> str:
     """The model's config (and compile config) as Keras's JSON string."""
     _check_model(model, "to_json")
     return _dumps(serialize_model(model), **kwargs)
 
 
-def model_from_json(json_string, custom_objects=None):
+def model_from_json(json_string: str, custom_objects: CustomObjects | None = None) -> Model:
     """A model (with fresh weights) from ``to_json``'s string or Keras's."""
     try:
         config = json.loads(json_string)

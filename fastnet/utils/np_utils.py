@@ -1,10 +1,17 @@
 """Array helpers: one-hot encoding and normalization, as ``keras.utils`` has them."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from fastnet._typing import ArrayLike, DTypeLike
 
 __all__ = ["to_categorical", "normalize"]
 
 
-def to_categorical(y, num_classes=None, dtype="float64"):
+def to_categorical(y: ArrayLike, num_classes: int | None = None, dtype: DTypeLike = "float64") -> np.ndarray:
     """One-hot encodes integer class labels; the class axis is placed last.
 
     A trailing axis of size 1 (labels of shape ``(n, 1)``) is dropped first, so both
@@ -52,7 +59,7 @@ def to_categorical(y, num_classes=None, dtype="float64"):
     return out.reshape(shape + (num_classes,))
 
 
-def normalize(x, axis=-1, order=2):
+def normalize(x: ArrayLike, axis: int = -1, order: int = 2) -> np.ndarray:
     """Divides ``x`` by its ``order``-norm along ``axis`` (zero norms are left as 1).
 
     Args:

@@ -4,6 +4,17 @@ matplotlib is optional (``pip install fastnet[plot]``) and imported only when a
 figure is drawn. The figure is a ``matplotlib.figure.Figure`` made without pyplot,
 so saving it needs no GUI backend and leaves the user's backend alone.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping, Sequence
+
+    from matplotlib.figure import Figure
+
+    from fastnet.callbacks import History
 
 __all__ = ["plot_history"]
 
@@ -28,7 +39,8 @@ def _final(label, values):
     return f"{label} {float(values[-1]):.4f}"
 
 
-def plot_history(history, path=None):
+def plot_history(history: History | Mapping[str, Sequence[float]],
+                 path: str | os.PathLike[str] | None = None) -> Figure:
     """Draws the training curves of ``fit``: loss on top, the first metric below.
 
     Each panel shows the training curve and, when present, the validation curve

@@ -19,10 +19,17 @@ Example:
     >>> for step in range(3):
     ...     bar.update(step + 1, [("loss", 0.5)])  # doctest: +SKIP
 """
+from __future__ import annotations
+
 import math
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any
 
 __all__ = ["Progbar"]
 
@@ -36,7 +43,7 @@ def _now():
     return time.perf_counter()
 
 
-def dynamic_display():
+def dynamic_display() -> bool:
     """Whether standard output can redraw a line in place with ``\\r``.
 
     True on a terminal, in a notebook kernel and in PyCharm's console; False for a
@@ -109,8 +116,8 @@ class Progbar:
         unit_name: what a step is called in the timing (``"step"``, ``"sample"``).
     """
 
-    def __init__(self, target, width=30, verbose=1, interval=0.05, stateful_metrics=None,
-                 unit_name="step"):
+    def __init__(self, target: int | None, width: int = 30, verbose: int | str = 1, interval: float = 0.05,
+                 stateful_metrics: Iterable[str] | None = None, unit_name: str = "step") -> None:
         if target is not None:
             target = int(target)
             if target < 0:
@@ -134,7 +141,8 @@ class Progbar:
         self._time_at_epoch_end = None
         self._time_after_first_step = None
 
-    def update(self, current, values=None, finalize=None):
+    def update(self, current: int, values: Sequence[tuple[str, Any]] | None = None,
+               finalize: bool | None = None) -> None:
         """Records step ``current`` (1-based) and redraws the bar when due.
 
         Args:
@@ -173,7 +181,7 @@ class Progbar:
             self._summary_line(current, now)
         self._last_update = now
 
-    def add(self, n, values=None):
+    def add(self, n: int, values: Sequence[tuple[str, Any]] | None = None) -> None:
         """Advances the bar by ``n`` steps."""
         self.update(self._seen_so_far + n, values)
 

@@ -1,4 +1,13 @@
 """``model.summary()`` in the tf.keras 2 layout."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from fastnet.models.model import Model
 
 __all__ = ["print_summary"]
 
@@ -11,7 +20,8 @@ def _format_shape(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
-def print_summary(model, line_length=None, positions=None, print_fn=None):
+def print_summary(model: Model, line_length: int | None = None, positions: Sequence[float] | None = None,
+                  print_fn: Callable[..., Any] | None = None) -> None:
     """Prints one row per layer: name (type), output shape, parameter count.
 
     Fields longer than their column are cut, as tf.keras 2 did, so rows never wrap.
