@@ -455,13 +455,68 @@ def use_packed_gemm(bint flag):
     return old
 
 
-cdef Py_ssize_t _row_chunk(Py_ssize_t B, int nt) noexcept nogil:
-    """Batch rows per time-loop task. With several threads, two tasks per thread taken
-    dynamically: a thread slowed down (a core shared with other work) takes fewer, and
-    the step does not wait on it."""
+cdef enum:
+    MAX_TASKS = 256
+
+
+cdef inline bint _whole_tiles(Py_ssize_t m) noexcept nogil:
+    """Row counts the packed GEMM covers with full-speed tiles only (6-row tiles and
+    at most one 4-row tile): 6k or 6k + 4. A 1- or 2-row tail tile has too few
+    independent accumulators to keep both FMA pipes busy."""
+    return m % 6 == 0 or m % 6 == 4
+
+
+cdef Py_ssize_t _row_split(Py_ssize_t B, int nt, Py_ssize_t *bounds) noexcept nogil:
+    """Splits the batch rows into time-loop tasks: task k takes rows bounds[k] to
+    bounds[k + 1]; returns the number of tasks. With several threads, two tasks per
+    thread taken dynamically, so that a thread slowed down (a core shared with other
+    work) takes fewer and the step does not wait on it. Each task's size is the one
+    nearest an even share that the packed GEMM tiles without a narrow tail (B = 32
+    on two threads: 10, 10, 6, 6 rather than four 8s, each 6 + 2)."""
+    cdef Py_ssize_t n, k, lo = 0, rem, left, target, m, d, cand
     if nt <= 1:
-        return B
-    return max((B + 2 * nt - 1) // (2 * nt), MIN_ROWS)
+        n = 1
+    else:
+        n = min(2 * <Py_ssize_t>nt, max(B // MIN_ROWS, 1), <Py_ssize_t>MAX_TASKS)
+    bounds[0] = 0
+    for k in range(n):
+        rem = B - lo
+        left = n - k
+        m = rem
+        if left > 1:
+            target = (rem + left - 1) // left
+            m = target
+            for d in range(3):
+                cand = target + d
+                if (_whole_tiles(cand) and cand >= MIN_ROWS
+                        and rem - cand >= (left - 1) * MIN_ROWS):
+                    m = cand
+                    break
+                cand = target - d - 1
+                if (_whole_tiles(cand) and cand >= MIN_ROWS
+                        and rem - cand >= (left - 1) * MIN_ROWS):
+                    m = cand
+                    break
+        lo = lo + m
+        bounds[k + 1] = m
+    # Larger tasks first: taken dynamically, the small ones then fill the gaps.
+    for k in range(2, n + 1):
+        m = bounds[k]
+        d = k - 1
+        while d >= 1 and bounds[d] < m:
+            bounds[d + 1] = bounds[d]
+            d = d - 1
+        bounds[d + 1] = m
+    for k in range(1, n + 1):
+        bounds[k] = bounds[k] + bounds[k - 1]
+    return n
+
+
+def row_split(Py_ssize_t B, int n_threads):
+    """The time loop's task boundaries for a batch of B rows (for tests)."""
+    cdef Py_ssize_t bounds[MAX_TASKS + 1]
+    cdef Py_ssize_t n = _row_split(B, n_threads, bounds)
+    return [bounds[i] for i in range(n + 1)]
 
 
 def n_gates(int cell):
@@ -956,7 +1011,8 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     activation's derivative needs its input (else None); scratch (B, G*U + 2U).
     """
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], D = xt.shape[2], U = r.shape[0]
-    cdef Py_ssize_t G = n_gates(cell), GU = G * U, i, j, k, lo, hi, chunk, nchunks
+    cdef Py_ssize_t G = n_gates(cell), GU = G * U, i, j, k, lo, hi, nchunks
+    cdef Py_ssize_t bounds[MAX_TASKS + 1]
     cdef int nt
     cdef const floating *bp = NULL
     cdef const floating *rbp = NULL
@@ -1011,8 +1067,7 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     if T == 0:
         return
     nt = _threads(B, T * B * U * GU, n_threads)
-    chunk = _row_chunk(B, nt)
-    nchunks = (B + chunk - 1) // chunk
+    nchunks = _row_split(B, nt, bounds)
     gp = &gates[0, 0, 0]
     cdef float *pk1 = NULL
     cdef float *pk2 = NULL
@@ -1064,8 +1119,8 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                 for j in range(GU):
                     gp[i * GU + j] = gp[i * GU + j] + bp[j]
         for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
-            lo = k * chunk
-            hi = min(B, lo + chunk)
+            lo = bounds[k]
+            hi = bounds[k + 1]
             if infer:
                 if floating is float:
                     _infer_rows(cell, lo, hi, T, B, U, D, &xt[0, 0, 0], wpk, bp, pk1, mp,
@@ -1104,7 +1159,8 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     initial states' gradients; scratch (B, G*U + 2U).
     """
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], D = xt.shape[2], U = r.shape[0]
-    cdef Py_ssize_t G = n_gates(cell), GU = G * U, TB, i, j, k, lo, hi, chunk, nchunks
+    cdef Py_ssize_t G = n_gates(cell), GU = G * U, TB, i, j, k, lo, hi, nchunks
+    cdef Py_ssize_t bounds[MAX_TASKS + 1]
     cdef int nt
     cdef const floating *dysp = NULL
     cdef const uint8_t *mp = NULL
@@ -1189,8 +1245,7 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             drb[:] = 0
         return
     nt = _threads(B, T * B * U * GU, n_threads)
-    chunk = _row_chunk(B, nt)
-    nchunks = (B + chunk - 1) // chunk
+    nchunks = _row_split(B, nt, bounds)
     cdef float *pk1 = NULL
     cdef float *pk2 = NULL
     cdef float *pbuf = NULL
@@ -1226,8 +1281,8 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         bpp = wrp + DU * ncomb
     with nogil:
         for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
-            lo = k * chunk
-            hi = min(B, lo + chunk)
+            lo = bounds[k]
+            hi = bounds[k + 1]
             _bwd_rows(cell, lo, hi, T, B, U, dysp, &r[0, 0], mp, rmp, &gates[0, 0, 0],
                       &hs[0, 0, 0], csp, axp, zpp, &dg[0, 0, 0], dgxp, &dh0[0, 0], dccp,
                       &scratch[0, 0], GU + 2 * U, act, rec_act, act_alpha, rec_alpha,

@@ -224,3 +224,29 @@ def test_weight_grad_gemm(k, m1, m2, n):
     K.weight_grad_gemm(a1, a2, b, c)
     want = np.concatenate([a1, a2], axis=1).astype(np.float64).T @ b.astype(np.float64)
     np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+@pytest.mark.parametrize("batch", [1, 5, 8, 16, 31, 32, 33, 64, 100, 128, 1000])
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 4, 16])
+def test_row_split_covers_the_batch_in_tile_friendly_tasks(batch, n_threads):
+    bounds = K.row_split(batch, n_threads)
+    sizes = np.diff(bounds)
+    assert bounds[0] == 0 and bounds[-1] == batch
+    assert (sizes > 0).all()
+    if n_threads == 1:
+        assert list(sizes) == [batch]
+        return
+    assert len(sizes) <= 2 * n_threads
+    # Larger tasks first (taken dynamically, the small ones fill the gaps) ...
+    assert list(sizes) == sorted(sizes, reverse=True)
+    # ... each within a few rows of an even share ...
+    assert sizes.max() - sizes.min() <= 6
+    # ... and, but for the last one placed, a multiple of 6 or 6k + 4 rows: the packed
+    # GEMM's full-speed tiles, without a 1- or 2-row tail.
+    if len(sizes) > 1:
+        assert sum(s % 6 not in (0, 4) for s in sizes) <= 1, sizes
+
+
+def test_row_split_of_the_benchmark_batches():
+    assert np.diff(K.row_split(32, 2)).tolist() == [10, 10, 6, 6]
+    assert np.diff(K.row_split(64, 2)).tolist() == [16, 16, 16, 16]
