@@ -325,22 +325,72 @@ class _Recurrent(Workload):
         return _torch_fit(m, nn.CrossEntropyLoss(), opt, x, y, 64)
 
 
-@workload("lstm")
+@workload("lstm", target=1.5)
 class LSTMNet(_Recurrent):
     """LSTM 128 on 32 steps x 32 features, Dense 10 softmax; Adam; batch 64."""
 
     cell = "LSTM"
 
 
-@workload("gru")
+@workload("gru", target=1.6)
 class GRUNet(_Recurrent):
     """GRU 128 on 32 steps x 32 features, Dense 10 softmax; Adam; batch 64."""
 
     cell = "GRU"
 
 
-@workload("simple_rnn")
+@workload("simple_rnn", target=2.5)
 class SimpleRNNNet(_Recurrent):
     """SimpleRNN 128 on 32 steps x 32 features, Dense 10 softmax; Adam; batch 64."""
 
     cell = "SimpleRNN"
+
+
+class _RecurrentPredict(Workload):
+    """Predict on 6400 sequences of the recurrent model, in batches of 32 (Keras's default)."""
+
+    cell = None
+
+    def data(self):
+        return np.random.default_rng(1).standard_normal((6400, 32, 32)).astype(np.float32)
+
+    def keras_style(self, K):
+        x = self.data()
+        m = K.Sequential([K.Input((32, 32)), getattr(K.layers, self.cell)(128),
+                          K.layers.Dense(10, activation="softmax")])
+
+        def run():
+            m.predict(x, batch_size=32, verbose=0)
+            return 1
+        return run
+
+    def torch(self):
+        import torch
+        from torch import nn
+
+        rnn = {"LSTM": nn.LSTM, "GRU": nn.GRU, "SimpleRNN": nn.RNN}[self.cell](32, 128, batch_first=True)
+        fc = nn.Linear(128, 10)
+        rnn.eval()
+        xt = torch.from_numpy(self.data())
+
+        def run():
+            with torch.no_grad():
+                out = [torch.softmax(fc(rnn(xt[lo:lo + 32])[0][:, -1]), dim=1)
+                       for lo in range(0, len(xt), 32)]
+                torch.cat(out).numpy()
+            return 1
+        return run
+
+
+@workload("lstm_predict", target=1.0, unit="predict of 6400 sequences")
+class LSTMPredict(_RecurrentPredict):
+    """predict on 6400 sequences of the LSTM model, batch 32 (PyTorch under no_grad)."""
+
+    cell = "LSTM"
+
+
+@workload("gru_predict", target=1.0, unit="predict of 6400 sequences")
+class GRUPredict(_RecurrentPredict):
+    """predict on 6400 sequences of the GRU model, batch 32 (PyTorch under no_grad)."""
+
+    cell = "GRU"
