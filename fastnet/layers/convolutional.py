@@ -243,7 +243,11 @@ class BaseConv(_SpatialLayer):
         out = y.reshape((n,) + tuple(out_spatial) + (F,))
         return _to_first(out, self.data_format)
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def _upstream(self, dy):
+        """The recorded forward state, and the upstream gradient in the kernels' layout
+        (channels last, one row per output position). A non-fused activation's
+        derivative is applied here; the returned code says which one the kernel still
+        applies (0: none, already in dy)."""
         x4, y, z, g = self._x4, self._y, self._z, self._g
         dy = _to_last(np.asarray(dy), self.data_format)
         dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(y.shape)
@@ -254,6 +258,19 @@ class BaseConv(_SpatialLayer):
             code = 0
         elif self._act_grad_in_dy:
             code = 0
+        return x4, y, z, g, dy, code
+
+    def _input_grad(self, dx4):
+        """The kernels' (N, H, W, C) input gradient in the layer's input shape and layout."""
+        if dx4 is None:
+            return None
+        dx = dx4.reshape((dx4.shape[0],) + ((dx4.shape[2],) if self.rank == 1 else dx4.shape[1:3])
+                         + (dx4.shape[3],))
+        return _to_first(dx, self.data_format)
+
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        x4, y, z, g, dy, code = self._upstream(dy)
+        act = self.activation
         train = self.trainable
         F = self.filters
         dw = (self.kernel.grad_buffer().reshape(-1, F)
@@ -262,11 +279,7 @@ class BaseConv(_SpatialLayer):
         dx4 = self._buf("dx", x4.shape, x4.dtype) if need_dx else None
         _conv.backward(dy, x4, self.kernel.value.reshape(-1, F), y, z if act.fused else None,
                        dw, db, dx4, g, code, act.alpha, config._n_threads)
-        if dx4 is None:
-            return None
-        dx = dx4.reshape((x4.shape[0],) + ((x4.shape[2],) if self.rank == 1 else x4.shape[1:3])
-                         + (x4.shape[3],))
-        return _to_first(dx, self.data_format)
+        return self._input_grad(dx4)
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> Config:
@@ -434,16 +447,8 @@ class BaseConvTranspose(BaseConv):
         return _to_first(out, self.data_format)
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        x4, y, z, g = self._x4, self._y, self._z, self._g
-        dy = _to_last(np.asarray(dy), self.data_format)
-        dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(y.shape)
+        x4, y, z, g, dy, code = self._upstream(dy)
         act = self.activation
-        code = act.code
-        if not act.fused:
-            dy = act.gradient_python(dy, y, z, self)
-            code = 0
-        elif self._act_grad_in_dy:
-            code = 0
         train = self.trainable
         C = x4.shape[3]
         dw = (self.kernel.grad_buffer().reshape(-1, C)
@@ -453,11 +458,7 @@ class BaseConvTranspose(BaseConv):
         dz = self._buf("dz", y.shape, y.dtype) if code != 0 else None
         _convt.backward(dy, x4, self.kernel.value.reshape(-1, C), y, z if act.fused else None,
                         dz, dw, db, dx4, g, code, act.alpha, config._n_threads)
-        if dx4 is None:
-            return None
-        dx = dx4.reshape((x4.shape[0],) + ((x4.shape[2],) if self.rank == 1 else x4.shape[1:3])
-                         + (C,))
-        return _to_first(dx, self.data_format)
+        return self._input_grad(dx4)
 
     def get_config(self) -> Config:
         cfg = super().get_config()
