@@ -24,4 +24,35 @@ static inline const char *fastnet_library_of(const void *p) {
 }
 #endif
 
+/* Denormal (subnormal) floats flushed to zero on the calling thread, as inputs (DAZ) and
+   as results (FTZ), until fastnet_denormals_restore. An optimizer's moment estimates
+   decay geometrically wherever the gradients are (near) zero and reach the subnormal
+   range after some hundreds of steps; arithmetic on subnormals then runs many times
+   slower on x86, and which runs hit it depends on the initial weights. Values that
+   small (below 1.2e-38 in float32) change no update by a representable amount.
+   The previous mode is returned so that the caller's own setting is kept. */
+#if defined(__SSE2__) || defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+static inline unsigned int fastnet_denormals_flush(void) {
+    unsigned int old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040u); /* FTZ (bit 15) | DAZ (bit 6) */
+    return old;
+}
+static inline void fastnet_denormals_restore(unsigned int old) { _mm_setcsr(old); }
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+static inline unsigned int fastnet_denormals_flush(void) {
+    unsigned long long fpcr;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr | (1ull << 24))); /* FZ */
+    return (unsigned int)fpcr;
+}
+static inline void fastnet_denormals_restore(unsigned int old) {
+    unsigned long long fpcr = old;
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+}
+#else
+static inline unsigned int fastnet_denormals_flush(void) { return 0; }
+static inline void fastnet_denormals_restore(unsigned int old) { (void)old; }
+#endif
+
 #endif

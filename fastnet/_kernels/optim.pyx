@@ -22,6 +22,8 @@ from libc.math cimport sqrt, sqrtf, pow, powf, fabs, fabsf, INFINITY, NAN, isfin
 from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport calloc, free
 
+from fastnet._kernels._openmp cimport fastnet_denormals_flush, fastnet_denormals_restore
+
 # Below this many elements a step runs on the calling thread only.
 cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 15
 
@@ -302,11 +304,15 @@ cdef void _update_range(const Consts* c, floating* w, const floating* g, floatin
                         Py_ssize_t row, int nrows, const int64_t* off, Py_ssize_t nseg,
                         const uint8_t* mask, const double* seg_scale, floating scale,
                         Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """Updates elements start:stop, which may span several variables."""
+    """Updates elements start:stop, which may span several variables. In float32,
+    subnormal values are flushed to zero meanwhile (see fastnet_denormals_flush)."""
     cdef Py_ssize_t s = _segment_of(off, nseg, start), end
     cdef floating* p0 = slots
     cdef floating* p1 = slots
     cdef floating* p2 = slots
+    cdef unsigned int fp_mode = 0
+    if floating is float:
+        fp_mode = fastnet_denormals_flush()
     if nrows > c.row1:
         p1 = slots + c.row1 * row
     if nrows > c.row2:
@@ -320,6 +326,8 @@ cdef void _update_range(const Consts* c, floating* w, const floating* g, floatin
                     <floating>seg_scale[s] if seg_scale != NULL else scale, mask[s] != 0)
             start = end
         s += 1
+    if floating is float:
+        fastnet_denormals_restore(fp_mode)
 
 
 cdef void _sq_norms_range(const floating* g, const int64_t* off, Py_ssize_t nseg,
