@@ -325,19 +325,34 @@ cdef void _update_range(const Consts* c, floating* w, const floating* g, floatin
 cdef void _sq_norms_range(const floating* g, const int64_t* off, Py_ssize_t nseg,
                           double* out, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
     """Adds the squares of g[start:stop] to out[s] of the segment s each element lies in."""
-    cdef Py_ssize_t s = _segment_of(off, nseg, start), end, i
-    cdef double acc
+    cdef Py_ssize_t s = _segment_of(off, nseg, start), end
     while start < stop and s < nseg:
         end = off[s + 1]
         if end > stop:
             end = stop
         if end > start:
-            acc = 0
-            for i in range(start, end):
-                acc = acc + <double>g[i] * <double>g[i]
-            out[s] += acc
+            out[s] += _sum_squares(g + start, end - start)
             start = end
         s += 1
+
+
+cdef double _sum_squares(const floating* x, Py_ssize_t n) noexcept nogil:
+    """Sum of squares in double with eight independent partial sums (vectorisable)."""
+    cdef double acc[8]
+    cdef double total = 0, a
+    cdef Py_ssize_t i, j, m = n - n % 8
+    for j in range(8):
+        acc[j] = 0
+    for i in range(0, m, 8):
+        for j in range(8):
+            a = <double>x[i + j]
+            acc[j] += a * a
+    for i in range(m, n):
+        a = <double>x[i]
+        total += a * a
+    for j in range(8):
+        total += acc[j]
+    return total
 
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
