@@ -1,6 +1,7 @@
 """Fused optimizer updates over a flat parameter buffer.
 
-``step`` updates every variable of a model in one call: the weights ``w``, the
+``FlatUpdate.run`` (bound once per model) and ``step`` update every variable of a
+model in one call: the weights ``w``, the
 gradients ``g`` and the optimizer slots (moment estimates, accumulators) are
 flat arrays, and ``offsets`` gives variable i the slice offsets[i]:offsets[i+1].
 Gradient clipping by value is fused into the update; clipping by norm (one norm
@@ -10,7 +11,7 @@ applied to the variables whose ``decay_mask`` entry is nonzero.
 
 Scalars derived from the step count (bias corrections) are computed in the
 precision of the weights and in the order Keras computes them, so float32
-results match Keras's to rounding.
+results match Keras's to rounding (bit for bit on the recorded reference cases).
 
 Large buffers are split into one contiguous chunk per thread. Each element's
 update is independent of the others, so results do not depend on the thread

@@ -87,10 +87,10 @@ def _matrix():
     return out
 
 
-@pytest.mark.parametrize("case,clip,dtype,n_threads", _matrix())
-def test_kernel_matches_twin(case, clip, dtype, n_threads):
+@pytest.mark.parametrize("case,clip,dtype,nt", _matrix())
+def test_kernel_matches_twin(case, clip, dtype, nt):
     old = config.get_num_threads()
-    config.set_num_threads(n_threads)
+    config.set_num_threads(nt)
     try:
         _check_against_twin(case, clip, dtype)
     finally:
