@@ -403,12 +403,23 @@ class _Builtin(Loss):
             valid = labels != self._ignore
             n_valid = int(np.count_nonzero(valid)) if w is None else float((w * valid).sum())
         if sample_weight is not None:
-            sw = _row_weights(self.name, sample_weight, vshape, R)
+            if not vshape and np.size(sample_weight) > 1 and mask is None:
+                # one loss for the whole array (1-D predictions) times a weight per element,
+                # reduced over the weights as Keras broadcasts them
+                sw = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+                n_valid = sw.size
+                if not reduce or self.reduction in ("sum", None, "none"):
+                    pass
+                elif self.reduction == "mean_with_sample_weight":
+                    n_valid = float(sw.sum())
+                sw = np.array([sw.sum()])
+            else:
+                sw = _row_weights(self.name, sample_weight, vshape, R)
             w = sw if w is None else w * sw
         red = self.reduction
         if not reduce or red == "sum" or red is None or red == "none":
             scale = 1.0
-        elif red == "mean_with_sample_weight" and w is not None:
+        elif red == "mean_with_sample_weight" and w is not None and vshape:
             if kind == "sparse" and self._ignore is not None:
                 s = float((w * (labels != self._ignore)).sum())
             else:
