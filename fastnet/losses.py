@@ -292,6 +292,12 @@ def _numeric_grad(loss, t, p_in):
     t64 = t.astype(np.float64) if t.dtype.kind == "f" else t
     values = np.asarray(loss.call(t64, p), dtype=np.float64)
     grads = np.zeros_like(p)
+    if values.shape == p.shape and p.ndim:
+        # one value per prediction: perturb every prediction at once
+        h = 6e-6 * np.maximum(1.0, np.abs(p))
+        fp = np.asarray(loss.call(t64, p + h), dtype=np.float64)
+        fm = np.asarray(loss.call(t64, p - h), dtype=np.float64)
+        return values, (fp - fm) / (2 * h)
     per_row = values.ndim >= 1 and values.shape == p.shape[:values.ndim] and values.ndim < p.ndim
     if per_row:
         # one perturbation per position within a sample, applied to every sample at once
