@@ -308,6 +308,12 @@ def _numeric_grad(loss, t, p_in):
     t64 = t.astype(np.float64) if t.dtype.kind == "f" else t
     values = np.asarray(loss.call(t64, p), dtype=np.float64)
     grads = np.zeros_like(p)
+    if values.shape == p.shape and p.ndim:
+        # one value per prediction: perturb every prediction at once
+        h = 6e-6 * np.maximum(1.0, np.abs(p))
+        fp = np.asarray(loss.call(t64, p + h), dtype=np.float64)
+        fm = np.asarray(loss.call(t64, p - h), dtype=np.float64)
+        return values, (fp - fm) / (2 * h)
     per_row = values.ndim >= 1 and values.shape == p.shape[:values.ndim] and values.ndim < p.ndim
     if per_row:
         # one perturbation per position within a sample, applied to every sample at once
@@ -419,12 +425,23 @@ class _Builtin(Loss):
             valid = labels != self._ignore
             n_valid = int(np.count_nonzero(valid)) if w is None else float((w * valid).sum())
         if sample_weight is not None:
-            sw = _row_weights(self.name, sample_weight, vshape, R)
+            if not vshape and np.size(sample_weight) > 1 and mask is None:
+                # one loss for the whole array (1-D predictions) times a weight per element,
+                # reduced over the weights as Keras broadcasts them
+                sw = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+                n_valid = sw.size
+                if not reduce or self.reduction in ("sum", None, "none"):
+                    pass
+                elif self.reduction == "mean_with_sample_weight":
+                    n_valid = float(sw.sum())
+                sw = np.array([sw.sum()])
+            else:
+                sw = _row_weights(self.name, sample_weight, vshape, R)
             w = sw if w is None else w * sw
         red = self.reduction
         if not reduce or red == "sum" or red is None or red == "none":
             scale = 1.0
-        elif red == "mean_with_sample_weight" and w is not None:
+        elif red == "mean_with_sample_weight" and w is not None and vshape:
             if kind == "sparse" and self._ignore is not None:
                 s = float((w * (labels != self._ignore)).sum())
             else:

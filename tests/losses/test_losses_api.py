@@ -361,3 +361,24 @@ def test_validate_categorical_and_elementwise():
     assert "NaN or infinite" in msg
     msg = _msg(bce, np.array(["a", "b"]), (None, 1))
     assert "numeric" in msg
+
+
+def test_one_dimensional_predictions_with_weights():
+    """(N,) targets and predictions give one loss for the array; per-element weights then
+    scale it as Keras broadcasts them (mean of the weights for the default reduction)."""
+    y = np.array([0, 1, 0, 0.0])
+    x = np.array([-18.6, 0.51, 2.94, -12.8], np.float32)
+    w = np.array([0.8, 0.2, 0.5, 1.0])
+    loss = losses.BinaryCrossentropy(from_logits=True)
+    per = loss.call(y, x)
+    assert per.shape == ()
+    np.testing.assert_allclose(loss(y, x, sample_weight=w), per * w.mean(), rtol=1e-6)
+    v, dy = loss.value_and_grad(y, x, sample_weight=w)
+    v0, dy0 = loss.value_and_grad(y, x)
+    np.testing.assert_allclose(v, v0 * w.mean(), rtol=1e-6)
+    np.testing.assert_allclose(dy, dy0 * w.mean(), rtol=1e-6)
+    np.testing.assert_allclose(losses.BinaryCrossentropy(from_logits=True, reduction="sum")(y, x, sample_weight=w),
+                               per * w.sum(), rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.BinaryCrossentropy(from_logits=True, reduction="mean_with_sample_weight")(y, x, sample_weight=w),
+        per, rtol=1e-6)

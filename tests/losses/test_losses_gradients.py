@@ -293,3 +293,22 @@ def test_custom_loss_subclass_with_call_grad():
     np.testing.assert_allclose(dy, 3 * p ** 2)
     assert dy.dtype == np.float32
     assert loss(t, p) == pytest.approx(35.0)
+
+
+def test_custom_elementwise_and_scalar_losses(float64):
+    rng = _rng(11)
+    t, p = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+
+    def elementwise(y_true, y_pred):  # one value per prediction
+        return np.abs(y_true - y_pred) ** 3
+
+    v, dy = losses.get(elementwise).value_and_grad(t, p)
+    np.testing.assert_allclose(v, np.mean(elementwise(t, p)), rtol=1e-12)
+    np.testing.assert_allclose(dy, 3 * (p - t) * np.abs(p - t) / 12, rtol=1e-6, atol=1e-9)
+
+    def scalar(y_true, y_pred):  # already reduced
+        return np.sum((y_true - y_pred) ** 2)
+
+    v, dy = losses.get(scalar).value_and_grad(t, p)
+    assert v == pytest.approx(scalar(t, p))
+    np.testing.assert_allclose(dy, 2 * (p - t), rtol=1e-6, atol=1e-9)
