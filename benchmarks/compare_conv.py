@@ -41,6 +41,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from compare import wait_quiet  # noqa: E402  (the same wait as the main comparison)
+
 TARGETS = {"mnist": 2.3, "conv1d": 2.3, "decoder": 1.6}
 N_BATCHES = 8
 
@@ -186,19 +189,6 @@ def worker(lib, part, name, threads, repeats):
 
 
 QUIET_TIMEOUT = 0.0
-
-
-def wait_quiet(timeout):
-    """Waits (up to ``timeout`` s) until no other process is running: on a machine shared
-    with other jobs a 2-thread run is otherwise mostly waiting for a descheduled thread."""
-    deadline = time.time() + timeout
-    calm = 0
-    while time.time() < deadline and calm < 5:
-        with open("/proc/loadavg") as f:
-            running = int(f.read().split()[3].split("/")[0])
-        calm = calm + 1 if running <= 1 else 0
-        time.sleep(0.2)
-    return calm >= 5
 
 
 def run_worker(lib, part, name, threads, repeats):
