@@ -3,22 +3,34 @@
 Forward:  z = x @ w + b, y = act(z)          x (n, in), w (in, units), y (n, units)
 Backward: dz = dy * act'(.), dw = x^T dz, db = sum_rows(dz), dx = dz w^T
 
-Rows are split into one block per thread; each thread runs a single-threaded
-GEMM on its block and then adds the bias and applies the activation while the
-block is still in cache. Small problems run on the calling thread alone.
+The forward splits the work into one block per thread; each thread runs a
+single-threaded GEMM on its block and then adds the bias and applies the
+activation while the block is still in cache. The blocks are rows, or columns
+(units) when there are fewer rows than units and the activation works element by
+element: each thread then packs only its share of w (the larger operand) instead
+of all of it. Small problems run on the calling thread alone.
+
+The input gradient of a layer with few units (dz @ w^T with an inner dimension of
+at most SMALL_UNITS, such as a Dense(1) or Dense(10) head) is a sum of a few
+scaled rows of w^T; a plain vectorised loop writes it in one pass, where a BLAS
+call spends more on setting up than on the arithmetic.
 Entry points take float32 or float64 ndarrays (all of one dtype).
 """
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc
 
 from fastnet._kernels cimport _arrays as A
-from fastnet._kernels._activations cimport act_grad_row, act_row, needs_input, ACT_LINEAR
+from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, ACT_LINEAR,
+                                            ACT_LOG_SOFTMAX, ACT_SOFTMAX)
 from fastnet._kernels._blas cimport gemm, gemm_parallel
 
 cnp.import_array()
 
 cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 17
+# Largest inner dimension (units) for which the input gradient is a direct loop.
+cdef Py_ssize_t SMALL_UNITS = 16
 
 
 cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t rows, int n_threads) noexcept nogil:
@@ -42,6 +54,28 @@ cdef void _forward_rows(const floating *x, const floating *w, const floating *b,
         act_row(act, zr, y + r * units, units, alpha)
 
 
+cdef void _forward_cols(const floating *x, const floating *w, const floating *b, floating *z,
+                        floating *y, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t k,
+                        Py_ssize_t units, int act, double alpha) noexcept nogil:
+    """Columns c0:c1 of every row (an element-wise activation only)."""
+    cdef Py_ssize_t r, j, m = c1 - c0
+    cdef floating *zr
+    gemm(False, False, n, m, k, <floating>1, x, k, w + c0, units, <floating>0, z + c0, units)
+    for r in range(n):
+        zr = z + r * units + c0
+        if b != NULL:
+            for j in range(m):
+                zr[j] = zr[j] + b[c0 + j]
+        act_row(act, zr, y + r * units + c0, m, alpha)
+
+
+cdef inline bint _split_columns(Py_ssize_t n, Py_ssize_t units, int act, int nt) noexcept nogil:
+    # A row split makes every thread pack all of w (k x units), a column split all of
+    # x (n x k): the smaller copy wins. Softmax needs whole rows.
+    return (n < units and units >= 32 * nt and act != ACT_SOFTMAX
+            and act != ACT_LOG_SOFTMAX)
+
+
 cdef void _forward(const floating *x, const floating *w, const floating *b, floating *z,
                    floating *y, Py_ssize_t n, Py_ssize_t k, Py_ssize_t units, int act,
                    double alpha, int nt) noexcept nogil:
@@ -51,6 +85,14 @@ cdef void _forward(const floating *x, const floating *w, const floating *b, floa
     if nt == 1:
         # Entering an OpenMP region costs ~0.5 us even for one thread: skip it.
         _forward_rows(x, w, b, z, y, 0, n, k, units, act, alpha)
+        return
+    if _split_columns(n, units, act, nt):
+        # Blocks of whole 16-column panels (the GEMM micro-kernels' width).
+        chunk = ((units + nt - 1) // nt + 15) // 16 * 16
+        n_chunks = (units + chunk - 1) // chunk
+        for t in prange(n_chunks, num_threads=nt, schedule="static"):
+            lo = t * chunk
+            _forward_cols(x, w, b, z, y, n, lo, min(units, lo + chunk), k, units, act, alpha)
         return
     for t in prange(n_chunks, num_threads=nt, schedule="static"):
         lo = t * chunk
@@ -105,6 +147,52 @@ cdef void _column_sums(const floating *g, floating *db, Py_ssize_t n, Py_ssize_t
             db[j] = db[j] + g[r * units + j]
 
 
+cdef void _dx_rows(const floating *g, const floating *wt, floating *dx, Py_ssize_t lo,
+                   Py_ssize_t hi, Py_ssize_t k, Py_ssize_t units) noexcept nogil:
+    """dx[r] = sum_u g[r, u] * wt[u] for rows lo:hi; wt is w transposed (units, k)."""
+    cdef Py_ssize_t r, u, j
+    cdef floating a
+    cdef floating *d
+    cdef const floating *v
+    for r in range(lo, hi):
+        d = dx + r * k
+        a = g[r * units]
+        for j in range(k):
+            d[j] = a * wt[j]
+        for u in range(1, units):
+            a = g[r * units + u]
+            v = wt + u * k
+            for j in range(k):
+                d[j] = d[j] + a * v[j]
+
+
+cdef int _dx_small(const floating *g, const floating *w, floating *dx, Py_ssize_t n,
+                   Py_ssize_t k, Py_ssize_t units, int n_threads) noexcept nogil:
+    """dx = g @ w^T for units <= SMALL_UNITS. Returns -1 if scratch is unavailable."""
+    cdef floating *wt = NULL
+    cdef const floating *src = w
+    cdef Py_ssize_t j, u, chunk, t, lo
+    cdef int nt = _threads_for(n * k * 4, n, n_threads)
+    if units > 1:
+        wt = <floating *>malloc(<size_t>(k * units) * sizeof(floating))
+        if wt == NULL:
+            return -1
+        for j in range(k):
+            for u in range(units):
+                wt[u * k + j] = w[j * units + u]
+        src = wt
+    if nt == 1:
+        _dx_rows(g, src, dx, 0, n, k, units)
+    else:
+        chunk = (n + nt - 1) // nt
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            lo = t * chunk
+            if lo < n:
+                _dx_rows(g, src, dx, lo, min(n, lo + chunk), k, units)
+    free(wt)
+    return 0
+
+
 cdef void _backward(const floating *dy, const floating *x, const floating *w,
                     const floating *y, const floating *z, floating *dz, floating *dw,
                     floating *db, floating *dx, Py_ssize_t n, Py_ssize_t k, Py_ssize_t units,
@@ -137,8 +225,9 @@ cdef void _backward(const floating *dy, const floating *x, const floating *w,
         gemm_parallel(True, False, k, units, n, <floating>1, x, k, g, units,
                       <floating>0, dw, units, n_threads)
     if dx != NULL and k > 0:
-        gemm_parallel(False, True, n, k, units, <floating>1, g, units, w, units,
-                      <floating>0, dx, k, n_threads)
+        if units > SMALL_UNITS or _dx_small(g, w, dx, n, k, units, n_threads) != 0:
+            gemm_parallel(False, True, n, k, units, <floating>1, g, units, w, units,
+                          <floating>0, dx, k, n_threads)
 
 
 def backward(dy, x, w, y, z, dz, dw, db, dx, int act, double alpha=0.0, int n_threads=1):

@@ -10,7 +10,11 @@ ACTS = ["linear", "relu", "tanh", "softmax", "gelu", "silu"]
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("act", ACTS)
-@pytest.mark.parametrize("shape", [(6, 7, 5), (256, 300, 130)], ids=["small", "parallel"])
+# "columns": fewer rows than units, so the forward splits units across threads (rows
+# for softmax); "head1"/"head10": few units, so dx is the direct loop, in parallel.
+@pytest.mark.parametrize("shape", [(6, 7, 5), (256, 300, 130), (40, 200, 288), (300, 700, 1),
+                                   (200, 400, 10), (200, 400, 17)],
+                         ids=["small", "parallel", "columns", "head1", "head10", "head17"])
 def test_dense_kernel_matches_twin(act, dtype, shape, n_threads, rng):
     n, k, u = shape
     code = activations.get(act).code
