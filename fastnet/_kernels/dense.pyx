@@ -31,6 +31,17 @@ cnp.import_array()
 cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 17
 # Largest inner dimension (units) for which the input gradient is a direct loop.
 cdef Py_ssize_t SMALL_UNITS = 16
+# Whether the forward may split units (columns) across threads; see _split_columns.
+cdef bint SPLIT_COLUMNS = True
+
+
+def set_tuning(split_columns=None):
+    """Benchmark knob: allow the column split of the forward (True by default).
+    Returns the settings."""
+    global SPLIT_COLUMNS
+    if split_columns is not None:
+        SPLIT_COLUMNS = bool(split_columns)
+    return dict(split_columns=SPLIT_COLUMNS)
 
 
 cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t rows, int n_threads) noexcept nogil:
@@ -72,7 +83,7 @@ cdef void _forward_cols(const floating *x, const floating *w, const floating *b,
 cdef inline bint _split_columns(Py_ssize_t n, Py_ssize_t units, int act, int nt) noexcept nogil:
     # A row split makes every thread pack all of w (k x units), a column split all of
     # x (n x k): the smaller copy wins. Softmax needs whole rows.
-    return (n < units and units >= 32 * nt and act != ACT_SOFTMAX
+    return (SPLIT_COLUMNS and n < units and units >= 32 * nt and act != ACT_SOFTMAX
             and act != ACT_LOG_SOFTMAX)
 
 
