@@ -594,10 +594,14 @@ class Model(Layer):
                             ybuf = np.empty((bn,) + y.shape[1:], dtype=y.dtype)
                             swbuf = (None if sample_weight is None
                                      else np.empty((bn,) + sample_weight.shape[1:], sample_weight.dtype))
-                        np.take(x, idx, axis=0, out=xbuf)
-                        np.take(y, idx, axis=0, out=ybuf)
+                        # idx is a slice of a permutation, always in range: mode="clip"
+                        # lets numpy gather straight into the buffer (the default
+                        # mode="raise" copies through a temporary: 3x slower).
+                        np.take(x, idx, axis=0, out=xbuf, mode="clip")
+                        np.take(y, idx, axis=0, out=ybuf, mode="clip")
                         xb, yb = xbuf, ybuf
-                        swb = None if sample_weight is None else np.take(sample_weight, idx, axis=0, out=swbuf)
+                        swb = (None if sample_weight is None
+                               else np.take(sample_weight, idx, axis=0, out=swbuf, mode="clip"))
                     else:
                         xb, yb = x[lo:hi], y[lo:hi]
                         swb = None if sample_weight is None else sample_weight[lo:hi]
