@@ -1,4 +1,5 @@
-/* Inner loops of the Winograd F(2x2, 3x3) transforms (fastnet/_kernels/conv.pyx).
+/* Inner loops of the Winograd transforms (fastnet/_kernels/conv.pyx): F(2x2, 3x3) by
+ * its add/subtract steps, the 1-D F(m, r) by small dense maps (fn_tf_*).
  *
  * Written in C for one reason: ``restrict``. Each step reads four runs of values and
  * writes four (or two); without a no-overlap promise the compiler either checks
@@ -9,6 +10,7 @@
 #define FASTNET_WINOGRAD_H
 
 #include <stddef.h>
+#include <string.h>
 
 #if defined(_MSC_VER)
 #define FN_RESTRICT __restrict
@@ -93,5 +95,79 @@ FN_DEFINE_COLS(double, fn_cols_d)
 
 FN_DEFINE_AXPY(float, fn_axpy_f)
 FN_DEFINE_AXPY(double, fn_axpy_d)
+
+/* A small linear map applied to nb blocks, each of ``cols`` runs of c values:
+ *     y[q * yq + k * yk + j] = sum_i M[k][i] x[q * xq + i * xi + j]
+ * for k < rows, i < cols (both <= 8), j < c; M is mat (rows x cols, row-major), or the
+ * transpose of mat (cols x rows) when ``trans``. A vector of lanes of each input run
+ * is loaded once into registers and every output is built there and written once
+ * (zero coefficients skipped), where a pass per coefficient (FN_DEFINE_AXPY) reads
+ * and writes the whole output again for each of them. Sums run in increasing i, as
+ * those passes do. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FN_TF_VECTOR 1
+typedef float fn_vf __attribute__((vector_size(32), aligned(4), may_alias));
+typedef double fn_vd __attribute__((vector_size(32), aligned(8), may_alias));
+#define FN_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define FN_ALWAYS_INLINE __forceinline
+#endif
+
+#define FN_DEFINE_TF(T, VT, NAME)                                                     \
+    static FN_ALWAYS_INLINE void NAME##_body(const T *m, int rows, const int cols,    \
+            const T *FN_RESTRICT xb, ptrdiff_t xi, T *FN_RESTRICT yb, ptrdiff_t yk,    \
+            ptrdiff_t c) {                                                             \
+        const int L = (int)(sizeof(VT) / sizeof(T));                                   \
+        ptrdiff_t j = 0;                                                               \
+        for (; j + L <= c; j += L) {                                                   \
+            VT in[8];                                                                  \
+            for (int i = 0; i < cols; i++) in[i] = *(const VT *)(xb + i * xi + j);   \
+            for (int k = 0; k < rows; k++) {                                           \
+                VT acc = m[k * cols] * in[0];                                          \
+                for (int i = 1; i < cols; i++) acc += m[k * cols + i] * in[i];         \
+                *(VT *)(yb + k * yk + j) = acc;                                        \
+            }                                                                          \
+        }                                                                              \
+        for (; j < c; j++) {                                                           \
+            for (int k = 0; k < rows; k++) {                                           \
+                T acc = 0;                                                             \
+                for (int i = 0; i < cols; i++) {                                       \
+                    T a = m[k * cols + i];                                             \
+                    if (a != 0) acc += a * xb[i * xi + j];                             \
+                }                                                                      \
+                yb[k * yk + j] = acc;                                                  \
+            }                                                                          \
+        }                                                                              \
+    }                                                                                  \
+    static inline void NAME(const double *mat, int rows, int cols, int trans,          \
+                            const T *FN_RESTRICT x, ptrdiff_t xi, ptrdiff_t xq,        \
+                            T *FN_RESTRICT y, ptrdiff_t yk, ptrdiff_t yq, ptrdiff_t nb, \
+                            ptrdiff_t c) {                                             \
+        T m[64];                                                                       \
+        for (int k = 0; k < rows; k++)                                                 \
+            for (int i = 0; i < cols; i++)                                             \
+                m[k * cols + i] = (T)(trans ? mat[i * rows + k] : mat[k * cols + i]);  \
+        for (ptrdiff_t q = 0; q < nb; q++) {                                           \
+            const T *xb = x + q * xq;                                                  \
+            T *yb = y + q * yq;                                                        \
+            /* A constant input count lets the compiler keep the inputs in registers. */ \
+            switch (cols) {                                                            \
+            case 8: NAME##_body(m, rows, 8, xb, xi, yb, yk, c); break;                 \
+            case 6: NAME##_body(m, rows, 6, xb, xi, yb, yk, c); break;                 \
+            case 4: NAME##_body(m, rows, 4, xb, xi, yb, yk, c); break;                 \
+            case 2: NAME##_body(m, rows, 2, xb, xi, yb, yk, c); break;                 \
+            default: NAME##_body(m, rows, cols, xb, xi, yb, yk, c); break;             \
+            }                                                                          \
+        }                                                                              \
+    }
+
+#ifdef FN_TF_VECTOR
+FN_DEFINE_TF(float, fn_vf, fn_tf_f)
+FN_DEFINE_TF(double, fn_vd, fn_tf_d)
+#else
+/* No vector extensions: one lane (the same loops, scalar). */
+FN_DEFINE_TF(float, float, fn_tf_f)
+FN_DEFINE_TF(double, double, fn_tf_d)
+#endif
 
 #endif

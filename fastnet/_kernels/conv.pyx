@@ -55,6 +55,12 @@ cdef extern from "_winograd.h" nogil:
                    Py_ssize_t nb, Py_ssize_t n, int accumulate)
     void fn_axpy_d(double a, const double *x, Py_ssize_t xs, double *y, Py_ssize_t ys,
                    Py_ssize_t nb, Py_ssize_t n, int accumulate)
+    void fn_tf_f(const double *mat, int rows, int cols, int trans, const float *x,
+                 Py_ssize_t xi, Py_ssize_t xq, float *y, Py_ssize_t yk, Py_ssize_t yq,
+                 Py_ssize_t nb, Py_ssize_t c)
+    void fn_tf_d(const double *mat, int rows, int cols, int trans, const double *x,
+                 Py_ssize_t xi, Py_ssize_t xq, double *y, Py_ssize_t yk, Py_ssize_t yq,
+                 Py_ssize_t nb, Py_ssize_t c)
 
 from fastnet._kernels.im2col cimport (Geom, col2im_rows, col2im_t_rows, im2col_rows,
                                      im2col_t_rows, is_pointwise, make_geom)
@@ -645,6 +651,15 @@ cdef inline void _axpy(double a, const floating *x, Py_ssize_t xs, floating *y, 
         fn_axpy_d(a, x, xs, y, ys, nb, n, accumulate)
 
 
+cdef inline void _tf(const double *mat, int rows, int cols, bint trans, const floating *x,
+                     Py_ssize_t xi, Py_ssize_t xq, floating *y, Py_ssize_t yk, Py_ssize_t yq,
+                     Py_ssize_t nb, Py_ssize_t c) noexcept nogil:
+    if floating is float:
+        fn_tf_f(mat, rows, cols, trans, x, xi, xq, y, yk, yq, nb, c)
+    else:
+        fn_tf_d(mat, rows, cols, trans, x, xi, xq, y, yk, yq, nb, c)
+
+
 cdef bint w1_ok(const Geom *g, Py_ssize_t F, Py_ssize_t im2col_px) noexcept nogil:
     """Whether 1-D Winograd pays: as winograd_ok, per sample, with n GEMM rows per tile
     of m outputs against r per output pixel of im2col."""
@@ -707,22 +722,14 @@ cdef void w1_input(const floating *x, floating *v, Py_ssize_t t0, Py_ssize_t t1,
     """v[k][t - t0][c] = (B^T d)[k] of tile t's n inputs (n x T x C), a run of tiles of
     one sample at a time from a zero-padded copy of its inputs."""
     cdef const W1 *s = &W1D[g.kw]
-    cdef Py_ssize_t C = g.c, T = t1 - t0, t = t0, n_s, b, run, k, i, m = s.m, n = s.n
-    cdef double coef
-    cdef bint first
+    cdef Py_ssize_t C = g.c, T = t1 - t0, t = t0, n_s, b, run, m = s.m, n = s.n
     while t < t1:
         n_s = t // TW
         b = t - n_s * TW
         run = TW - b if TW - b < t1 - t else t1 - t
         _w1_pad_row(x + n_s * g.w * C, buf, b * m - g.pw, (run - 1) * m + n, g.w, C)
-        for k in range(n):
-            first = True
-            for i in range(n):
-                coef = s.bt[k * n + i]
-                if coef != 0:
-                    _axpy(coef, buf + i * C, m * C, v + (k * T + t - t0) * C, C, run, C,
-                          not first)
-                    first = False
+        # Tile q reads positions q m .. q m + n - 1 of buf; V_k gets (B^T d)_k.
+        _tf(s.bt, <int>n, <int>n, False, buf, C, m * C, v + (t - t0) * C, T * C, C, run, C)
         t = t + run
 
 
@@ -732,17 +739,9 @@ cdef void w1_output(floating *mm, Py_ssize_t t0, Py_ssize_t t1, const Geom *g, P
     """y rows of tiles t0..t1 from M (n x T x F): A^T M into o (m x T x F), then bias,
     activation, written to y (and z)."""
     cdef const W1 *s = &W1D[g.kw]
-    cdef Py_ssize_t T = t1 - t0, TF = (t1 - t0) * F, t, n_s, b, j, k, f, ox, row
-    cdef double coef
-    cdef bint first
+    cdef Py_ssize_t T = t1 - t0, TF = (t1 - t0) * F, t, n_s, b, j, f, ox, row
     cdef floating *zr
-    for j in range(s.m):
-        first = True
-        for k in range(s.n):
-            coef = s.at[j * s.n + k]
-            if coef != 0:
-                _axpy(coef, mm + k * TF, 0, o + j * TF, 0, 1, TF, not first)
-                first = False
+    _tf(s.at, s.m, s.n, False, mm, TF, 0, o, TF, 0, 1, TF)
     for t in range(t0, t1):
         n_s = t // TW
         b = t - n_s * TW
@@ -798,24 +797,14 @@ cdef void w1_grad_out(const floating *dz, floating *d, Py_ssize_t t0, Py_ssize_t
     """d[k][t - t0][f] = (A dz)[k] of tile t's m output gradients (n x T x F), outputs
     past the end counting as 0."""
     cdef const W1 *s = &W1D[g.kw]
-    cdef Py_ssize_t T = t1 - t0, t = t0, n_s, b, run, k, j, m = s.m
-    cdef double coef
-    cdef bint first
+    cdef Py_ssize_t T = t1 - t0, t = t0, n_s, b, run, m = s.m
     while t < t1:
         n_s = t // TW
         b = t - n_s * TW
         run = TW - b if TW - b < t1 - t else t1 - t
         _w1_pad_row(dz + n_s * g.ow * F, buf, b * m, run * m, g.ow, F)
-        for k in range(s.n):
-            first = True
-            for j in range(m):
-                coef = s.at[j * s.n + k]
-                if coef != 0:
-                    _axpy(coef, buf + j * F, m * F, d + (k * T + t - t0) * F, F, run, F,
-                          not first)
-                    first = False
-            if first:
-                _axpy(0.0, buf, m * F, d + (k * T + t - t0) * F, F, run, F, False)
+        # D_k = (A dz)_k: the output transform's adjoint, A = (A^T)^T.
+        _tf(s.at, s.n, <int>m, True, buf, F, m * F, d + (t - t0) * F, T * F, F, run, F)
         t = t + run
 
 
