@@ -149,3 +149,20 @@ def _apply_blas_policy():
     for lib in libs:
         lib.set_num_threads(1 if (lib in ours or not ours) else _n_threads)
     _blas_applied = _n_threads
+
+
+_controller = None
+
+
+def _blas_one_thread():
+    """A context in which every BLAS pool runs on the calling thread alone.
+
+    For small one-off LAPACK calls (the orthogonal initializer's QR): on two or more
+    threads they run slower, and they leave the BLAS's worker threads spinning for a
+    while afterwards, taking cores from the kernels."""
+    global _controller
+    from threadpoolctl import ThreadpoolController
+
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")

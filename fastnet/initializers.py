@@ -205,7 +205,8 @@ class Orthogonal(Initializer):
         rows = math.prod(shape[:-1])
         cols = shape[-1]
         a = self._rng().standard_normal(size=(max(rows, cols), min(rows, cols)))
-        q, r = np.linalg.qr(a)
+        with config._blas_one_thread():  # 512 x 128: 4 ms on one thread, 14 ms on two
+            q, r = np.linalg.qr(a)
         q = q * np.sign(np.diag(r))
         if rows < cols:
             q = q.T

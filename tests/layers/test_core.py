@@ -182,6 +182,38 @@ def test_initializers_follow_keras_formulas(rng):
     assert I.compute_fans((3, 3, 8, 16)) == (72, 144)
 
 
+def test_orthogonal_runs_its_qr_on_one_blas_thread_and_restores_the_pools(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from fastnet import config
+    from fastnet import initializers as I
+
+    def blas_threads():
+        return sorted((i["filepath"], i["num_threads"]) for i in threadpool_info()
+                      if i["user_api"] == "blas")
+
+    seen = []
+    qr = np.linalg.qr
+
+    def spy(a):
+        seen.append([n for _, n in blas_threads()])
+        return qr(a)
+
+    prev = config.get_num_threads()
+    config.set_num_threads(2)
+    try:
+        before = blas_threads()
+        monkeypatch.setattr(np.linalg, "qr", spy)
+        q = I.Orthogonal(seed=1)((40, 24))
+        np.testing.assert_allclose(q.T @ q, np.eye(24), atol=1e-5)
+        assert seen and all(n == 1 for n in seen[0])  # every pool on one thread inside
+        assert blas_threads() == before                # and as before afterwards
+        if len(before) > 1:  # numpy's own BLAS follows set_num_threads
+            assert any(n == 2 for _, n in before)
+    finally:
+        config.set_num_threads(prev)
+
+
 def test_regularizers():
     from fastnet import regularizers as R
 
