@@ -31,8 +31,9 @@ float32 specifics (float64, used for gradient checks, goes through BLAS and libm
 * Sigmoid and tanh use the inline polynomial exp below (<= 2.5 ulp), and the default
   activations run as one fused, vectorised pass per row (fn_lstm_fwd_rowf ...). The C
   helpers are compiled for AVX2+FMA and a baseline, chosen at load time.
-* Inference (keep=False) of LSTM and SimpleRNN projects each step's input just before
-  its recurrent product, in cache, without a gate buffer for the whole sequence.
+* Inference (keep=False) of LSTM and SimpleRNN computes each step's gates with one
+  product [x_s | h_s-1] [W; R] (K = D + U), in cache, without a gate buffer for the
+  whole sequence.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -564,13 +565,14 @@ cdef void _masked_rec_bwd(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t B, Py_ssize_t
 
 
 cdef void _infer_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
-                      Py_ssize_t U, Py_ssize_t D, const float *xt, const float *wpk,
-                      const float *bias, const float *pk1, const uint8_t *mask, float *hs,
+                      Py_ssize_t U, Py_ssize_t D, const float *xt, const float *wrpk,
+                      const float *bias, float *xh, const uint8_t *mask, float *hs,
                       float *cs, float *aux, float *scratch, Py_ssize_t sld) noexcept nogil:
     """Inference (nothing kept for backward), float32, default activations, SimpleRNN or
-    LSTM: each step projects its own input just before the recurrent product, into a
-    per-row scratch that stays in cache, instead of a gate buffer for the whole sequence."""
-    cdef Py_ssize_t GU = (4 if cell == LSTM else 1) * U, m = hi - lo, s, b, j
+    LSTM: each step's gates come from one product [x_s | h_s-1] [W; R] (wrpk packed,
+    rows of xh (B, D + U) gathered per step), into a per-row scratch that stays in
+    cache, instead of a gate buffer for the whole sequence and a second pass over it."""
+    cdef Py_ssize_t GU = (4 if cell == LSTM else 1) * U, m = hi - lo, s, b, j, KD = D + U
     cdef float *hp
     cdef float *hn
     cdef float *zr
@@ -579,8 +581,10 @@ cdef void _infer_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_s
     for s in range(T):
         hp = hs + s * B * U
         hn = hs + (s + 1) * B * U
-        fn_gemm_packed(m, GU, D, xt + (s * B + lo) * D, D, wpk, scratch + lo * sld, sld, 0)
-        fn_gemm_packed(m, GU, U, hp + lo * U, U, pk1, scratch + lo * sld, sld, 1)
+        for b in range(lo, hi):
+            memcpy(xh + b * KD, xt + (s * B + b) * D, D * sizeof(float))
+            memcpy(xh + b * KD + D, hp + b * U, U * sizeof(float))
+        fn_gemm_packed(m, GU, KD, xh + lo * KD, KD, wrpk, scratch + lo * sld, sld, 0)
         for b in range(lo, hi):
             zr = scratch + b * sld
             if bias != NULL:
@@ -969,6 +973,26 @@ cdef float *_packed(const float *b, Py_ssize_t ldb, Py_ssize_t k, Py_ssize_t n,
     return p
 
 
+cdef float *_packed_stack(const float *w, Py_ssize_t D, const float *r, Py_ssize_t U,
+                          Py_ssize_t n) except? NULL:
+    """[w; r] ((D + U) x n, both with row stride n) packed for fn_gemm_packed, allocated:
+    the caller frees it."""
+    cdef Py_ssize_t K = D + U
+    cdef float *tmp = <float *>malloc(K * n * sizeof(float))
+    cdef float *p
+    if tmp == NULL:
+        raise MemoryError()
+    memcpy(tmp, w, D * n * sizeof(float))
+    memcpy(tmp + D * n, r, U * n * sizeof(float))
+    p = <float *>malloc(_pad16(n) * K * sizeof(float))
+    if p != NULL:
+        fn_pack_b(tmp, n, K, n, 0, p)
+    free(tmp)
+    if p == NULL:
+        raise MemoryError()
+    return p
+
+
 cdef float *_packbuf(object buf, Py_ssize_t need) except? NULL:
     """The caller's reusable packing buffer when it is a large enough float32 array."""
     cdef float[::1] v
@@ -1073,15 +1097,23 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     cdef float *pk2 = NULL
     cdef float *pbuf = NULL
     cdef float *wpk = NULL
+    cdef float *wrpk = NULL
+    cdef float *xh = NULL
     cdef bint infer = False
     if floating is float:
         infer = (not keep and _USE_PACKED and project and D > 0 and rmask is None
                  and zpre is None and (cell == SIMPLE_RNN or cell == LSTM) and act == ACT_TANH
                  and (cell == SIMPLE_RNN or rec_act == ACT_SIGMOID))
         pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
-        if _USE_PACKED and project and D > 0:
+        if infer:
+            wrpk = _packed_stack(&w[0, 0], D, &r[0, 0], U, GU)
+            xh = <float *>malloc(B * (D + U) * sizeof(float))
+            if xh == NULL:
+                free(wrpk)
+                raise MemoryError()
+        elif _USE_PACKED and project and D > 0:
             wpk = _packed(&w[0, 0], GU, D, GU, False)
-        if not _USE_PACKED:
+        if not _USE_PACKED or infer:
             pass
         elif cell == GRU and not reset_after:
             pk1 = _packed(&r[0, 0], GU, U, 2 * U, False, pbuf)
@@ -1123,13 +1155,15 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             hi = bounds[k + 1]
             if infer:
                 if floating is float:
-                    _infer_rows(cell, lo, hi, T, B, U, D, &xt[0, 0, 0], wpk, bp, pk1, mp,
+                    _infer_rows(cell, lo, hi, T, B, U, D, &xt[0, 0, 0], wrpk, bp, xh, mp,
                                 &hs[0, 0, 0], csp, axp, &scratch[0, 0], GU + 2 * U)
                 continue
             _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
                       &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act, rec_act,
                       act_alpha, rec_alpha, reset_after, pk1, pk2)
     free(wpk)
+    free(wrpk)
+    free(xh)
     if pbuf == NULL:
         free(pk1)
         free(pk2)

@@ -250,3 +250,39 @@ def test_row_split_covers_the_batch_in_tile_friendly_tasks(batch, n_threads):
 def test_row_split_of_the_benchmark_batches():
     assert np.diff(K.row_split(32, 2)).tolist() == [10, 10, 6, 6]
     assert np.diff(K.row_split(64, 2)).tolist() == [16, 16, 16, 16]
+
+
+@pytest.mark.parametrize("cell", [R.SIMPLE_RNN, R.LSTM])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("shape", [(16, 8, 5, 48), (7, 5, 70, 20), (33, 4, 32, 128)],
+                         ids=["narrow-input", "wide-input", "odd-batch"])
+@pytest.mark.parametrize("mask", [False, True])
+def test_inference_time_loop_matches_the_training_one(cell, n_threads, shape, mask):
+    """keep=False (predict) takes its own float32 path, one [x | h] [W; R] product per
+    step; its states must be those of the training path, to float32 rounding."""
+    n, steps, feat, u = shape
+    rng = np.random.default_rng(4)
+    g = R.N_GATES[cell]
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    x, w, r, b = f(n, steps, feat), f(feat, g * u) * 0.3, f(u, g * u) * 0.2, f(g * u) * 0.3
+    h0 = f(n, u) * 0.5
+    c0 = f(n, u) * 0.5 if cell == R.LSTM else None
+    m = (rng.random((n, steps)) > 0.3).astype(np.uint8) if mask else None
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2))
+    tanh, sigmoid = get_activation("tanh"), get_activation("sigmoid")
+
+    def run(keep):
+        hs = np.full((steps + 1, n, u), np.nan, np.float32)
+        cs = np.full((steps + 1, n, u), np.nan, np.float32) if cell == R.LSTM else None
+        aux = np.empty((steps, n, u), np.float32) if cell != R.SIMPLE_RNN else None
+        K.forward(cell, xt, w, r, b, None, h0, c0, m, None,
+                  np.empty((steps, n, g * u), np.float32), hs, cs, aux, None,
+                  np.empty((n, g * u + 2 * u), np.float32), tanh.code, sigmoid.code,
+                  0.0, 0.0, True, n_threads, True, None, keep)
+        return hs, cs
+
+    hs_train, cs_train = run(True)
+    hs_infer, cs_infer = run(False)
+    np.testing.assert_allclose(hs_infer, hs_train, rtol=1e-5, atol=1e-5)
+    if cell == R.LSTM:
+        np.testing.assert_allclose(cs_infer, cs_train, rtol=1e-5, atol=1e-5)
