@@ -338,9 +338,10 @@ cdef extern from *:
     static void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2,
                                  const float *A2, Py_ssize_t N, Py_ssize_t K, const float *B,
                                  Py_ssize_t ldb, float *C, Py_ssize_t ldc, float *Bp,
-                                 Py_ssize_t KB) {
+                                 Py_ssize_t KB, const float *ones, float *csum) {
         /* [C1; C2] = [A1 | A2]^T B with A1 (K x M1), A2 (K x M2) contiguous rows: both
-           products share each packed block of B. */
+           products share each packed block of B. With ``ones`` (K ones), csum (N) also
+           gets B's column sums (a bias gradient) from the same packed blocks. */
         Py_ssize_t k0, kb;
         for (k0 = 0; k0 < K; k0 += KB) {
             kb = K - k0 < KB ? K - k0 : KB;
@@ -348,6 +349,8 @@ cdef extern from *:
             if (M1 > 0)
                 fn_gemm_packed_tn(M1, N, kb, A1 + k0 * M1, M1, Bp, C, ldc, k0 > 0);
             fn_gemm_packed_tn(M2, N, kb, A2 + k0 * M2, M2, Bp, C + M1 * ldc, ldc, k0 > 0);
+            if (ones)
+                fn_gemm_packed_tn(1, N, kb, ones + k0, 1, Bp, csum, N, k0 > 0);
         }
     }
 
@@ -383,7 +386,8 @@ cdef extern from *:
                    float *Bp) noexcept nogil
     void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const float *A2,
                           Py_ssize_t N, Py_ssize_t K, const float *B, Py_ssize_t ldb,
-                          float *C, Py_ssize_t ldc, float *Bp, Py_ssize_t KB) noexcept nogil
+                          float *C, Py_ssize_t ldc, float *Bp, Py_ssize_t KB,
+                          const float *ones, float *csum) noexcept nogil
     void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                         Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                         int accumulate) noexcept nogil
@@ -943,20 +947,28 @@ def packed_size(int cell, Py_ssize_t units, bint reset_after=True):
 
 
 def weight_grad_gemm(const float[:, ::1] a1, const float[:, ::1] a2, const float[:, ::1] b,
-                     float[:, ::1] c):
+                     float[:, ::1] c, float[::1] colsum=None):
     """c = [a1 | a2]^T b through the K-blocked packed GEMM the backward pass uses for
-    [dW; dR] (tests, timing); one thread."""
-    cdef Py_ssize_t K = b.shape[0], N = b.shape[1], M1 = a1.shape[1], M2 = a2.shape[1]
+    [dW; dR] (tests, timing); one thread. ``colsum`` (N) also receives b's column sums,
+    as the bias gradient does there."""
+    cdef Py_ssize_t K = b.shape[0], N = b.shape[1], M1 = a1.shape[1], M2 = a2.shape[1], i
     if a1.shape[0] != K or a2.shape[0] != K or c.shape[0] != M1 + M2 or c.shape[1] != N:
         raise ValueError("weight_grad_gemm: shapes do not match")
     if K == 0 or N == 0 or M2 == 0:
         raise ValueError("weight_grad_gemm: empty operands")
-    cdef float *bp = <float *>malloc(_pad16(N) * 256 * sizeof(float))
+    if colsum is not None and colsum.shape[0] != N:
+        raise ValueError("weight_grad_gemm: colsum must have one entry per column of b")
+    cdef float *bp = <float *>malloc((_pad16(N) * 256 + K) * sizeof(float))
+    cdef float *ones = NULL
     if bp == NULL:
         raise MemoryError()
+    if colsum is not None:
+        ones = bp + _pad16(N) * 256
+        for i in range(K):
+            ones[i] = 1
     with nogil:
         fn_gemm_kblocked(M1, &a1[0, 0] if M1 else NULL, M2, &a2[0, 0], N, K, &b[0, 0], N,
-                         &c[0, 0], N, bp, 256)
+                         &c[0, 0], N, bp, 256, ones, &colsum[0] if ones != NULL else NULL)
     free(bp)
 
 
@@ -1301,18 +1313,28 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                           and not gru_before)
     cdef Py_ssize_t KBLK = 256
     cdef int nparts = 1
+    cdef floating *onesp = NULL
+    cdef bint fused_db = False
     cdef Py_ssize_t pcols = ncomb
     cdef floating *bpp = NULL
     if combined:
         if n_threads > 1 and ncomb >= 32 and TB * DU * ncomb >= PARALLEL_MIN_WORK:
             nparts = <int>min(<Py_ssize_t>n_threads, _pad16(ncomb) // 16)
         pcols = _pad16((ncomb + nparts - 1) // nparts)
-        xhp = <floating *>malloc((TB * DU + DU * ncomb + nparts * pcols * KBLK)
+        xhp = <floating *>malloc((TB * DU + DU * ncomb + nparts * pcols * KBLK + TB)
                                  * sizeof(floating))
         if xhp == NULL:
             raise MemoryError()
         wrp = xhp + TB * DU
         bpp = wrp + DU * ncomb
+        if floating is float and _USE_PACKED and db is not None and not gru_after:
+            # The bias gradient (dG's column sums) comes out of the weight-gradient
+            # GEMM, as one more row against a column of ones, from the packed dG
+            # blocks while they are in cache.
+            onesp = bpp + nparts * pcols * KBLK
+            for i in range(TB):
+                onesp[i] = 1
+            fused_db = True
     with nogil:
         for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
             lo = bounds[k]
@@ -1336,7 +1358,8 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                     if lo < hi:
                         fn_gemm_kblocked(D, &xt[0, 0, 0], U, hsp, hi - lo, TB,
                                          &dg[0, 0, 0] + lo, GU, wrp + lo, ncomb,
-                                         bpp + k * pcols * KBLK, KBLK)
+                                         bpp + k * pcols * KBLK, KBLK, onesp,
+                                         (&db[0] + lo) if fused_db else NULL)
             else:
                 for i in prange(TB, num_threads=nt, schedule="static"):
                     memcpy(xhp + i * DU, &xt[0, 0, 0] + i * D, D * sizeof(floating))
@@ -1385,7 +1408,7 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             else:
                 gemm_parallel(True, False, U, GU, TB, <floating>1, hsp, U, &dg[0, 0, 0], GU,
                               <floating>0, &dr[0, 0], GU, n_threads)
-        if db is not None:
+        if db is not None and not fused_db:
             if gru_after:
                 _colsum(&dg[0, 0, 0], GU, TB, 2 * U, &db[0], n_threads)
                 _colsum(dgxp, U, TB, U, &db[2 * U], n_threads)

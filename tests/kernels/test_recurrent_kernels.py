@@ -224,6 +224,15 @@ def test_weight_grad_gemm(k, m1, m2, n):
     K.weight_grad_gemm(a1, a2, b, c)
     want = np.concatenate([a1, a2], axis=1).astype(np.float64).T @ b.astype(np.float64)
     np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+    # The bias gradient rides along as column sums (K blocks of 256: k > 256 accumulates).
+    c2 = np.empty_like(c)
+    colsum = np.full(n, np.nan, np.float32)
+    K.weight_grad_gemm(a1, a2, b, c2, colsum)
+    np.testing.assert_array_equal(c2, c)
+    np.testing.assert_allclose(colsum, b.astype(np.float64).sum(0), rtol=1e-5,
+                               atol=1e-5 * np.sqrt(k))
+    with pytest.raises(ValueError, match="colsum"):
+        K.weight_grad_gemm(a1, a2, b, c2, np.empty(n + 1, np.float32))
 
 
 @pytest.mark.parametrize("batch", [1, 5, 8, 16, 31, 32, 33, 64, 100, 128, 1000])
