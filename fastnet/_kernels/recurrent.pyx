@@ -611,9 +611,15 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
                     const floating *rmask, floating *gates, floating *hs, floating *cs,
                     floating *aux, floating *zpre, floating *scratch, Py_ssize_t sld,
                     int act, int rec_act, double aa, double ra, bint reset_after,
-                    const float *pk1, const float *pk2) noexcept nogil:
+                    const float *pk1, const float *pk2, Py_ssize_t D=0,
+                    const float *xt=NULL, const float *wrpk=NULL, const float *bias=NULL,
+                    float *xh=NULL) noexcept nogil:
+    """The training time loop over rows lo:hi. With ``wrpk`` (float32 LSTM or SimpleRNN,
+    default activations, no recurrent dropout), each step's gates come from one product
+    [x_s | h_s-1] [W; R] written straight into the gate buffer (rows of xh gathered per
+    step), bias added per row; the input projection was not done beforehand."""
     cdef Py_ssize_t G = 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
-    cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j
+    cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j, KD = D + U
     cdef floating *hp
     cdef floating *hn
     cdef floating *gz
@@ -640,7 +646,16 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
         A = hp + lo * U
         lda = U
         if cell == SIMPLE_RNN or cell == LSTM:
-            if rmask != NULL:
+            if floating is float and wrpk != NULL:
+                for b in range(lo, hi):
+                    memcpy(xh + b * KD, xt + (s * B + b) * D, D * sizeof(float))
+                    memcpy(xh + b * KD + D, hp + b * U, U * sizeof(float))
+                fn_gemm_packed(m, GU, KD, xh + lo * KD, KD, wrpk, gz + lo * GU, GU, 0)
+                if bias != NULL:
+                    for b in range(lo, hi):
+                        for j in range(GU):
+                            gz[b * GU + j] = gz[b * GU + j] + bias[j]
+            elif rmask != NULL:
                 _masked_rec(lo, hi, B, U, GU, 0, G, hp, rmask, r, scratch, sld, gz, GU,
                             <floating>1)
             else:
@@ -1112,12 +1127,15 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     cdef float *wrpk = NULL
     cdef float *xh = NULL
     cdef bint infer = False
+    cdef bint fuse = False
     if floating is float:
-        infer = (not keep and _USE_PACKED and project and D > 0 and rmask is None
-                 and zpre is None and (cell == SIMPLE_RNN or cell == LSTM) and act == ACT_TANH
-                 and (cell == SIMPLE_RNN or rec_act == ACT_SIGMOID))
+        # One [x | h] [W; R] product per step (see _fwd_rows and _infer_rows).
+        fuse = (_USE_PACKED and project and D > 0 and rmask is None
+                and zpre is None and (cell == SIMPLE_RNN or cell == LSTM) and act == ACT_TANH
+                and (cell == SIMPLE_RNN or rec_act == ACT_SIGMOID))
+        infer = fuse and not keep
         pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
-        if infer:
+        if fuse:
             wrpk = _packed_stack(&w[0, 0], D, &r[0, 0], U, GU)
             xh = <float *>malloc(B * (D + U) * sizeof(float))
             if xh == NULL:
@@ -1125,7 +1143,7 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                 raise MemoryError()
         elif _USE_PACKED and project and D > 0:
             wpk = _packed(&w[0, 0], GU, D, GU, False)
-        if not _USE_PACKED or infer:
+        if not _USE_PACKED or fuse:
             pass
         elif cell == GRU and not reset_after:
             pk1 = _packed(&r[0, 0], GU, U, 2 * U, False, pbuf)
@@ -1134,7 +1152,7 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         else:
             pk1 = _packed(&r[0, 0], GU, U, GU, False, pbuf)
     with nogil:
-        if infer:
+        if fuse:
             pass
         elif not project:
             pass
@@ -1156,7 +1174,7 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                           <floating>0, &gates[0, 0, 0], GU, n_threads)
         else:
             memset(&gates[0, 0, 0], 0, T * B * GU * sizeof(floating))
-        if wpk != NULL or infer:
+        if wpk != NULL or fuse:
             pass
         elif bp != NULL and project:
             for i in prange(T * B, num_threads=nt, schedule="static"):
@@ -1170,9 +1188,15 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                     _infer_rows(cell, lo, hi, T, B, U, D, &xt[0, 0, 0], wrpk, bp, xh, mp,
                                 &hs[0, 0, 0], csp, axp, &scratch[0, 0], GU + 2 * U)
                 continue
-            _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
-                      &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act, rec_act,
-                      act_alpha, rec_alpha, reset_after, pk1, pk2)
+            if floating is float:
+                _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
+                          &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act,
+                          rec_act, act_alpha, rec_alpha, reset_after, pk1, pk2, D,
+                          &xt[0, 0, 0], wrpk, bp, xh)
+            else:
+                _fwd_rows(cell, lo, hi, T, B, U, &r[0, 0], rbp, mp, rmp, &gates[0, 0, 0],
+                          &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act,
+                          rec_act, act_alpha, rec_alpha, reset_after, pk1, pk2)
     free(wpk)
     free(wrpk)
     free(xh)
