@@ -13,9 +13,11 @@ where they are installed (Keras with whatever backend ``KERAS_BACKEND`` selects)
 Each library runs in a worker process of its own (two OpenMP runtimes in one
 process spin against each other and slow both down); the workers take turns,
 ``--rounds`` times per workload, so a slow spell of a shared machine hits every
-library (``--wait-quiet`` also waits for other jobs to pause before each
-worker). Each figure is the median over all rounds' repeats. Ratios are the
-other library's time / fastnet's time (higher is better for fastnet).
+library (``--wait-quiet`` also waits, before each worker, for other jobs to pause
+and for the machine to run that many threads in parallel: a virtual machine's host
+sometimes puts two of its cores on one physical core for a while). Each figure is
+the median over all rounds' repeats. Ratios are the other library's time /
+fastnet's time (higher is better for fastnet).
 
 ``--json`` writes the figures with the machine, the versions and the settings;
 ``tools/bench_page.py`` turns that file into the docs' benchmarks page.
@@ -111,17 +113,53 @@ def worker(lib, name, threads, repeats):
     print(json.dumps({"ms": times, "versions": _versions(lib)}))
 
 
-def wait_quiet(timeout):
-    """Waits (up to ``timeout`` s) until no other process is running, so that a worker
-    starts on a quiet machine; returns whether it did. Linux only (True elsewhere)."""
-    if not os.path.exists("/proc/loadavg"):
-        return True
+def parallel_efficiency(threads, size=192, reps=24):
+    """How much of ``threads`` cores the machine gives right now: the time of one
+    thread doing a fixed amount of matrix products, over the time of ``threads``
+    threads doing that amount each at once (1.0: every thread got a core of its own).
+    On a virtual machine the host sometimes runs two of its virtual cores on one
+    physical core; a two-thread step then takes as long as a one-thread one."""
+    import threading
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((size, size))
+
+    def work():
+        for _ in range(reps):
+            a @ a
+
+    with threadpool_limits(1, user_api="blas"):
+        work()  # warm
+        t = time.perf_counter()
+        work()
+        one = time.perf_counter() - t
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        t = time.perf_counter()
+        for th in pool:
+            th.start()
+        for th in pool:
+            th.join()
+        many = time.perf_counter() - t
+    return one / many if many > 0 else 1.0
+
+
+def wait_quiet(timeout, threads=1, min_efficiency=0.75):
+    """Waits (up to ``timeout`` s) until no other process is running and, with several
+    threads, until the machine runs them in parallel (parallel_efficiency at least
+    ``min_efficiency``), so that a worker starts on a quiet machine with its cores;
+    returns whether it did. The load check is Linux only (True elsewhere)."""
     deadline = time.time() + timeout
     calm = 0
     while time.time() < deadline and calm < 5:
-        with open("/proc/loadavg") as f:
-            running = int(f.read().split()[3].split("/")[0])
+        running = 1
+        if os.path.exists("/proc/loadavg"):
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
         calm = calm + 1 if running <= 1 else 0
+        if calm >= 5 and threads > 1 and parallel_efficiency(threads) < min_efficiency:
+            calm = 0
         time.sleep(0.2)
     return calm >= 5
 
@@ -194,7 +232,7 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write the results to this file")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                     help="before each worker, wait up to this long for no other process to run "
-                         "(a machine shared with other jobs)")
+                         "and for the threads to get a core each (a shared or virtual machine)")
     ap.add_argument("--worker", default=None, choices=LIBRARIES, help=argparse.SUPPRESS)
     ap.add_argument("workloads", nargs="*")
     a = ap.parse_args(argv)
@@ -218,7 +256,7 @@ def main(argv=None):
             "machine": machine(), "commit": git_commit(), "threads": threads, "repeats": a.repeats, "rounds": a.rounds,
             "libraries": libs, "not_installed": missing, "versions": {},
             "load_average": {"start": load_average()}, "wait_quiet": a.wait_quiet,
-            "quiet_starts": [0, 0], "rows": []}
+            "quiet_starts": [0, 0], "parallel_check": True, "rows": []}
     m = info["machine"]
     print(f"# {m['cpu']}, {m['cores']} cores; {threads} threads; libraries {libs}"
           + (f" ({', '.join(missing)} not installed)" if missing else "")
@@ -232,7 +270,7 @@ def main(argv=None):
         for _ in range(a.rounds):
             for lib in libs:
                 if a.wait_quiet:
-                    info["quiet_starts"][0] += wait_quiet(a.wait_quiet)
+                    info["quiet_starts"][0] += wait_quiet(a.wait_quiet, threads)
                     info["quiet_starts"][1] += 1
                 res = run_worker(lib, name, threads, a.repeats)
                 times[lib] += res["ms"]

@@ -88,8 +88,10 @@ def machine_rst(results: dict) -> str:
     ]
     quiet = results.get("quiet_starts") or [0, 0]
     if quiet[1]:
-        lines[-1] += (f"; {quiet[0]} of {quiet[1]} workers started with no other process running "
-                      f"(each waited up to {results['wait_quiet']:g} s for that)")
+        cores = (", its threads each on a core of its own" if results.get("threads", 1) > 1
+                 and results.get("parallel_check") else "")
+        lines[-1] += (f"; {quiet[0]} of {quiet[1]} workers started with no other process running"
+                      f"{cores} (each waited up to {results['wait_quiet']:g} s for that)")
     if results.get("not_installed"):
         lines.append("* **Not installed there:** " + ", ".join(LABELS[x] for x in results["not_installed"]))
     return "\n".join(lines) + "\n"
