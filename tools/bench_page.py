@@ -92,6 +92,9 @@ def machine_rst(results: dict) -> str:
                  and results.get("parallel_check") else "")
         lines[-1] += (f"; {quiet[0]} of {quiet[1]} workers started with no other process running"
                       f"{cores} (each waited up to {results['wait_quiet']:g} s for that)")
+        if "retaken" in results:
+            lines[-1] += (f"; {results['retaken']} timed epochs overlapped a spell in which the "
+                          "threads did not run in parallel, and were taken again")
     if results.get("not_installed"):
         lines.append("* **Not installed there:** " + ", ".join(LABELS[x] for x in results["not_installed"]))
     return "\n".join(lines) + "\n"
