@@ -119,6 +119,9 @@ def worker(lib, name, threads, repeats, check_cores=0.0):
     check = check_cores > 0 and threads > 1
 
     def parallel():
+        # After a library's call its idle threads spin for a moment: let them settle.
+        if check:
+            time.sleep(0.2)
         return not check or parallel_efficiency(threads) >= check_cores
 
     for _ in range(repeats):
