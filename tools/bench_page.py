@@ -88,7 +88,7 @@ def machine_rst(results: dict) -> str:
     ]
     quiet = results.get("quiet_starts") or [0, 0]
     if quiet[1]:
-        cores = (", its threads each on a core of its own" if results.get("threads", 1) > 1
+        cores = (", their threads each on a core of their own" if results.get("threads", 1) > 1
                  and results.get("parallel_check") else "")
         lines[-1] += (f"; {quiet[0]} of {quiet[1]} workers started with no other process running"
                       f"{cores} (each waited up to {results['wait_quiet']:g} s for that)")
