@@ -29,11 +29,9 @@ def _probs(name, shape, rng):
     return x, (1 / (1 + np.exp(-x))).astype(np.float32)
 
 
-class LossValueAndGrad:
-    """loss.value_and_grad(y_true, y_pred) on one batch."""
+class _LossCase:
+    """One batch of targets, logits and probabilities for a loss given by name."""
 
-    params = (["mean_squared_error", "mean_absolute_error", "binary_crossentropy", "categorical_crossentropy",
-               "sparse_categorical_crossentropy", "huber"], SHAPES)
     param_names = ["loss", "shape"]
 
     def setup(self, name, shape):
@@ -41,6 +39,16 @@ class LossValueAndGrad:
         self.loss = losses.get(name)
         self.y = _targets(name, shape, rng)
         self.logits, self.p = _probs(name, shape, rng)
+
+
+class LossValueAndGrad(_LossCase):
+    """loss.value_and_grad(y_true, y_pred) on one batch."""
+
+    params = (["mean_squared_error", "mean_absolute_error", "binary_crossentropy", "categorical_crossentropy",
+               "sparse_categorical_crossentropy", "huber"], SHAPES)
+
+    def setup(self, name, shape):
+        super().setup(name, shape)
         self.out = np.empty(shape, np.float32)
 
     def time_value_and_grad(self, name, shape):
@@ -53,17 +61,10 @@ class LossValueAndGrad:
         self.loss(self.y, self.p)
 
 
-class LossFromLogits:
+class LossFromLogits(_LossCase):
     """The crossentropies fused with the model's last sigmoid/softmax."""
 
     params = (["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy"], SHAPES)
-    param_names = ["loss", "shape"]
-
-    def setup(self, name, shape):
-        rng = np.random.default_rng(0)
-        self.loss = losses.get(name)
-        self.y = _targets(name, shape, rng)
-        self.logits, self.p = _probs(name, shape, rng)
 
     def time_from_logits(self, name, shape):
         self.loss.value_and_grad_from_logits(self.y, self.logits)

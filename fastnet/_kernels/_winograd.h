@@ -10,7 +10,6 @@
 #define FASTNET_WINOGRAD_H
 
 #include <stddef.h>
-#include <string.h>
 
 #if defined(_MSC_VER)
 #define FN_RESTRICT __restrict
@@ -100,10 +99,11 @@ FN_DEFINE_AXPY(double, fn_axpy_d)
  *     y[q * yq + k * yk + j] = sum_i M[k][i] x[q * xq + i * xi + j]
  * for k < rows, i < cols (both <= 8), j < c; M is mat (rows x cols, row-major), or the
  * transpose of mat (cols x rows) when ``trans``. A vector of lanes of each input run
- * is loaded once into registers and every output is built there and written once
- * (zero coefficients skipped), where a pass per coefficient (FN_DEFINE_AXPY) reads
- * and writes the whole output again for each of them. Sums run in increasing i, as
- * those passes do. */
+ * is loaded once into registers and every output is built there and written once,
+ * where a pass per coefficient (FN_DEFINE_AXPY) reads and writes the whole output
+ * again for each of them. The vector lanes multiply zero coefficients too (no branch
+ * between the multiply-adds); the scalar tail skips them. Sums run in increasing i,
+ * as those passes do. */
 #if defined(__GNUC__) || defined(__clang__)
 #define FN_TF_VECTOR 1
 typedef float fn_vf __attribute__((vector_size(32), aligned(4), may_alias));

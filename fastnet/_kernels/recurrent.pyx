@@ -568,6 +568,19 @@ cdef void _masked_rec_bwd(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t B, Py_ssize_t
                 dhc[b * U + j] = dhc[b * U + j] + scratch[b * sld + j] * rmask[(g * B + b) * U + j]
 
 
+cdef inline void _xh_product(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t s, Py_ssize_t B,
+                             Py_ssize_t U, Py_ssize_t D, Py_ssize_t GU, const float *xt,
+                             const float *hp, float *xh, const float *wrpk, float *out,
+                             Py_ssize_t ldo) noexcept nogil:
+    """out[lo:hi] = [x_s | h_s-1] [W; R] for rows lo:hi of step s: the rows of [x | h]
+    gathered into xh (B, D + U), then one packed product with wrpk (_packed_stack)."""
+    cdef Py_ssize_t b, KD = D + U
+    for b in range(lo, hi):
+        memcpy(xh + b * KD, xt + (s * B + b) * D, D * sizeof(float))
+        memcpy(xh + b * KD + D, hp + b * U, U * sizeof(float))
+    fn_gemm_packed(hi - lo, GU, KD, xh + lo * KD, KD, wrpk, out + lo * ldo, ldo, 0)
+
+
 cdef void _infer_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
                       Py_ssize_t U, Py_ssize_t D, const float *xt, const float *wrpk,
                       const float *bias, float *xh, const uint8_t *mask, float *hs,
@@ -576,7 +589,7 @@ cdef void _infer_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_s
     LSTM: each step's gates come from one product [x_s | h_s-1] [W; R] (wrpk packed,
     rows of xh (B, D + U) gathered per step), into a per-row scratch that stays in
     cache, instead of a gate buffer for the whole sequence and a second pass over it."""
-    cdef Py_ssize_t GU = (4 if cell == LSTM else 1) * U, m = hi - lo, s, b, j, KD = D + U
+    cdef Py_ssize_t GU = (4 if cell == LSTM else 1) * U, m = hi - lo, s, b, j
     cdef float *hp
     cdef float *hn
     cdef float *zr
@@ -585,10 +598,7 @@ cdef void _infer_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_s
     for s in range(T):
         hp = hs + s * B * U
         hn = hs + (s + 1) * B * U
-        for b in range(lo, hi):
-            memcpy(xh + b * KD, xt + (s * B + b) * D, D * sizeof(float))
-            memcpy(xh + b * KD + D, hp + b * U, U * sizeof(float))
-        fn_gemm_packed(m, GU, KD, xh + lo * KD, KD, wrpk, scratch + lo * sld, sld, 0)
+        _xh_product(lo, hi, s, B, U, D, GU, xt, hp, xh, wrpk, scratch, sld)
         for b in range(lo, hi):
             zr = scratch + b * sld
             if bias != NULL:
@@ -619,7 +629,7 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
     [x_s | h_s-1] [W; R] written straight into the gate buffer (rows of xh gathered per
     step), bias added per row; the input projection was not done beforehand."""
     cdef Py_ssize_t G = 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
-    cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j, KD = D + U
+    cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j
     cdef floating *hp
     cdef floating *hn
     cdef floating *gz
@@ -647,10 +657,7 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
         lda = U
         if cell == SIMPLE_RNN or cell == LSTM:
             if floating is float and wrpk != NULL:
-                for b in range(lo, hi):
-                    memcpy(xh + b * KD, xt + (s * B + b) * D, D * sizeof(float))
-                    memcpy(xh + b * KD + D, hp + b * U, U * sizeof(float))
-                fn_gemm_packed(m, GU, KD, xh + lo * KD, KD, wrpk, gz + lo * GU, GU, 0)
+                _xh_product(lo, hi, s, B, U, D, GU, xt, hp, xh, wrpk, gz, GU)
                 if bias != NULL:
                     for b in range(lo, hi):
                         for j in range(GU):
