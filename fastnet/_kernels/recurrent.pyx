@@ -141,17 +141,25 @@ cdef extern from *:
                                  const float *restrict cp, float *restrict dcc,
                                  float *restrict gr, Py_ssize_t U) {
         Py_ssize_t j;
-        for (j = 0; j < U; j++) {
-            float dh = dhc[j] + (dys ? dys[j] : 0.0f);
-            float i = gt[j], f = gt[U + j], g = gt[2 * U + j], o = gt[3 * U + j], t = tc[j];
-            float dct = dh * o * (1.0f - t * t) + dcc[j];
-            gr[j] = dct * g * i * (1.0f - i);
-            gr[U + j] = dct * cp[j] * f * (1.0f - f);
-            gr[2 * U + j] = dct * i * (1.0f - g * g);
-            gr[3 * U + j] = dh * t * o * (1.0f - o);
-            dcc[j] = dct * f;
-            dhc[j] = 0.0f;
+        /* Two copies of the loop (with and without dys) so that each vectorises
+           without a select on a possibly-NULL pointer: compiled as a masked load, that
+           select costs a microcode assist per vector when the pointer is NULL. */
+        #define FN_LSTM_BWD_BODY(DY) { \
+            float dh = dhc[j] + (DY); \
+            float i = gt[j], f = gt[U + j], g = gt[2 * U + j], o = gt[3 * U + j], t = tc[j]; \
+            float dct = dh * o * (1.0f - t * t) + dcc[j]; \
+            gr[j] = dct * g * i * (1.0f - i); \
+            gr[U + j] = dct * cp[j] * f * (1.0f - f); \
+            gr[2 * U + j] = dct * i * (1.0f - g * g); \
+            gr[3 * U + j] = dh * t * o * (1.0f - o); \
+            dcc[j] = dct * f; \
+            dhc[j] = 0.0f; }
+        if (dys) {
+            for (j = 0; j < U; j++) FN_LSTM_BWD_BODY(dys[j])
+        } else {
+            for (j = 0; j < U; j++) FN_LSTM_BWD_BODY(0.0f)
         }
+        #undef FN_LSTM_BWD_BODY
     }
 
     FN_RNN_CLONES
@@ -182,16 +190,21 @@ cdef extern from *:
                                 const float *restrict hp, float *restrict dgx,
                                 float *restrict gr, Py_ssize_t U) {
         Py_ssize_t j;
-        for (j = 0; j < U; j++) {
-            float dh = dhc[j] + (dys ? dys[j] : 0.0f);
-            float zg = gt[j], rg = gt[U + j], hh = gt[2 * U + j];
-            float dhh = dh * (1.0f - zg) * (1.0f - hh * hh);
-            gr[j] = dh * (hp[j] - hh) * zg * (1.0f - zg);
-            gr[U + j] = dhh * ax[j] * rg * (1.0f - rg);
-            gr[2 * U + j] = dhh * rg;
-            dgx[j] = dhh;
-            dhc[j] = dh * zg;
+        #define FN_GRU_BWD_BODY(DY) { \
+            float dh = dhc[j] + (DY); \
+            float zg = gt[j], rg = gt[U + j], hh = gt[2 * U + j]; \
+            float dhh = dh * (1.0f - zg) * (1.0f - hh * hh); \
+            gr[j] = dh * (hp[j] - hh) * zg * (1.0f - zg); \
+            gr[U + j] = dhh * ax[j] * rg * (1.0f - rg); \
+            gr[2 * U + j] = dhh * rg; \
+            dgx[j] = dhh; \
+            dhc[j] = dh * zg; }
+        if (dys) {
+            for (j = 0; j < U; j++) FN_GRU_BWD_BODY(dys[j])
+        } else {
+            for (j = 0; j < U; j++) FN_GRU_BWD_BODY(0.0f)
         }
+        #undef FN_GRU_BWD_BODY
     }
 
     /* Small GEMMs against a matrix packed once per sequence. The per-step recurrent
@@ -214,6 +227,11 @@ cdef extern from *:
                     float *d = Bp + (p * K + k) * 16;
                     const float *src = B + k * ldb + p * 16;
                     nr = N - p * 16 < 16 ? N - p * 16 : 16;
+                    if (nr == 16) {
+                        /* a constant size: inlined as vector moves, not a libc call */
+                        memcpy(d, src, 16 * sizeof(float));
+                        continue;
+                    }
                     memcpy(d, src, nr * sizeof(float));
                     for (jj = nr; jj < 16; jj++) d[jj] = 0.0f;
                 }
@@ -234,7 +252,7 @@ cdef extern from *:
         fn_v8f acc0[MR], acc1[MR]; \
         const float *ap[MR]; \
         for (r = 0; r < (MR); r++) { \
-            acc0[r] = (fn_v8f){0, 0, 0, 0, 0, 0, 0, 0}; acc1[r] = acc0[r]; \
+            acc0[r] = bz0; acc1[r] = bz1; \
             ap[r] = (TN) ? A : A + (i0 + r) * lda; \
         } \
         for (k = 0; k < K; k++) { \
@@ -266,16 +284,24 @@ cdef extern from *:
         i0 += (MR); \
     } while (0)
 
-    /* C (M x N, row stride ldc) = [C +] A (M x K, row stride lda) op(B), Bp from fn_pack_b.
+    /* C (M x N, row stride ldc) = [C +] A (M x K, row stride lda) op(B) [+ bias], Bp from
+       fn_pack_b; bias (N) or NULL starts the accumulators (no second pass to add it).
        Rows go in tiles of 6, the remainder in one tile of 4, 2 or 1 (no wasted rows). */
     FN_RNN_CLONES
     static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                                Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
-                               int accumulate) {
+                               int accumulate, const float *bias) {
         Py_ssize_t np_ = (N + 15) / 16, p, i0, k, r, jj;
         for (p = 0; p < np_; p++) {
             const float *bp = Bp + p * K * 16;
             Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
+            fn_v8f bz0 = {0, 0, 0, 0, 0, 0, 0, 0}, bz1 = bz0;
+            if (bias) {
+                float tb[16] = {0};
+                memcpy(tb, bias + p * 16, nr * sizeof(float));
+                memcpy(&bz0, tb, sizeof bz0);
+                memcpy(&bz1, tb + 8, sizeof bz1);
+            }
             i0 = 0;
             while (M - i0 >= 6) FN_TILE(6, 0);
             if (M - i0 >= 4) FN_TILE(4, 0);
@@ -291,6 +317,7 @@ cdef extern from *:
                                   Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                                   int accumulate) {
         Py_ssize_t np_ = (N + 15) / 16, p, i0, k, r, jj;
+        const fn_v8f bz0 = {0, 0, 0, 0, 0, 0, 0, 0}, bz1 = bz0;
         for (p = 0; p < np_; p++) {
             const float *bp = Bp + p * K * 16;
             Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
@@ -305,13 +332,15 @@ cdef extern from *:
     #else
     static void fn_gemm_scalar(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                                Py_ssize_t lda, int tn, const float *Bp, float *C,
-                               Py_ssize_t ldc, int accumulate) {
+                               Py_ssize_t ldc, int accumulate, const float *bias) {
         Py_ssize_t np_ = (N + 15) / 16, p, i, k, jj, nr;
         for (p = 0; p < np_; p++) {
             nr = N - p * 16 < 16 ? N - p * 16 : 16;
             for (i = 0; i < M; i++) {
                 float acc[16] = {0};
                 float *cr = C + i * ldc + p * 16;
+                if (bias)
+                    for (jj = 0; jj < nr; jj++) acc[jj] = bias[p * 16 + jj];
                 for (k = 0; k < K; k++) {
                     float x = tn ? A[k * lda + i] : A[i * lda + k];
                     const float *b = Bp + (p * K + k) * 16;
@@ -323,13 +352,13 @@ cdef extern from *:
     }
     static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                                Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
-                               int accumulate) {
-        fn_gemm_scalar(M, N, K, A, lda, 0, Bp, C, ldc, accumulate);
+                               int accumulate, const float *bias) {
+        fn_gemm_scalar(M, N, K, A, lda, 0, Bp, C, ldc, accumulate, bias);
     }
     static void fn_gemm_packed_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                                   Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                                   int accumulate) {
-        fn_gemm_scalar(M, N, K, A, lda, 1, Bp, C, ldc, accumulate);
+        fn_gemm_scalar(M, N, K, A, lda, 1, Bp, C, ldc, accumulate, NULL);
     }
     #endif
 
@@ -364,10 +393,17 @@ cdef extern from *:
     static void fn_rnn_bwd_rowf(float *restrict dhc, const float *restrict dys,
                                 const float *restrict y, float *restrict gr, Py_ssize_t U) {
         Py_ssize_t j;
-        for (j = 0; j < U; j++) {
-            float dh = dhc[j] + (dys ? dys[j] : 0.0f);
-            gr[j] = dh * (1.0f - y[j] * y[j]);
-            dhc[j] = 0.0f;
+        if (dys) {
+            for (j = 0; j < U; j++) {
+                float dh = dhc[j] + dys[j];
+                gr[j] = dh * (1.0f - y[j] * y[j]);
+                dhc[j] = 0.0f;
+            }
+        } else {
+            for (j = 0; j < U; j++) {
+                gr[j] = dhc[j] * (1.0f - y[j] * y[j]);
+                dhc[j] = 0.0f;
+            }
         }
     }
     """
@@ -390,7 +426,7 @@ cdef extern from *:
                           const float *ones, float *csum) noexcept nogil
     void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                         Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
-                        int accumulate) noexcept nogil
+                        int accumulate, const float *bias) noexcept nogil
     void fn_rnn_bwd_rowf(float *dhc, const float *dys, const float *y, float *gr,
                          Py_ssize_t U) noexcept nogil
 
@@ -437,7 +473,7 @@ cdef inline void _rgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating
     """c = a op(b) + beta c; through the packed copy of op(b) when there is one (float32)."""
     if floating is float:
         if packed != NULL:
-            fn_gemm_packed(m, n, k, a, lda, packed, c, ldc, beta != 0)
+            fn_gemm_packed(m, n, k, a, lda, packed, c, ldc, beta != 0, NULL)
             return
     gemm(False, trans_b, m, n, k, <floating>1, a, lda, b, ldb, beta, c, ldc)
 
@@ -570,15 +606,16 @@ cdef void _masked_rec_bwd(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t B, Py_ssize_t
 
 cdef inline void _xh_product(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t s, Py_ssize_t B,
                              Py_ssize_t U, Py_ssize_t D, Py_ssize_t GU, const float *xt,
-                             const float *hp, float *xh, const float *wrpk, float *out,
-                             Py_ssize_t ldo) noexcept nogil:
-    """out[lo:hi] = [x_s | h_s-1] [W; R] for rows lo:hi of step s: the rows of [x | h]
-    gathered into xh (B, D + U), then one packed product with wrpk (_packed_stack)."""
+                             const float *hp, float *xh, const float *wrpk, const float *bias,
+                             float *out, Py_ssize_t ldo) noexcept nogil:
+    """out[lo:hi] = [x_s | h_s-1] [W; R] + bias for rows lo:hi of step s: the rows of
+    [x | h] gathered into xh (B, D + U), then one packed product with wrpk
+    (_packed_stack); bias may be NULL."""
     cdef Py_ssize_t b, KD = D + U
     for b in range(lo, hi):
         memcpy(xh + b * KD, xt + (s * B + b) * D, D * sizeof(float))
         memcpy(xh + b * KD + D, hp + b * U, U * sizeof(float))
-    fn_gemm_packed(hi - lo, GU, KD, xh + lo * KD, KD, wrpk, out + lo * ldo, ldo, 0)
+    fn_gemm_packed(hi - lo, GU, KD, xh + lo * KD, KD, wrpk, out + lo * ldo, ldo, 0, bias)
 
 
 cdef void _infer_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
@@ -598,12 +635,9 @@ cdef void _infer_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_s
     for s in range(T):
         hp = hs + s * B * U
         hn = hs + (s + 1) * B * U
-        _xh_product(lo, hi, s, B, U, D, GU, xt, hp, xh, wrpk, scratch, sld)
+        _xh_product(lo, hi, s, B, U, D, GU, xt, hp, xh, wrpk, bias, scratch, sld)
         for b in range(lo, hi):
             zr = scratch + b * sld
-            if bias != NULL:
-                for j in range(GU):
-                    zr[j] = zr[j] + bias[j]
             if cell == LSTM:
                 fn_lstm_fwd_rowf(zr, cs + s * B * U + b * U, cs + (s + 1) * B * U + b * U,
                                  aux + s * B * U + b * U, hn + b * U, U)
@@ -627,7 +661,8 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
     """The training time loop over rows lo:hi. With ``wrpk`` (float32 LSTM or SimpleRNN,
     default activations, no recurrent dropout), each step's gates come from one product
     [x_s | h_s-1] [W; R] written straight into the gate buffer (rows of xh gathered per
-    step), bias added per row; the input projection was not done beforehand."""
+    step), the bias starting the product's accumulators; the input projection was not
+    done beforehand."""
     cdef Py_ssize_t G = 1 if cell == SIMPLE_RNN else (4 if cell == LSTM else 3)
     cdef Py_ssize_t GU = G * U, m = hi - lo, s, b, j
     cdef floating *hp
@@ -657,11 +692,7 @@ cdef void _fwd_rows(int cell, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssi
         lda = U
         if cell == SIMPLE_RNN or cell == LSTM:
             if floating is float and wrpk != NULL:
-                _xh_product(lo, hi, s, B, U, D, GU, xt, hp, xh, wrpk, gz, GU)
-                if bias != NULL:
-                    for b in range(lo, hi):
-                        for j in range(GU):
-                            gz[b * GU + j] = gz[b * GU + j] + bias[j]
+                _xh_product(lo, hi, s, B, U, D, GU, xt, hp, xh, wrpk, bias, gz, GU)
             elif rmask != NULL:
                 _masked_rec(lo, hi, B, U, GU, 0, G, hp, rmask, r, scratch, sld, gz, GU,
                             <floating>1)
@@ -939,8 +970,10 @@ cdef void _colsum(const floating *src, Py_ssize_t ld, Py_ssize_t rows, Py_ssize_
 
 
 def packed_gemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] c,
-                bint trans_b=False, bint accumulate=False, int repeat=1):
-    """c = [c +] a op(b) through the packed small-GEMM the time loops use (tests, timing)."""
+                bint trans_b=False, bint accumulate=False, int repeat=1,
+                const float[::1] bias=None):
+    """c = [c +] a op(b) [+ bias] through the packed small-GEMM the time loops use (tests,
+    timing)."""
     cdef Py_ssize_t m = a.shape[0], k = a.shape[1]
     cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
     cdef Py_ssize_t kb = b.shape[1] if trans_b else b.shape[0], i
@@ -948,10 +981,13 @@ def packed_gemm(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] c,
         raise ValueError("packed_gemm: shapes do not match")
     if m == 0 or n == 0 or k == 0:
         raise ValueError("packed_gemm: empty operands")
+    if bias is not None and bias.shape[0] != n:
+        raise ValueError("packed_gemm: bias must have one entry per column of the product")
+    cdef const float *bz = &bias[0] if bias is not None else NULL
     cdef float *p = _packed(&b[0, 0], b.shape[1], k, n, trans_b)
     with nogil:
         for i in range(repeat):
-            fn_gemm_packed(m, n, k, &a[0, 0], k, p, &c[0, 0], n, accumulate)
+            fn_gemm_packed(m, n, k, &a[0, 0], k, p, &c[0, 0], n, accumulate, bz)
     free(p)
 
 
@@ -1164,18 +1200,14 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         elif not project:
             pass
         elif wpk != NULL:
-            # Input projection of every step through the packed GEMM, bias added while
-            # each block of rows is still in cache.
+            # Input projection of every step through the packed GEMM, the bias starting
+            # its accumulators.
             for k in prange((T * B + 95) // 96, num_threads=nt, schedule="static"):
                 lo = k * 96
                 hi = min(T * B, lo + 96)
                 if floating is float:
                     fn_gemm_packed(hi - lo, GU, D, &xt[0, 0, 0] + lo * D, D, wpk, gp + lo * GU,
-                                   GU, 0)
-                if bp != NULL:
-                    for i in range(lo, hi):
-                        for j in range(GU):
-                            gp[i * GU + j] = gp[i * GU + j] + bp[j]
+                                   GU, 0, bp)
         elif D > 0:
             gemm_parallel(False, False, T * B, GU, D, <floating>1, &xt[0, 0, 0], D, &w[0, 0], GU,
                           <floating>0, &gates[0, 0, 0], GU, n_threads)

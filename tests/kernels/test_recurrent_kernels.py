@@ -167,6 +167,21 @@ def test_packed_small_gemm(m, n, k, trans_b, accumulate):
     np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5 * np.sqrt(k))
 
 
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 17, 3), (16, 512, 160), (13, 37, 21)])
+def test_packed_small_gemm_bias(m, n, k):
+    """The bias starts the accumulators, the tail panel (n % 16) included."""
+    rng = np.random.default_rng(m + n)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    c = np.full((m, n), np.nan, np.float32)
+    K.packed_gemm(a, b, c, bias=bias)
+    want = a.astype(np.float64) @ b.astype(np.float64) + bias
+    np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+    with pytest.raises(ValueError, match="one entry per column"):
+        K.packed_gemm(a, b, c, bias=bias[:-1] if n > 1 else np.zeros(2, np.float32))
+
+
 @pytest.mark.parametrize("cell,reset_after", [(R.SIMPLE_RNN, True), (R.LSTM, True),
                                               (R.GRU, True), (R.GRU, False)])
 def test_packed_and_blas_time_loops_agree(cell, reset_after):
