@@ -272,8 +272,12 @@ def test_row_split_covers_the_batch_in_tile_friendly_tasks(batch, n_threads):
 
 
 def test_row_split_of_the_benchmark_batches():
-    assert np.diff(K.row_split(32, 2)).tolist() == [10, 10, 6, 6]
+    # An even share that tiles whole (16 = 6 + 6 + 4): one task per thread.
+    assert np.diff(K.row_split(32, 2)).tolist() == [16, 16]
+    assert np.diff(K.row_split(256, 4)).tolist() == [64, 64, 64, 64]
+    # 32 rows would end in a 2-row tile: two tasks per thread instead.
     assert np.diff(K.row_split(64, 2)).tolist() == [16, 16, 16, 16]
+    assert np.diff(K.row_split(32, 4)).tolist() == [4] * 8
 
 
 @pytest.mark.parametrize("cell", [R.SIMPLE_RNN, R.LSTM])
