@@ -36,26 +36,35 @@
 typedef float fn_v8f __attribute__((vector_size(32)));
 #endif
 
+/* Rows k0 to k0 + K - 1 of a packed matrix of Ktot rows: Bp[(p*Ktot + k0 + k)*16 + jj]
+   = B[k, 16p + jj] (zero past N), B (K x N, row stride ldb). Two calls pack a
+   stacked [B1; B2] without first copying it together. */
+static void fn_pack_b_rows(const float *B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssize_t K,
+                           Py_ssize_t Ktot, Py_ssize_t N, float *Bp) {
+    Py_ssize_t np_ = (N + 15) / 16, p, k, jj, nr;
+    /* row by row: each row of B is read once, in order */
+    for (k = 0; k < K; k++)
+        for (p = 0; p < np_; p++) {
+            float *d = Bp + (p * Ktot + k0 + k) * 16;
+            const float *src = B + k * ldb + p * 16;
+            nr = N - p * 16 < 16 ? N - p * 16 : 16;
+            if (nr == 16) {
+                /* a constant size: inlined as vector moves, not a libc call */
+                memcpy(d, src, 16 * sizeof(float));
+                continue;
+            }
+            memcpy(d, src, nr * sizeof(float));
+            for (jj = nr; jj < 16; jj++) d[jj] = 0.0f;
+        }
+}
+
 /* Bp[(p*K + k)*16 + jj] = op(B)[k, 16p + jj] (zero past N); op(B) = B (K x N, row
    stride ldb) or, with trans, the transpose of B (N x K, row stride ldb). */
 static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N,
                       int trans, float *Bp) {
-    Py_ssize_t np_ = (N + 15) / 16, p, k, jj, j, nr;
+    Py_ssize_t np_ = (N + 15) / 16, p, k, jj, j;
     if (!trans) {
-        /* row by row: each row of B is read once, in order */
-        for (k = 0; k < K; k++)
-            for (p = 0; p < np_; p++) {
-                float *d = Bp + (p * K + k) * 16;
-                const float *src = B + k * ldb + p * 16;
-                nr = N - p * 16 < 16 ? N - p * 16 : 16;
-                if (nr == 16) {
-                    /* a constant size: inlined as vector moves, not a libc call */
-                    memcpy(d, src, 16 * sizeof(float));
-                    continue;
-                }
-                memcpy(d, src, nr * sizeof(float));
-                for (jj = nr; jj < 16; jj++) d[jj] = 0.0f;
-            }
+        fn_pack_b_rows(B, ldb, 0, K, K, N, Bp);
         return;
     }
     for (p = 0; p < np_; p++)

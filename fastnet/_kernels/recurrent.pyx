@@ -246,6 +246,8 @@ cdef extern from *:
     void fn_rnn_fwd_rowf(float *z, float *h, Py_ssize_t U) noexcept nogil
     void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
                    float *Bp) noexcept nogil
+    void fn_pack_b_rows(const float *B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssize_t K,
+                        Py_ssize_t Ktot, Py_ssize_t N, float *Bp) noexcept nogil
     void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const float *A2,
                           Py_ssize_t N, Py_ssize_t K, const float *B, Py_ssize_t ldb,
                           float *C, Py_ssize_t ldc, float *Bp, Py_ssize_t KB,
@@ -829,13 +831,16 @@ cdef inline Py_ssize_t _pad16(Py_ssize_t n) noexcept nogil:
     return (n + 15) // 16 * 16
 
 
-def packed_size(int cell, Py_ssize_t units, bint reset_after=True):
+def packed_size(int cell, Py_ssize_t units, bint reset_after=True, Py_ssize_t input_dim=0):
     """Floats of the ``packbuf`` that lets forward/backward pack the recurrent kernel
-    into a reused buffer instead of a fresh allocation per call."""
+    (and, given ``input_dim``, the stacked [W; R] of the fused forward) into a reused
+    buffer instead of a fresh allocation per call."""
     cdef Py_ssize_t u = units, gu = n_gates(cell) * units
     if cell == GRU and not reset_after:
         return max(_pad16(2 * u) * u + _pad16(u) * u, 3 * _pad16(u) * u)
-    return max(_pad16(gu) * u, _pad16(u) * gu)
+    if cell == GRU:
+        return max(_pad16(gu) * u, _pad16(u) * gu)
+    return max(_pad16(gu) * u, _pad16(u) * gu, _pad16(gu) * (input_dim + u))
 
 
 def weight_grad_gemm(const float[:, ::1] a1, const float[:, ::1] a2, const float[:, ::1] b,
@@ -878,22 +883,17 @@ cdef float *_packed(const float *b, Py_ssize_t ldb, Py_ssize_t k, Py_ssize_t n,
 
 
 cdef float *_packed_stack(const float *w, Py_ssize_t D, const float *r, Py_ssize_t U,
-                          Py_ssize_t n) except? NULL:
-    """[w; r] ((D + U) x n, both with row stride n) packed for fn_gemm_packed, allocated:
-    the caller frees it."""
+                          Py_ssize_t n, float *dest=NULL) except? NULL:
+    """[w; r] ((D + U) x n, both with row stride n) packed for fn_gemm_packed, in
+    ``dest`` when given (else allocated: the caller frees it)."""
     cdef Py_ssize_t K = D + U
-    cdef float *tmp = <float *>malloc(K * n * sizeof(float))
-    cdef float *p
-    if tmp == NULL:
-        raise MemoryError()
-    memcpy(tmp, w, D * n * sizeof(float))
-    memcpy(tmp + D * n, r, U * n * sizeof(float))
-    p = <float *>malloc(_pad16(n) * K * sizeof(float))
-    if p != NULL:
-        fn_pack_b(tmp, n, K, n, 0, p)
-    free(tmp)
+    cdef float *p = dest
     if p == NULL:
-        raise MemoryError()
+        p = <float *>malloc(_pad16(n) * K * sizeof(float))
+        if p == NULL:
+            raise MemoryError()
+    fn_pack_b_rows(w, n, 0, D, K, n, p)
+    fn_pack_b_rows(r, n, D, U, K, n, p)
     return p
 
 
@@ -1005,6 +1005,7 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     cdef float *xh = NULL
     cdef bint infer = False
     cdef bint fuse = False
+    cdef bint own_wrpk = False
     if floating is float:
         # One [x | h] [W; R] product per step (see _fwd_rows and _infer_rows).
         fuse = (_USE_PACKED and project and D > 0 and rmask is None
@@ -1013,10 +1014,14 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         infer = fuse and not keep
         pbuf = _packbuf(packbuf, packed_size(cell, U, reset_after))
         if fuse:
-            wrpk = _packed_stack(&w[0, 0], D, &r[0, 0], U, GU)
+            # The caller's buffer when it has room for the stack (packed_size with
+            # input_dim), else an allocation of our own.
+            own_wrpk = pbuf == NULL or packbuf.shape[0] < packed_size(cell, U, reset_after, D)
+            wrpk = _packed_stack(&w[0, 0], D, &r[0, 0], U, GU, NULL if own_wrpk else pbuf)
             xh = <float *>malloc(B * (D + U) * sizeof(float))
             if xh == NULL:
-                free(wrpk)
+                if own_wrpk:
+                    free(wrpk)
                 raise MemoryError()
         elif _USE_PACKED and project and D > 0:
             wpk = _packed(&w[0, 0], GU, D, GU, False)
@@ -1071,7 +1076,8 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                           &hs[0, 0, 0], csp, axp, zpp, &scratch[0, 0], GU + 2 * U, act,
                           rec_act, act_alpha, rec_alpha, reset_after, pk1, pk2)
     free(wpk)
-    free(wrpk)
+    if own_wrpk:
+        free(wrpk)
     free(xh)
     if pbuf == NULL:
         free(pk1)

@@ -515,7 +515,7 @@ class RNN(Layer):
         _rk.forward(kind, xt, kernel, rkernel, b, rb, states[0],
                     states[1] if kind == _LSTM else None, mask_p, rmask, gates, hs, cs, aux,
                     zpre, scratch, act.code, rec_act.code, act.alpha, rec_act.alpha,
-                    reset_after, config._n_threads, in_keep_g is None, self._packbuf(dt),
+                    reset_after, config._n_threads, in_keep_g is None, self._packbuf(dt, feat),
                     self._record)
 
         h_last = hs[steps]
@@ -541,12 +541,14 @@ class RNN(Layer):
             return [out] + [s.copy() if not self._reuse else s for s in finals]
         return out
 
-    def _packbuf(self, dt):
-        """Reused room for the kernel's packed copy of the recurrent kernel (float32)."""
+    def _packbuf(self, dt, feat):
+        """Reused room for the kernel's packed copies of the recurrent kernel and of the
+        stacked [kernel; recurrent kernel] (float32)."""
         if dt != np.float32 or not self._reuse:
             return None
         cell = self.cell
-        need = _rk.packed_size(cell._kind, cell.units, cell._kind == _GRU and cell.reset_after)
+        need = _rk.packed_size(cell._kind, cell.units, cell._kind == _GRU and cell.reset_after,
+                               feat)
         return self._buf("packbuf", (need,), np.float32)
 
     # ---------------------------------------------------------------- backward
@@ -612,7 +614,7 @@ class RNN(Layer):
                      dh_last, dc_last, mask_p, rec["rmask"], rec["gates"], rec["hs"],
                      rec["cs"], rec["aux"], rec["zpre"], dg, dgx, hd_buf, dxt_k, dw_k, dr, db, drb,
                      dh0, dc0, rec["scratch"], act.code, rec_act.code, act.alpha, rec_act.alpha,
-                     reset_after, config._n_threads, self._packbuf(dt))
+                     reset_after, config._n_threads, self._packbuf(dt, feat))
         self.initial_state_grads = [dh0] + ([dc0] if kind == _LSTM else [])
         if in_keep_g is not None:
             self._per_gate_input_grads(rec, dg, dgx, dw, dxt, in_keep_g)

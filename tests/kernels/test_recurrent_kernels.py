@@ -314,3 +314,39 @@ def test_inference_time_loop_matches_the_training_one(cell, n_threads, shape, ma
     np.testing.assert_allclose(hs_infer, hs_train, rtol=1e-5, atol=1e-5)
     if cell == R.LSTM:
         np.testing.assert_allclose(cs_infer, cs_train, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", [R.SIMPLE_RNN, R.LSTM, R.GRU])
+@pytest.mark.parametrize("keep", [True, False])
+def test_forward_packbuf_sizes_give_the_same_states(cell, keep):
+    """The packed kernels land in the caller's buffer when it is large enough (with
+    input_dim, also the fused forward's stacked [W; R]) and in allocations otherwise;
+    the states are the same bit for bit, and a buffer below packed_size is refused."""
+    n, steps, feat, u = 12, 5, 7, 40
+    rng = np.random.default_rng(6)
+    g = R.N_GATES[cell]
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    xt, w, r, b = f(steps, n, feat), f(feat, g * u) * 0.3, f(u, g * u) * 0.2, f(g * u) * 0.3
+    h0 = f(n, u) * 0.5
+    c0 = f(n, u) * 0.5 if cell == R.LSTM else None
+    tanh, sigmoid = get_activation("tanh"), get_activation("sigmoid")
+    small = K.packed_size(cell, u)
+    large = K.packed_size(cell, u, True, feat)
+    if cell != R.GRU:   # the fused forward packs (feat + u) rows of 4u or u columns
+        assert large == max(small, (feat + u) * ((g * u + 15) // 16 * 16))
+
+    def run(packbuf):
+        hs = np.full((steps + 1, n, u), np.nan, np.float32)
+        cs = np.full((steps + 1, n, u), np.nan, np.float32) if cell == R.LSTM else None
+        aux = np.empty((steps, n, u), np.float32) if cell != R.SIMPLE_RNN else None
+        K.forward(cell, xt, w, r, b, None, h0, c0, None, None,
+                  np.empty((steps, n, g * u), np.float32), hs, cs, aux, None,
+                  np.empty((n, g * u + 2 * u), np.float32), tanh.code, sigmoid.code,
+                  0.0, 0.0, True, 1, True, packbuf, keep)
+        return hs
+
+    want = run(None)
+    for size in (small, large, large + 5):
+        np.testing.assert_array_equal(run(np.full(size, np.nan, np.float32)), want)
+    with pytest.raises(ValueError, match="packbuf holds"):
+        run(np.empty(small - 1, np.float32))
