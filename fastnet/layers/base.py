@@ -232,6 +232,12 @@ class Layer:
             self.input_spec.check(self, tuple(shape))
 
     def _convert(self, inputs):
+        if isinstance(inputs, KerasTensor) or (
+                isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs)):
+            raise NotImplementedError(
+                f'Layer "{self.name}" was called on a symbolic keras.Input: fastnet builds models '
+                f"with Sequential (Sequential([Input(shape), {type(self).__name__}(...), ...])); "
+                f"the functional API is not supported yet")
         x = np.asarray(inputs)
         if self._cast_inputs:
             dt = self.dtype

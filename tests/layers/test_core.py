@@ -228,3 +228,14 @@ def test_regularizers():
     assert d.losses == [pytest.approx(0.01 * float(np.sum(d.kernel.value ** 2)))]
     with pytest.raises(ValueError, match="Unknown regularizer 'l3'"):
         R.get("l3")
+
+
+@pytest.mark.parametrize("layer", [Dense(4), layers.LSTM(3)])
+def test_calling_a_layer_on_a_symbolic_input_says_functional_is_not_supported(layer):
+    """Functional-style code (a layer called on keras.Input) gets a clear error, not a
+    complaint about an object dtype."""
+    inp = layers.Input((5, 3))
+    for arg in (inp, [inp, inp]):
+        with pytest.raises(NotImplementedError, match=rf'"{layer.name}" was called on a symbolic '
+                                                      r"keras.Input.*Sequential.*functional API"):
+            layer(arg)
