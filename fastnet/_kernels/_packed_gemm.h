@@ -16,6 +16,7 @@
 #include <string.h>
 
 #if defined(_MSC_VER)
+/* No GCC vector extensions there: plain loops for the packed GEMM. */
 #ifndef restrict
 #define restrict __restrict
 #endif
@@ -23,15 +24,11 @@
 #endif
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(FASTNET_NO_CLONES)
-#define FN_GEMM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FN_KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
-#define FN_GEMM_CLONES
+#define FN_KERNEL_CLONES
 #endif
 
-/* Small GEMMs against a matrix packed once per sequence. The per-step recurrent
-   products (a few dozen rows times the recurrent kernel) are too small for BLAS
-   to amortise its packing of the kernel on every call; packed here once into
-   panels of 16 columns, each step streams it from cache. */
 #ifndef FN_SCALAR_GEMM
 typedef float fn_v8f __attribute__((vector_size(32)));
 #endif
@@ -117,7 +114,7 @@ static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N
 /* C (M x N, row stride ldc) = [C +] A (M x K, row stride lda) op(B) [+ bias], Bp from
    fn_pack_b; bias (N) or NULL starts the accumulators (no second pass to add it).
    Rows go in tiles of 6, the remainder in one tile of 4, 2 or 1 (no wasted rows). */
-FN_GEMM_CLONES
+FN_KERNEL_CLONES
 static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                            Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                            int accumulate, const float *bias) {
@@ -142,7 +139,7 @@ static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float
 
 /* The same with A given transposed: A is (K x M), row stride lda, so a tile's six
    values at step k are adjacent (no transpose of A needed). */
-FN_GEMM_CLONES
+FN_KERNEL_CLONES
 static void fn_gemm_packed_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                               Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                               int accumulate) {

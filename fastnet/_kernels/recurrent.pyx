@@ -50,17 +50,8 @@ cdef extern from *:
     #include <stdint.h>
     #include <string.h>
     #include <math.h>
-    #if defined(_MSC_VER)
-    /* No GCC vector extensions there: plain loops for the packed GEMM. */
-    #define restrict __restrict
-    #define FN_SCALAR_GEMM 1
-    #endif
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-        && !defined(FASTNET_NO_CLONES)
-    #define FN_RNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-    #else
-    #define FN_RNN_CLONES
-    #endif
+    /* the packed GEMM; also defines restrict (MSVC) and FN_KERNEL_CLONES */
+    #include "_packed_gemm.h"
 
     /* exp(x) for float32: Cody-Waite reduction by ln 2 and a degree-6 polynomial
        (about 1 ulp), 2^n put into the exponent bits. Branch-free so that loops
@@ -106,13 +97,13 @@ cdef extern from *:
         return a < 0.625f ? s : big;
     }
 
-    FN_RNN_CLONES
+    FN_KERNEL_CLONES
     static void fn_rnn_sigmoid_rowf(const float *z, float *y, Py_ssize_t n) {
         Py_ssize_t i;
         for (i = 0; i < n; i++) y[i] = fn_rnn_sigmoidf(z[i]);
     }
 
-    FN_RNN_CLONES
+    FN_KERNEL_CLONES
     static void fn_rnn_tanh_rowf(const float *z, float *y, Py_ssize_t n) {
         Py_ssize_t i;
         for (i = 0; i < n; i++) y[i] = fn_rnn_tanhf(z[i]);
@@ -121,7 +112,7 @@ cdef extern from *:
     /* Fused rows for the default activations (tanh, sigmoid) in float32: one pass
        per batch row computes every gate, the cell and the state (forward), or every
        gate derivative (backward). dys may be NULL (no upstream gradient per step). */
-    FN_RNN_CLONES
+    FN_KERNEL_CLONES
     static void fn_lstm_fwd_rowf(float *restrict z, const float *restrict cp,
                                  float *restrict cn, float *restrict tc, float *restrict h,
                                  Py_ssize_t U) {
@@ -135,7 +126,7 @@ cdef extern from *:
         }
     }
 
-    FN_RNN_CLONES
+    FN_KERNEL_CLONES
     static void fn_lstm_bwd_rowf(float *restrict dhc, const float *restrict dys,
                                  const float *restrict gt, const float *restrict tc,
                                  const float *restrict cp, float *restrict dcc,
@@ -162,7 +153,7 @@ cdef extern from *:
         #undef FN_LSTM_BWD_BODY
     }
 
-    FN_RNN_CLONES
+    FN_KERNEL_CLONES
     static void fn_gru_fwd_rowf(float *restrict z, const float *restrict rr,
                                 const float *restrict rb, float *restrict ax,
                                 const float *restrict hp, float *restrict hn, Py_ssize_t U) {
@@ -184,7 +175,7 @@ cdef extern from *:
         #undef FN_GRU_FWD_BODY
     }
 
-    FN_RNN_CLONES
+    FN_KERNEL_CLONES
     static void fn_gru_bwd_rowf(float *restrict dhc, const float *restrict dys,
                                 const float *restrict gt, const float *restrict ax,
                                 const float *restrict hp, float *restrict dgx,
@@ -207,15 +198,13 @@ cdef extern from *:
         #undef FN_GRU_BWD_BODY
     }
 
-    #include "_packed_gemm.h"
-
-    FN_RNN_CLONES
+    FN_KERNEL_CLONES
     static void fn_rnn_fwd_rowf(float *restrict z, float *restrict h, Py_ssize_t U) {
         Py_ssize_t j;
         for (j = 0; j < U; j++) { float t = fn_rnn_tanhf(z[j]); z[j] = t; h[j] = t; }
     }
 
-    FN_RNN_CLONES
+    FN_KERNEL_CLONES
     static void fn_rnn_bwd_rowf(float *restrict dhc, const float *restrict dys,
                                 const float *restrict y, float *restrict gr, Py_ssize_t U) {
         Py_ssize_t j;

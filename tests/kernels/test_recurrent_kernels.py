@@ -280,6 +280,31 @@ def test_row_split_of_the_benchmark_batches():
     assert np.diff(K.row_split(32, 4)).tolist() == [4] * 8
 
 
+def _default_case(cell, n, steps, feat, u, seed):
+    """float32 inputs, weights and initial states for a default-activation layer."""
+    rng = np.random.default_rng(seed)
+    g = R.N_GATES[cell]
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    x, w, r, b = f(n, steps, feat), f(feat, g * u) * 0.3, f(u, g * u) * 0.2, f(g * u) * 0.3
+    h0 = f(n, u) * 0.5
+    c0 = f(n, u) * 0.5 if cell == R.LSTM else None
+    return rng, np.ascontiguousarray(x.transpose(1, 0, 2)), w, r, b, h0, c0
+
+
+def _default_forward(cell, xt, w, r, b, h0, c0, mask, n_threads, packbuf, keep):
+    """hs and cs (None but for LSTM) of the float32 forward with tanh and sigmoid."""
+    steps, n, _ = xt.shape
+    u, gu = r.shape
+    tanh, sigmoid = get_activation("tanh"), get_activation("sigmoid")
+    hs = np.full((steps + 1, n, u), np.nan, np.float32)
+    cs = np.full((steps + 1, n, u), np.nan, np.float32) if cell == R.LSTM else None
+    aux = np.empty((steps, n, u), np.float32) if cell != R.SIMPLE_RNN else None
+    K.forward(cell, xt, w, r, b, None, h0, c0, mask, None, np.empty((steps, n, gu), np.float32),
+              hs, cs, aux, None, np.empty((n, gu + 2 * u), np.float32), tanh.code, sigmoid.code,
+              0.0, 0.0, True, n_threads, True, packbuf, keep)
+    return hs, cs
+
+
 @pytest.mark.parametrize("cell", [R.SIMPLE_RNN, R.LSTM])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("shape", [(16, 8, 5, 48), (7, 5, 70, 20), (33, 4, 32, 128)],
@@ -289,28 +314,10 @@ def test_inference_time_loop_matches_the_training_one(cell, n_threads, shape, ma
     """keep=False (predict) takes its own float32 path, one [x | h] [W; R] product per
     step; its states must be those of the training path, to float32 rounding."""
     n, steps, feat, u = shape
-    rng = np.random.default_rng(4)
-    g = R.N_GATES[cell]
-    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
-    x, w, r, b = f(n, steps, feat), f(feat, g * u) * 0.3, f(u, g * u) * 0.2, f(g * u) * 0.3
-    h0 = f(n, u) * 0.5
-    c0 = f(n, u) * 0.5 if cell == R.LSTM else None
+    rng, xt, w, r, b, h0, c0 = _default_case(cell, n, steps, feat, u, 4)
     m = (rng.random((n, steps)) > 0.3).astype(np.uint8) if mask else None
-    xt = np.ascontiguousarray(x.transpose(1, 0, 2))
-    tanh, sigmoid = get_activation("tanh"), get_activation("sigmoid")
-
-    def run(keep):
-        hs = np.full((steps + 1, n, u), np.nan, np.float32)
-        cs = np.full((steps + 1, n, u), np.nan, np.float32) if cell == R.LSTM else None
-        aux = np.empty((steps, n, u), np.float32) if cell != R.SIMPLE_RNN else None
-        K.forward(cell, xt, w, r, b, None, h0, c0, m, None,
-                  np.empty((steps, n, g * u), np.float32), hs, cs, aux, None,
-                  np.empty((n, g * u + 2 * u), np.float32), tanh.code, sigmoid.code,
-                  0.0, 0.0, True, n_threads, True, None, keep)
-        return hs, cs
-
-    hs_train, cs_train = run(True)
-    hs_infer, cs_infer = run(False)
+    hs_train, cs_train = _default_forward(cell, xt, w, r, b, h0, c0, m, n_threads, None, True)
+    hs_infer, cs_infer = _default_forward(cell, xt, w, r, b, h0, c0, m, n_threads, None, False)
     np.testing.assert_allclose(hs_infer, hs_train, rtol=1e-5, atol=1e-5)
     if cell == R.LSTM:
         np.testing.assert_allclose(cs_infer, cs_train, rtol=1e-5, atol=1e-5)
@@ -323,27 +330,15 @@ def test_forward_packbuf_sizes_give_the_same_states(cell, keep):
     input_dim, also the fused forward's stacked [W; R]) and in allocations otherwise;
     the states are the same bit for bit, and a buffer below packed_size is refused."""
     n, steps, feat, u = 12, 5, 7, 40
-    rng = np.random.default_rng(6)
     g = R.N_GATES[cell]
-    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
-    xt, w, r, b = f(steps, n, feat), f(feat, g * u) * 0.3, f(u, g * u) * 0.2, f(g * u) * 0.3
-    h0 = f(n, u) * 0.5
-    c0 = f(n, u) * 0.5 if cell == R.LSTM else None
-    tanh, sigmoid = get_activation("tanh"), get_activation("sigmoid")
+    _, xt, w, r, b, h0, c0 = _default_case(cell, n, steps, feat, u, 6)
     small = K.packed_size(cell, u)
     large = K.packed_size(cell, u, True, feat)
     if cell != R.GRU:   # the fused forward packs (feat + u) rows of 4u or u columns
         assert large == max(small, (feat + u) * ((g * u + 15) // 16 * 16))
 
     def run(packbuf):
-        hs = np.full((steps + 1, n, u), np.nan, np.float32)
-        cs = np.full((steps + 1, n, u), np.nan, np.float32) if cell == R.LSTM else None
-        aux = np.empty((steps, n, u), np.float32) if cell != R.SIMPLE_RNN else None
-        K.forward(cell, xt, w, r, b, None, h0, c0, None, None,
-                  np.empty((steps, n, g * u), np.float32), hs, cs, aux, None,
-                  np.empty((n, g * u + 2 * u), np.float32), tanh.code, sigmoid.code,
-                  0.0, 0.0, True, 1, True, packbuf, keep)
-        return hs
+        return _default_forward(cell, xt, w, r, b, h0, c0, None, 1, packbuf, keep)[0]
 
     want = run(None)
     for size in (small, large, large + 5):
