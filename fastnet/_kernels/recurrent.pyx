@@ -27,7 +27,8 @@ float32 specifics (float64, used for gradient checks, goes through BLAS and libm
   recurrent kernel on every call, so the kernel is packed once per sequence into
   16-column panels and a 6x16 FMA micro-kernel (fn_gemm_packed) runs each step;
   the input projection and the [dW; dR] = [X | H]^T dG product use the same kernel
-  (the latter K-blocked, reading X and H as they lie).
+  (the latter K-blocked: each block of dG packed into panels, and of [X | H] into
+  the micro-kernel's row tiles, so that both stream from cache in order).
 * Sigmoid and tanh use the inline polynomial exp below (<= 2.5 ulp), and the default
   activations run as one fused, vectorised pass per row (fn_lstm_fwd_rowf ...). The C
   helpers are compiled for AVX2+FMA and a baseline, chosen at load time.
@@ -239,8 +240,9 @@ cdef extern from *:
                         Py_ssize_t Ktot, Py_ssize_t N, float *Bp) noexcept nogil
     void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const float *A2,
                           Py_ssize_t N, Py_ssize_t K, const float *B, Py_ssize_t ldb,
-                          float *C, Py_ssize_t ldc, float *Bp, Py_ssize_t KB,
-                          const float *ones, float *csum) noexcept nogil
+                          float *C, Py_ssize_t ldc, float *scratch, Py_ssize_t KB,
+                          float *csum) noexcept nogil
+    Py_ssize_t fn_kblocked_scratch(Py_ssize_t M, Py_ssize_t N, Py_ssize_t KB) noexcept nogil
     void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                         Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                         int accumulate, const float *bias) noexcept nogil
@@ -844,17 +846,12 @@ def weight_grad_gemm(const float[:, ::1] a1, const float[:, ::1] a2, const float
         raise ValueError("weight_grad_gemm: empty operands")
     if colsum is not None and colsum.shape[0] != N:
         raise ValueError("weight_grad_gemm: colsum must have one entry per column of b")
-    cdef float *bp = <float *>malloc((_pad16(N) * 256 + K) * sizeof(float))
-    cdef float *ones = NULL
+    cdef float *bp = <float *>malloc(fn_kblocked_scratch(M1 + M2, N, 256) * sizeof(float))
     if bp == NULL:
         raise MemoryError()
-    if colsum is not None:
-        ones = bp + _pad16(N) * 256
-        for i in range(K):
-            ones[i] = 1
     with nogil:
         fn_gemm_kblocked(M1, &a1[0, 0] if M1 else NULL, M2, &a2[0, 0], N, K, &b[0, 0], N,
-                         &c[0, 0], N, bp, 256, ones, &colsum[0] if ones != NULL else NULL)
+                         &c[0, 0], N, bp, 256, &colsum[0] if colsum is not None else NULL)
     free(bp)
 
 
@@ -1205,28 +1202,28 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
                           and not gru_before)
     cdef Py_ssize_t KBLK = 256
     cdef int nparts = 1
-    cdef floating *onesp = NULL
     cdef bint fused_db = False
     cdef Py_ssize_t pcols = ncomb
+    cdef Py_ssize_t pscr = 0
     cdef floating *bpp = NULL
     if combined:
         if n_threads > 1 and ncomb >= 32 and TB * DU * ncomb >= PARALLEL_MIN_WORK:
             nparts = <int>min(<Py_ssize_t>n_threads, _pad16(ncomb) // 16)
         pcols = _pad16((ncomb + nparts - 1) // nparts)
-        xhp = <floating *>malloc((TB * DU + DU * ncomb + nparts * pcols * KBLK + TB)
-                                 * sizeof(floating))
+        if floating is float and _USE_PACKED:
+            # [dW; dR] (wrp) and each part's packing scratch
+            pscr = fn_kblocked_scratch(DU, pcols, KBLK)
+            xhp = <floating *>malloc((DU * ncomb + nparts * pscr) * sizeof(floating))
+            wrp = xhp
+            bpp = wrp + DU * ncomb
+            # The bias gradient (dG's column sums) comes out of the packing of dG.
+            fused_db = db is not None and not gru_after
+        else:
+            # [X | H] copied together (xhp), then [dW; dR] (wrp)
+            xhp = <floating *>malloc((TB * DU + DU * ncomb) * sizeof(floating))
+            wrp = xhp + TB * DU
         if xhp == NULL:
             raise MemoryError()
-        wrp = xhp + TB * DU
-        bpp = wrp + DU * ncomb
-        if floating is float and _USE_PACKED and db is not None and not gru_after:
-            # The bias gradient (dG's column sums) comes out of the weight-gradient
-            # GEMM, as one more row against a column of ones, from the packed dG
-            # blocks while they are in cache.
-            onesp = bpp + nparts * pcols * KBLK
-            for i in range(TB):
-                onesp[i] = 1
-            fused_db = True
     with nogil:
         for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
             lo = bounds[k]
@@ -1242,15 +1239,15 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             # dW and dR from one GEMM, [dW; dR] = [X | H]^T dG: a (D+U)-row product runs
             # faster than a D-row and a U-row one (D is often small).
             if floating is float and _USE_PACKED:
-                # X and H read as they lie (the packed GEMM takes A transposed), dG packed
-                # in K blocks: threads split the output columns, each packing its own.
+                # X, H and dG packed a block of K rows at a time: threads split the
+                # output columns, each packing its own.
                 for k in prange(nparts, num_threads=nt, schedule="static"):
                     lo = k * pcols
                     hi = min(ncomb, lo + pcols)
                     if lo < hi:
                         fn_gemm_kblocked(D, &xt[0, 0, 0], U, hsp, hi - lo, TB,
                                          &dg[0, 0, 0] + lo, GU, wrp + lo, ncomb,
-                                         bpp + k * pcols * KBLK, KBLK, onesp,
+                                         bpp + k * pscr, KBLK,
                                          (&db[0] + lo) if fused_db else NULL)
             else:
                 for i in prange(TB, num_threads=nt, schedule="static"):

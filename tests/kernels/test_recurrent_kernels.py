@@ -229,7 +229,8 @@ def test_odd_sizes_and_long_sequences(cell, reset_after, n_threads):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=2e-5 * scale, err_msg=key)
 
 
-@pytest.mark.parametrize("k,m1,m2,n", [(300, 7, 19, 57), (256, 0, 5, 16), (1, 3, 1, 1)])
+@pytest.mark.parametrize("k,m1,m2,n", [(300, 7, 19, 57), (256, 0, 5, 16), (1, 3, 1, 1),
+                                      (2048, 32, 128, 512)])
 def test_weight_grad_gemm(k, m1, m2, n):
     rng = np.random.default_rng(k + n)
     a1 = rng.standard_normal((k, m1)).astype(np.float32)
