@@ -72,17 +72,27 @@ static void fn_pack_b_rows(const float *B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssi
    stride ldb) or, with trans, the transpose of B (N x K, row stride ldb). */
 static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N,
                       int trans, float *Bp) {
-    Py_ssize_t np_ = (N + 15) / 16, p, k, jj, j;
+    Py_ssize_t np_ = (N + 15) / 16, p, k, k0, kn, jj, j;
     if (!trans) {
         fn_pack_b_rows(B, ldb, 0, K, K, N, Bp);
         return;
     }
+    /* 16 x 16 blocks: 16 rows of B read along their length, one block of the panel
+       (1 KB, in L1) written across, instead of 16 rows touched per packed row */
     for (p = 0; p < np_; p++)
-        for (k = 0; k < K; k++)
+        for (k0 = 0; k0 < K; k0 += 16) {
+            kn = K - k0 < 16 ? K - k0 : 16;
+            float *d = Bp + (p * K + k0) * 16;
             for (jj = 0; jj < 16; jj++) {
                 j = p * 16 + jj;
-                Bp[(p * K + k) * 16 + jj] = j < N ? B[j * ldb + k] : 0.0f;
+                if (j < N) {
+                    const float *src = B + j * ldb + k0;
+                    for (k = 0; k < kn; k++) d[k * 16 + jj] = src[k];
+                } else {
+                    for (k = 0; k < kn; k++) d[k * 16 + jj] = 0.0f;
+                }
             }
+        }
 }
 
 #ifndef FN_SCALAR_GEMM
@@ -240,36 +250,47 @@ static void fn_pack_a_t(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const flo
     }
 }
 
-/* Floats of the scratch fn_gemm_kblocked needs for M = M1 + M2 rows, N columns and
-   K blocks of KB rows. */
+/* Floats of the scratch fn_gemm_kblock needs for M = M1 + M2 rows, N columns and
+   blocks of up to KB rows of K. */
 static inline Py_ssize_t fn_kblocked_scratch(Py_ssize_t M, Py_ssize_t N, Py_ssize_t KB) {
     return ((N + 15) / 16 * 16 + M) * KB;
 }
 
-/* [C1; C2] = [A1 | A2]^T B with A1 (K x M1), A2 (K x M2) contiguous rows, C (M1 + M2
-   rows, stride ldc). K goes in blocks of KB rows; for each, B's block is packed into
-   16-column panels and [A1 | A2]'s block into row tiles (both in ``scratch``, of
-   fn_kblocked_scratch floats), so that every operand the micro-kernel reads streams
-   from cache in order. With ``csum`` (N), B's column sums (a bias gradient) come out
-   of the packing as well. */
+/* One block of kb rows of K: [C1; C2] (+)= [A1 | A2]^T B with A1 (kb x M1), A2 (kb x
+   M2) contiguous rows and B (kb x N, row stride ldb); C has M1 + M2 rows, stride ldc.
+   B's block is packed into 16-column panels and [A1 | A2]'s into the micro-kernel's
+   row tiles (both in ``scratch``, fn_kblocked_scratch floats), so that every operand
+   streams from cache in order. With ``csum`` (N), B's column sums (a bias gradient)
+   are added up (or, without ``accumulate``, stored) along the way. */
+static void fn_gemm_kblock(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const float *A2,
+                           Py_ssize_t N, Py_ssize_t kb, const float *B, Py_ssize_t ldb,
+                           float *C, Py_ssize_t ldc, float *scratch, float *csum,
+                           int accumulate) {
+    Py_ssize_t k, j;
+    float *Bp = scratch, *Ap = scratch + (N + 15) / 16 * 16 * kb;
+    fn_pack_b(B, ldb, kb, N, 0, Bp);
+    if (csum) {
+        if (!accumulate)
+            for (j = 0; j < N; j++) csum[j] = 0.0f;
+        for (k = 0; k < kb; k++) {
+            const float *row = B + k * ldb;
+            for (j = 0; j < N; j++) csum[j] += row[j];
+        }
+    }
+    fn_pack_a_t(M1, A1, M2, A2, kb, Ap);
+    fn_gemm_packed_pp(M1 + M2, N, kb, Ap, Bp, C, ldc, accumulate);
+}
+
+/* The whole of K, a block of KB rows at a time (one thread). */
 static void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2,
                              const float *A2, Py_ssize_t N, Py_ssize_t K, const float *B,
                              Py_ssize_t ldb, float *C, Py_ssize_t ldc, float *scratch,
                              Py_ssize_t KB, float *csum) {
-    Py_ssize_t k0, kb, k, j, M = M1 + M2;
-    float *Bp = scratch, *Ap = scratch + (N + 15) / 16 * 16 * KB;
-    if (csum)
-        for (j = 0; j < N; j++) csum[j] = 0.0f;
+    Py_ssize_t k0, kb;
     for (k0 = 0; k0 < K; k0 += KB) {
         kb = K - k0 < KB ? K - k0 : KB;
-        fn_pack_b(B + k0 * ldb, ldb, kb, N, 0, Bp);
-        if (csum)
-            for (k = 0; k < kb; k++) {
-                const float *row = B + (k0 + k) * ldb;
-                for (j = 0; j < N; j++) csum[j] += row[j];
-            }
-        fn_pack_a_t(M1, M1 ? A1 + k0 * M1 : A1, M2, A2 + k0 * M2, kb, Ap);
-        fn_gemm_packed_pp(M, N, kb, Ap, Bp, C, ldc, k0 > 0);
+        fn_gemm_kblock(M1, M1 ? A1 + k0 * M1 : A1, M2, A2 + k0 * M2, N, kb, B + k0 * ldb,
+                       ldb, C, ldc, scratch, csum, k0 > 0);
     }
 }
 
