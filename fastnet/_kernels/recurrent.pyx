@@ -902,14 +902,27 @@ def _check(arr, shape, what):
         raise ValueError(f"recurrent kernel: {what} has shape {got}, expected {tuple(shape)}")
 
 
-def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
+cdef void _time_major_rows(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t B,
+                           Py_ssize_t D, const floating *x, floating *xt,
+                           bint reverse) noexcept nogil:
+    """xt[s, b] = x[b, s] (x[b, T - 1 - s] with reverse) for batch rows lo to hi - 1:
+    x (B, T, D) batch-major as the layer receives it, xt (T, B, D) time-major."""
+    cdef Py_ssize_t b, s
+    for b in range(lo, hi):
+        for s in range(T):
+            memcpy(xt + (s * B + b) * D, x + (b * T + ((T - 1 - s) if reverse else s)) * D,
+                   D * sizeof(floating))
+
+
+def forward(int cell, floating[:, :, ::1] xt, const floating[:, ::1] w,
             const floating[:, ::1] r, const floating[::1] b, const floating[::1] rb,
             const floating[:, ::1] h0, const floating[:, ::1] c0, const uint8_t[:, ::1] mask,
             const floating[:, :, ::1] rmask, floating[:, :, ::1] gates, floating[:, :, ::1] hs,
             floating[:, :, ::1] cs, floating[:, :, ::1] aux, floating[:, :, ::1] zpre,
             floating[:, ::1] scratch, int act, int rec_act, double act_alpha=0.0,
             double rec_alpha=0.0, bint reset_after=True, int n_threads=1, bint project=True,
-            packbuf=None, bint keep=True):
+            packbuf=None, bint keep=True, const floating[:, :, ::1] x=None,
+            bint reverse=False):
     """Runs a recurrent layer over the whole sequence.
 
     xt (T, B, D); w (D, G*U); r (U, G*U); b (G*U) or None; rb (G*U) the GRU's
@@ -919,7 +932,10 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
     projection (bias included) and xt, w and b are not read for it. ``packbuf``: an
     optional float32 array of ``packed_size(...)`` floats reused for the packed
     recurrent kernel (float32 only). ``keep=False`` (inference): the gate buffers may
-    be left unwritten (only hs, cs and aux are filled).
+    be left unwritten (only hs, cs and aux are filled). ``x`` (B, T, D), when given, is
+    the input as the layer received it: the kernel writes xt from it (reversed in time
+    with ``reverse``), each thread the rows it runs, instead of a serial transposing
+    copy before the call.
     Outputs: gates (T, B, G*U) gate activations; hs, cs (T+1, B, U) states; aux
     (T, B, U) for LSTM and GRU; zpre (T, B, G*U) pre-activations, only when an
     activation's derivative needs its input (else None); scratch (B, G*U + 2U).
@@ -963,12 +979,19 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         _check(cs, (T + 1, B, U), "cs")
     if cell != SIMPLE_RNN:
         _check(aux, (T, B, U), "aux")
+    cdef const floating *xsp = NULL
+    if x is not None:
+        _check(x, (B, T, D), "x")
+        if B * T * D:
+            xsp = &x[0, 0, 0]
     if zpre is not None:
         _check(zpre, (T, B, GU), "zpre")
     if needs_input(act) or needs_input(rec_act):
         if zpre is None:
             raise ValueError("recurrent kernel: this activation needs a zpre buffer")
     if B == 0 or U == 0:
+        if xsp != NULL:
+            _time_major_rows(0, B, T, B, D, xsp, &xt[0, 0, 0], reverse)
         return
     hs[0, :, :] = h0
     if cell == LSTM:
@@ -1020,6 +1043,11 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         else:
             pk1 = _packed(&r[0, 0], GU, U, GU, False, pbuf)
     with nogil:
+        if xsp != NULL and not fuse:
+            # every step's rows before the projection (the fused time loop copies its
+            # own rows as it starts)
+            for k in prange(nchunks, num_threads=nt, schedule="static"):
+                _time_major_rows(bounds[k], bounds[k + 1], T, B, D, xsp, &xt[0, 0, 0], reverse)
         if fuse:
             pass
         elif not project:
@@ -1047,6 +1075,8 @@ def forward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
             lo = bounds[k]
             hi = bounds[k + 1]
+            if xsp != NULL and fuse:
+                _time_major_rows(lo, hi, T, B, D, xsp, &xt[0, 0, 0], reverse)
             if infer:
                 if floating is float:
                     _infer_rows(cell, lo, hi, T, B, U, D, &xt[0, 0, 0], wrpk, bp, xh, mp,

@@ -481,8 +481,13 @@ class RNN(Layer):
                 x = x * in_keep[:, None, :]
 
         xt = self._buf("xt", (steps, n, feat), dt)
-        src = x.transpose(1, 0, 2)
-        np.copyto(xt, src[::-1] if self.go_backwards else src)
+        x_src = None
+        if in_keep_g is None:
+            # the kernel writes xt, each thread the rows it runs
+            x_src = np.ascontiguousarray(x, dtype=dt)
+        else:
+            src = x.transpose(1, 0, 2)
+            np.copyto(xt, src[::-1] if self.go_backwards else src)
         mask_p = None
         if mask is not None:
             mask_p = np.ascontiguousarray(mask[:, ::-1] if self.go_backwards else mask, dtype=np.uint8)
@@ -516,7 +521,7 @@ class RNN(Layer):
                     states[1] if kind == _LSTM else None, mask_p, rmask, gates, hs, cs, aux,
                     zpre, scratch, act.code, rec_act.code, act.alpha, rec_act.alpha,
                     reset_after, config._n_threads, in_keep_g is None, self._packbuf(dt, feat),
-                    self._record)
+                    self._record, x_src, self.go_backwards)
 
         h_last = hs[steps]
         finals = [h_last] + ([cs[steps]] if kind == _LSTM else [])

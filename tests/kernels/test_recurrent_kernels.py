@@ -346,3 +346,43 @@ def test_forward_packbuf_sizes_give_the_same_states(cell, keep):
         np.testing.assert_array_equal(run(np.full(size, np.nan, np.float32)), want)
     with pytest.raises(ValueError, match="packbuf holds"):
         run(np.empty(small - 1, np.float32))
+
+
+@pytest.mark.parametrize("cell", [R.SIMPLE_RNN, R.LSTM, R.GRU])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_forward_writes_the_time_major_input_from_the_batch_major_one(cell, dtype, keep,
+                                                                      reverse, n_threads):
+    """Given x (B, T, D), the kernel fills xt itself (time-reversed for go_backwards):
+    the same xt and the same states as a caller-side transposing copy, on the fused
+    float32 paths (SimpleRNN, LSTM) and the projected ones (GRU, float64)."""
+    n, steps, feat, u = 33, 5, 7, 16
+    rng, _, w, r, b, h0, c0 = _default_case(cell, n, steps, feat, u, 9)
+    x = rng.standard_normal((n, steps, feat)).astype(dtype)
+    w, r, b, h0 = (a.astype(dtype) for a in (w, r, b, h0))
+    c0 = c0.astype(dtype) if c0 is not None else None
+    g = R.N_GATES[cell]
+    tanh, sigmoid = get_activation("tanh"), get_activation("sigmoid")
+    want_xt = np.ascontiguousarray(x.transpose(1, 0, 2)[::-1] if reverse else x.transpose(1, 0, 2))
+
+    def run(xt, x_src):
+        hs = np.full((steps + 1, n, u), np.nan, dtype)
+        cs = np.full((steps + 1, n, u), np.nan, dtype) if cell == R.LSTM else None
+        aux = np.empty((steps, n, u), dtype) if cell != R.SIMPLE_RNN else None
+        K.forward(cell, xt, w, r, b, None, h0, c0, None, None,
+                  np.empty((steps, n, g * u), dtype), hs, cs, aux, None,
+                  np.empty((n, g * u + 2 * u), dtype), tanh.code, sigmoid.code, 0.0, 0.0,
+                  True, n_threads, True, None, keep, x_src, reverse)
+        return hs, cs
+
+    xt = np.full((steps, n, feat), np.nan, dtype)
+    hs, cs = run(xt, x)
+    np.testing.assert_array_equal(xt, want_xt)
+    hs_ref, cs_ref = run(want_xt.copy(), None)
+    np.testing.assert_array_equal(hs, hs_ref)
+    if cell == R.LSTM:
+        np.testing.assert_array_equal(cs, cs_ref)
+    with pytest.raises(ValueError, match="x"):
+        run(xt, np.ascontiguousarray(x[:, :-1]))
