@@ -243,6 +243,8 @@ cdef extern from *:
                           float *C, Py_ssize_t ldc, float *scratch, Py_ssize_t KB,
                           float *csum) noexcept nogil
     Py_ssize_t fn_kblocked_scratch(Py_ssize_t M, Py_ssize_t N, Py_ssize_t KB) noexcept nogil
+    int fn_wide_tiles
+    int fn_wide_tiles_init() noexcept nogil
     void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                         Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                         int accumulate, const float *bias) noexcept nogil
@@ -315,14 +317,36 @@ def use_packed_gemm(bint flag):
     return old
 
 
+# Whether this CPU runs the packed GEMM's 512-bit micro-kernel (AVX-512); on by default
+# where it does.
+cdef bint _WIDE_OK = fn_wide_tiles_init() != 0
+
+
+def use_wide_tiles(bint flag):
+    """Whether the packed GEMM uses its 512-bit micro-kernel (8-row tiles) where the CPU
+    has AVX-512 (True, the default) or the 256-bit one (6-row tiles) everywhere (for
+    tests and timing). Returns the previous setting; stays False on CPUs without it."""
+    global fn_wide_tiles
+    cdef bint old = fn_wide_tiles != 0
+    fn_wide_tiles = 1 if (flag and _WIDE_OK) else 0
+    return old
+
+
+def wide_tiles_available():
+    """True when this CPU and build can run the 512-bit micro-kernel."""
+    return _WIDE_OK
+
+
 cdef enum:
     MAX_TASKS = 256
 
 
 cdef inline bint _whole_tiles(Py_ssize_t m) noexcept nogil:
-    """Row counts the packed GEMM covers with full-speed tiles only (6-row tiles and
-    at most one 4-row tile): 6k or 6k + 4. A 1- or 2-row tail tile has too few
-    independent accumulators to keep both FMA pipes busy."""
+    """Row counts the packed GEMM covers with full-speed tiles only: 8k, 8k + 4 or
+    8k + 6 with the 512-bit micro-kernel; 6k or 6k + 4 with the 256-bit one. A 1- or
+    2-row tail tile has too few independent accumulators to keep the FMA pipes busy."""
+    if fn_wide_tiles:
+        return m % 8 == 0 or m % 8 == 4 or m % 8 == 6
     return m % 6 == 0 or m % 6 == 4
 
 

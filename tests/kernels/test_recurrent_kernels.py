@@ -150,11 +150,33 @@ def test_embedding_kernel_checks_indices_first():
         np.testing.assert_allclose(dt, R.embedding_backward(idx, dy, 4), rtol=1e-12)
 
 
+@pytest.fixture(params=[False, True], ids=["256-bit", "512-bit"])
+def tiles(request):
+    """Runs a test with each of the packed GEMM's micro-kernels (the 512-bit one where
+    the CPU has AVX-512; elsewhere both runs use the 256-bit one); yields whether the
+    512-bit kernel is on."""
+    old = K.use_wide_tiles(request.param)
+    try:
+        yield K.use_wide_tiles(request.param)
+    finally:
+        K.use_wide_tiles(old)
+
+
+def test_wide_tiles_follow_the_cpu():
+    old = K.use_wide_tiles(True)
+    try:
+        assert K.use_wide_tiles(True) == K.wide_tiles_available()
+        K.use_wide_tiles(False)
+        assert K.use_wide_tiles(True) is False
+    finally:
+        K.use_wide_tiles(old)
+
+
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 17, 3), (6, 16, 128), (13, 37, 21), (64, 512, 128),
-                                   (7, 128, 512)])
+                                   (7, 128, 512), (31, 40, 9), (32, 128, 512)])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("accumulate", [False, True])
-def test_packed_small_gemm(m, n, k, trans_b, accumulate):
+def test_packed_small_gemm(m, n, k, trans_b, accumulate, tiles):
     rng = np.random.default_rng(m * 1000 + n)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
@@ -168,7 +190,7 @@ def test_packed_small_gemm(m, n, k, trans_b, accumulate):
 
 
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 17, 3), (16, 512, 160), (13, 37, 21)])
-def test_packed_small_gemm_bias(m, n, k):
+def test_packed_small_gemm_bias(m, n, k, tiles):
     """The bias starts the accumulators, the tail panel (n % 16) included."""
     rng = np.random.default_rng(m + n)
     a = rng.standard_normal((m, k)).astype(np.float32)
@@ -184,7 +206,7 @@ def test_packed_small_gemm_bias(m, n, k):
 
 @pytest.mark.parametrize("cell,reset_after", [(R.SIMPLE_RNN, True), (R.LSTM, True),
                                               (R.GRU, True), (R.GRU, False)])
-def test_packed_and_blas_time_loops_agree(cell, reset_after):
+def test_packed_and_blas_time_loops_agree(cell, reset_after, tiles):
     args = _case(cell, np.float32, seed=5, mask=True, reset_after=reset_after)
     x, w, r, b, rb, h0, c0, m, rm, dys, dhl, dcl = args
     old = K.use_packed_gemm(False)
@@ -231,7 +253,7 @@ def test_odd_sizes_and_long_sequences(cell, reset_after, n_threads):
 
 @pytest.mark.parametrize("k,m1,m2,n", [(300, 7, 19, 57), (256, 0, 5, 16), (1, 3, 1, 1),
                                       (2048, 32, 128, 512)])
-def test_weight_grad_gemm(k, m1, m2, n):
+def test_weight_grad_gemm(k, m1, m2, n, tiles):
     rng = np.random.default_rng(k + n)
     a1 = rng.standard_normal((k, m1)).astype(np.float32)
     a2 = rng.standard_normal((k, m2)).astype(np.float32)
@@ -253,7 +275,7 @@ def test_weight_grad_gemm(k, m1, m2, n):
 
 @pytest.mark.parametrize("batch", [1, 5, 8, 16, 31, 32, 33, 64, 100, 128, 1000])
 @pytest.mark.parametrize("n_threads", [1, 2, 3, 4, 16])
-def test_row_split_covers_the_batch_in_tile_friendly_tasks(batch, n_threads):
+def test_row_split_covers_the_batch_in_tile_friendly_tasks(batch, n_threads, tiles):
     bounds = K.row_split(batch, n_threads)
     sizes = np.diff(bounds)
     assert bounds[0] == 0 and bounds[-1] == batch
@@ -266,19 +288,27 @@ def test_row_split_covers_the_batch_in_tile_friendly_tasks(batch, n_threads):
     assert list(sizes) == sorted(sizes, reverse=True)
     # ... each within a few rows of an even share ...
     assert sizes.max() - sizes.min() <= 6
-    # ... and, but for the last one placed, a multiple of 6 or 6k + 4 rows: the packed
-    # GEMM's full-speed tiles, without a 1- or 2-row tail.
+    # ... and, but for the last one placed, a size the packed GEMM tiles at full speed,
+    # without a 1- or 2-row tail: 8k, 8k + 4 or 8k + 6 rows with the 512-bit kernel,
+    # 6k or 6k + 4 with the 256-bit one.
+    whole = (lambda s: s % 8 in (0, 4, 6)) if tiles else (lambda s: s % 6 in (0, 4))
     if len(sizes) > 1:
-        assert sum(s % 6 not in (0, 4) for s in sizes) <= 1, sizes
+        assert sum(not whole(s) for s in sizes) <= 1, sizes
 
 
-def test_row_split_of_the_benchmark_batches():
-    # An even share that tiles whole (16 = 6 + 6 + 4): one task per thread.
+def test_row_split_of_the_benchmark_batches(tiles):
+    # An even share that tiles whole (16 = 6 + 6 + 4 or 8 + 8): one task per thread.
     assert np.diff(K.row_split(32, 2)).tolist() == [16, 16]
     assert np.diff(K.row_split(256, 4)).tolist() == [64, 64, 64, 64]
-    # 32 rows would end in a 2-row tile: two tasks per thread instead.
-    assert np.diff(K.row_split(64, 2)).tolist() == [16, 16, 16, 16]
-    assert np.diff(K.row_split(32, 4)).tolist() == [4] * 8
+    if tiles:
+        # 32 = 4 x 8 rows; 8 = one 8-row tile
+        assert np.diff(K.row_split(64, 2)).tolist() == [32, 32]
+        assert np.diff(K.row_split(32, 4)).tolist() == [8] * 4
+    else:
+        # 32 rows would end in a 2-row tile (30 + 2), 8 in one of 2 (6 + 2): two tasks
+        # per thread instead.
+        assert np.diff(K.row_split(64, 2)).tolist() == [16, 16, 16, 16]
+        assert np.diff(K.row_split(32, 4)).tolist() == [4] * 8
 
 
 def _default_case(cell, n, steps, feat, u, seed):
