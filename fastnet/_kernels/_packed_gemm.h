@@ -69,9 +69,10 @@ static inline Py_ssize_t fn_tile_rows(Py_ssize_t M, Py_ssize_t i0) {
 
 /* Rows k0 to k0 + K - 1 of a packed matrix of Ktot rows: Bp[(p*Ktot + k0 + k)*16 + jj]
    = B[k, 16p + jj] (zero past N), B (K x N, row stride ldb). Two calls pack a
-   stacked [B1; B2] without first copying it together. */
-static void fn_pack_b_rows(const float *B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssize_t K,
-                           Py_ssize_t Ktot, Py_ssize_t N, float *Bp) {
+   stacked [B1; B2] without first copying it together. With ``csum`` (N), B's column
+   sums are added to it on the way (a bias gradient). */
+static void fn_pack_b_rows_sum(const float *B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssize_t K,
+                               Py_ssize_t Ktot, Py_ssize_t N, float *Bp, float *csum) {
     Py_ssize_t np_ = (N + 15) / 16, p, k, k1, kn, jj, nr;
     /* eight rows at a time, panel by panel: each panel gets a run of eight 64-byte
        rows in order (a store per panel per row costs a TLB walk and a partial line) */
@@ -85,14 +86,26 @@ static void fn_pack_b_rows(const float *B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssi
                 /* a constant size: inlined as vector moves, not a libc call */
                 for (k = 0; k < kn; k++)
                     memcpy(d + k * 16, src + k * ldb, 16 * sizeof(float));
-                continue;
+            } else {
+                for (k = 0; k < kn; k++) {
+                    memcpy(d + k * 16, src + k * ldb, nr * sizeof(float));
+                    for (jj = nr; jj < 16; jj++) d[k * 16 + jj] = 0.0f;
+                }
             }
-            for (k = 0; k < kn; k++) {
-                memcpy(d + k * 16, src + k * ldb, nr * sizeof(float));
-                for (jj = nr; jj < 16; jj++) d[k * 16 + jj] = 0.0f;
+            if (csum) {
+                /* from the packed copy: zeros past N, so always 16 wide */
+                float acc[16] = {0};
+                for (k = 0; k < kn; k++)
+                    for (jj = 0; jj < 16; jj++) acc[jj] += d[k * 16 + jj];
+                for (jj = 0; jj < nr; jj++) csum[p * 16 + jj] += acc[jj];
             }
         }
     }
+}
+
+static void fn_pack_b_rows(const float *B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssize_t K,
+                           Py_ssize_t Ktot, Py_ssize_t N, float *Bp) {
+    fn_pack_b_rows_sum(B, ldb, k0, K, Ktot, N, Bp, NULL);
 }
 
 /* Bp[(p*K + k)*16 + jj] = op(B)[k, 16p + jj] (zero past N); op(B) = B (K x N, row
@@ -356,15 +369,35 @@ static void fn_gemm_packed_pp(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const fl
 static void fn_pack_a_t(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const float *A2,
                         Py_ssize_t K, float *Ap) {
     Py_ssize_t M = M1 + M2, k, i0, mr, r, i;
-    for (k = 0; k < K; k++) {
-        const float *a1 = A1 + k * M1, *a2 = A2 + k * M2;
-        for (i0 = 0; i0 < M; i0 += mr) {
-            mr = fn_tile_rows(M, i0);
-            float *d = Ap + i0 * K + k * mr;
-            for (r = 0; r < mr; r++) {
-                i = i0 + r;
-                d[r] = i < M1 ? a1[i] : a2[i - M1];
-            }
+    /* tile by tile, each written in order (its mr values per row of [A1 | A2] copied
+       as one block: constant sizes for the full tiles, vector moves, not a libc call) */
+    for (i0 = 0; i0 < M; i0 += mr) {
+        mr = fn_tile_rows(M, i0);
+        float *d = Ap + i0 * K;
+        const float *src;
+        Py_ssize_t ld;
+        if (i0 + mr <= M1) {
+            src = A1 + i0;
+            ld = M1;
+        } else if (i0 >= M1) {
+            src = A2 + (i0 - M1);
+            ld = M2;
+        } else {
+            /* a tile across the A1 | A2 boundary */
+            for (k = 0; k < K; k++)
+                for (r = 0; r < mr; r++) {
+                    i = i0 + r;
+                    d[k * mr + r] = i < M1 ? A1[k * M1 + i] : A2[k * M2 + i - M1];
+                }
+            continue;
+        }
+        if (mr == 8) {
+            for (k = 0; k < K; k++) memcpy(d + k * 8, src + k * ld, 8 * sizeof(float));
+        } else if (mr == 6) {
+            for (k = 0; k < K; k++) memcpy(d + k * 6, src + k * ld, 6 * sizeof(float));
+        } else {
+            for (k = 0; k < K; k++)
+                for (r = 0; r < mr; r++) d[k * mr + r] = src[k * ld + r];
         }
     }
 }
@@ -385,17 +418,11 @@ static void fn_gemm_kblock(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const 
                            Py_ssize_t N, Py_ssize_t kb, const float *B, Py_ssize_t ldb,
                            float *C, Py_ssize_t ldc, float *scratch, float *csum,
                            int accumulate) {
-    Py_ssize_t k, j;
+    Py_ssize_t j;
     float *Bp = scratch, *Ap = scratch + (N + 15) / 16 * 16 * kb;
-    fn_pack_b(B, ldb, kb, N, 0, Bp);
-    if (csum) {
-        if (!accumulate)
-            for (j = 0; j < N; j++) csum[j] = 0.0f;
-        for (k = 0; k < kb; k++) {
-            const float *row = B + k * ldb;
-            for (j = 0; j < N; j++) csum[j] += row[j];
-        }
-    }
+    if (csum && !accumulate)
+        for (j = 0; j < N; j++) csum[j] = 0.0f;
+    fn_pack_b_rows_sum(B, ldb, 0, kb, kb, N, Bp, csum);
     fn_pack_a_t(M1, A1, M2, A2, kb, Ap);
     fn_gemm_packed_pp(M1 + M2, N, kb, Ap, Bp, C, ldc, accumulate);
 }
