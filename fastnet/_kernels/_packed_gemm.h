@@ -108,18 +108,14 @@ static void fn_pack_b_rows(const float *B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssi
     fn_pack_b_rows_sum(B, ldb, k0, K, Ktot, N, Bp, NULL);
 }
 
-/* Bp[(p*K + k)*16 + jj] = op(B)[k, 16p + jj] (zero past N); op(B) = B (K x N, row
-   stride ldb) or, with trans, the transpose of B (N x K, row stride ldb). */
-static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N,
-                      int trans, float *Bp) {
-    Py_ssize_t np_ = (N + 15) / 16, p, k, k0, kn, jj, j;
-    if (!trans) {
-        fn_pack_b_rows(B, ldb, 0, K, K, N, Bp);
-        return;
-    }
-    /* 16 x 16 blocks: 16 rows of B read along their length, one block of the panel
-       (1 KB, in L1) written across, instead of 16 rows touched per packed row */
-    for (p = 0; p < np_; p++)
+/* Panels p0 to p1 - 1 of the packed transpose of B (N x K, row stride ldb):
+   Bp[(p*K + k)*16 + jj] = B[16p + jj, k] (zero past N). In 16 x 16 blocks: 16 rows
+   of B read along their length into one block of the panel (1 KB, in L1), instead of
+   16 rows touched per packed row. */
+static void fn_pack_bt_panels(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N,
+                              Py_ssize_t p0, Py_ssize_t p1, float *Bp) {
+    Py_ssize_t p, k, k0, kn, jj, j;
+    for (p = p0; p < p1; p++)
         for (k0 = 0; k0 < K; k0 += 16) {
             kn = K - k0 < 16 ? K - k0 : 16;
             float *d = Bp + (p * K + k0) * 16;
@@ -133,6 +129,16 @@ static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N
                 }
             }
         }
+}
+
+/* Bp[(p*K + k)*16 + jj] = op(B)[k, 16p + jj] (zero past N); op(B) = B (K x N, row
+   stride ldb) or, with trans, the transpose of B (N x K, row stride ldb). */
+static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N,
+                      int trans, float *Bp) {
+    if (trans)
+        fn_pack_bt_panels(B, ldb, K, N, 0, (N + 15) / 16, Bp);
+    else
+        fn_pack_b_rows(B, ldb, 0, K, K, N, Bp);
 }
 
 #ifndef FN_SCALAR_GEMM

@@ -236,6 +236,8 @@ cdef extern from *:
     void fn_rnn_fwd_rowf(float *z, float *h, Py_ssize_t U) noexcept nogil
     void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
                    float *Bp) noexcept nogil
+    void fn_pack_bt_panels(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N,
+                           Py_ssize_t p0, Py_ssize_t p1, float *Bp) noexcept nogil
     void fn_pack_b_rows(const float *B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssize_t K,
                         Py_ssize_t Ktot, Py_ssize_t N, float *Bp) noexcept nogil
     void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const float *A2,
@@ -1246,8 +1248,13 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
             pk1 = _packed(&r[0, 0], GU, 2 * U, U, True, pbuf)
             pk2 = _packed(&r[0, 2 * U], GU, U, U, True,
                           (pbuf + _pad16(U) * 2 * U) if pbuf != NULL else NULL)
+        elif pbuf != NULL:
+            pk1 = pbuf  # packed below, the threads splitting the panels
         else:
-            pk1 = _packed(&r[0, 0], GU, GU, U, True, pbuf)
+            pk1 = <float *>malloc(_pad16(U) * GU * sizeof(float))
+            if pk1 == NULL:
+                raise MemoryError()
+    cdef bint pack_rt = pk1 != NULL and not gru_before
     cdef Py_ssize_t DU = D + U
     cdef Py_ssize_t ncomb = 2 * U if gru_after else GU
     cdef floating *xhp = NULL
@@ -1279,6 +1286,11 @@ def backward(int cell, const floating[:, :, ::1] xt, const floating[:, ::1] w,
         if xhp == NULL:
             raise MemoryError()
     with nogil:
+        if pack_rt:
+            # R^T into 16-column panels (a 16 x GU block of R each)
+            for k in prange(_pad16(U) // 16, num_threads=nt, schedule="static"):
+                if floating is float:
+                    fn_pack_bt_panels(&r[0, 0], GU, GU, U, k, k + 1, pk1)
         for k in prange(nchunks, num_threads=nt, schedule="dynamic", chunksize=1):
             lo = bounds[k]
             hi = bounds[k + 1]
