@@ -25,7 +25,8 @@ state).
 float32 specifics (float64, used for gradient checks, goes through BLAS and libm):
 * The per-step products are too small for BLAS to amortise its packing of the
   recurrent kernel on every call, so the kernel is packed once per sequence into
-  16-column panels and a 6x16 FMA micro-kernel (fn_gemm_packed) runs each step;
+  16-column panels and an FMA micro-kernel (fn_gemm_packed: 6 x 16 tiles in
+  256-bit registers, 8 x 16 in 512-bit ones on AVX-512 CPUs) runs each step;
   the input projection and the [dW; dR] = [X | H]^T dG product use the same kernel
   (the latter K-blocked: each block of dG packed into panels, and of [X | H] into
   the micro-kernel's row tiles, so that both stream from cache in order).
