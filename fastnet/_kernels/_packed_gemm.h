@@ -1,9 +1,10 @@
 /* A small float32 GEMM against a matrix packed into panels of 16 columns, for the
  * recurrent kernels (fastnet/_kernels/recurrent.pyx).
  *
- * A 6 x 16 micro-kernel of FMAs in registers (GCC/Clang vector extensions; plain
- * loops under MSVC), compiled for x86-64-v4, -v3 and a baseline where the compiler
- * can choose at load time. The recurrent kernel is packed once per sequence and its
+ * A micro-kernel of FMAs in registers (GCC/Clang vector extensions; plain loops
+ * under MSVC): tiles of 6 x 16 in 256-bit registers, compiled for x86-64-v4, -v3 and
+ * a baseline where the compiler can choose at load time, and of 8 x 16 in 512-bit
+ * registers on AVX-512 CPUs (fn_wide_tiles). The recurrent kernel is packed once per sequence and its
  * panels streamed from cache at every step; BLAS would pack it on every call.
  *
  * Tried for the Dense layers too (x @ w and x^T dz): 10-15% faster than BLAS on a
@@ -41,8 +42,8 @@ typedef float fn_v8f __attribute__((vector_size(32)));
    tile of 6 rows takes 12 of the 16 registers AVX2 has. Where the CPU has AVX-512
    (32 registers of 512 bits) a 16-column row fits one register and tiles have 8
    rows: a quarter of the instructions per FMA, and 32 rows tile whole (4 x 8 where 6
-   x 5 + 2 left a slow 2-row tail). On a Zen 4 the LSTM training step took 4.4% less
-   time on two threads, 2.3% on one (pairs of alternating epochs).
+   x 5 + 2 left a slow 2-row tail). On a Zen 4 the LSTM training step took 3.4% less
+   time on two threads, SimpleRNN 43% less (pairs of alternating epochs).
    fn_wide_tiles: 1 when the 512-bit kernel runs (set by fn_wide_tiles_init from the
    CPU, or by the caller, for tests); packing of A follows it. */
 static int fn_wide_tiles = 0;
@@ -61,7 +62,8 @@ static int fn_wide_tiles_init(void) {
 /* Row tiles: 8 rows while at least 8 are left (512-bit kernel only), then 6 rows while
    at least 6 are left, then one tile of 4, 2 or 1. (Tiles of 6 and 5 rows, covering
    6a + 5b rows without a 4-row tail, were tried: the LSTM training step took 2-4%
-   longer.) The size of the tile that starts at row i0. */
+   longer.) The size of the tile that starts at row i0: the GEMMs' tile loops
+   (FN_TILES, FN_TILES_Z) and fn_pack_a_t all follow it. */
 static inline Py_ssize_t fn_tile_rows(Py_ssize_t M, Py_ssize_t i0) {
     if (fn_wide_tiles && M - i0 >= 8) return 8;
     return M - i0 >= 6 ? 6 : M - i0 >= 4 ? 4 : M - i0 >= 2 ? 2 : 1;
@@ -180,6 +182,19 @@ static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N
     i0 += (MR); \
 } while (0)
 
+/* Every row tile of one panel, in fn_tile_rows's sizes. */
+#define FN_TILES(PA) do { \
+    i0 = 0; \
+    while (i0 < M) { \
+        switch (fn_tile_rows(M, i0)) { \
+        case 6: FN_TILE(6, PA); break; \
+        case 4: FN_TILE(4, PA); break; \
+        case 2: FN_TILE(2, PA); break; \
+        default: FN_TILE(1, PA); \
+        } \
+    } \
+} while (0)
+
 #ifdef FN_HAVE_ZMM
 typedef float fn_v16f __attribute__((vector_size(64)));
 
@@ -217,11 +232,15 @@ typedef float fn_v16f __attribute__((vector_size(64)));
 
 #define FN_TILES_Z(PA) do { \
     i0 = 0; \
-    while (M - i0 >= 8) FN_TILE_Z(8, PA); \
-    while (M - i0 >= 6) FN_TILE_Z(6, PA); \
-    if (M - i0 >= 4) FN_TILE_Z(4, PA); \
-    if (M - i0 >= 2) FN_TILE_Z(2, PA); \
-    if (M - i0 >= 1) FN_TILE_Z(1, PA); \
+    while (i0 < M) { \
+        switch (fn_tile_rows(M, i0)) { \
+        case 8: FN_TILE_Z(8, PA); break; \
+        case 6: FN_TILE_Z(6, PA); break; \
+        case 4: FN_TILE_Z(4, PA); break; \
+        case 2: FN_TILE_Z(2, PA); break; \
+        default: FN_TILE_Z(1, PA); \
+        } \
+    } \
 } while (0)
 
 /* fn_gemm_packed and fn_gemm_packed_pp with the 512-bit tiles (AVX-512 CPUs only). */
@@ -262,7 +281,7 @@ static void fn_gemm_packed_pp_z(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const 
 
 /* C (M x N, row stride ldc) = [C +] A (M x K, row stride lda) op(B) [+ bias], Bp from
    fn_pack_b; bias (N) or NULL starts the accumulators (no second pass to add it).
-   Rows go in tiles of 6, the remainder in one tile of 4, 2 or 1 (no wasted rows). */
+   Rows go in the tiles of fn_tile_rows (no wasted rows). */
 FN_KERNEL_CLONES
 static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                            Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
@@ -284,11 +303,7 @@ static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float
             memcpy(&bz0, tb, sizeof bz0);
             memcpy(&bz1, tb + 8, sizeof bz1);
         }
-        i0 = 0;
-        while (M - i0 >= 6) FN_TILE(6, 0);
-        if (M - i0 >= 4) FN_TILE(4, 0);
-        if (M - i0 >= 2) FN_TILE(2, 0);
-        if (M - i0 >= 1) FN_TILE(1, 0);
+        FN_TILES(0);
     }
 }
 
@@ -311,18 +326,15 @@ static void fn_gemm_packed_pp(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const fl
     for (p = 0; p < np_; p++) {
         const float *bp = Bp + p * K * 16;
         Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
-        i0 = 0;
-        while (M - i0 >= 6) FN_TILE(6, 1);
-        if (M - i0 >= 4) FN_TILE(4, 1);
-        if (M - i0 >= 2) FN_TILE(2, 1);
-        if (M - i0 >= 1) FN_TILE(1, 1);
+        FN_TILES(1);
     }
 }
+#undef FN_TILES
 #undef FN_TILE
 #else
-static void fn_gemm_scalar(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
-                           Py_ssize_t lda, int tn, const float *Bp, float *C,
-                           Py_ssize_t ldc, int accumulate, const float *bias) {
+static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                           Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                           int accumulate, const float *bias) {
     Py_ssize_t np_ = (N + 15) / 16, p, i, k, jj, nr;
     for (p = 0; p < np_; p++) {
         nr = N - p * 16 < 16 ? N - p * 16 : 16;
@@ -332,18 +344,13 @@ static void fn_gemm_scalar(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float
             if (bias)
                 for (jj = 0; jj < nr; jj++) acc[jj] = bias[p * 16 + jj];
             for (k = 0; k < K; k++) {
-                float x = tn ? A[k * lda + i] : A[i * lda + k];
+                float x = A[i * lda + k];
                 const float *b = Bp + (p * K + k) * 16;
                 for (jj = 0; jj < 16; jj++) acc[jj] += x * b[jj];
             }
             for (jj = 0; jj < nr; jj++) cr[jj] = (accumulate ? cr[jj] : 0.0f) + acc[jj];
         }
     }
-}
-static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
-                           Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
-                           int accumulate, const float *bias) {
-    fn_gemm_scalar(M, N, K, A, lda, 0, Bp, C, ldc, accumulate, bias);
 }
 static void fn_gemm_packed_pp(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *Ap,
                               const float *Bp, float *C, Py_ssize_t ldc, int accumulate) {
