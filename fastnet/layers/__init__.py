@@ -32,6 +32,25 @@ from fastnet.layers.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from fastnet.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from fastnet.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from fastnet.layers.reshaping import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
 __all__ += [
@@ -39,6 +58,9 @@ __all__ += [
     "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
     "GlobalMaxPooling1D", "GlobalMaxPooling2D", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D",
     "UpSampling2D", "Cropping1D", "Cropping2D",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
+    "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
+    "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
 ]
 
 

@@ -117,7 +117,7 @@ class BatchNormalization(Layer):
             var = np.empty(ch, dt)
             invstd = np.empty(ch, dt)
             # Statistics over every process's rows (synchronized=True in data-parallel training).
-            ctx.sync = _distribution.batchnorm_sync(self)
+            ctx.sync = _distribution.batchnorm_sync(self, bool(ctx.defer_updates))
             if ctx.sync is None:
                 _bn.forward_train(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
             else:
