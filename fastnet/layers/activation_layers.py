@@ -71,8 +71,8 @@ class ReLU(_KernelActivation):
             raise ValueError(f"ReLU max_value must be non-negative or None, received max_value={max_value}")
         if negative_slope is None or negative_slope < 0:
             raise ValueError(f"ReLU negative_slope must be non-negative, received negative_slope={negative_slope}")
-        if threshold is None:
-            raise ValueError("ReLU threshold must be a number, received None")
+        if threshold is None or threshold < 0:
+            raise ValueError(f"ReLU threshold must be non-negative, received threshold={threshold}")
         self.max_value = None if max_value is None else float(max_value)
         self.negative_slope = float(negative_slope)
         self.threshold = float(threshold)

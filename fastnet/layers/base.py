@@ -468,23 +468,21 @@ class Layer:
 
     # ------------------------------------------------------------------ graph
     def _get_node_attribute(self, attr, what):
+        # As in Keras: the tensors of the layer's first call.
         nodes = self._inbound_nodes
         if not nodes:
             raise AttributeError(f'Layer "{self.name}" has never been called on a symbolic tensor, '
                                  f"so it has no defined {what}")
-        if len(nodes) > 1:
-            raise AttributeError(f'Layer "{self.name}" has been called {len(nodes)} times (shared '
-                                 f"layer), so its {what} is ambiguous: use get_{what}_at(node_index)")
         return getattr(nodes[0], attr)
 
     @property
     def input(self) -> Any:
-        """The symbolic input of the layer's one call in a graph."""
+        """The symbolic input of the layer's (first) call in a graph."""
         return self._get_node_attribute("input_structure", "input")
 
     @property
     def output(self) -> Any:
-        """The symbolic output of the layer's one call in a graph."""
+        """The symbolic output of the layer's (first) call in a graph."""
         return self._get_node_attribute("output_structure", "output")
 
     def get_input_at(self, node_index: int) -> Any:

@@ -113,7 +113,6 @@ class Embedding(Layer):
         return out.reshape(np.shape(inputs) + (self.output_dim,))
 
     def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
-        need_dx = ctx.need_dx
         if self.trainable and self.embeddings.trainable:
             dy = np.ascontiguousarray(dy, dtype=self.embeddings.dtype).reshape(-1, self.output_dim)
             _ek.backward(ctx.idx, dy, self.embeddings.grad_buffer(), config._n_threads)

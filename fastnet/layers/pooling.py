@@ -13,7 +13,6 @@ from fastnet.utils import shape_utils
 
 if TYPE_CHECKING:
     from fastnet._typing import ArrayLike, Config, IntOrTuple, Shape, ShapeLike
-    from fastnet.layers.base import Layer
 
 __all__ = [
     "BasePooling", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",

@@ -441,7 +441,8 @@ class RNN(Layer):
         return [np.zeros((n, u), dtype=dt) for _ in range(count)]
 
     def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False,
-                mask: ArrayLike | None = None, initial_state: Sequence[ArrayLike] | None = None) -> np.ndarray | list[np.ndarray]:
+                mask: ArrayLike | None = None,
+                initial_state: Sequence[ArrayLike] | None = None) -> np.ndarray | list[np.ndarray]:
         cell = self.cell
         x = inputs
         n, steps, feat = x.shape

@@ -154,7 +154,8 @@ class Bidirectional(Layer):
         return tuple(f + b) if f and b else None
 
     def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False,
-                mask: ArrayLike | None = None, initial_state: Sequence[ArrayLike] | None = None) -> np.ndarray | list[np.ndarray]:
+                mask: ArrayLike | None = None,
+                initial_state: Sequence[ArrayLike] | None = None) -> np.ndarray | list[np.ndarray]:
         f, b = self.forward_layer, self.backward_layer
         fs = bs = None
         if initial_state is not None:

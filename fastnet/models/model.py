@@ -145,6 +145,15 @@ class Model(Trainer, Layer):
                 f"with Input(shape=...), by calling model.build(input_shape), or by calling it on data.")
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
 
+    @classmethod
+    def from_config(cls, config: Any, custom_objects: Any = None) -> Model:
+        """A functional model from its config (``Model.from_config`` as in Keras)."""
+        from fastnet.models.functional import Functional
+
+        if cls is Model:
+            return Functional.from_config(config, custom_objects=custom_objects)
+        return super().from_config(config)
+
     # ------------------------------------------------------------------ saving hooks
     def save(self, filepath: str | os.PathLike[str], overwrite: bool = True, **kwargs) -> None:
         from fastnet.models import saving
