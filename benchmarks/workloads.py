@@ -225,6 +225,68 @@ class MnistCNN(Workload):
                           y, 128)
 
 
+@workload("resnet", target=2.0)
+class ResNet(Workload):
+    """Residual network on 32x32x3 images: Conv2D 16 stem with BN and ReLU, three residual
+    blocks of 16, 32 (stride 2) and 64 (stride 2) channels (two 3x3 Conv2D + BN each, a
+    1x1 strided projection where the shape changes, Add, ReLU), global average pooling,
+    Dense 10 softmax; Adam; batch 64."""
+
+    def data(self):
+        rng = np.random.default_rng(0)
+        return _images(512, (32, 32, 3)), rng.integers(0, 10, 512).astype(np.int64)
+
+    def keras_style(self, K):
+        x, y = self.data()
+        L = K.layers
+
+        def block(t, filters, stride):
+            h = L.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(t)
+            h = L.ReLU()(L.BatchNormalization()(h))
+            h = L.BatchNormalization()(L.Conv2D(filters, 3, padding="same", use_bias=False)(h))
+            if stride != 1 or t.shape[-1] != filters:
+                t = L.BatchNormalization()(L.Conv2D(filters, 1, strides=stride, use_bias=False)(t))
+            return L.ReLU()(L.add([h, t]))
+
+        inp = K.Input((32, 32, 3))
+        t = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", use_bias=False)(inp)))
+        for filters, stride in ((16, 1), (32, 2), (64, 2)):
+            t = block(t, filters, stride)
+        out = L.Dense(10, activation="softmax")(L.GlobalAveragePooling2D()(t))
+        m = K.Model(inp, out)
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return _keras_fit(m, x, y, 64)
+
+    def torch(self):
+        import torch
+        from torch import nn
+
+        def bn(c):  # Keras's BatchNormalization defaults: momentum 0.99, epsilon 1e-3
+            return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+
+        class Block(nn.Module):
+            def __init__(self, cin, cout, stride):
+                super().__init__()
+                self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+                self.b1 = bn(cout)
+                self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+                self.b2 = bn(cout)
+                self.proj = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), bn(cout))
+                             if stride != 1 or cin != cout else nn.Identity())
+
+            def forward(self, t):
+                h = torch.relu(self.b1(self.c1(t)))
+                return torch.relu(self.b2(self.c2(h)) + self.proj(t))
+
+        x, y = self.data()
+        m = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), bn(16), nn.ReLU(),
+                          Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3, eps=1e-7)
+        return _torch_fit(m, nn.CrossEntropyLoss(), opt, np.ascontiguousarray(x.transpose(0, 3, 1, 2)),
+                          y, 64)
+
+
 @workload("conv1d", target=2.3)
 class Conv1DNet(Workload):
     """Input (100, 16): Conv1D 64 k5 relu valid, Conv1D 64 k5 relu same, Flatten, Dense 1

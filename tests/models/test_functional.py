@@ -308,3 +308,46 @@ def test_symbolic_tensor_arithmetic_builds_merge_nodes():
     model = keras.Model([a, b], (a + b) * a - b)
     xa, xb = np.ones((2, 3), np.float32) * 2, np.ones((2, 3), np.float32)
     np.testing.assert_allclose(model.predict([xa, xb], verbose=0), (xa + xb) * xa - xb)
+
+
+def test_summary_of_a_functional_model_has_the_connected_to_column():
+    keras.backend.clear_session()
+    a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    shared = layers.Dense(4, name="shared")
+    h = layers.concatenate([shared(a), shared(layers.Dense(3, name="lift")(b))], name="cat")
+    model = keras.Model([a, b], layers.Dense(2, name="head")(h), name="two")
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert lines[0] == 'Model: "two"'
+    assert lines[2].rstrip() == "Layer (type)                    Output Shape         Param #     Connected to"
+    assert len(lines[1]) == 98
+    assert "shared (Dense)                  (None, 4)            16          a[0][0]" in text
+    assert "                                                                 lift[0][0]" in text
+    assert "cat (Concatenate)               (None, 8)            0           shared[0][0]" in text
+    assert "                                                                 shared[1][0]" in text
+    assert "a (InputLayer)                  [(None, 3)]          0" in text
+    assert "Total params: 43" in text
+
+
+def test_plot_model_writes_an_image_or_names_what_to_install(tmp_path):
+    import shutil
+
+    model = _mlp_two_inputs()
+    try:
+        import pydot  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install pydot"):
+            keras.utils.plot_model(model, tmp_path / "m.png")
+        return
+    if shutil.which("dot") is None:
+        with pytest.raises(ImportError, match="Graphviz's dot program"):
+            keras.utils.plot_model(model, tmp_path / "m.png")
+        return
+    keras.utils.plot_model(model, tmp_path / "m.png", show_shapes=True)
+    assert (tmp_path / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keras.utils.plot_model(model, tmp_path / "m.svg", show_shapes=True, rankdir="LR")
+    svg = (tmp_path / "m.svg").read_text()
+    assert "shared (Dense)" in svg and "(None, 4)" in svg
+    dot = keras.utils.model_to_dot(model)
+    assert len(dot.get_edges()) >= 9
