@@ -299,12 +299,12 @@ def runner(model: Model) -> Runner | None:
     return r
 
 
-def batchnorm_sync(layer: Layer, in_training_loop: bool = True) -> Any:
+def batchnorm_sync(layer: Layer) -> Any:
     """The synchronised-statistics helper for ``layer`` (a BatchNormalization in a training
     step of a data-parallel fit), or None when it normalises with its own rows' statistics."""
     from fastnet.distribution import _runner
 
     step = _runner.CURRENT
-    if step is None or not in_training_loop or not (layer.synchronized or step.dist.sync_batchnorm):
+    if step is None or not (layer.synchronized or step.dist.sync_batchnorm):
         return None
     return step.sync_for(layer)

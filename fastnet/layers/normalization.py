@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastnet import config, initializers, regularizers
-from fastnet import distribution as _distribution
 from fastnet._kernels import normalization as _bn
 from fastnet.layers.base import CallContext, InputSpec, Layer, _shape_str
 from fastnet.layers.core import _serialize_initializer, _serialize_regularizer
@@ -116,8 +115,10 @@ class BatchNormalization(Layer):
             mean = np.empty(ch, dt)
             var = np.empty(ch, dt)
             invstd = np.empty(ch, dt)
-            # Statistics over every process's rows (synchronized=True in data-parallel training).
-            ctx.sync = _distribution.batchnorm_sync(self, bool(ctx.defer_updates))
+            # Statistics over every process's rows when the training loop says so (synchronised
+            # BatchNormalization in data-parallel training).
+            sync = getattr(ctx.defer_updates, "sync", None) if ctx.defer_updates else None
+            ctx.sync = sync(self) if sync is not None else None
             if ctx.sync is None:
                 _bn.forward_train(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
             else:

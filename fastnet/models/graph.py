@@ -38,12 +38,15 @@ class DeferredUpdates:
     """State updates (moving statistics) that wait until the optimizer has applied the
     step, so an interrupted step leaves the model as it was. Layers add
     ``[apply, value, reducible]`` entries (``value`` a tuple of arrays; ``reducible``:
-    data-parallel training averages it over the processes first); the trainer applies them."""
+    data-parallel training averages it over the processes first); the trainer applies them.
+    ``sync`` is set by the trainer in data-parallel training: for a BatchNormalization
+    layer, the helper that computes its statistics over every process's rows (or None)."""
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "sync")
 
     def __init__(self) -> None:
         self.items = []
+        self.sync = None
 
     def add(self, apply: Any, value: Any, reducible: bool = True) -> None:
         self.items.append([apply, value, reducible])

@@ -527,12 +527,13 @@ class Trainer:
             total += value * o.weight
         return total, values, grads
 
-    def _update_metrics(self, outs, ys, sws):
+    def _update_metrics(self, outs, ys, sws, per_output=None):
         for o in self._outputs_cfg:
-            if not o.metrics:
+            ms = o.metrics if per_output is None else per_output[o.index]
+            if not ms:
                 continue
             y, out, sw = ys[o.index], outs[o.index], sws[o.index]
-            for m in o.metrics:
+            for m in ms:
                 m.update_state(y, out, sw if getattr(m, "_weighted", False) else None)
 
     def _train_step(self, xs, ys, sws):
@@ -577,7 +578,7 @@ class Trainer:
         if index is not None:
             self._dist.backward_done(index)
 
-    def _test_step(self, state, xs, ys, sws):
+    def _test_step(self, state, xs, ys, sws, per_output=None):
         dist = self._dist
         if dist is not None:
             x, y, sw = dist.begin_step(xs[0], ys[0], sws[0], train=False)
@@ -586,7 +587,7 @@ class Trainer:
         value, values, _ = self._losses_and_grads(state, outs, ys, sws, training=False)
         if self._reg_vars:
             value += self._regularization()
-        self._update_metrics(outs, ys, sws)
+        self._update_metrics(outs, ys, sws, per_output)
         if dist is not None:
             return dist.end_step(value, train=False), values
         return value, values
@@ -684,6 +685,7 @@ class Trainer:
             dval = None if val is None else (val[0][0], val[1][0], val[2][0])
             callbacks = dist.begin_fit(xs[0], ys[0], sws[0], batch_size, epochs, steps_per_epoch,
                                        shuffle, initial_epoch, dval, callbacks)
+        self._defer.sync = _distribution.batchnorm_sync if dist is not None else None
 
         n = len(xs[0])
         n_batches = max(1, math.ceil(n / batch_size)) if n else 0
@@ -791,7 +793,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluate
     def _evaluate_arrays(self, xs, ys, sws, batch_size, callbacks, steps=None):
-        metrics = self._metrics
+        # The metrics of this call are copies, so evaluations running at once in several
+        # threads do not share state; the model's metrics take the results at the end.
+        if self._dist is None:
+            per_output = [[_fresh_metric(m) for m in (o.metrics or [])] for o in self._outputs_cfg]
+        else:  # the data-parallel runner keeps and restores the model's own metric state
+            per_output = [list(o.metrics or []) for o in self._outputs_cfg]
+        metrics = [m for ms in per_output for m in ms]
         for m in metrics:
             m.reset_state()
         state = self._eval_state()
@@ -812,7 +820,7 @@ class Trainer:
                 callbacks.on_test_batch_begin(step)
             value, values = self._test_step(state, [v[lo:hi] for v in xs],
                                             [None if v is None else v[lo:hi] for v in ys],
-                                            [None if v is None else v[lo:hi] for v in sws])
+                                            [None if v is None else v[lo:hi] for v in sws], per_output)
             total += value * (hi - lo)
             if out_sums is not None:
                 for k, v in enumerate(values):
@@ -825,7 +833,11 @@ class Trainer:
                 else:
                     callbacks.on_test_batch_end(step)
             step += 1
-        return self._collect_logs(total, out_sums, seen, metrics)
+        logs = self._collect_logs(total, out_sums, seen, metrics)
+        for mine, local in zip(self._metrics, metrics):
+            if mine is not local:
+                mine.__dict__.update(local.__dict__)
+        return logs
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: int | str = "auto", sample_weight: ArrayLike | None = None, steps: int | None = None,
@@ -934,6 +946,7 @@ class Trainer:
         if dist is not None:
             self._layer_index = {id(layer): i for i, layer in enumerate(self.layers)}
             dist.begin_train_on_batch(xs[0], ys[0], sws[0])
+        self._defer.sync = _distribution.batchnorm_sync if dist is not None else None
         for m in self._metrics:
             m.reset_state()
         self._train_state.set_record(True)
@@ -961,6 +974,19 @@ class Trainer:
     # ------------------------------------------------------------------ saving hooks
     def get_compile_config(self) -> Config | None:
         return self._compile_config
+
+
+def _fresh_metric(m):
+    """A metric like ``m`` with its own state (a metric that cannot be rebuilt from its
+    config is shared, as before)."""
+    try:
+        c = type(m).from_config(m.get_config())
+    except Exception:  # a custom metric without a working from_config
+        return m
+    c.name = m.name
+    if getattr(m, "_weighted", False):
+        c._weighted = True
+    return c
 
 
 def _unflatten_batch(batch, layout, nx, ny, nsw):

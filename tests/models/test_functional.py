@@ -351,3 +351,30 @@ def test_plot_model_writes_an_image_or_names_what_to_install(tmp_path):
     assert "shared (Dense)" in svg and "(None, 4)" in svg
     dot = keras.utils.model_to_dot(model)
     assert len(dot.get_edges()) >= 9
+
+
+def test_evaluate_from_four_threads_gives_the_one_thread_numbers():
+    inp = keras.Input((6,))
+    out = layers.Dense(3, activation="softmax")(layers.Dense(8, activation="relu")(inp))
+    model = keras.Model(inp, out)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(8)
+    data = [(rng.random((200, 6), dtype=np.float32), rng.integers(0, 3, 200)) for _ in range(4)]
+    want = [model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True) for x, y in data]
+    got, errors = [None] * 4, []
+
+    def run(i):
+        try:
+            for _ in range(3):
+                got[i] = model.evaluate(*data[i], batch_size=16, verbose=0, return_dict=True)
+                assert got[i] == want[i]
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert got == want
