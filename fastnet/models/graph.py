@@ -127,7 +127,7 @@ class _Step:
 
     __slots__ = ("node", "layer", "in_slots", "out_slots", "single", "args", "kwargs", "training",
                  "n_out", "out_structure", "needs_backward", "need_dx", "shared", "takes_mask", "index",
-                 "takes_training")
+                 "takes_training", "plan_dx")
 
     def __init__(self, node, slot_of, index):
         self.node = node
@@ -212,23 +212,49 @@ class Graph:
             if s not in keep:
                 self.free_after[i].append(s)
         self.relu_pool_pairs = self._find_relu_pool_pairs()
+        self.linear = self._is_linear()
+        self._plan_chain()
+
+    def _is_linear(self):
+        """A chain (Sequential's graph): one input, one output, each node reading only the
+        node before it, with nothing but the tensor to pass. It runs without slots."""
+        if len(self.inputs) != 1 or len(self.outputs) != 1 or self.uses_masks or not self.steps:
+            return False
+        prev = self.input_slots[0]
+        for st in self.steps:
+            if (not st.single or st.n_out != 1 or st.kwargs or st.training is not None or st.shared
+                    or st.in_slots[0] != prev or (prev != self.input_slots[0] and self.consumers[prev] != 1)):
+                return False
+            prev = st.out_slots[0]
+        return prev == self.output_slots[0]
+
+    def _plan_chain(self):
+        if not self.linear:
+            return
+        self._chain = [(st.layer, st.index) for st in self.steps]
+        self._bw_chain = [(st.layer, st.index, st.need_dx) for st in reversed(self.steps) if st.needs_backward]
+        self._bw_chain_dx = [(st.layer, st.index, True) for st in reversed(self.steps)]
 
     def _plan_backward(self):
-        """Which nodes run backward (those with a trainable weight at or before them) and
-        which of those need their input gradient."""
-        reach = {}
-        for st in self.steps:
-            upstream = any(reach.get(s, False) for s in st.in_slots)
-            own = bool(st.layer.trainable_weights)
-            st.needs_backward = own or upstream
-            st.need_dx = upstream
-            for s in st.out_slots:
-                reach[s] = st.needs_backward
-        self.input_needs_grad = False
+        """Which nodes run backward and which of those compute their input gradient: with
+        the inputs' gradients unwanted (training), only nodes with a trainable weight at or
+        before them; with them wanted (a model nested in a trained graph), every node."""
+        for want in (False, True):
+            reach = {s: want for s in self.input_slots}
+            for st in self.steps:
+                upstream = any(reach.get(s, False) for s in st.in_slots)
+                needs = bool(st.layer.trainable_weights) or upstream
+                if want:
+                    st.plan_dx = (needs, upstream)
+                else:
+                    st.needs_backward, st.need_dx = needs, upstream
+                for s in st.out_slots:
+                    reach[s] = needs
 
     def replan(self) -> None:
         """Recomputes the backward plan (after a layer's ``trainable`` changed)."""
         self._plan_backward()
+        self._plan_chain()
 
     def _find_relu_pool_pairs(self):
         """(convolution, max pooling) steps where the pooling alone reads the ReLU
@@ -261,6 +287,12 @@ class Graph:
     def forward(self, state: RunState, inputs: Sequence[Any], training: bool) -> list[Any]:
         """Runs every node on ``inputs`` (one array per graph input, in order); returns the
         outputs, one per graph output."""
+        if self.linear:
+            x = inputs[0]
+            ctxs = state.ctxs
+            for layer, i in self._chain:
+                x = layer.forward(ctxs[i], x, training=training)
+            return [x]
         values = [None] * self.n_slots
         for s, x in zip(self.input_slots, inputs):
             values[s] = x
@@ -319,6 +351,18 @@ class Graph:
                  on_step_done: Any = None) -> list[Any]:
         """Runs backward from the gradients of the outputs (None where an output has
         none); returns the gradients of the inputs (None where nothing reaches them)."""
+        if self.linear:
+            dy = output_grads[0]
+            if dy is None:
+                return [None]
+            ctxs = state.ctxs
+            for layer, i, need_dx in (self._bw_chain_dx if need_input_grads else self._bw_chain):
+                ctx = ctxs[i]
+                ctx.need_dx = need_dx
+                dy = layer.backward(ctx, dy)
+                if on_step_done is not None:
+                    on_step_done(self.steps[i])
+            return [dy if need_input_grads else None]
         grads = [None] * self.n_slots
         owned = state.owned
         owned.clear()
@@ -328,7 +372,8 @@ class Graph:
         ctxs = state.ctxs
         seen_shared = None
         for st in reversed(self.steps):
-            if not st.needs_backward:
+            needs, need_dx = st.plan_dx if need_input_grads else (st.needs_backward, st.need_dx)
+            if not needs:
                 continue
             if st.n_out == 1:
                 dy = grads[st.out_slots[0]]
@@ -340,7 +385,6 @@ class Graph:
                     continue
                 dy = tree.pack_sequence_as(st.out_structure, dy)
             ctx = ctxs[st.index]
-            need_dx = st.need_dx or (need_input_grads and any(s in self.input_slots for s in st.in_slots))
             ctx.need_dx = need_dx
             layer = st.layer
             if st.shared:

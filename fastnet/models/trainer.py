@@ -498,6 +498,23 @@ class Trainer:
     def _losses_and_grads(self, state, outs, ys, sws, training):
         """Each output's loss and (in training) its gradient; returns (weighted total,
         per-output values, gradients)."""
+        cfg = self._outputs_cfg
+        if training and len(cfg) == 1:  # the common case, without the loop's bookkeeping
+            o = cfg[0]
+            out = outs[0]
+            gbuf = self._grad_buffers.get(out.shape)
+            if gbuf is None:
+                gbuf = self._grad_buffers[out.shape] = np.empty(out.shape, out.dtype)
+            if o.fused:
+                value, dy = o.loss.value_and_grad_from_logits(ys[0], state.ctxs[o.step].logits, sws[0],
+                                                              probs=out, out=gbuf)
+            else:
+                value, dy = o.loss.value_and_grad(ys[0], out, sws[0], out=gbuf)
+            value = float(value)
+            if o.weight != 1.0:
+                dy *= o.weight
+                return value * o.weight, [value], [dy]
+            return value, [value], [dy]
         total = 0.0
         values = []
         grads = [None] * len(outs)
@@ -708,6 +725,8 @@ class Trainer:
         layout = ([("x", i) for i in range(len(xs))] + [("y", i) for i, v in enumerate(ys) if v is not None]
                   + [("sw", i) for i, v in enumerate(sws) if v is not None])
         bufs = [None] * len(arrays)
+        simple = len(xs) == 1 and len(ys) == 1 and ys[0] is not None
+        has_sw = sws[0] is not None
         order = np.arange(n)
         cursor = 0  # position in the current pass (persists across epochs with steps_per_epoch)
         state = self._train_state
@@ -746,7 +765,10 @@ class Trainer:
                         batch.append(b)
                 else:
                     batch = [a[lo:hi] for a in arrays]
-                xb, yb, swb = _unflatten_batch(batch, layout, len(xs), len(ys), len(sws))
+                if simple:
+                    xb, yb, swb = [batch[0]], [batch[1]], [batch[2] if has_sw else None]
+                else:
+                    xb, yb, swb = _unflatten_batch(batch, layout, len(xs), len(ys), len(sws))
                 cbs.on_train_batch_begin(step)
                 value, values = self._train_step(xb, yb, swb)
                 loss_sum += value * bn
