@@ -32,6 +32,7 @@ from fastnet.layers.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from fastnet.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from fastnet.layers.reshaping import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
 __all__ += [
@@ -40,6 +41,7 @@ __all__ += [
     "GlobalMaxPooling1D", "GlobalMaxPooling2D", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D",
     "UpSampling2D", "Cropping1D", "Cropping2D",
 ]
+__all__ += ["MultiHeadAttention", "Attention", "AdditiveAttention"]
 
 
 def _registry():
