@@ -731,11 +731,18 @@ class Attention(Layer):
         self._build_shape = [s for s in shapes]
         self.built = True
 
+    def _scalar_weight(self, name):
+        # Keras's scalar weights have shape (); add_weight's C-contiguous copy makes 0-d arrays
+        # 1-d, so the weight is made with shape (1,) and viewed as a scalar.
+        var = self.add_weight(name, (1,), "ones")
+        var.value = var.value.reshape(())
+        return var
+
     def _make_weights(self, query_shape):
         if self.use_scale:
-            self.scale = self.add_weight("scale", (), "ones")
+            self.scale = self._scalar_weight("scale")
         if self.score_mode == "concat":
-            self.concat_score_weight = self.add_weight("concat_score_weight", (), "ones")
+            self.concat_score_weight = self._scalar_weight("concat_score_weight")
 
     def compute_output_shape(self, input_shape: Sequence[ShapeLike]) -> Shape:
         return tuple(input_shape[0][:-1]) + (input_shape[1][-1],)
