@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from fastnet._typing import Config, ConstraintLike, InitializerLike, RegularizerLike, Shape, ShapeLike
+    from fastnet._typing import (
+        ArrayLike,
+        Config,
+        ConstraintLike,
+        InitializerLike,
+        RegularizerLike,
+        Shape,
+        ShapeLike,
+    )
 
 __all__ = ["MultiHeadAttention", "Attention", "AdditiveAttention"]
 
@@ -347,7 +355,8 @@ class MultiHeadAttention(Layer):
         return ((query_shape[0],) + tuple(query_shape[a] for a in others) + (self._num_heads,)
                 + tuple(query_shape[a] for a in axes) + tuple(value_shape[a] for a in axes))
 
-    def compute_output_spec(self, query, value, key=None, return_attention_scores=False, **kwargs):
+    def compute_output_spec(self, query: Any, value: Any, key: Any = None, return_attention_scores: bool = False,
+                            **kwargs) -> Shape | tuple[Shape, Shape]:
         """Output shapes for graph building: the output's, and the scores' when asked."""
         out = self.compute_output_shape(query.shape, value.shape, None if key is None else key.shape)
         if return_attention_scores:
@@ -472,8 +481,11 @@ class MultiHeadAttention(Layer):
             out += sub.bias.value.reshape(-1)
         return rows, out
 
-    def forward(self, ctx, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
-                attention_mask=None, return_attention_scores=False, training=False, use_causal_mask=False):
+    def forward(self, ctx: Any, query: np.ndarray, value: np.ndarray, key: np.ndarray | None = None,
+                query_mask: ArrayLike | None = None, value_mask: ArrayLike | None = None,
+                key_mask: ArrayLike | None = None, attention_mask: ArrayLike | None = None,
+                return_attention_scores: bool = False, training: bool = False,
+                use_causal_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         given = [query is not None, value is not None, key is not None, query_mask is not None,
                  value_mask is not None, key_mask is not None, attention_mask is not None]
         if key is None:
@@ -531,7 +543,10 @@ class MultiHeadAttention(Layer):
             return y, p.reshape(scores_shape)
         return y
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: Any, dy: np.ndarray | Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+        """Gradients for the tensor arguments forward received, in the order query, value, key,
+        query_mask, value_mask, key_mask, attention_mask (None for masks); dy is the output's
+        gradient, or [d output, d scores] when forward returned the scores."""
         dscores = None
         if isinstance(dy, (list, tuple)):
             dy, dscores = dy[0], (dy[1] if len(dy) > 1 else None)
@@ -585,9 +600,10 @@ class MultiHeadAttention(Layer):
         return [g for g, present in zip(full, ctx.given) if present]
 
     # ------------------------------------------------------------------ eager use
-    def __call__(self, query, value=None, key=None, query_mask=None, value_mask=None, key_mask=None,
-                 attention_mask=None, return_attention_scores=False, training=False, use_causal_mask=False,
-                 **kwargs):
+    def __call__(self, query: Any, value: Any = None, key: Any = None, query_mask: ArrayLike | None = None,
+                 value_mask: ArrayLike | None = None, key_mask: ArrayLike | None = None,
+                 attention_mask: ArrayLike | None = None, return_attention_scores: bool = False,
+                 training: bool = False, use_causal_mask: bool = False, **kwargs) -> Any:
         if _is_symbolic((query, value, key)):
             return super().__call__(query, value=value, key=key, query_mask=query_mask, value_mask=value_mask,
                                     key_mask=key_mask, attention_mask=attention_mask,
@@ -599,8 +615,11 @@ class MultiHeadAttention(Layer):
         self._last_ctx = ctx
         return out
 
-    def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
-             return_attention_scores=False, training=False, use_causal_mask=False):
+    def call(self, query: ArrayLike, value: ArrayLike, key: ArrayLike | None = None,
+             query_mask: ArrayLike | None = None, value_mask: ArrayLike | None = None,
+             key_mask: ArrayLike | None = None, attention_mask: ArrayLike | None = None,
+             return_attention_scores: bool = False, training: bool = False,
+             use_causal_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         return self._eager(_new_ctx(record=False), query, value, key, query_mask, value_mask, key_mask,
                            attention_mask, return_attention_scores, training, use_causal_mask, {})
 
@@ -747,7 +766,8 @@ class Attention(Layer):
     def compute_output_shape(self, input_shape: Sequence[ShapeLike]) -> Shape:
         return tuple(input_shape[0][:-1]) + (input_shape[1][-1],)
 
-    def compute_output_spec(self, inputs, mask=None, return_attention_scores=False, **kwargs):
+    def compute_output_spec(self, inputs: Sequence[Any], mask: Any = None, return_attention_scores: bool = False,
+                            **kwargs) -> Shape | tuple[Shape, Shape]:
         shapes = [t.shape for t in inputs]
         out = self.compute_output_shape(shapes)
         if return_attention_scores:
@@ -787,7 +807,9 @@ class Attention(Layer):
         return dz.sum(axis=2), dz.sum(axis=1)
 
     # ------------------------------------------------------------------ forward / backward
-    def forward(self, ctx, inputs, mask=None, training=False, return_attention_scores=False, use_causal_mask=False):
+    def forward(self, ctx: Any, inputs: Sequence[np.ndarray], mask: Sequence[ArrayLike | None] | None = None,
+                training: bool = False, return_attention_scores: bool = False,
+                use_causal_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         self._validate(inputs, mask)
         q, v = inputs[0], inputs[1]
         k = inputs[2] if len(inputs) > 2 else v
@@ -860,7 +882,9 @@ class Attention(Layer):
             return out, probs
         return out
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: Any, dy: np.ndarray | Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        """Gradients for [query, value] (or [query, value, key]); dy is the output's gradient, or
+        [d output, d scores] when forward returned the scores."""
         dscores = None
         if isinstance(dy, (list, tuple)):
             dy, dscores = dy[0], (dy[1] if len(dy) > 1 else None)
@@ -918,8 +942,8 @@ class Attention(Layer):
             self._validate(inputs)
         return [self._convert(x) for x in inputs]
 
-    def __call__(self, inputs, mask=None, training=False, return_attention_scores=False, use_causal_mask=False,
-                 **kwargs):
+    def __call__(self, inputs: Any, mask: Sequence[ArrayLike | None] | None = None, training: bool = False,
+                 return_attention_scores: bool = False, use_causal_mask: bool = False, **kwargs) -> Any:
         if _is_symbolic((inputs,)):
             return super().__call__(inputs, mask=mask, training=training,
                                     return_attention_scores=return_attention_scores,
@@ -938,7 +962,9 @@ class Attention(Layer):
         self._last_ctx = ctx
         return out
 
-    def call(self, inputs, mask=None, training=False, return_attention_scores=False, use_causal_mask=False):
+    def call(self, inputs: Sequence[ArrayLike], mask: Sequence[ArrayLike | None] | None = None,
+             training: bool = False, return_attention_scores: bool = False,
+             use_causal_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         xs = self._convert_list(inputs)
         if not self.built:
             self.build([(None,) + x.shape[1:] for x in xs])
