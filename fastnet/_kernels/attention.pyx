@@ -35,14 +35,14 @@ partial sums that are added in a fixed order afterwards.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport ceil, exp, INFINITY
+from libc.math cimport ceil, exp, tanh, INFINITY
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from fastnet._kernels cimport _arrays as A
 from fastnet._kernels._blas cimport gemm
-from fastnet._kernels._openmp cimport fn_expf, omp_get_thread_num
+from fastnet._kernels._openmp cimport fn_expf, fn_tanhf, omp_get_thread_num
 
 cnp.import_array()
 
@@ -75,6 +75,13 @@ cdef inline floating _exp(floating x) noexcept nogil:
         return fn_expf(x)
     else:
         return exp(x)
+
+
+cdef inline floating _tanh(floating x) noexcept nogil:
+    if floating is float:
+        return fn_tanhf(x)
+    else:
+        return tanh(x)
 
 
 cdef struct Dims:
@@ -424,3 +431,124 @@ def backward(q, k, v, o, p, do, dq, dk, dv, bint causal, double scale, double ra
         else:
             _backward(&d, <double *>pq, <double *>pk, <double *>pv, <double *>po, <double *>pp,
                       <double *>pdo, <double *>pg, <double *>pdq, <double *>pdk, <double *>pdv, n_threads)
+
+
+# ----------------------------------------------------------------------------- additive scores
+# scores[b, i, j] = sum_d w[d] * tanh(a * (q[b, i, d] + k[b, j, d])): AdditiveAttention
+# (w = its scale vector, a = 1) and Attention(score_mode="concat") (w = the concat weight in
+# every entry, a = its scale). tanh is recomputed in backward rather than stored: the
+# (B, Tq, Tv, dim) array of it would be the largest thing in the step.
+
+cdef void _additive_fwd_rows(const floating *q, const floating *k, const floating *w, floating a,
+                             floating *out, Py_ssize_t b, Py_ssize_t Tq, Py_ssize_t Tv,
+                             Py_ssize_t D) noexcept nogil:
+    cdef Py_ssize_t i, j, d
+    cdef const floating *qi
+    cdef const floating *kj
+    cdef floating acc
+    for i in range(Tq):
+        qi = q + (b * Tq + i) * D
+        for j in range(Tv):
+            kj = k + (b * Tv + j) * D
+            acc = 0
+            for d in range(D):
+                acc = acc + w[d] * _tanh(a * (qi[d] + kj[d]))
+            out[(b * Tq + i) * Tv + j] = acc
+
+
+cdef void _additive_bwd_batch(const floating *q, const floating *k, const floating *w, floating a,
+                              const floating *g, floating *dq, floating *dk, double *dw, double *da,
+                              Py_ssize_t b, Py_ssize_t Tq, Py_ssize_t Tv, Py_ssize_t D) noexcept nogil:
+    cdef Py_ssize_t i, j, d
+    cdef const floating *qi
+    cdef const floating *kj
+    cdef floating *dqi
+    cdef floating *dkj
+    cdef floating gij, t, z, dz
+    cdef double acc_a = 0
+    memset(dk + b * Tv * D, 0, Tv * D * sizeof(floating))
+    for i in range(Tq):
+        qi = q + (b * Tq + i) * D
+        dqi = dq + (b * Tq + i) * D
+        memset(dqi, 0, D * sizeof(floating))
+        for j in range(Tv):
+            gij = g[(b * Tq + i) * Tv + j]
+            if gij == 0:
+                continue
+            kj = k + (b * Tv + j) * D
+            dkj = dk + (b * Tv + j) * D
+            for d in range(D):
+                z = qi[d] + kj[d]
+                t = _tanh(a * z)
+                dz = gij * w[d] * (1 - t * t)
+                dqi[d] = dqi[d] + a * dz
+                dkj[d] = dkj[d] + a * dz
+                dw[d] += gij * t
+                acc_a += dz * z
+    da[0] += acc_a
+
+
+def additive_forward(q, k, w, double a, out, int n_threads=1):
+    """out[b, i, j] = sum_d w[d] tanh(a (q[b, i, d] + k[b, j, d])); q (B, Tq, D), k (B, Tv, D),
+    w (D,), out (B, Tq, Tv)."""
+    cdef int t = A.float_type(q, b"q")
+    cdef char *pq = A.data(q, t, 3, False, b"q")
+    cdef char *pk = A.data(k, t, 3, False, b"k")
+    cdef char *pw = A.data(w, t, 1, False, b"w")
+    cdef char *po = A.data(out, t, 3, True, b"out")
+    cdef Py_ssize_t B = A.dim(q, 0), Tq = A.dim(q, 1), D = A.dim(q, 2), Tv = A.dim(k, 1), b
+    cdef int nt = <int>min(<Py_ssize_t>n_threads, B) if n_threads > 1 else 1
+    if A.dim(k, 0) != B or A.dim(k, 2) != D or A.dim(w, 0) != D:
+        raise ValueError(f"additive attention: q {q.shape}, k {k.shape} and w {w.shape} do not agree")
+    if out.shape != (B, Tq, Tv):
+        raise ValueError(f"additive attention: out has shape {out.shape}, expected {(B, Tq, Tv)}")
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            for b in prange(B, num_threads=nt, schedule="static"):
+                _additive_fwd_rows(<float *>pq, <float *>pk, <float *>pw, <float>a, <float *>po, b, Tq, Tv, D)
+        else:
+            for b in prange(B, num_threads=nt, schedule="static"):
+                _additive_fwd_rows(<double *>pq, <double *>pk, <double *>pw, a, <double *>po, b, Tq, Tv, D)
+
+
+def additive_backward(q, k, w, double a, g, dq, dk, dw, int n_threads=1):
+    """Gradients of sum(g * scores): dq, dk (shaped as q, k) and dw (D,, float64) are filled;
+    returns d scores / d a summed against g (a float)."""
+    cdef int t = A.float_type(q, b"q")
+    cdef char *pq = A.data(q, t, 3, False, b"q")
+    cdef char *pk = A.data(k, t, 3, False, b"k")
+    cdef char *pw = A.data(w, t, 1, False, b"w")
+    cdef char *pg = A.data(g, t, 3, False, b"g")
+    cdef char *pdq = A.data(dq, t, 3, True, b"dq")
+    cdef char *pdk = A.data(dk, t, 3, True, b"dk")
+    cdef double *pdw = <double *>A.data(dw, cnp.NPY_FLOAT64, 1, True, b"dw")
+    cdef Py_ssize_t B = A.dim(q, 0), Tq = A.dim(q, 1), D = A.dim(q, 2), Tv = A.dim(k, 1), b, d, th
+    cdef int nt = <int>min(<Py_ssize_t>n_threads, B) if n_threads > 1 else 1
+    cdef double *part
+    cdef double da = 0
+    if A.dim(k, 0) != B or A.dim(k, 2) != D or A.dim(w, 0) != D or A.dim(dw, 0) != D:
+        raise ValueError(f"additive attention: q {q.shape}, k {k.shape}, w {w.shape}, dw {dw.shape} do not agree")
+    if g.shape != (B, Tq, Tv) or dq.shape != q.shape or dk.shape != k.shape:
+        raise ValueError("additive attention backward: g must be (B, Tq, Tv) and dq, dk shaped as q, k")
+    # per-batch-row partial sums of dw and da, added in order afterwards
+    part = <double *>malloc(B * (D + 1) * sizeof(double))
+    if part == NULL:
+        raise MemoryError()
+    memset(part, 0, B * (D + 1) * sizeof(double))
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            for b in prange(B, num_threads=nt, schedule="static"):
+                _additive_bwd_batch(<float *>pq, <float *>pk, <float *>pw, <float>a, <float *>pg, <float *>pdq,
+                                    <float *>pdk, part + b * (D + 1), part + b * (D + 1) + D, b, Tq, Tv, D)
+        else:
+            for b in prange(B, num_threads=nt, schedule="static"):
+                _additive_bwd_batch(<double *>pq, <double *>pk, <double *>pw, a, <double *>pg, <double *>pdq,
+                                    <double *>pdk, part + b * (D + 1), part + b * (D + 1) + D, b, Tq, Tv, D)
+        for d in range(D):
+            pdw[d] = 0
+        for th in range(B):
+            for d in range(D):
+                pdw[d] += part[th * (D + 1) + d]
+            da += part[th * (D + 1) + D]
+    free(part)
+    return da

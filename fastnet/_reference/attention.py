@@ -60,3 +60,19 @@ def sdpa_backward(q, k, v, p, do, scale=1.0, rate=0.0, seed=0, dp=None):
     dk = np.einsum("bhqk,bqhd->bkhd", ds, q) * scale
     dv = np.einsum("bhqk,bqhd->bkhd", pd, do)
     return dq.astype(q.dtype), dk.astype(q.dtype), dv.astype(q.dtype)
+
+
+def additive_forward(q, k, w, a=1.0):
+    """scores[b, i, j] = sum_d w[d] * tanh(a * (q[b, i, d] + k[b, j, d]))."""
+    t = np.tanh(a * (q[:, :, None, :] + k[:, None, :, :]))
+    return (t * w).sum(axis=-1).astype(q.dtype)
+
+
+def additive_backward(q, k, w, a, g):
+    """Gradients of sum(g * scores): (dq, dk, dw, da)."""
+    z = q[:, :, None, :] + k[:, None, :, :]
+    t = np.tanh(a * z)
+    dz = g[..., None] * w * (1 - t * t)
+    dw = np.einsum("bij,bijd->d", g, t)
+    da = float(np.sum(dz * z))
+    return (a * dz.sum(axis=2)).astype(q.dtype), (a * dz.sum(axis=1)).astype(q.dtype), dw, da

@@ -780,31 +780,34 @@ class Attention(Layer):
             return None
         return np.asarray(mask[0])
 
-    # ------------------------------------------------------------------ scores (non-kernel modes)
+    # ------------------------------------------------------------------ additive scores
+    def _additive_weights(self, dim, dtype):
+        """(w, a) of the additive-scores kernel: scores = sum_d w_d tanh(a (q_id + k_jd))."""
+        w = np.full(dim, self.concat_score_weight.value, dtype=dtype)
+        a = float(self.scale.value) if self.scale is not None else 1.0
+        return w, a
+
     def _scores(self, ctx, q, k):
         """Scores of the concat mode: c * sum_d tanh(s * (q_id + k_jd)), (B, Tq, Tv)."""
-        z = q[:, :, None, :] + k[:, None, :, :]
-        s = self.scale.value if self.scale is not None else None
-        t = np.tanh(z * s if s is not None else z)
-        c = self.concat_score_weight.value
-        if ctx.record:
-            ctx.z, ctx.t = z, t
-        return c * t.sum(axis=-1)
+        w, a = self._additive_weights(q.shape[2], q.dtype)
+        out = ctx.buf("scores", (q.shape[0], q.shape[1], k.shape[1]), q.dtype)
+        _attn.additive_forward(q, k, w, a, out, config._n_threads)
+        return out
 
     def _scores_backward(self, ctx, g):
         """Given dL/dscores g (B, Tq, Tv): dq, dk; writes the weights' gradients."""
-        t = ctx.t
-        c = self.concat_score_weight
-        s = self.scale
-        train = self.trainable
-        if train and c.trainable:
-            c.grad_buffer()[...] = np.sum(g * t.sum(axis=-1))
-        dz = (c.value * g)[..., None] * (1 - t * t)
-        if s is not None:
-            if train and s.trainable:
-                s.grad_buffer()[...] = np.sum(dz * ctx.z)
-            dz = dz * s.value
-        return dz.sum(axis=2), dz.sum(axis=1)
+        q, k = ctx.q, ctx.k
+        w, a = self._additive_weights(q.shape[2], q.dtype)
+        dq, dk = np.empty_like(q), np.empty_like(k)
+        dw = np.empty(q.shape[2], dtype=np.float64)
+        da = _attn.additive_backward(q, k, w, a, np.ascontiguousarray(g, dtype=q.dtype), dq, dk, dw,
+                                     config._n_threads)
+        c, s = self.concat_score_weight, self.scale
+        if self.trainable and c.trainable:
+            c.grad_buffer()[...] = dw.sum()  # every entry of w is c
+        if self.trainable and s is not None and s.trainable:
+            s.grad_buffer()[...] = da
+        return dq, dk
 
     # ------------------------------------------------------------------ forward / backward
     def forward(self, ctx: Any, inputs: Sequence[np.ndarray], mask: Sequence[ArrayLike | None] | None = None,
@@ -1012,23 +1015,21 @@ class AdditiveAttention(Attention):
             self.scale = self.add_weight("scale", (query_shape[-1],), "glorot_uniform")
 
     def _scores(self, ctx, q, k):
-        t = np.tanh(q[:, :, None, :] + k[:, None, :, :])
-        if ctx.record:
-            ctx.t = t
-        if self.scale is not None:
-            return np.matmul(t, self.scale.value)
-        return t.sum(axis=-1)
+        w = self.scale.value if self.scale is not None else np.ones(q.shape[2], dtype=q.dtype)
+        out = ctx.buf("scores", (q.shape[0], q.shape[1], k.shape[1]), q.dtype)
+        _attn.additive_forward(q, k, w, 1.0, out, config._n_threads)
+        return out
 
     def _scores_backward(self, ctx, g):
-        t = ctx.t
+        q, k = ctx.q, ctx.k
         s = self.scale
-        if s is not None:
-            if self.trainable and s.trainable:
-                np.einsum("bijd,bij->d", t, g, out=s.grad_buffer())
-            dz = g[..., None] * s.value * (1 - t * t)
-        else:
-            dz = g[..., None] * (1 - t * t)
-        return dz.sum(axis=2), dz.sum(axis=1)
+        w = s.value if s is not None else np.ones(q.shape[2], dtype=q.dtype)
+        dq, dk = np.empty_like(q), np.empty_like(k)
+        dw = np.empty(q.shape[2], dtype=np.float64)
+        _attn.additive_backward(q, k, w, 1.0, np.ascontiguousarray(g, dtype=q.dtype), dq, dk, dw, config._n_threads)
+        if s is not None and self.trainable and s.trainable:
+            s.grad_buffer()[...] = dw
+        return dq, dk
 
     def get_config(self) -> Config:
         cfg = super().get_config()

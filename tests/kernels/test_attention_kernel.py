@@ -127,3 +127,35 @@ def test_bad_shapes_are_reported():
         K.forward(q, k.astype(np.float64), v, o, None, None, False, 1.0)
     with pytest.raises(ValueError, match="dropout rate"):
         K.forward(q, k, v, o, None, None, False, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("a", [1.0, 0.6])
+def test_additive_scores_match_numpy_twin(dt, n_threads, a):
+    rng = np.random.default_rng(6)
+    q = rng.standard_normal((3, 5, 7)).astype(dt)
+    k = rng.standard_normal((3, 6, 7)).astype(dt)
+    w = rng.standard_normal(7).astype(dt)
+    g = rng.standard_normal((3, 5, 6)).astype(dt)
+    g[0, 1, 2] = 0  # skipped entries contribute nothing
+    out = np.empty((3, 5, 6), dt)
+    K.additive_forward(q, k, w, a, out, n_threads)
+    rtol, atol = TOL[dt]
+    np.testing.assert_allclose(out, R.additive_forward(q, k, w, a), rtol=rtol * 10, atol=atol * 10)
+    dq, dk, dw = np.empty_like(q), np.empty_like(k), np.empty(7)
+    da = K.additive_backward(q, k, w, a, g, dq, dk, dw, n_threads)
+    rq, rk, rw, ra = R.additive_backward(q, k, w, a, g)
+    for got, want in ((dq, rq), (dk, rk), (dw, rw)):
+        np.testing.assert_allclose(got, want, rtol=rtol * 10, atol=atol * 10)
+    assert da == pytest.approx(ra, rel=rtol * 10, abs=atol * 10)
+
+
+def test_additive_bad_shapes():
+    q = np.zeros((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="do not agree"):
+        K.additive_forward(q, np.zeros((2, 5, 3), np.float32), np.zeros(4, np.float32), 1.0,
+                           np.zeros((2, 3, 5), np.float32))
+    with pytest.raises(ValueError, match="out has shape"):
+        K.additive_forward(q, np.zeros((2, 5, 4), np.float32), np.zeros(4, np.float32), 1.0,
+                           np.zeros((2, 3, 4), np.float32))
