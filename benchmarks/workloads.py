@@ -456,3 +456,83 @@ class GRUPredict(_RecurrentPredict):
     """predict on 6400 sequences of the GRU model, batch 32 (PyTorch under no_grad)."""
 
     cell = "GRU"
+
+
+# ----------------------------------------------------------------------------- attention
+# Keras's "text classification with transformer" example at the issue's sizes.
+
+@workload("transformer_text", target=1.5)
+class TransformerText(Workload):
+    """Token + position Embedding (vocabulary 20000, sequence 200, 32), one transformer
+    block (MultiHeadAttention 2 heads of key_dim 32, Dropout 0.1, Add + LayerNormalization,
+    feed-forward Dense 32 relu + Dense 32, Dropout 0.1, Add + LayerNormalization),
+    GlobalAveragePooling1D, Dropout 0.1, Dense 20 relu, Dropout 0.1, Dense 2 softmax;
+    Adam; batch 32. Functional API: token ids and their positions are the two inputs."""
+
+    vocab, seq, embed, heads, ff, batch = 20000, 200, 32, 2, 32, 32
+
+    def data(self, n=1024):
+        rng = np.random.default_rng(0)
+        tokens = rng.integers(0, self.vocab, (n, self.seq)).astype(np.int32)
+        positions = np.broadcast_to(np.arange(self.seq, dtype=np.int32), (n, self.seq)).copy()
+        return tokens, positions, rng.integers(0, 2, n).astype(np.int64)
+
+    def keras_style(self, K):
+        tokens, positions, y = self.data()
+        L = K.layers
+        tok_in = K.Input((self.seq,), dtype="int32")
+        pos_in = K.Input((self.seq,), dtype="int32")
+        x = L.Add()([L.Embedding(self.vocab, self.embed)(tok_in), L.Embedding(self.seq, self.embed)(pos_in)])
+        a = L.MultiHeadAttention(num_heads=self.heads, key_dim=self.embed)(x, x)
+        x = L.LayerNormalization(epsilon=1e-6)(L.Add()([x, L.Dropout(0.1)(a)]))
+        f = L.Dense(self.embed)(L.Dense(self.ff, activation="relu")(x))
+        x = L.LayerNormalization(epsilon=1e-6)(L.Add()([x, L.Dropout(0.1)(f)]))
+        x = L.Dropout(0.1)(L.GlobalAveragePooling1D()(x))
+        x = L.Dropout(0.1)(L.Dense(20, activation="relu")(x))
+        m = K.Model([tok_in, pos_in], L.Dense(2, activation="softmax")(x))
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        steps = -(-len(y) // self.batch)
+
+        def epoch():
+            m.fit([tokens, positions], y, batch_size=self.batch, epochs=1, verbose=0)
+            return steps
+        return epoch
+
+    def torch(self):
+        import torch
+        from torch import nn
+        from torch.nn import functional as F
+
+        tokens, _, y = self.data()
+        E, H, S = self.embed, self.heads, self.seq
+
+        class Net(nn.Module):
+            # Keras's MultiHeadAttention with key_dim = E: each head has size E, so the
+            # projections are E -> H * E and back (torch's nn.MultiheadAttention would split E).
+            def __init__(self, vocab, ff):
+                super().__init__()
+                self.tok, self.pos = nn.Embedding(vocab, E), nn.Embedding(S, E)
+                self.q, self.k, self.v = (nn.Linear(E, H * E) for _ in range(3))
+                self.o = nn.Linear(H * E, E)
+                self.ln1, self.ln2 = nn.LayerNorm(E, eps=1e-6), nn.LayerNorm(E, eps=1e-6)
+                self.ff1, self.ff2 = nn.Linear(E, ff), nn.Linear(ff, E)
+                self.fc1, self.fc2 = nn.Linear(E, 20), nn.Linear(20, 2)
+                self.drop = nn.Dropout(0.1)
+                self.register_buffer("positions", torch.arange(S))
+
+            def forward(self, ids):
+                x = self.tok(ids) + self.pos(self.positions)
+                b = x.shape[0]
+
+                def heads(t):
+                    return t.view(b, S, H, E).transpose(1, 2)
+                a = F.scaled_dot_product_attention(heads(self.q(x)), heads(self.k(x)), heads(self.v(x)))
+                a = self.o(a.transpose(1, 2).reshape(b, S, H * E))
+                x = self.ln1(x + self.drop(a))
+                x = self.ln2(x + self.drop(self.ff2(F.relu(self.ff1(x)))))
+                x = self.drop(x.mean(dim=1))
+                return self.fc2(self.drop(F.relu(self.fc1(x))))
+
+        m = Net(self.vocab, self.ff)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3, eps=1e-7)
+        return _torch_fit(m, nn.CrossEntropyLoss(), opt, tokens.astype(np.int64), y, self.batch)

@@ -51,6 +51,7 @@ from fastnet.layers.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from fastnet.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from fastnet.layers.reshaping import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
 __all__ += [
@@ -62,6 +63,7 @@ __all__ += [
     "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
     "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
 ]
+__all__ += ["MultiHeadAttention", "Attention", "AdditiveAttention"]
 
 
 def _registry():
