@@ -105,7 +105,7 @@ def _cifar_batch(rng, n, fine=True, coarse=False):
     else:
         d[b"fine_labels"] = [int(v) for v in rng.integers(0, 100, n)]
         d[b"coarse_labels"] = [int(v) for v in rng.integers(0, 20, n)]
-    return pickle.dumps(d, protocol=2)
+    return pickle.dumps(d, protocol=3)  # bytes as BINBYTES, as Python 2 pickles read with encoding="bytes"
 
 
 def _tar_gz(members: dict[str, bytes]) -> bytes:
