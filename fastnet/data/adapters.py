@@ -324,7 +324,7 @@ class ArrayDataAdapter(DataAdapter):
         if len(distinct) > 1:
             if "sample_weight" in sizes and len({n for g in ("x", "y") for _, n in sizes.get(g, [])}) == 1:
                 n = sizes["x"][0][1]
-                bad = [f"{nm} has {k}" for nm, k in sizes["sample_weight"] if k != n]
+                bad = [f"{nm} has {k} rows" for nm, k in sizes["sample_weight"] if k != n]
                 raise ValueError(f"sample_weight must have one weight per sample ({n} samples), but "
                                  + ", ".join(bad))
             lines = "\n".join(f"'{nm}' sizes: " + ", ".join(str(k) for _, k in group) for nm, group in sizes.items())
