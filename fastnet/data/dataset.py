@@ -37,7 +37,7 @@ AUTOTUNE = -1
 INFINITE_CARDINALITY = -1
 UNKNOWN_CARDINALITY = -2
 
-_AUTO_PREFETCH = 4
+_AUTO_PREFETCH = 2
 _AUTO_PARALLEL = max(1, min(8, os.cpu_count() or 1))
 
 
@@ -235,7 +235,7 @@ class Dataset:
                 with ThreadPoolExecutor(workers, thread_name_prefix="fastnet-map") as pool:
                     pending = deque()
                     try:
-                        for element in itertools.islice(source, 2 * workers):
+                        for element in itertools.islice(source, workers + 1):
                             pending.append(pool.submit(_call, map_func, element))
                         while pending:
                             out = pending.popleft().result()
