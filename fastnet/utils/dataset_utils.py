@@ -268,7 +268,8 @@ def image_dataset_from_directory(directory: str, labels: Any = "inferred", label
                                  validation_split: float | None = None, subset: str | None = None,
                                  interpolation: str = "bilinear", follow_links: bool = False,
                                  crop_to_aspect_ratio: bool = False, pad_to_aspect_ratio: bool = False,
-                                 data_format: str | None = None, verbose: bool = True):
+                                 data_format: str | None = None, verbose: bool = True
+                                 ) -> Dataset | tuple[Dataset, Dataset]:
     """A :class:`~fastnet.data.Dataset` of image batches from a folder, as Keras builds it.
 
     With ``labels="inferred"`` the folder holds one subfolder per class::
@@ -367,7 +368,7 @@ def text_dataset_from_directory(directory: str, labels: Any = "inferred", label_
                                 class_names: list[str] | None = None, batch_size: int | None = 32,
                                 max_length: int | None = None, shuffle: bool = True, seed: int | None = None,
                                 validation_split: float | None = None, subset: str | None = None,
-                                follow_links: bool = False, verbose: bool = True):
+                                follow_links: bool = False, verbose: bool = True) -> Dataset | tuple[Dataset, Dataset]:
     """A :class:`~fastnet.data.Dataset` of text batches from a folder of ``.txt`` files.
 
     Arguments as :func:`image_dataset_from_directory`. Each element's text is a Python
@@ -422,7 +423,7 @@ def text_dataset_from_directory(directory: str, labels: Any = "inferred", label_
 def timeseries_dataset_from_array(data: Any, targets: Any, sequence_length: int, sequence_stride: int = 1,
                                   sampling_rate: int = 1, batch_size: int | None = 128, shuffle: bool = False,
                                   seed: int | None = None, start_index: int | None = None,
-                                  end_index: int | None = None):
+                                  end_index: int | None = None) -> Dataset:
     """Sliding windows over a time series, as ``keras.utils.timeseries_dataset_from_array``.
 
     Window ``i`` holds ``data[s + i * sequence_stride + k * sampling_rate]`` for
@@ -537,7 +538,8 @@ def _rescale_split_sizes(left_size, right_size, total):
 
 
 def split_dataset(dataset: Any, left_size: int | float | None = None, right_size: int | float | None = None,
-                  shuffle: bool = False, seed: int | None = None, data_format: str | None = None):
+                  shuffle: bool = False, seed: int | None = None, data_format: str | None = None
+                  ) -> tuple[Dataset, Dataset]:
     """Splits a dataset of samples into two, as ``keras.utils.split_dataset``.
 
     Args:

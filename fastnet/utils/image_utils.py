@@ -14,6 +14,8 @@ import numpy as np
 from fastnet import config
 
 if TYPE_CHECKING:
+    from PIL.Image import Image
+
     from fastnet._typing import ArrayLike
 
 __all__ = ["load_img", "img_to_array", "array_to_img", "save_img"]
@@ -66,7 +68,7 @@ def _center_crop_box(width, height, target_w, target_h):
 
 def load_img(path: str | os.PathLike | io.BytesIO, color_mode: str = "rgb",
              target_size: tuple[int, int] | None = None, interpolation: str = "nearest",
-             keep_aspect_ratio: bool = False):
+             keep_aspect_ratio: bool = False) -> Image:
     """Loads an image file into a PIL image.
 
     Args:
@@ -98,7 +100,7 @@ def load_img(path: str | os.PathLike | io.BytesIO, color_mode: str = "rgb",
     return img
 
 
-def img_to_array(img, data_format: str | None = None, dtype: str | None = None) -> np.ndarray:
+def img_to_array(img: Image | ArrayLike, data_format: str | None = None, dtype: str | None = None) -> np.ndarray:
     """A PIL image as a 3D array, ``(height, width, channels)`` (or channels first).
 
     Args:
@@ -115,7 +117,8 @@ def img_to_array(img, data_format: str | None = None, dtype: str | None = None) 
     raise ValueError(f"img_to_array: unsupported image shape {x.shape} (expected 2 or 3 dimensions)")
 
 
-def array_to_img(x: ArrayLike, data_format: str | None = None, scale: bool = True, dtype: str | None = None):
+def array_to_img(x: ArrayLike, data_format: str | None = None, scale: bool = True,
+                 dtype: str | None = None) -> Image:
     """A 3D array as a PIL image (1 channel: "L", or "I" when values exceed 255; 3: "RGB"; 4: "RGBA").
 
     Args:
