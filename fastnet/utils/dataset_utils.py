@@ -477,10 +477,7 @@ def timeseries_dataset_from_array(data: Any, targets: Any, sequence_length: int,
             raise ValueError(f"end_index must be higher than 0; received end_index={end_index}")
     end = len(data) if end_index is None else int(end_index)
     if targets is not None:
-        targets = _tree.to_numpy(targets)
-        if len(targets) != len(data):
-            raise ValueError(f"data and targets must have the same length; received len(data)={len(data)} and "
-                             f"len(targets)={len(targets)}")
+        targets = _tree.to_numpy(targets)  # may be shorter than data: fewer windows (as in Keras)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size <= 0):
         raise ValueError(f"batch_size must be a positive integer or None, received {batch_size!r}")
