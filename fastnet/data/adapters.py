@@ -11,6 +11,7 @@ The trainer calls::
     adapter.on_epoch_begin()     # PyDataset hooks (arrays: nothing to do)
     adapter.on_epoch_end()
     adapter.get_numpy_iterator() # one pass: (x, y, sample_weight) tuples of numpy data
+    adapter.peek()               # the first batch, not consumed (to build the model first)
 
     it = EpochIterator(adapter, steps_per_epoch=None)
     for step, (xb, yb, swb) in it.enumerate_epoch():
@@ -26,7 +27,8 @@ The trainer calls::
   :func:`fastnet.utils.set_random_seed`'s generator at the start of each pass;
   ``shuffle="batch"`` shuffles batch-sized chunks). The numeric arrays of ``x`` and the
   float/bool arrays of ``y`` and ``sample_weight`` are converted to ``floatx`` once, up
-  front; integer targets stay integers. A shuffled pass gathers each batch with
+  front; integer targets stay integers (the converted arrays are the adapter's ``x``, ``y``
+  and ``sample_weight``; ``num_samples`` counts them). A shuffled pass gathers each batch with
   ``np.take(..., out=buffer)`` into buffers reused from one batch to the next: a batch is
   only valid until the next one is asked for (the trainer consumes it first).
 * a Python generator or iterator yielding ``x``, ``(x,)``, ``(x, y)`` or
@@ -275,6 +277,11 @@ class DataAdapter:
     def get_numpy_iterator(self):
         raise NotImplementedError
 
+    def peek(self):
+        """The first batch ``(x, y, sample_weight)`` without consuming it (None when the input
+        is empty): the trainer builds the model from it before the first epoch."""
+        raise NotImplementedError
+
     def on_epoch_begin(self) -> None:
         """Called by the epoch iterator at the start of each epoch."""
 
@@ -356,6 +363,11 @@ class ArrayDataAdapter(DataAdapter):
     def partial_batch_size(self) -> int | None:
         return (self.num_samples % self.batch_size) or None
 
+    def peek(self):
+        if not self.num_samples:
+            return None
+        return self._pack([a[:self.batch_size] for a in self._leaves])
+
     def _pack(self, leaves):
         nx = len(_tree.flatten(self.x))
         ny = 0 if self.y is None else len(_tree.flatten(self.y))
@@ -406,16 +418,30 @@ class GeneratorDataAdapter(DataAdapter):
         self.class_weight = _check_class_weight(class_weight)
         self.max_queue_size = max_queue_size
         self._reader: Prefetcher | None = None
+        self._pushback: list = []  # a peeked batch, served first
 
     def _batches(self):
         for batch in self.generator:
             yield _standardize_batch(batch, self.class_weight)
 
-    def get_numpy_iterator(self):
+    def _ensure_reader(self):
         # One reader for the generator's life: later passes continue where the last stopped.
         if self._reader is None:
             self._reader = Prefetcher(self._batches(), self.max_queue_size, name="fastnet-generator")
-        reader = self._reader
+        return self._reader
+
+    def peek(self):
+        if not self._pushback:
+            try:
+                self._pushback.append(next(self._ensure_reader()))
+            except StopIteration:
+                return None
+        return self._pushback[0]
+
+    def get_numpy_iterator(self):
+        reader = self._ensure_reader()
+        while self._pushback:
+            yield self._pushback.pop(0)
         while True:  # not `yield from`: closing this pass must not close the shared reader
             try:
                 batch = next(reader)
@@ -457,6 +483,11 @@ class PyDatasetAdapter(DataAdapter):
         self.use_multiprocessing = dataset.use_multiprocessing
         self.max_queue_size = dataset.max_queue_size
         self._iterators: list = []
+
+    def peek(self):
+        if self.num_batches == 0:
+            return None
+        return _standardize_batch(self.dataset[0], self.class_weight)
 
     def on_epoch_begin(self) -> None:
         self.dataset.on_epoch_begin()
@@ -550,6 +581,13 @@ class DatasetAdapter(DataAdapter):
     def _batches(self):
         for batch in self._source():
             yield _standardize_batch(batch, self.class_weight)
+
+    def peek(self):
+        it = self._batches()
+        try:
+            return next(it, None)
+        finally:
+            it.close()
 
     def get_numpy_iterator(self):
         if self._ahead:

@@ -487,3 +487,29 @@ def test_train_validation_split_errors():
         train_validation_split(_gen(2), 0.5)
     with pytest.raises(ValueError, match=r"validation_split must be in \(0, 1\)"):
         train_validation_split((np.zeros(3),), 1.5)
+
+
+def test_peek_does_not_consume():
+    adapter = get_data_adapter(_gen(3))
+    first = adapter.peek()
+    assert first[1][0] == 0 and adapter.peek() is first
+    assert [b[1][0] for b in _batches(adapter)] == [0, 1, 2]
+    assert get_data_adapter(iter([])).peek() is None
+    arrays = get_data_adapter(np.arange(10.0)[:, None], np.arange(10), batch_size=4, shuffle=True)
+    assert arrays.peek()[0].shape == (4, 1)
+    assert get_data_adapter(Squares(10, 3)).peek()[0].shape == (3, 1)
+    ds = Dataset.from_tensor_slices((np.arange(5.0), np.arange(5))).batch(2)
+    assert get_data_adapter(ds).peek()[1].tolist() == [0, 1]
+
+
+def test_worker_processes_shut_down():
+    import multiprocessing
+
+    adapter = get_data_adapter(Squares(30, 3, workers=2, use_multiprocessing=True))
+    assert len(_batches(adapter)) == 10
+    assert multiprocessing.active_children() == []
+    it = adapter.get_numpy_iterator()
+    next(it)
+    assert multiprocessing.active_children()  # workers run during the pass
+    it.close()  # abandoned mid-pass (e.g. training stopped early)
+    assert multiprocessing.active_children() == []
