@@ -38,7 +38,8 @@ INFINITE_CARDINALITY = -1
 UNKNOWN_CARDINALITY = -2
 
 _AUTO_PREFETCH = 2
-_AUTO_PARALLEL = max(1, min(8, os.cpu_count() or 1))
+# AUTOTUNE: a few threads (decoding releases the GIL); each holds one batch in flight.
+_AUTO_PARALLEL = max(1, min(4, os.cpu_count() or 1))
 
 
 def _rng_for(seed):

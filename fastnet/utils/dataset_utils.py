@@ -153,7 +153,12 @@ def _files_dataset(paths, labels, label_mode, num_classes, load_one, batch_size,
         if index.ndim == 0:
             data = load_one(paths[int(index)])
             return data if encoded is None else (data, encoded[int(index)])
-        data = np.stack([load_one(p) for p in paths[index]]) if len(index) else None
+        data = None
+        for k, path in enumerate(paths[index]):  # into one batch array: no per-image copies kept
+            item = load_one(path)
+            if data is None:
+                data = np.empty((len(index),) + item.shape, dtype=item.dtype)
+            data[k] = item
         return data if encoded is None else (data, encoded[index])
 
     if batch_size is not None:

@@ -220,12 +220,13 @@ def test_image_dataset_labels_list_and_no_labels(tmp_path):
 
 @pytest.mark.slow
 def test_image_dataset_decodes_lazily(tmp_path):
-    """2,000 images of 64x64x3 float32 are 98 MB decoded; iterating peaks far lower."""
+    """2,000 images of 64x64x3 float32 are 98 MB decoded; iterating holds a bounded number of
+    batches (those being decoded and those waiting), not the folder."""
     fx.make_many_images(str(tmp_path), 2000, size=(64, 64))
     decoded = 2000 * 64 * 64 * 3 * 4
     tracemalloc.start()
     try:
-        ds = image_dataset_from_directory(str(tmp_path), image_size=(64, 64), batch_size=32, seed=0, verbose=False)
+        ds = image_dataset_from_directory(str(tmp_path), image_size=(64, 64), batch_size=16, seed=0, verbose=False)
         seen = 0
         for xb, _ in ds:
             seen += len(xb)
@@ -233,4 +234,4 @@ def test_image_dataset_decodes_lazily(tmp_path):
     finally:
         tracemalloc.stop()
     assert seen == 2000
-    assert peak < decoded / 4, f"peak {peak / 1e6:.1f} MB for {decoded / 1e6:.1f} MB of decoded images"
+    assert peak < decoded / 5, f"peak {peak / 1e6:.1f} MB for {decoded / 1e6:.1f} MB of decoded images"
