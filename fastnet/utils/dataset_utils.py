@@ -152,12 +152,14 @@ def _files_dataset(paths, labels, label_mode, num_classes, load_one, batch_size,
         index = np.asarray(index)
         if index.ndim == 0:
             data = load_one(paths[int(index)])
+            data = np.asarray(data, dtype=object) if isinstance(data, str) else data
             return data if encoded is None else (data, encoded[int(index)])
         data = None
         for k, path in enumerate(paths[index]):  # into one batch array: no per-image copies kept
             item = load_one(path)
             if data is None:
-                data = np.empty((len(index),) + item.shape, dtype=item.dtype)
+                data = (np.empty((len(index),) + item.shape, dtype=item.dtype) if isinstance(item, np.ndarray)
+                        else np.empty(len(index), dtype=object))
             data[k] = item
         return data if encoded is None else (data, encoded[index])
 
@@ -407,7 +409,7 @@ def text_dataset_from_directory(directory: str, labels: Any = "inferred", label_
             raw = f.read()
         if max_length is not None:
             raw = raw[:max_length]  # Keras cuts the bytes, before decoding
-        return np.asarray(raw.decode("utf-8", errors="replace"), dtype=object)
+        return raw.decode("utf-8", errors="replace")
 
     num_classes = len(names) if names else 0
 
