@@ -49,6 +49,20 @@ passing them separately is a ValueError. ``class_weight`` (``{class_index: weigh
 turned into per-sample weights for single-output targets, sparse (integer labels) or
 one-hot, and multiplied into any sample weights; classes absent from it weigh 1.
 
+In the trainer (as Keras 3's trainer does it):
+
+* ``validation_split`` (array inputs only): ``train_validation_split((x, y, sw), split)``;
+  ``validation_data``: ``unpack_x_y_sample_weight(validation_data)`` (a tuple or list is
+  ``(x, y[, sw])``, anything else is ``x``), then an adapter with ``for_what="evaluate"``
+  and an ``EpochIterator(val_adapter, validation_steps)`` kept for the whole ``fit``, so an
+  endless validation generator carries on from one validation run to the next.
+* Build the model from ``adapter.peek()`` before ``on_train_begin``.
+* Array adapters give ``floatx`` inputs; the others give their arrays as the user made
+  them (cast inputs per batch where the layers need floats).
+* The progress bar's total is ``EpochIterator.num_batches`` (None: unknown until the
+  first pass ends).
+* ``EpochIterator.close()`` at the end stops background loading.
+
 ``EpochIterator`` follows Keras 3: without ``steps_per_epoch`` an epoch is one pass. With
 it, an epoch is that many steps and the underlying iterator carries over from one epoch
 to the next, restarted once a pass of known length is used up; a finite input that runs
