@@ -85,7 +85,11 @@ def extract_archive(file_path: str, path: str = ".", archive_format: str | list[
             tmp = tempfile.mkdtemp(prefix=".extract-", dir=os.path.dirname(os.path.abspath(path)) or ".")
             try:
                 with tarfile.open(file_path) as archive:
-                    archive.extractall(tmp, members=list(_safe_members_tar(archive, tmp)))
+                    members = list(_safe_members_tar(archive, tmp))
+                    if hasattr(tarfile, "data_filter"):  # Python's own checks too, where it has them
+                        archive.extractall(tmp, members=members, filter="data")
+                    else:
+                        archive.extractall(tmp, members=members)
                 _move_into(tmp, path)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
