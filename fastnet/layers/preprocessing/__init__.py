@@ -1,0 +1,5 @@
+"""Preprocessing layers, as in Keras: normalization, rescaling, image resizing and
+augmentation, text vectorization, lookups, hashing and discretization."""
+from fastnet.layers.preprocessing.numerical import CategoryEncoding, Discretization, Hashing, Normalization, Rescaling
+
+__all__ = ["Normalization", "Rescaling", "Discretization", "CategoryEncoding", "Hashing"]
