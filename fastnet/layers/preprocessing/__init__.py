@@ -3,3 +3,6 @@ augmentation, text vectorization, lookups, hashing and discretization."""
 from fastnet.layers.preprocessing.numerical import CategoryEncoding, Discretization, Hashing, Normalization, Rescaling
 
 __all__ = ["Normalization", "Rescaling", "Discretization", "CategoryEncoding", "Hashing"]
+from fastnet.layers.preprocessing.lookup import IntegerLookup, StringLookup  # noqa: E402
+
+__all__ += ["StringLookup", "IntegerLookup"]
