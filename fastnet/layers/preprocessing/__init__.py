@@ -6,3 +6,6 @@ __all__ = ["Normalization", "Rescaling", "Discretization", "CategoryEncoding", "
 from fastnet.layers.preprocessing.lookup import IntegerLookup, StringLookup  # noqa: E402
 
 __all__ += ["StringLookup", "IntegerLookup"]
+from fastnet.layers.preprocessing.text import TextVectorization  # noqa: E402
+
+__all__ += ["TextVectorization"]
