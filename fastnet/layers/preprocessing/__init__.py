@@ -9,3 +9,17 @@ __all__ += ["StringLookup", "IntegerLookup"]
 from fastnet.layers.preprocessing.text import TextVectorization  # noqa: E402
 
 __all__ += ["TextVectorization"]
+from fastnet.layers.preprocessing.image import (  # noqa: E402
+    CenterCrop,
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Resizing,
+)
+
+__all__ += ["Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
+            "RandomContrast", "RandomBrightness", "RandomCrop"]
