@@ -124,10 +124,17 @@ class PreprocessingLayer(Layer):
     def output_dtype(self) -> str:
         return self.compute_dtype
 
+    def output_dtype_for(self, input_dtype: Any) -> str:
+        """The output dtype for inputs of ``input_dtype`` (most layers: ``output_dtype``)."""
+        return self.output_dtype
+
     def compute_output_spec(self, inputs: Any) -> OutputSpec:
-        """Shape and dtype of the output for an input with ``inputs.shape`` (or a shape)."""
+        """Shape and dtype of the output for ``inputs`` (anything with ``.shape`` and
+        ``.dtype``, such as an array or a symbolic tensor, or a bare shape)."""
         shape = getattr(inputs, "shape", inputs)
-        return OutputSpec(tuple(self.compute_output_shape(tuple(shape))), self.output_dtype)
+        in_dtype = getattr(inputs, "dtype", None)
+        dtype = self.output_dtype_for(in_dtype) if in_dtype is not None else self.output_dtype
+        return OutputSpec(tuple(self.compute_output_shape(tuple(shape))), dtype)
 
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return tuple(input_shape)

@@ -127,7 +127,7 @@ class AffineSampler:
     ``transforms`` is ``(batch, 8)``: ``[a0, a1, a2, b0, b1, b2, c0, c1]`` maps output pixel
     (x, y) to input ``(a0 x + a1 y + a2, b0 x + b1 y + b2)`` (the projective terms c0, c1 are
     zero for the layers here). Coordinates are computed in float32 as in Keras, then sampled
-    bilinearly or at the nearest pixel (ties to even), with points outside the image taken by
+    bilinearly or at the nearest pixel (ties away from zero), with points outside the image taken by
     ``fill_mode``. The sampling is linear in the image, so ``backward`` scatters the same
     weights back.
     """
@@ -143,8 +143,9 @@ class AffineSampler:
         self.fill_value = float(fill_value)
         self.corners = []  # (flat input index, weight, valid or None)
         if interpolation == "nearest":
-            axes_y = [(np.round(yin), np.ones_like(yin))]
-            axes_x = [(np.round(xin), np.ones_like(xin))]
+            # Ties round away from zero, as Keras's sampler does.
+            axes_y = [(np.sign(yin) * np.floor(np.abs(yin) + 0.5), np.ones_like(yin))]
+            axes_x = [(np.sign(xin) * np.floor(np.abs(xin) + 0.5), np.ones_like(xin))]
         else:
             y0 = np.floor(yin)
             x0 = np.floor(xin)

@@ -177,6 +177,13 @@ class Resizing(_ImageLayer):
         shape[ha], shape[wa] = self.height, self.width
         return tuple(shape)
 
+    def output_dtype_for(self, input_dtype) -> str:
+        try:
+            kind = np.dtype(input_dtype).kind
+        except TypeError:
+            return self.compute_dtype
+        return np.dtype(input_dtype).name if kind in "iu" else self.compute_dtype
+
     def get_config(self) -> Config:
         cfg = super().get_config()
         cfg.update({"height": self.height, "width": self.width, "interpolation": self.interpolation,
@@ -659,7 +666,8 @@ class RandomCrop(_RandomImageLayer):
         ``(batch, h, w, c)`` or ``(h, w, c)``.
 
     Output shape:
-        ``(batch, height, width, c)`` while training; the input shape at inference.
+        ``(batch, height, width, c)`` while training; the input shape at inference (Keras's
+        ``compute_output_shape`` gives the training shape, as here).
     """
 
     def __init__(self, height: int, width: int, seed: int | None = None, data_format: str | None = None,

@@ -459,6 +459,8 @@ class CategoryEncoding(PreprocessingLayer):
         if count_weights is not None and self.output_mode != "count":
             raise ValueError(f"CategoryEncoding: `count_weights` is used only with output_mode='count'. "
                              f"Received count_weights={count_weights}")
+        if count_weights is not None:
+            count_weights = np.asarray(count_weights, dtype=self.compute_dtype)
         return encode_categorical(inputs, self.output_mode, self.num_tokens, self.compute_dtype,
                                   count_weights=count_weights,
                                   layer_name=f'Layer "{self.name}" (CategoryEncoding)')
