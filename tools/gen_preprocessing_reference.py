@@ -132,7 +132,8 @@ def numerical_cases():
         run(f"discretization_{mode}", "Discretization", {"bin_boundaries": [-1.0, 0.0, 0.5, 2.0], "output_mode": mode},
             values if mode != "one_hot" else values[:, :1])
     run("discretization_adapt", "Discretization", {"num_bins": 5, "epsilon": 0.01}, values,
-        adapt=(RNG.standard_normal((200, 3)) * 3).astype("float32"), extra={"bins": lambda l: np.array(l.bin_boundaries)})
+        adapt=(RNG.standard_normal((200, 3)) * 3).astype("float32"),
+        extra={"bins": lambda layer: np.array(layer.bin_boundaries)})
 
     ids = RNG.integers(0, 6, size=(5, 3))
     run("category_encoding_multi_hot", "CategoryEncoding", {"num_tokens": 6, "output_mode": "multi_hot"}, ids)
@@ -165,7 +166,8 @@ def hashing_cases():
 
 def lookup_cases():
     words = np.array(["a", "b", "c", "d", "e", "f", "g"])
-    data = RNG.choice(np.array(list(words) + ["zz", "[UNK]"]), size=(30, 4), p=[.3, .2, .15, .1, .1, .05, .04, .03, .03])
+    data = RNG.choice(np.array(list(words) + ["zz", "[UNK]"]), size=(30, 4),
+                      p=[.3, .2, .15, .1, .1, .05, .04, .03, .03])
     q = RNG.choice(np.array(list(words) + ["zz", "yy", "xx", ""]), size=(6, 4))
     run("string_lookup_adapt", "StringLookup", {}, q, adapt=data)
     run("string_lookup_max_tokens", "StringLookup", {"max_tokens": 5}, q, adapt=data)

@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 
-import fastnet
 from fastnet import layers as L
 from fastnet.layers.preprocessing._image_ops import AffineSampler
 

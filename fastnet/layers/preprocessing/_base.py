@@ -50,6 +50,9 @@ def _is_symbolic(inputs):
 def as_string_array(inputs: Any) -> np.ndarray:
     """Python strings, bytes, lists of them or numpy string/object arrays as a numpy array of
     ``str`` (bytes decoded as UTF-8), keeping the shape."""
+    if isinstance(inputs, (list, tuple)):
+        # Through object: numpy would decode bytes mixed with str as ASCII.
+        inputs = np.asarray(inputs, dtype=object)
     x = np.asarray(inputs)
     if x.dtype.kind == "U":
         return x

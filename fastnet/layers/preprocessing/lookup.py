@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 from typing import TYPE_CHECKING
 
@@ -199,6 +200,8 @@ class IndexLookup(PreprocessingLayer):
         self._tokens = list(tokens)
         start = self._token_start_index()
         self._index = {t: i + start for i, t in enumerate(self._tokens)}
+        if self.mask_token is not None and self.output_mode == "int" and not self.invert:
+            self._index[self.mask_token] = 0
         self._sorted_keys = None
 
     def _record_vocabulary_size(self):
@@ -482,10 +485,13 @@ class StringLookup(IndexLookup):
         except TypeError as e:
             raise TypeError(f'Layer "{self.name}" (StringLookup) expects strings: {e}') from None
 
+    def lookup_tokens(self, tokens: list) -> np.ndarray:
+        """Indices of a list of tokens (int64; -1 for out-of-vocabulary, 0 for the mask token
+        in "int" mode), with no OOV slots or encoding applied."""
+        return np.fromiter(map(self._index.get, tokens, itertools.repeat(-1)), dtype=np.int64, count=len(tokens))
+
     def _lookup(self, x):
-        get = self._index.get
-        return np.fromiter((get(t, -1) for t in x.ravel().tolist()), dtype=np.int64,
-                           count=x.size).reshape(x.shape)
+        return self.lookup_tokens(x.ravel().tolist()).reshape(x.shape)
 
     def _sort_key(self, token):
         # Keras sorts the UTF-8 bytes; code-point order of str is the same order.

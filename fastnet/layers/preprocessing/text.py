@@ -1,6 +1,7 @@
 """TextVectorization: strings to token indices or bag-of-words vectors."""
 from __future__ import annotations
 
+import itertools
 import re
 import string
 from typing import TYPE_CHECKING
@@ -38,6 +39,10 @@ _SPLIT = ("whitespace", "character")
 
 
 def _whitespace_split(s):
+    # str.split() also splits on \x1c-\x1f and non-ASCII spaces, which Keras does not; it is
+    # used only when the string has neither.
+    if s.isascii() and not ("\x1c" in s or "\x1d" in s or "\x1e" in s or "\x1f" in s):
+        return s.split()
     return [t for t in _WS.split(s) if t]
 
 
@@ -269,11 +274,12 @@ class TextVectorization(PreprocessingLayer):
         else:
             lead = x.shape[:-1] if x.ndim > 1 else x.shape
         rows = toks
-        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         total = int(lengths.sum())
-        flat = np.array([t for r in rows for t in r], dtype=str) if total else np.zeros(0, dtype="<U1")
         if self._output_mode == "int":
-            ids = lookup.forward(ctx, flat) if total else np.zeros(0, dtype=np.int64)
+            # Token ids straight from the token lists (one OOV slot, the mask "" at 0).
+            ids = lookup.lookup_tokens(list(itertools.chain.from_iterable(rows)))
+            ids[ids < 0] = lookup._oov_start_index()
             width = self._output_sequence_length
             if width is None:
                 width = int(lengths.max()) if len(rows) else 0
@@ -286,16 +292,26 @@ class TextVectorization(PreprocessingLayer):
         if self._output_mode == "one_hot":
             raise ValueError(f'Layer "{self.name}" (TextVectorization): output_mode="one_hot" encodes one '
                              f"token per string: use split=None and ngrams=None")
-        # Bag-of-words modes: encode each row's tokens into one vector.
-        width = int(lengths.max()) if len(rows) and total else 1
-        padded = np.full((len(rows), width), "", dtype=object)
-        r_idx = np.repeat(np.arange(len(rows)), lengths)
-        c_idx = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        if total:
-            padded[r_idx, c_idx] = flat
-        # "" is the mask token: padding is dropped from the counts.
-        out = lookup.forward(ctx, padded.astype(str))
-        out = out.reshape(tuple(lead) + (out.shape[-1],))
+        # Bag-of-words modes: count each row's token ids into one vector; the mask token ""
+        # (from a custom split) is dropped, OOV tokens go to slot 0.
+        if lookup._frozen_vocab_size is None and not lookup.pad_to_max_tokens:
+            lookup.forward(ctx, np.zeros((1, 1), dtype="<U1"))  # raises: no vocabulary yet
+        n = len(rows)
+        depth = lookup.max_tokens if lookup.pad_to_max_tokens else lookup._frozen_vocab_size
+        flat = list(itertools.chain.from_iterable(rows))
+        ids = lookup.lookup_tokens(flat)
+        valid = np.fromiter(map(bool, flat), dtype=bool, count=total)
+        ids[ids < 0] = lookup._oov_start_index()
+        r_idx = np.repeat(np.arange(n), lengths)[valid]
+        counts = np.bincount(r_idx * depth + ids[valid], minlength=n * depth).reshape(n, depth)
+        dtype = config.floatx()
+        if self._output_mode == "multi_hot":
+            out = (counts > 0).astype(dtype)
+        elif self._output_mode == "count":
+            out = counts.astype(dtype)
+        else:
+            out = (counts * np.asarray(lookup.idf_weights, dtype=np.float64)[:depth]).astype(dtype)
+        out = out.reshape(tuple(lead) + (depth,))
         return out[0] if scalar else out
 
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
