@@ -114,10 +114,10 @@ class PreprocessingLayer(Layer):
         self._build_for(np.shape(x))
         return self.forward(EagerContext(record=False), x, training=bool(training), **kwargs)
 
-    def forward(self, ctx, inputs, training=False, **kwargs):  # pragma: no cover - abstract
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, **kwargs) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: Any, dy: Any) -> Any:
         """Integer and string inputs have no gradient: None (the contract's answer for a
         non-differentiable input)."""
         return None

@@ -28,6 +28,8 @@ from fastnet.layers.preprocessing._image_ops import (
 )
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from fastnet._typing import Config, Shape, ShapeLike
 
 __all__ = ["Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
@@ -150,7 +152,7 @@ class Resizing(_ImageLayer):
             return x
         return super()._prepare(inputs)
 
-    def forward(self, ctx, inputs, training=False, **kwargs):
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, **kwargs) -> Any:
         in_dtype = inputs.dtype
         x = self._nhwc(inputs)
         if in_dtype.kind in "iu":
@@ -165,7 +167,7 @@ class Resizing(_ImageLayer):
             y = np.clip(np.round(y), info.min, info.max).astype(in_dtype)
         return self._back(y, inputs.ndim)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: Any, dy: Any) -> Any:
         if not ctx.need_dx:
             return None
         g = self._nhwc(dy)
@@ -177,7 +179,7 @@ class Resizing(_ImageLayer):
         shape[ha], shape[wa] = self.height, self.width
         return tuple(shape)
 
-    def output_dtype_for(self, input_dtype) -> str:
+    def output_dtype_for(self, input_dtype: Any) -> str:
         try:
             kind = np.dtype(input_dtype).kind
         except TypeError:
@@ -250,7 +252,7 @@ class CenterCrop(_ImageLayer):
         self.height = int(height)
         self.width = int(width)
 
-    def forward(self, ctx, inputs, training=False, **kwargs):
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, **kwargs) -> Any:
         x = self._nhwc(inputs)
         h, w = x.shape[1], x.shape[2]
         if ctx.record:
@@ -268,7 +270,7 @@ class CenterCrop(_ImageLayer):
             ctx.record_resize = record
         return self._back(y, inputs.ndim)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: Any, dy: Any) -> Any:
         if not ctx.need_dx:
             return None
         g = self._nhwc(dy)
@@ -307,7 +309,7 @@ class _RandomImageLayer(_ImageLayer):
     def _generator(self):
         return self._rng if self._rng is not None else _random.generator()
 
-    def forward(self, ctx, inputs, training=False, **kwargs):
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, **kwargs) -> Any:
         if ctx.record:
             ctx.active = bool(training)
             ctx.in_ndim = inputs.ndim
@@ -317,7 +319,7 @@ class _RandomImageLayer(_ImageLayer):
         y = self._transform(ctx, x)
         return self._back(y, inputs.ndim)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: Any, dy: Any) -> Any:
         if not ctx.need_dx:
             return None
         if not ctx.active:

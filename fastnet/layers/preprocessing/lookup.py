@@ -311,7 +311,7 @@ class IndexLookup(PreprocessingLayer):
             return np.mod(x, n)
         return hash_strings(values_as_bytes(np.asarray(x)), n, self.salt).reshape(np.shape(x))
 
-    def forward(self, ctx, inputs, training=False, **kwargs):
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, **kwargs) -> Any:
         self._called = True
         if self.output_mode != "int" and not self.pad_to_max_tokens and self._frozen_vocab_size is None:
             raise RuntimeError(f"{type(self).__name__}: with output_mode={self.output_mode!r} and "

@@ -183,7 +183,7 @@ class Normalization(PreprocessingLayer):
         # Keras creates and saves ``count`` but never updates it; fastnet leaves it alone too,
         # so get_weights() and saved files hold the same values as Keras's.
 
-    def forward(self, ctx, inputs, training=False, **kwargs):
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, **kwargs) -> Any:
         if not self.built:
             raise ValueError(f'Layer "{self.name}" (Normalization) is not built: call it on data, '
                              f"build(input_shape) or adapt(data) first")
@@ -199,7 +199,7 @@ class Normalization(PreprocessingLayer):
             out /= scale
         return out
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: Any, dy: Any) -> Any:
         if not ctx.need_dx:
             return None
         return dy * ctx.scale if self.invert else dy / ctx.scale
@@ -257,7 +257,7 @@ class Rescaling(PreprocessingLayer):
             scale = scale.reshape(scale.shape + (1,) * (3 - scale.ndim))
         return scale
 
-    def forward(self, ctx, inputs, training=False, **kwargs):
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, **kwargs) -> Any:
         scale = self._scale(inputs.dtype, inputs.ndim)
         offset = np.asarray(self.offset, dtype=inputs.dtype)
         if ctx.record:
@@ -267,7 +267,7 @@ class Rescaling(PreprocessingLayer):
         y += offset
         return y
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: Any, dy: Any) -> Any:
         if not ctx.need_dx:
             return None
         dx = dy * ctx.scale
@@ -331,7 +331,7 @@ class Discretization(PreprocessingLayer):
     """
 
     def __init__(self, bin_boundaries: list[float] | None = None, num_bins: int | None = None,
-                 epsilon: float = 0.01, output_mode: str = "int", sparse: bool = False, dtype=None,
+                 epsilon: float = 0.01, output_mode: str = "int", sparse: bool = False, dtype: str | None = None,
                  name: str | None = None, **kwargs) -> None:
         super().__init__(name=name, dtype=dtype, **kwargs)
         refuse_sparse("Discretization", sparse)
@@ -372,7 +372,7 @@ class Discretization(PreprocessingLayer):
             self.summary = _merge(_summarize(values, self.epsilon), self.summary, self.epsilon)
         self.bin_boundaries = _compress(self.summary, 1.0 / self.num_bins)[0, :-1].tolist()
 
-    def forward(self, ctx, inputs, training=False, **kwargs):
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, **kwargs) -> Any:
         if self.bin_boundaries is None:
             raise ValueError("Discretization: pass `bin_boundaries` or call `adapt(data)` before "
                              "using the layer")
@@ -455,7 +455,8 @@ class CategoryEncoding(PreprocessingLayer):
                             f"dtype {x.dtype}")
         return x.astype(np.int64, copy=False)
 
-    def forward(self, ctx, inputs, training=False, count_weights=None, **kwargs):
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, count_weights: Any = None,
+                **kwargs) -> Any:
         if count_weights is not None and self.output_mode != "count":
             raise ValueError(f"CategoryEncoding: `count_weights` is used only with output_mode='count'. "
                              f"Received count_weights={count_weights}")
@@ -576,7 +577,7 @@ class Hashing(PreprocessingLayer):
             out[mask] = 0
         return out
 
-    def forward(self, ctx, inputs, training=False, **kwargs):
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, **kwargs) -> Any:
         x = inputs
         if self.output_mode == "one_hot" and x.ndim > 0 and x.shape[-1] == 1:
             x = x[..., 0]

@@ -253,7 +253,7 @@ class TextVectorization(PreprocessingLayer):
         self._lookup_layer.reset_state()
 
     # ------------------------------------------------------------------ call
-    def forward(self, ctx, inputs, training=False, **kwargs):
+    def forward(self, ctx: Any, inputs: Any, training: bool = False, **kwargs) -> Any:
         x = inputs
         scalar = x.ndim == 0
         if scalar:
