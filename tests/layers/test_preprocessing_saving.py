@@ -159,3 +159,39 @@ def test_discretization_state_is_its_config():
     clone = L.Discretization.from_config(layer.get_config())
     x = np.array([[3.0, 30.0, 60.0, 99.0]])
     np.testing.assert_array_equal(clone(x), layer(x))
+
+
+# ---------------------------------------------------------------------- serialize / deserialize
+SERIALIZED = [
+    lambda: L.Normalization(mean=[1.0, 2.0], variance=[1.0, 4.0]),
+    lambda: L.Rescaling(np.array([0.5, 2.0]), offset=1.0),
+    lambda: L.Resizing(4, 5, interpolation="bicubic", pad_to_aspect_ratio=True, fill_value=2.0),
+    lambda: L.CenterCrop(3, 3),
+    lambda: L.RandomFlip("vertical", seed=3),
+    lambda: L.RandomRotation((-0.1, 0.2), fill_mode="constant", seed=3),
+    lambda: L.RandomZoom(0.2, (0.1, 0.3), seed=3),
+    lambda: L.RandomTranslation(0.1, 0.2, interpolation="nearest", seed=3),
+    lambda: L.RandomContrast(0.3, seed=3),
+    lambda: L.RandomBrightness((-0.2, 0.1), value_range=(0, 1), seed=3),
+    lambda: L.RandomCrop(3, 4, seed=3),
+    lambda: L.TextVectorization(vocabulary=["a", "b"], ngrams=(1, 2), output_mode="count"),
+    lambda: L.StringLookup(vocabulary=["a", "b"], num_oov_indices=2, salt=[1, 2], mask_token=""),
+    lambda: L.IntegerLookup(vocabulary=[3, 1], output_mode="multi_hot"),
+    lambda: L.CategoryEncoding(5, output_mode="count"),
+    lambda: L.Discretization(bin_boundaries=[0.0, 1.0], output_mode="one_hot"),
+    lambda: L.Hashing(8, salt=3, output_mode="multi_hot"),
+    pytest.param(lambda: L.Hashing(8), marks=pytest.mark.xfail(
+        reason="the config reader refuses integer dtype policies (int64 is Keras's Hashing dtype); "
+               "fastnet/saving/serialization.py must accept them", strict=False)),
+]
+
+
+@pytest.mark.parametrize("make", SERIALIZED)
+def test_layers_round_trip_through_keras_serialization(make):
+    layer = make()
+    ser = L.serialize(layer)
+    json.dumps(ser)  # the config is plain JSON
+    clone = L.deserialize(json.loads(json.dumps(ser)))
+    assert type(clone) is type(layer)
+    assert json.dumps(clone.get_config(), sort_keys=True, default=str) == \
+        json.dumps(layer.get_config(), sort_keys=True, default=str).replace(f'"{layer.name}"', f'"{clone.name}"')

@@ -88,7 +88,7 @@ def _set_factor(factor, bounds, layer):
     if isinstance(factor, (tuple, list)):
         if len(factor) != 2 or factor[0] > bounds[1] or factor[1] < bounds[0]:
             raise ValueError(msg)
-        lower, upper = sorted(float(f) for f in factor)
+        lower, upper = sorted(factor)
     elif isinstance(factor, (int, float, np.number)) and not isinstance(factor, bool):
         if factor < bounds[0] or factor > bounds[1]:
             raise ValueError(msg)
@@ -472,7 +472,7 @@ def _zoom_factor(factor, name, layer, open_low):
             raise ValueError(msg)
         check(factor[0])
         check(factor[1])
-        return tuple(sorted(float(f) for f in factor))
+        return tuple(sorted(factor))
     if isinstance(factor, (int, float, np.number)) and not isinstance(factor, bool):
         check(factor)
         f = abs(float(factor))
