@@ -293,3 +293,20 @@ def test_bad_inputs_are_explained():
         L.TextVectorization()(np.array([["a b", "c"]]))
     with pytest.raises(ValueError, match="adapt"):
         L.Discretization(num_bins=3)(np.zeros(3))
+
+
+def test_forward_takes_raw_inputs_as_the_graph_executor_passes_them():
+    from fastnet.layers.preprocessing._base import EagerContext
+
+    ctx = EagerContext()
+    tv = L.TextVectorization(vocabulary=["a", "b"], output_sequence_length=3)
+    np.testing.assert_array_equal(tv.forward(ctx, [["a b"], [b"b z"]]), [[2, 3, 0], [3, 1, 0]])
+    sl = L.StringLookup(vocabulary=["a", "b"])
+    np.testing.assert_array_equal(sl.forward(ctx, np.array([["b", "q"]], dtype=object)), [[2, 0]])
+    norm = L.Normalization(mean=1.0, variance=4.0)
+    norm.build((None, 2))
+    y = norm.forward(ctx, np.array([[1, 3]], dtype=np.int64))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, [[0.0, 1.0]])
+    rs = L.Resizing(2, 2)
+    assert rs.forward(ctx, np.zeros((1, 4, 4, 1), np.uint8)).dtype == np.uint8

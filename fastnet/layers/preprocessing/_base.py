@@ -2,6 +2,7 @@
 output specs (shape and dtype), adapt's batch iteration and categorical encoding."""
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -79,6 +80,20 @@ class PreprocessingLayer(Layer):
     """
 
     _cast_inputs = False
+
+    def __init_subclass__(cls, **kwargs):
+        # The graph executor calls ``forward`` with the raw input (a string array, a list, an
+        # integer array): every ``forward`` converts its input first. The conversion is a no-op
+        # on an input already converted (the eager path converts once to build).
+        super().__init_subclass__(**kwargs)
+        fwd = cls.__dict__.get("forward")
+        if fwd is not None and not getattr(fwd, "_converts_input", False):
+            @functools.wraps(fwd)
+            def forward(self, ctx, inputs, *args, **kw):
+                return fwd(self, ctx, self._prepare(inputs), *args, **kw)
+
+            forward._converts_input = True
+            cls.forward = forward
 
     def _prepare(self, inputs):
         """Converts a raw input (array, list, scalar) to the array ``forward`` expects."""
