@@ -7,9 +7,13 @@ land in the same bins as under Keras. With a salt the bin is ``siphash24(s, salt
 over strings itself needs it to read the Python ``bytes`` objects. The plain-Python twin is
 ``fastnet/_reference/hashing.py``.
 """
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
+
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
 
 cdef uint64_t K0 = 0xC3A5C85C97CB3127ULL
 cdef uint64_t K1 = 0xB492B66FBE98F273ULL
@@ -197,11 +201,12 @@ cdef uint64_t siphash24_c(const uint8_t *s, uint64_t n, uint64_t k0, uint64_t k1
 
 
 def hash_buckets(list strings, int64_t num_bins, salt=None, int64_t[::1] out=None):
-    """Bins in [0, num_bins) of a list of ``bytes``: FarmHash Fingerprint64 modulo
-    ``num_bins``, or SipHash-2-4 keyed by ``salt = (k0, k1)`` when a salt is given.
-    Writes into ``out`` (int64, one per string) and returns it."""
-    cdef Py_ssize_t i, n = len(strings)
-    cdef bytes b
+    """Bins in [0, num_bins) of a list of ``str`` (hashed as UTF-8) or ``bytes``: FarmHash
+    Fingerprint64 modulo ``num_bins``, or SipHash-2-4 keyed by ``salt = (k0, k1)`` when a salt
+    is given. Writes into ``out`` (int64, one per string) and returns it."""
+    cdef Py_ssize_t i, n = len(strings), size
+    cdef object item
+    cdef const char *data
     cdef uint64_t k0 = 0, k1 = 0, h
     cdef bint strong = salt is not None
     if num_bins <= 0:
@@ -215,11 +220,19 @@ def hash_buckets(list strings, int64_t num_bins, salt=None, int64_t[::1] out=Non
     if out.shape[0] != n:
         raise ValueError(f"hash_buckets: out has {out.shape[0]} entries for {n} strings")
     for i in range(n):
-        b = strings[i]
-        if strong:
-            h = siphash24_c(<const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), k0, k1)
+        item = strings[i]
+        if PyBytes_Check(item):
+            data = PyBytes_AS_STRING(item)
+            size = PyBytes_GET_SIZE(item)
+        elif isinstance(item, str):
+            # The UTF-8 form Python caches with the string: no new object per string.
+            data = PyUnicode_AsUTF8AndSize(item, &size)
         else:
-            h = fingerprint64_c(<const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+            raise TypeError(f"hash_buckets: expected str or bytes, received {type(item).__name__}")
+        if strong:
+            h = siphash24_c(<const uint8_t *>data, <uint64_t>size, k0, k1)
+        else:
+            h = fingerprint64_c(<const uint8_t *>data, <uint64_t>size)
         out[i] = <int64_t>(h % <uint64_t>num_bins)
     return out.base if out.base is not None else out
 

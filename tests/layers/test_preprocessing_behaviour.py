@@ -248,6 +248,12 @@ def test_hash_kernel_matches_its_python_twin():
     np.testing.assert_array_equal(bins, [hash_ref.fingerprint64(s) % 1013 for s in strings])
     salted = hash_kernel.hash_buckets(strings, 11, (5, 9))
     np.testing.assert_array_equal(salted, [hash_ref.siphash24(s, 5, 9) % 11 for s in strings])
+    # str items hash as their UTF-8 bytes.
+    text = ["", "a", "héllo wörld", "中文" * 40]
+    np.testing.assert_array_equal(hash_kernel.hash_buckets(text, 101),
+                                  hash_kernel.hash_buckets([t.encode() for t in text], 101))
+    with pytest.raises(TypeError, match="expected str or bytes, received int"):
+        hash_kernel.hash_buckets([1], 3)
 
 
 # ---------------------------------------------------------------------- errors

@@ -62,8 +62,27 @@ def resize_matrix(in_size: int, out_size: int, method: str, antialias: bool = Fa
 
 
 def _apply_axis(x, m, axis):
-    out = np.tensordot(m, x, axes=([1], [axis]))
-    return np.moveaxis(out, 0, axis)
+    """Resamples axis ``axis`` of x with matrix m (out x in). Each output sample reads a few
+    neighbours (the kernel's support), so it is a sum of a few weighted gathers, not a dense
+    product over the whole axis."""
+    nnz = np.count_nonzero(m, axis=1)
+    taps = int(nnz.max()) if nnz.size else 0
+    if taps == 0 or taps > 16:
+        return np.moveaxis(np.tensordot(m, x, axes=([1], [axis])), 0, axis)
+    # Column indices of each row's nonzeros first (zero weights pad short rows).
+    order = np.argsort(m == 0, axis=1, kind="stable")[:, :taps]
+    weights = np.take_along_axis(m, order, axis=1)
+    shape = [1] * x.ndim
+    shape[axis] = m.shape[0]
+    out = None
+    for k in range(taps):
+        term = np.take(x, order[:, k], axis=axis)
+        term *= weights[:, k].reshape(shape)
+        if out is None:
+            out = term
+        else:
+            out += term
+    return out
 
 
 def resize(x: np.ndarray, height: int, width: int, method: str, antialias: bool = False):

@@ -483,24 +483,24 @@ class CategoryEncoding(PreprocessingLayer):
 
 
 # ---------------------------------------------------------------------- Hashing
-def hash_strings(strings: list[bytes], num_bins: int, salt=None) -> np.ndarray:
-    """Bins of UTF-8 byte strings: FarmHash Fingerprint64 (SipHash-2-4 keyed by ``salt``)
+def hash_strings(strings: list, num_bins: int, salt=None) -> np.ndarray:
+    """Bins of strings (``str``, hashed as UTF-8, or ``bytes``): FarmHash Fingerprint64 (SipHash-2-4 keyed by ``salt``)
     modulo ``num_bins``, the bins TensorFlow's string hashing gives and Keras uses."""
     from fastnet._kernels import hashing as _hashing
 
     return _hashing.hash_buckets(strings, int(num_bins), None if salt is None else tuple(salt))
 
 
-def values_as_bytes(x: np.ndarray) -> list[bytes]:
-    """The strings Keras hashes for an array: strings as UTF-8, integers in decimal, floats
-    truncated to integers first."""
+def values_as_bytes(x: np.ndarray) -> list:
+    """The strings Keras hashes for an array (``str`` or ``bytes`` objects): strings as they
+    are, integers in decimal, floats truncated to integers first."""
     if x.dtype.kind == "f":
         x = x.astype(np.int64)
     if x.dtype.kind in "iub":
-        return [str(v).encode() for v in x.astype(np.int64).ravel().tolist()]
+        return list(map(str, x.astype(np.int64).ravel().tolist()))
     if x.dtype.kind == "S":
-        return list(x.ravel().tolist())
-    return [s.encode("utf-8") for s in as_string_array(x).ravel().tolist()]
+        return x.ravel().tolist()
+    return as_string_array(x).ravel().tolist()
 
 
 class Hashing(PreprocessingLayer):
