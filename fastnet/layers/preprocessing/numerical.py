@@ -14,6 +14,7 @@ from fastnet.layers.preprocessing._base import (
     check_output_mode,
     encode_categorical,
     encoded_shape,
+    first_of,
     iter_batches,
     refuse_sparse,
 )
@@ -146,6 +147,8 @@ class Normalization(PreprocessingLayer):
     def adapt(self, data: Any, batch_size: int | None = None, steps: int | None = None) -> None:
         """Computes the mean and variance of ``data`` (an array, or an iterable of batches such
         as ``fastnet.data.Dataset``; ``(x, y)`` batches use x) along the reduced axes."""
+        if isinstance(data, (list, tuple)) and data and np.ndim(first_of(data[0])) == 0:
+            data = np.asarray(data)  # a list of numbers is one array, not batches of scalars
         batches = iter_batches(data, steps=steps, batch_size=batch_size, list_is_data=False)
         mean = m2 = None
         n = 0
@@ -367,6 +370,8 @@ class Discretization(PreprocessingLayer):
             raise ValueError("Discretization: cannot adapt a layer built with `bin_boundaries`; "
                              "use `num_bins` instead")
         self.summary = np.array([[], []], dtype="float32")
+        if isinstance(data, (list, tuple)) and data and np.ndim(first_of(data[0])) == 0:
+            data = np.asarray(data)  # a list of numbers is one array, not batches of scalars
         for batch in iter_batches(data, steps=steps, batch_size=batch_size, list_is_data=False):
             values = np.array(batch).astype("float32")
             self.summary = _merge(_summarize(values, self.epsilon), self.summary, self.epsilon)
