@@ -316,3 +316,12 @@ def test_forward_takes_raw_inputs_as_the_graph_executor_passes_them():
     np.testing.assert_allclose(y, [[0.0, 1.0]])
     rs = L.Resizing(2, 2)
     assert rs.forward(ctx, np.zeros((1, 4, 4, 1), np.uint8)).dtype == np.uint8
+
+
+def test_adapt_on_a_flat_list_of_numbers():
+    norm = L.Normalization(axis=None)
+    norm.adapt([1.0, 2.0, 3.0, 4.0, 5.0])
+    np.testing.assert_allclose(norm([1.0, 2.0, 3.0]), [-1.4142135, -0.70710677, 0.0], rtol=1e-6)
+    disc = L.Discretization(num_bins=4)
+    disc.adapt(list(range(100)))
+    np.testing.assert_array_equal(disc([[0.0, 30.0, 60.0, 99.0]]), [[0, 1, 2, 3]])
