@@ -325,3 +325,23 @@ def test_adapt_on_a_flat_list_of_numbers():
     disc = L.Discretization(num_bins=4)
     disc.adapt(list(range(100)))
     np.testing.assert_array_equal(disc([[0.0, 30.0, 60.0, 99.0]]), [[0, 1, 2, 3]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("interp", ["bilinear", "nearest"])
+@pytest.mark.parametrize("fill", ["reflect", "wrap", "constant", "nearest", "mirror"])
+def test_affine_kernel_matches_its_numpy_twin(dtype, interp, fill):
+    from fastnet._reference.image import AffineSampler as Twin
+    from fastnet.layers.preprocessing._image_ops import AffineSampler
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 9, 11, 2)).astype(dtype)
+    t = np.array([[0.9, -0.3, 1.7, 0.25, 1.1, -2.2, 0, 0], [1.3, 0, -3, 0, 0.7, 2.5, 0, 0],
+                  [0.5, 0.8, 4.5, -0.6, 0.5, -1, 0, 0]], dtype="float32")
+    kernel, twin = AffineSampler(x.shape, t, interp, fill, 3.0), Twin(x.shape, t, interp, fill, 3.0)
+    # Same coordinates, same neighbours: equal up to the rounding of the sums (an FMA build
+    # may fuse them); a different pick would differ by O(1).
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(kernel.forward(x), twin.forward(x), rtol=tol, atol=tol)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    np.testing.assert_allclose(kernel.backward(dy), twin.backward(dy), rtol=tol, atol=tol)

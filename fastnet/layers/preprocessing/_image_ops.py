@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastnet import config
+
 __all__ = ["RESIZE_METHODS", "FILL_MODES", "resize_matrix", "resize", "resize_backward", "AffineSampler",
-           "crop_or_pad_box", "rotation_transforms", "zoom_transforms", "translation_transforms"]
+           "crop_or_pad_box", "sample_coordinates", "rotation_transforms", "zoom_transforms", "translation_transforms"]
 
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5")
 FILL_MODES = ("reflect", "wrap", "constant", "nearest", "mirror")
@@ -122,85 +124,51 @@ def crop_or_pad_box(height, width, target_height, target_width, mode):
 
 
 # ---------------------------------------------------------------------- affine warps
-def _fix_index(i, size, mode):
-    """Input index for (possibly outside) index i under a fill mode; with its validity."""
-    if mode == "constant":
-        return np.clip(i, 0, size - 1), (i >= 0) & (i < size)
-    if mode == "nearest":
-        return np.clip(i, 0, size - 1), None
-    if mode == "wrap":
-        return np.mod(i, size), None
-    if mode == "mirror":  # d c b | a b c d | c b a
-        if size == 1:
-            return np.zeros_like(i), None
-        s = size - 1
-        return np.abs(np.mod(i + s, 2 * s) - s), None
-    # reflect: d c b a | a b c d | d c b a (the edge pixel repeated)
-    j = np.mod(i, 2 * size)
-    return np.where(j >= size, 2 * size - 1 - j, j), None
+def sample_coordinates(shape, transforms):
+    """Input (row, col) coordinates of every output pixel, float32 ``(batch, h, w)`` each, for
+    ``(batch, 8)`` transforms ``[a0, a1, a2, b0, b1, b2, c0, c1]``: output pixel (x, y) reads
+    input ``(a0 x + a1 y + a2, b0 x + b1 y + b2)`` (the projective terms c0, c1 are zero for
+    the layers here). Computed in float32 as Keras computes them."""
+    b, h, w = shape[0], shape[1], shape[2]
+    t = np.asarray(transforms, dtype=np.float32).reshape(b, 8)
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    cols = t[:, 0, None, None] * xs + t[:, 1, None, None] * ys + t[:, 2, None, None]
+    rows = t[:, 3, None, None] * xs + t[:, 4, None, None] * ys + t[:, 5, None, None]
+    return np.ascontiguousarray(rows, dtype=np.float32), np.ascontiguousarray(cols, dtype=np.float32)
 
 
 class AffineSampler:
-    """Samples a channels-last batch at affinely transformed coordinates.
-
-    ``transforms`` is ``(batch, 8)``: ``[a0, a1, a2, b0, b1, b2, c0, c1]`` maps output pixel
-    (x, y) to input ``(a0 x + a1 y + a2, b0 x + b1 y + b2)`` (the projective terms c0, c1 are
-    zero for the layers here). Coordinates are computed in float32 as in Keras, then sampled
-    bilinearly or at the nearest pixel (ties away from zero), with points outside the image taken by
-    ``fill_mode``. The sampling is linear in the image, so ``backward`` scatters the same
-    weights back.
-    """
+    """Samples a channels-last batch at affinely transformed coordinates (see
+    ``sample_coordinates``), bilinearly or at the nearest pixel (ties away from zero), with
+    points outside the image taken by ``fill_mode``; ``backward`` scatters the same weights
+    back. The compiled kernel does the sampling; ``fastnet/_reference/image.py`` is its
+    numpy twin."""
 
     def __init__(self, shape, transforms, interpolation="bilinear", fill_mode="reflect", fill_value=0.0):
-        b, h, w = shape[0], shape[1], shape[2]
-        t = np.asarray(transforms, dtype=np.float32).reshape(b, 8)
-        ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
-        xin = t[:, 0, None, None] * xs + t[:, 1, None, None] * ys + t[:, 2, None, None]
-        yin = t[:, 3, None, None] * xs + t[:, 4, None, None] * ys + t[:, 5, None, None]
-        base = (np.arange(b) * (h * w))[:, None, None]
+        if fill_mode not in FILL_MODES:
+            raise ValueError(f"unknown fill_mode {fill_mode!r}; valid values: {list(FILL_MODES)}")
         self.shape = tuple(shape)
+        self.rows, self.cols = sample_coordinates(shape, transforms)
+        self.bilinear = int(interpolation != "nearest")
+        self.mode = FILL_MODES.index(fill_mode)
         self.fill_value = float(fill_value)
-        self.corners = []  # (flat input index, weight, valid or None)
-        if interpolation == "nearest":
-            # Ties round away from zero, as Keras's sampler does.
-            axes_y = [(np.sign(yin) * np.floor(np.abs(yin) + 0.5), np.ones_like(yin))]
-            axes_x = [(np.sign(xin) * np.floor(np.abs(xin) + 0.5), np.ones_like(xin))]
-        else:
-            y0 = np.floor(yin)
-            x0 = np.floor(xin)
-            wy = yin - y0
-            wx = xin - x0
-            axes_y = [(y0, 1.0 - wy), (y0 + 1, wy)]
-            axes_x = [(x0, 1.0 - wx), (x0 + 1, wx)]
-        fixed_y = [(_fix_index(iy.astype(np.int64), h, fill_mode), wy_) for iy, wy_ in axes_y]
-        fixed_x = [(_fix_index(ix.astype(np.int64), w, fill_mode), wx_) for ix, wx_ in axes_x]
-        for (iy, vy), wy_ in fixed_y:
-            for (ix, vx), wx_ in fixed_x:
-                valid = None if vy is None else (vy & vx)
-                self.corners.append(((base + iy * w + ix).ravel(), (wy_ * wx_).ravel(),
-                                     None if valid is None else valid.ravel()))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        b, h, w, c = x.shape
-        flat = x.reshape(b * h * w, c)
-        out = np.zeros((b * h * w, c), dtype=x.dtype)
-        for idx, wt, valid in self.corners:
-            vals = flat[idx]
-            if valid is not None:
-                vals = np.where(valid[:, None], vals, x.dtype.type(self.fill_value))
-            out += wt.astype(x.dtype)[:, None] * vals
-        return out.reshape(x.shape)
+        from fastnet._kernels import image as _image
+
+        x = np.ascontiguousarray(x)
+        out = np.empty(x.shape[:1] + self.rows.shape[1:] + x.shape[3:], dtype=x.dtype)
+        _image.affine_forward(x, self.rows, self.cols, self.bilinear, self.mode, self.fill_value, out,
+                              config._n_threads)
+        return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        b, h, w, c = dy.shape
-        g = dy.reshape(b * h * w, c)
-        dx = np.zeros((b * h * w, c), dtype=dy.dtype)
-        n = b * h * w
-        for idx, wt, valid in self.corners:
-            wt = wt if valid is None else np.where(valid, wt, 0.0)
-            for ch in range(c):  # channels are few; bincount scatters each in one pass
-                dx[:, ch] += np.bincount(idx, weights=wt * g[:, ch], minlength=n).astype(dy.dtype)
-        return dx.reshape(dy.shape)
+        from fastnet._kernels import image as _image
+
+        dy = np.ascontiguousarray(dy)
+        dx = np.empty(self.shape[:3] + dy.shape[3:], dtype=dy.dtype)
+        _image.affine_backward(dy, self.rows, self.cols, self.bilinear, self.mode, dx, config._n_threads)
+        return dx
 
 
 def rotation_transforms(angle_deg: np.ndarray, height: int, width: int) -> np.ndarray:
