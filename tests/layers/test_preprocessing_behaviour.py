@@ -327,15 +327,19 @@ def test_adapt_on_a_flat_list_of_numbers():
     np.testing.assert_array_equal(disc([[0.0, 30.0, 60.0, 99.0]]), [[0, 1, 2, 3]])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("interp", ["bilinear", "nearest"])
 @pytest.mark.parametrize("fill", ["reflect", "wrap", "constant", "nearest", "mirror"])
-def test_affine_kernel_matches_its_numpy_twin(dtype, interp, fill):
+def test_affine_kernel_matches_its_numpy_twin(dtype, interp, fill, threads, monkeypatch):
+    from fastnet import config
     from fastnet._reference.image import AffineSampler as Twin
     from fastnet.layers.preprocessing._image_ops import AffineSampler
 
+    monkeypatch.setattr(config, "_n_threads", threads)
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((3, 9, 11, 2)).astype(dtype)
+    # Big enough (batch x rows x cols > 4096) for the kernel to start its threads.
+    x = rng.standard_normal((3, 40, 41, 2)).astype(dtype)
     t = np.array([[0.9, -0.3, 1.7, 0.25, 1.1, -2.2, 0, 0], [1.3, 0, -3, 0, 0.7, 2.5, 0, 0],
                   [0.5, 0.8, 4.5, -0.6, 0.5, -1, 0, 0]], dtype="float32")
     kernel, twin = AffineSampler(x.shape, t, interp, fill, 3.0), Twin(x.shape, t, interp, fill, 3.0)
