@@ -65,6 +65,32 @@ __all__ += [
 ]
 __all__ += ["MultiHeadAttention", "Attention", "AdditiveAttention"]
 
+from fastnet.layers.preprocessing import (  # noqa: E402
+    CategoryEncoding,
+    CenterCrop,
+    Discretization,
+    Hashing,
+    IntegerLookup,
+    Normalization,
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Rescaling,
+    Resizing,
+    StringLookup,
+    TextVectorization,
+)
+
+__all__ += [
+    "Normalization", "Rescaling", "Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom",
+    "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomCrop", "TextVectorization",
+    "StringLookup", "IntegerLookup", "CategoryEncoding", "Hashing", "Discretization",
+]
+
 
 def _registry():
     """Every layer class fastnet exports, by class name: the only classes a config may name."""
