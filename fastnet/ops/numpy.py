@@ -106,10 +106,10 @@ def _promote(a, b):
 
 
 def _scalar_or_array(x):
+    if isinstance(x, np.generic):   # before float: np.float64 is a float subclass
+        return x.item()
     if isinstance(x, (bool, int, float)):
         return x
-    if isinstance(x, np.generic):
-        return x.item()
     return _default_array(x)
 
 
