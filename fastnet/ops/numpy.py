@@ -37,11 +37,13 @@ def standardize_dtype(dtype: Any) -> str | None:
     """A numpy dtype name for ``dtype`` (None stays None; "float" is floatx)."""
     if dtype is None:
         return None
-    if dtype in ("float", float):
+    if isinstance(dtype, np.dtype):
+        return dtype.name
+    if dtype == "float" or dtype is float:
         return config.floatx()
-    if dtype in ("int", int):
+    if dtype == "int" or dtype is int:
         return "int32"
-    if dtype in ("bool", bool):
+    if dtype == "bool" or dtype is bool:
         return "bool"
     if hasattr(dtype, "name") and not isinstance(dtype, np.dtype) and not isinstance(dtype, type):
         dtype = dtype.name
