@@ -22,6 +22,7 @@ __all__ = [
     "Bidirectional", "TimeDistributed",
 ]
 from fastnet.layers.convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
+from fastnet.layers.lambda_layer import Lambda
 from fastnet.layers.pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -40,6 +41,7 @@ __all__ += [
     "GlobalMaxPooling1D", "GlobalMaxPooling2D", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D",
     "UpSampling2D", "Cropping1D", "Cropping2D",
 ]
+__all__ += ["Lambda"]
 
 
 def _registry():

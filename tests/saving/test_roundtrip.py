@@ -46,6 +46,15 @@ FACTORIES = {
     "TimeDistributed": ((4, 3), lambda: layers.TimeDistributed(layers.Dense(2))),
 }
 INT_INPUTS = {"Embedding"}
+
+
+@fastnet.saving.register_keras_serializable(package="RoundTrip")
+def _lambda_fn(x):
+    """A Lambda's function is saved by (registered) name; a Python lambda's bytecode is refused."""
+    return fastnet.ops.tanh(x) * 2.0
+
+
+FACTORIES["Lambda"] = ((4,), lambda: layers.Lambda(_lambda_fn))
 # Registered classes that only exist inside another layer (covered through it).
 INNER_ONLY = {"InputLayer", "SimpleRNNCell", "LSTMCell", "GRUCell"}
 
