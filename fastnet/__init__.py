@@ -16,10 +16,10 @@ config._apply_blas_policy()
 __all__ = [
     "__version__", "Sequential", "Model", "Input", "activations", "backend", "callbacks",
     "config", "initializers", "layers", "losses", "metrics", "models", "optimizers",
-    "random", "regularizers", "utils",
+    "random", "regularizers", "utils", "ops",
 ]
 
-_LAZY = ("callbacks", "losses", "metrics", "optimizers", "saving", "distribution")
+_LAZY = ("callbacks", "losses", "metrics", "optimizers", "saving", "distribution", "ops")
 
 
 def __getattr__(name):
