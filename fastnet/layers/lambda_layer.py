@@ -125,29 +125,18 @@ class Lambda(Layer):
             # backward to come: plain call.
             out = self.function(inputs, **kw)
             return out if any(autodiff.is_traced(t) for t in flat) else autodiff.unwrap(out)
-        tape = autodiff.Tape(persistent=False)
-        with tape:
-            traced = _map(lambda a: tape.watch(a) if isinstance(a, np.ndarray) or np.isscalar(a) else a, inputs)
-            out = self.function(traced, **kw)
-        ctx.lambda_tape = tape
-        ctx.lambda_inputs = _flat(traced)
-        ctx.lambda_outputs = out
-        return autodiff.unwrap(out)
+        out, ctx.lambda_recording = autodiff.call_recorded(self.function, inputs, **kw)
+        return out
 
     def backward(self, ctx: Any, dy: Any) -> Any:
         """The recorded vector-Jacobian product: the gradient of each tensor input
         (a single array for one input, else a list with None for integer inputs)."""
-        tape = getattr(ctx, "lambda_tape", None)
-        if tape is None:
+        rec = getattr(ctx, "lambda_recording", None)
+        if rec is None:
             raise RuntimeError(f'Layer "{self.name}" (Lambda): backward needs a forward call with ctx.record set')
-        ins = ctx.lambda_inputs
-        if not getattr(ctx, "need_dx", True):
-            tape.release()
-            ctx.lambda_tape = None
-            return None if len(ins) == 1 else [None] * len(ins)
-        grads, _ = tape.gradient(ctx.lambda_outputs, dy, inputs=ins)
-        ctx.lambda_tape = None
-        return grads[0] if len(ins) == 1 else grads
+        ctx.lambda_recording = None
+        grads, _ = rec.backward(dy, need_dx=getattr(ctx, "need_dx", True))
+        return grads[0] if len(grads) == 1 else grads
 
     def call(self, inputs: ArrayLike, mask: Any = None, training: bool | None = None) -> Any:
         return self.forward(_Ctx(record=False), inputs, training=bool(training), mask=mask)

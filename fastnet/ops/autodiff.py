@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-__all__ = ["Tape", "Tracer", "unwrap", "is_traced", "apply", "record", "active_tape", "value_of"]
+__all__ = ["Tape", "Tracer", "Recording", "unwrap", "is_traced", "apply", "record", "record_layer", "call_recorded",
+           "active_tape", "value_of"]
 
 _TLS = threading.local()
 
@@ -643,3 +644,96 @@ def _val(a):
     if t is not np.ndarray and isinstance(a, Variable):
         return a.value
     return a
+
+
+# ---------------------------------------------------------------------------- helpers for layers
+
+def _tree_map(fn, x):
+    t = type(x)
+    if t is list:
+        return [_tree_map(fn, e) for e in x]
+    if t is tuple:
+        return tuple(_tree_map(fn, e) for e in x)
+    if t is dict:
+        return {k: _tree_map(fn, v) for k, v in x.items()}
+    return fn(x)
+
+
+class Recording:
+    """One recorded call of a function written with ops (see :func:`call_recorded`)."""
+
+    __slots__ = ("tape", "inputs", "outputs")
+
+    def __init__(self, tape: Tape, inputs: list, outputs: Any) -> None:
+        self.tape = tape
+        self.inputs = inputs      # the traced inputs, flattened
+        self.outputs = outputs    # the traced outputs, as the function returned them
+
+    def backward(self, dy: Any, variables: Sequence[Variable] = (), need_dx: bool = True,
+                 release: bool = True) -> tuple[list, list]:
+        """(gradients of the flattened inputs, gradients of ``variables``) for the
+        cotangent ``dy`` (the structure of the outputs; None entries allowed). Input
+        gradients are None when ``need_dx`` is false or the input is not a float array;
+        a variable the call never read gets zeros."""
+        ins = self.inputs if need_dx else []
+        gi, gv = self.tape.gradient(self.outputs, dy, inputs=ins, variables=variables)
+        if not need_dx:
+            gi = [None] * len(self.inputs)
+        if release:
+            self.tape.release()
+        return gi, gv
+
+
+def call_recorded(fn: Callable[..., Any], inputs: Any, *args, **kwargs) -> tuple[Any, Recording]:
+    """Runs ``fn(traced inputs, *args, **kwargs)`` on a fresh tape.
+
+    ``inputs`` may be an array or a nesting of lists/tuples/dicts of arrays; each float
+    or integer array is watched. Variables that ``fn`` uses become leaves. Returns the
+    outputs as numpy arrays and the :class:`Recording` whose ``backward`` gives the
+    input and variable gradients (the default forward/backward of a layer whose
+    ``call`` is written with ops)."""
+    tape = Tape(persistent=True)
+    flat = []
+
+    def watch(a):
+        if isinstance(a, (np.ndarray, np.generic)) or type(a) is Tracer:
+            t = tape.watch(a)
+            flat.append(t)
+            return t
+        return a
+
+    with tape:
+        traced = _tree_map(watch, inputs)
+        out = fn(traced, *args, **kwargs)
+    return unwrap(out), Recording(tape, flat, out)
+
+
+def record_layer(backward: Callable[[Any], Any], inputs: Sequence[Any], outputs: Any,
+                 variables: Sequence[Variable] = ()) -> Any:
+    """Records a call computed by a hand-written forward on the active tape, so that an
+    outer recording (a model whose ``call`` is recorded) can use layers that define
+    their own backward pass.
+
+    Args:
+        backward: ``backward(dy) -> dx`` (an array for one input, else a list aligned
+            with ``inputs``, None allowed) that also writes each variable's ``grad``
+            (the layer contract's ``backward(ctx, dy)`` with its ctx bound).
+        inputs: the call's tensor inputs as the caller has them (traced or not).
+        outputs: the forward's output array(s).
+        variables: the weights whose gradients ``backward`` writes (their ``grad`` is
+            read right after each call, so repeated calls accumulate correctly).
+
+    Returns:
+        The outputs, traced when an active tape traces an input or variable.
+    """
+    inputs = list(inputs)
+    variables = list(variables)
+    n_in = len(inputs)
+
+    def vjp(g):
+        dx = backward(g)
+        dxs = [dx] if n_in == 1 else list(dx if dx is not None else [None] * n_in)
+        dvs = [None if v.grad is None else v.grad.copy() for v in variables]
+        return dxs + dvs
+
+    return record(outputs, inputs + variables, vjp)

@@ -229,3 +229,54 @@ def test_bad_arguments_raise_clear_errors():
         ops.binary_crossentropy(np.ones((2, 1)), np.ones((2,)))
     with pytest.raises(ValueError, match="unconnected"):
         autodiff.Tape().gradient(None, None, unconnected="nan")
+
+
+def test_call_recorded_gives_input_and_variable_gradients():
+    w = Variable(np.array([[1.0, 2.0], [3.0, 4.0]]))
+
+    def fn(inputs, scale):
+        a, b = inputs
+        return ops.tanh(a @ w) * b * scale
+
+    a = np.array([[0.1, -0.2]])
+    b = np.array([[2.0, 3.0]])
+    out, rec = autodiff.call_recorded(fn, [a, b], scale=0.5)
+    assert type(out) is np.ndarray
+    np.testing.assert_allclose(out, np.tanh(a @ w.value) * b * 0.5)
+    (da, db), (dw,) = rec.backward(np.ones((1, 2)), variables=[w])
+    d = (1 - np.tanh(a @ w.value) ** 2) * b * 0.5
+    np.testing.assert_allclose(da, d @ w.value.T)
+    np.testing.assert_allclose(db, np.tanh(a @ w.value) * 0.5)
+    np.testing.assert_allclose(dw, a.T @ d)
+    _, rec = autodiff.call_recorded(fn, [a, b], scale=0.5)
+    (da, db), (dw,) = rec.backward(np.ones((1, 2)), variables=[w], need_dx=False)
+    assert da is None and db is None and dw.shape == (2, 2)
+
+
+def test_record_layer_mixes_a_hand_written_backward_into_a_recording(float64):
+    """A built-in layer (compiled forward/backward) inside code recorded with ops."""
+    from fastnet import layers
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5, 3))
+    dense = layers.Dense(4, activation="tanh")
+    dense(x)
+    scale = Variable(np.array([0.5, -1.0, 2.0, 1.5]))
+
+    def run(tx):
+        y = autodiff.record_layer(lambda g: dense.backward(g), [tx], dense(autodiff.value_of(tx), training=True),
+                                  dense.trainable_weights)
+        return ops.sum(ops.square(y * scale))
+
+    tape = autodiff.Tape()
+    with tape:
+        tx = tape.watch(x)
+        loss = run(tx)
+    (gx,), (gk, gb, gs) = tape.gradient(loss, 1.0, inputs=[tx], variables=dense.trainable_weights + [scale])
+    k, b = dense.kernel.value, dense.bias.value
+    h = np.tanh(x @ k + b)
+    dh = 2 * h * scale.value ** 2 * (1 - h * h)
+    np.testing.assert_allclose(gx, dh @ k.T, rtol=1e-10)
+    np.testing.assert_allclose(gk, x.T @ dh, rtol=1e-10)
+    np.testing.assert_allclose(gb, dh.sum(0), rtol=1e-10)
+    np.testing.assert_allclose(gs, 2 * (h * h).sum(0) * scale.value, rtol=1e-10)
