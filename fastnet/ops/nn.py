@@ -378,10 +378,13 @@ def conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid", dat
             cg = cols.reshape(cols.shape[:-1] + (G, Cg))
             wg = w.reshape(K, Cg, G, F // G)
             y = np.einsum("...kgc,kcgf->...gf", cg, wg, optimize=True).reshape(cols.shape[:-2] + (F,))
-        return y, (cols, slices, xp.shape, w)
+        # keep the padded input, not the K-times larger window stack: backward rebuilds it
+        return y, (xp, w)
 
     def bwd(g, r):
-        cols, slices, pshape, w = r
+        xp, w = r
+        cols, slices = _windows(xp, out, ksize, st, dil)
+        pshape = xp.shape
         K = cols.shape[-2]
         if G == 1:
             g2 = g.reshape(-1, F)
@@ -421,10 +424,12 @@ def depthwise_conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "v
         cols, slices = _windows(xp, out, ksize, st, dil)
         wk = w.reshape(-1, C, M)
         y = np.einsum("...kc,kcm->...cm", cols, wk, optimize=True)
-        return y.reshape(y.shape[:-2] + (C * M,)), (cols, slices, xp.shape, wk, w.shape)
+        return y.reshape(y.shape[:-2] + (C * M,)), (xp, wk, w.shape)
 
     def bwd(g, r):
-        cols, slices, pshape, wk, wshape = r
+        xp, wk, wshape = r
+        cols, slices = _windows(xp, out, ksize, st, dil)
+        pshape = xp.shape
         gg = g.reshape(g.shape[:-1] + (C, M))
         dw = np.einsum("...kc,...cm->kcm", cols, gg, optimize=True).reshape(wshape)
         dcols = np.einsum("...cm,kcm->...kc", gg, wk, optimize=True)
