@@ -120,7 +120,8 @@ class Variable:
 
     # Arithmetic goes through fastnet.ops, so that inside a recorded call the variable
     # becomes a leaf of the tape: ``ops.matmul(x, self.kernel) + self.bias`` trains.
-    # (No __eq__: variables stay hashable and comparable by identity in lists.)
+    # (No __eq__ and no __len__: variables stay hashable, comparable by identity in
+    # lists, and always true in ``if var:``.)
     __array_priority__ = 100
 
     @property
@@ -130,9 +131,6 @@ class Variable:
     @property
     def T(self) -> Any:  # noqa: N802
         return _ops().transpose(self)
-
-    def __len__(self) -> int:
-        return len(self.value)
 
     def __getitem__(self, idx):
         return _ops().get_item(self, idx)
