@@ -17,7 +17,7 @@ Inside a recorded call (a :class:`fastnet.ops.autodiff.Tape`, which layers and m
 open around ``call``) the ops take and return traced values and record their
 vector-Jacobian products, so anything written with them trains.
 """
-from fastnet.ops import autodiff, core, math, nn, numpy  # noqa: F401
+from fastnet.ops import autodiff, core, linalg, math, nn, numpy  # noqa: F401
 from fastnet.ops.core import *  # noqa: F401,F403
 from fastnet.ops.core import map, slice  # noqa: F401,A004,E402
 from fastnet.ops.math import *  # noqa: F401,F403

@@ -155,6 +155,13 @@ OPS = [
     ("cast", lambda a: ops.cast(ops.cast(a, "float32"), "float64") * 3.0, [np.array([0.5, -0.25, 2.0])]),
     ("segment_sum", lambda a: ops.segment_sum(a, np.array([0, 2, 0, 1]), num_segments=3), [_r(4, 2)]),
     ("segment_max", lambda a: ops.segment_max(a, np.array([0, 1, 0, 1]), num_segments=2), [_distinct(4, 2)]),
+    # linalg
+    ("inv", lambda a: ops.linalg.inv(a), [np.eye(3) * 2 + _r(3, 3) * 0.3]),
+    ("solve", lambda a, b: ops.linalg.solve(a, b), [np.eye(3) * 2 + _r(3, 3) * 0.3, _r(3, 2)]),
+    ("solve_vec", lambda a, b: ops.linalg.solve(a, b), [np.eye(3) * 2 + _r(3, 3) * 0.3, _r(3)]),
+    ("det", lambda a: ops.linalg.det(a), [np.eye(3) * 2 + _r(2, 3, 3) * 0.3]),
+    ("logdet", lambda a: ops.logdet(a), [np.eye(3) * 2 + _r(3, 3) * 0.3]),
+    ("cholesky", lambda a: ops.linalg.cholesky(a @ np.swapaxes(a, -1, -2) + np.eye(3)), [_r(3, 3)]),
     # nn
     ("conv1d", lambda x, w: ops.conv(x, w, strides=2, padding="same"), [_r(2, 7, 3), _r(3, 3, 4)]),
     ("conv2d", lambda x, w: ops.conv(x, w, padding="valid", dilation_rate=(1, 2)), [_r(2, 5, 6, 2), _r(2, 2, 2, 3)]),
