@@ -364,6 +364,10 @@ def conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid", dat
         raise ValueError(f"conv: input channels ({C}) must be a multiple of the kernel's input channels ({Cg})")
     G = C // Cg
     out, pads = _window_plan(xshape[1:-1], ksize, st, dil, padding)
+    if G == 1 and nd <= 2 and min(out, default=1) > 0:
+        y = _compiled_conv(x, kernel, ksize, st, dil, padding.lower(), out)
+        if y is not None:
+            return _from_last(y, moved)
 
     def fwd(v, w):
         v, w = _n._promote(v, w)
@@ -400,6 +404,42 @@ def conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid", dat
         return dx, dw
 
     return _from_last(apply(fwd, bwd, (x, _a(kernel))), moved)
+
+
+def _compiled_conv(x, kernel, ksize, st, dil, padding, out):
+    """1-D/2-D channels-last convolution through fastnet's compiled conv kernel (the one
+    Conv1D/Conv2D use), or None when the dtypes do not fit it."""
+    xv, wv = value_of(x), value_of(kernel)
+    if not (isinstance(xv, np.ndarray) and isinstance(wv, np.ndarray)) or xv.dtype != wv.dtype \
+            or xv.dtype.char not in "fd":
+        return None
+    from fastnet._kernels import conv as _conv
+    from fastnet.utils import shape_utils
+
+    n, C, F = xv.shape[0], xv.shape[-1], wv.shape[-1]
+    geom = shape_utils.conv_geometry(tuple(xv.shape[1:-1]), tuple(ksize), tuple(st), padding, tuple(dil))
+    rows = n * int(np.prod(out))
+
+    def as4d(v):
+        v = np.ascontiguousarray(v)
+        return v.reshape(v.shape[0], 1, v.shape[1], v.shape[2]) if v.ndim == 3 else v
+
+    def fwd(v, w):
+        x4 = as4d(v)
+        w2 = np.ascontiguousarray(w).reshape(-1, F)
+        y = np.empty((rows, F), v.dtype)
+        _conv.forward(x4, w2, None, None, y, geom, 0, 0.0, config._n_threads)
+        return y.reshape((n,) + tuple(out) + (F,)), (x4, w2, v.shape, w.shape)
+
+    def bwd(g, r):
+        x4, w2, vshape, wshape = r
+        dy = np.ascontiguousarray(g, dtype=x4.dtype).reshape(rows, F)
+        dw = np.empty(w2.shape, x4.dtype)
+        dx = np.empty(x4.shape, x4.dtype)
+        _conv.backward(dy, x4, w2, None, None, dw, None, dx, geom, 0, 0.0, config._n_threads)
+        return dx.reshape(vshape), dw.reshape(wshape)
+
+    return apply(fwd, bwd, (x, kernel if not isinstance(kernel, (list, tuple)) else _a(kernel)))
 
 
 def depthwise_conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid",

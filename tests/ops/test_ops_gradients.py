@@ -287,3 +287,31 @@ def test_every_listed_op_is_in_the_table():
                 "cond", "fori_loop", "while_loop", "stop_gradient"]
     missing = [n for n in required if n not in OPS_BY_NAME]
     assert not missing
+
+
+def test_compiled_and_numpy_convolutions_agree():
+    """1-D/2-D convolutions run in the compiled conv kernel; other cases (groups, 3-D,
+    mixed dtypes) in the numpy window product. Both give the same numbers."""
+    from fastnet.ops import nn
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 7, 6, 3))
+    w = rng.normal(size=(3, 2, 3, 4))
+    calls = []
+    real = nn._compiled_conv
+
+    def spy(*a, **k):
+        r = real(*a, **k)
+        calls.append(r is not None)
+        return r
+
+    nn._compiled_conv = spy
+    try:
+        for kw in ({"strides": 2, "padding": "same"}, {"dilation_rate": (2, 1)}, {"strides": (1, 2)}):
+            fast = ops.conv(x, w, **kw)
+            # a float32 kernel with a float64 input takes the numpy path
+            slow = ops.conv(x, w.astype(np.float32), **kw)
+            np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-6)
+    finally:
+        nn._compiled_conv = real
+    assert calls == [True, False] * 3
