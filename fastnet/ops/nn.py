@@ -416,7 +416,7 @@ def _compiled_conv(x, kernel, ksize, st, dil, padding, out):
     from fastnet._kernels import conv as _conv
     from fastnet.utils import shape_utils
 
-    n, C, F = xv.shape[0], xv.shape[-1], wv.shape[-1]
+    n, F = xv.shape[0], wv.shape[-1]
     geom = shape_utils.conv_geometry(tuple(xv.shape[1:-1]), tuple(ksize), tuple(st), padding, tuple(dil))
     rows = n * int(np.prod(out))
 
