@@ -79,13 +79,9 @@ class SeedGenerator:
         return cls(**config)
 
 
-_GLOBAL_SEED_GEN = None
-
-
 def _rng(seed):
     """A numpy Generator for ``seed``: an int (the same numbers on every call), a
     SeedGenerator (advanced by one), a (2,) seed array, or None (fastnet's global stream)."""
-    global _GLOBAL_SEED_GEN
     if seed is None:
         return np.random.default_rng(int(_GEN.integers(0, 2 ** 63 - 1)))
     if isinstance(seed, SeedGenerator):
