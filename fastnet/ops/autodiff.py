@@ -555,7 +555,8 @@ def _tape_for(args):
     return best
 
 
-def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any], nout: int = 0) -> Any:
+def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any], nout: int = 0,
+          need: bool = False) -> Any:
     """Runs one differentiable op.
 
     Args:
@@ -566,13 +567,51 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
             for outputs without one, when ``nout`` > 0).
         args: the op's array arguments (arrays, Tracers, Variables, scalars).
         nout: 0 for one output array; n for a tuple of n outputs.
+        need: when true, ``fwd`` receives one more argument: None when nothing is
+            recorded, else a tuple of booleans saying which arguments will want a
+            gradient, so that it keeps only what those gradients need (and ``bwd``
+            can skip the others).
 
     Returns:
         The output (a Tracer when recorded, an array otherwise).
     """
-    tape = _tape_for(args)
+    s = getattr(_TLS, "stack", None)
+    if s and len(s) == 1:
+        # the common case, one active tape: a single pass over the arguments
+        tape = s[0]
+        ids = []
+        vals = []
+        hit = False
+        for a in args:
+            t = type(a)
+            if t is Tracer:
+                vals.append(a.value)
+                if a._tape is tape:
+                    ids.append(a._id)
+                    hit = True
+                else:
+                    ids.append(-1)
+            elif t is np.ndarray or not isinstance(a, Variable):
+                vals.append(a)
+                ids.append(-1)
+            else:
+                leaf = tape._leaf(a)
+                vals.append(leaf.value)
+                ids.append(leaf._id)
+                hit = True
+        if not hit:
+            if need:
+                vals.append(None)
+            return fwd(*vals)[0]
+        if need:
+            vals.append(tuple(i >= 0 for i in ids))
+        out, res = fwd(*vals)
+        return _emit(tape, out, ids, bwd, res, nout)
+    tape = _tape_for(args) if s else None
     if tape is None:
         vals = [_val(a) for a in args]
+        if need:
+            vals.append(None)
         return fwd(*vals)[0]
     ids = []
     vals = []
@@ -588,6 +627,8 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
         else:
             vals.append(a)
             ids.append(-1)
+    if need:
+        vals.append(tuple(i >= 0 for i in ids))
     out, res = fwd(*vals)
     return _emit(tape, out, ids, bwd, res, nout)
 
@@ -599,9 +640,10 @@ def _emit(tape, out, ids, bwd, res, nout):
         outs = tuple(tape._new(o) for o in out)
         tape._nodes.append((tuple(o._id for o in outs), ids, bwd, res))
         return outs
-    t = tape._new(out)
-    tape._nodes.append((t._id, ids, bwd, res))
-    return t
+    i = tape._n
+    tape._n = i + 1
+    tape._nodes.append((i, ids, bwd, res))
+    return Tracer(out, tape, i)
 
 
 def record(outputs: Any, inputs: Sequence[Any], vjp: Callable[..., Any]) -> Any:

@@ -424,22 +424,22 @@ def _compiled_conv(x, kernel, ksize, st, dil, padding, out):
         v = np.ascontiguousarray(v)
         return v.reshape(v.shape[0], 1, v.shape[1], v.shape[2]) if v.ndim == 3 else v
 
-    def fwd(v, w):
+    def fwd(v, w, need):
         x4 = as4d(v)
         w2 = np.ascontiguousarray(w).reshape(-1, F)
         y = np.empty((rows, F), v.dtype)
         _conv.forward(x4, w2, None, None, y, geom, 0, 0.0, config._n_threads)
-        return y.reshape((n,) + tuple(out) + (F,)), (x4, w2, v.shape, w.shape)
+        return y.reshape((n,) + tuple(out) + (F,)), (None if need is None else (x4, w2, v.shape, w.shape, need))
 
     def bwd(g, r):
-        x4, w2, vshape, wshape = r
+        x4, w2, vshape, wshape, need = r
         dy = np.ascontiguousarray(g, dtype=x4.dtype).reshape(rows, F)
-        dw = np.empty(w2.shape, x4.dtype)
-        dx = np.empty(x4.shape, x4.dtype)
+        dw = np.empty(w2.shape, x4.dtype) if need[1] else None
+        dx = np.empty(x4.shape, x4.dtype) if need[0] else None
         _conv.backward(dy, x4, w2, None, None, dw, None, dx, geom, 0, 0.0, config._n_threads)
-        return dx.reshape(vshape), dw.reshape(wshape)
+        return (None if dx is None else dx.reshape(vshape)), (None if dw is None else dw.reshape(wshape))
 
-    return apply(fwd, bwd, (x, kernel if not isinstance(kernel, (list, tuple)) else _a(kernel)))
+    return apply(fwd, bwd, (x, kernel if not isinstance(kernel, (list, tuple)) else _a(kernel)), need=True)
 
 
 def depthwise_conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid",

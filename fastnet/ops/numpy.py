@@ -303,19 +303,21 @@ def subtract(x1: Any, x2: Any) -> Any:
     return apply(_sub_fwd, _sub_bwd, (x1, x2))
 
 
-def _mul_fwd(a, b):
+def _mul_fwd(a, b, need):
     a, b = _promote(a, b)
-    return a * b, (a, b)
+    if need is None:
+        return a * b, None
+    return a * b, (a if need[1] else None, b if need[0] else None, np.shape(a), np.shape(b))
 
 
 def _mul_bwd(g, r):
-    a, b = r
-    return _unbroadcast(g * b, np.shape(a)), _unbroadcast(g * a, np.shape(b))
+    a, b, sa, sb = r
+    return (None if b is None else _unbroadcast(g * b, sa)), (None if a is None else _unbroadcast(g * a, sb))
 
 
 def multiply(x1: Any, x2: Any) -> Any:
     """Elementwise product (broadcasting)."""
-    return apply(_mul_fwd, _mul_bwd, (x1, x2))
+    return apply(_mul_fwd, _mul_bwd, (x1, x2), need=True)
 
 
 def _div_fwd(a, b):
@@ -493,35 +495,47 @@ def clip(x: Any, x_min: Any, x_max: Any) -> Any:
 
 # ============================================================================ products
 
-def _mm_fwd(a, b):
+def _mm_fwd(a, b, need):
     a, b = _promote(a, b)
     a = np.asarray(a)
     b = np.asarray(b)
-    return np.matmul(a, b), (a, b)
+    y = np.matmul(a, b)
+    if need is None:
+        return y, None
+    # dA needs B and dB needs A: keep only what the wanted gradients use
+    return y, (a if need[1] else None, b if need[0] else None, a.shape, b.shape)
 
 
 def _mm_bwd(g, r):
-    a, b = r
-    if a.ndim == 1 and b.ndim == 1:
-        return g * b, g * a
-    if a.ndim == 1:        # (k) @ (..., k, n) -> (..., n)
-        ga = np.matmul(g[..., None, :], np.swapaxes(b, -1, -2))[..., 0, :]
-        gb = a[:, None] * g[..., None, :]
-        return _unbroadcast(ga, a.shape), _unbroadcast(gb, b.shape)
-    if b.ndim == 1:        # (..., m, k) @ (k) -> (..., m)
-        ga = g[..., :, None] * b
-        gb = np.matmul(np.swapaxes(a, -1, -2), g[..., :, None])[..., 0]
-        return _unbroadcast(ga, a.shape), _unbroadcast(gb, b.shape)
-    if a.ndim == 2 and b.ndim == 2:
-        return g @ b.T, a.T @ g
-    ga = np.matmul(g, np.swapaxes(b, -1, -2))
-    gb = np.matmul(np.swapaxes(a, -1, -2), g)
-    return _unbroadcast(ga, a.shape), _unbroadcast(gb, b.shape)
+    a, b, sa, sb = r
+    na, nb = len(sa), len(sb)
+    ga = gb = None
+    if na == 1 and nb == 1:
+        return (None if b is None else g * b), (None if a is None else g * a)
+    if na == 1:        # (k) @ (..., k, n) -> (..., n)
+        if b is not None:
+            ga = _unbroadcast(np.matmul(g[..., None, :], np.swapaxes(b, -1, -2))[..., 0, :], sa)
+        if a is not None:
+            gb = _unbroadcast(a[:, None] * g[..., None, :], sb)
+        return ga, gb
+    if nb == 1:        # (..., m, k) @ (k) -> (..., m)
+        if b is not None:
+            ga = _unbroadcast(g[..., :, None] * b, sa)
+        if a is not None:
+            gb = _unbroadcast(np.matmul(np.swapaxes(a, -1, -2), g[..., :, None])[..., 0], sb)
+        return ga, gb
+    if na == 2 and nb == 2:
+        return (None if b is None else g @ b.T), (None if a is None else a.T @ g)
+    if b is not None:
+        ga = _unbroadcast(np.matmul(g, np.swapaxes(b, -1, -2)), sa)
+    if a is not None:
+        gb = _unbroadcast(np.matmul(np.swapaxes(a, -1, -2), g), sb)
+    return ga, gb
 
 
 def matmul(x1: Any, x2: Any) -> Any:
     """Matrix product with numpy's broadcasting rules (BLAS)."""
-    return apply(_mm_fwd, _mm_bwd, (_a(x1), _a(x2)))
+    return apply(_mm_fwd, _mm_bwd, (_a(x1), _a(x2)), need=True)
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
