@@ -280,3 +280,16 @@ def test_record_layer_mixes_a_hand_written_backward_into_a_recording(float64):
     np.testing.assert_allclose(gk, x.T @ dh, rtol=1e-10)
     np.testing.assert_allclose(gb, dh.sum(0), rtol=1e-10)
     np.testing.assert_allclose(gs, 2 * (h * h).sum(0) * scale.value, rtol=1e-10)
+
+
+def test_matmul_with_a_constant_keeps_only_the_other_operand():
+    """x @ W with x constant: dW needs x, and nothing keeps W for a dx nobody wants."""
+    x = np.ones((2, 3))
+    w = Variable(np.ones((3, 4)))
+    tape = autodiff.Tape()
+    with tape:
+        y = ops.matmul(x, w)
+    a, b, _, _ = tape._nodes[-1][3]
+    assert a is x and b is None
+    _, (gw,) = tape.gradient(y, np.ones((2, 4)), variables=[w])
+    np.testing.assert_array_equal(gw, np.full((3, 4), 2.0))
