@@ -18,7 +18,7 @@ __all__ = [
     "relu", "relu6", "sigmoid", "softplus", "softsign", "silu", "swish", "log_sigmoid", "leaky_relu",
     "hard_sigmoid", "hard_silu", "hard_swish", "elu", "selu", "gelu", "celu", "glu", "tanh_shrink",
     "hard_tanh", "soft_shrink", "hard_shrink", "threshold", "sparse_plus", "squareplus", "softmax",
-    "log_softmax", "conv", "depthwise_conv", "separable_conv", "max_pool", "average_pool", "one_hot",
+    "log_softmax", "conv", "conv_transpose", "depthwise_conv", "separable_conv", "max_pool", "average_pool", "one_hot",
     "multi_hot", "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
     "moments", "batch_normalization", "normalize", "layer_normalization", "rms_normalization",
     "dot_product_attention", "mish",
@@ -304,8 +304,8 @@ def _window_plan(spatial, ksize, strides, dilation, padding):
     return [p[0] for p in plan], [(p[1], p[2]) for p in plan]
 
 
-def _windows(xp, out, ksize, strides, dilation):
-    """(N, *out, K, C): every kernel offset's strided slice of the padded input."""
+def _window_slices(out, ksize, strides, dilation):
+    """For each kernel offset, the strided slice of the padded input it meets."""
     nd = len(out)
     slices = []
     for off in itertools.product(*[range(k) for k in ksize]):
@@ -315,6 +315,12 @@ def _windows(xp, out, ksize, strides, dilation):
             idx.append(slice(lo, lo + (out[i] - 1) * strides[i] + 1, strides[i]))
         idx.append(slice(None))
         slices.append(tuple(idx))
+    return slices
+
+
+def _windows(xp, out, ksize, strides, dilation):
+    """(N, *out, K, C): every kernel offset's strided slice of the padded input."""
+    slices = _window_slices(out, ksize, strides, dilation)
     return np.stack([xp[s] for s in slices], axis=-2), slices
 
 
@@ -440,6 +446,61 @@ def _compiled_conv(x, kernel, ksize, st, dil, padding, out):
         return (None if dx is None else dx.reshape(vshape)), (None if dw is None else dw.reshape(wshape))
 
     return apply(fwd, bwd, (x, kernel if not isinstance(kernel, (list, tuple)) else _a(kernel)), need=True)
+
+
+def conv_transpose(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid", output_padding: Any = None,
+                   data_format: str | None = None, dilation_rate: Any = 1) -> Any:
+    """Transposed convolution (the input gradient of a convolution): inputs
+    ``(batch, *spatial, in_channels)``, kernel ``(*kernel_size, out_channels, in_channels)``;
+    output sizes as Keras computes them."""
+    from fastnet.utils import shape_utils
+
+    xv = value_of(_a(inputs))
+    nd = np.ndim(xv) - 2
+    if nd < 1:
+        raise ValueError(f"conv_transpose expects inputs of rank >= 3, received shape {np.shape(xv)}")
+    x, moved = _to_last(inputs, data_format, nd)
+    xshape = np.shape(value_of(x))
+    kshape = np.shape(value_of(kernel))
+    if len(kshape) != nd + 2 or kshape[-1] != xshape[-1]:
+        raise ValueError(f"conv_transpose: kernel of shape {kshape} does not fit inputs of shape {xshape} (expected "
+                         f"(*kernel_size, out_channels, {xshape[-1]}))")
+    ksize = kshape[:nd]
+    st = _tuple(strides, nd, "strides")
+    dil = _tuple(dilation_rate, nd, "dilation_rate")
+    opad = (None,) * nd if output_padding is None else _tuple(output_padding, nd, "output_padding")
+    padding = padding.lower()
+    if padding not in ("valid", "same"):
+        raise ValueError(f"`padding` must be 'valid' or 'same', received {padding!r}")
+    xs = xshape[1:-1]
+    outs = [shape_utils.conv_transpose_output_length(n, k, padding, o, s_, d)
+            for n, k, o, s_, d in zip(xs, ksize, opad, st, dil)]
+    pads = []
+    for n, L, k, s_, d in zip(xs, outs, ksize, st, dil):
+        before = shape_utils.conv_transpose_padding(n, L, k, padding, s_, d)
+        total = max(before + L, (n - 1) * s_ + (k - 1) * d + 1)
+        pads.append((before, total - before - L))
+    slices = _window_slices(xs, ksize, st, dil)
+    Cout, Cin = kshape[-2], kshape[-1]
+    K = int(np.prod(ksize))
+
+    def fwd(v, w):
+        v, w = _n._promote(v, w)
+        v, w = np.asarray(v), np.asarray(w)
+        w2 = w.reshape(K * Cout, Cin)
+        dcols = (v.reshape(-1, Cin) @ w2.T).reshape(v.shape[:-1] + (K, Cout))
+        padded = (v.shape[0],) + tuple(L + lo + hi for L, (lo, hi) in zip(outs, pads)) + (Cout,)
+        return _scatter_windows(dcols, slices, padded, pads, dcols.dtype), (v, w2, w.shape)
+
+    def bwd(g, r):
+        v, w2, wshape = r
+        gp = np.pad(g, [(0, 0)] + pads + [(0, 0)])
+        cols = np.stack([gp[s_] for s_ in slices], axis=-2).reshape(-1, K * Cout)
+        dx = (cols @ w2).reshape(v.shape)
+        dw = (cols.T @ v.reshape(-1, Cin)).reshape(wshape)
+        return dx, dw
+
+    return _from_last(apply(fwd, bwd, (x, _a(kernel))), moved)
 
 
 def depthwise_conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid",
