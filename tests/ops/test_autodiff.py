@@ -293,3 +293,33 @@ def test_matmul_with_a_constant_keeps_only_the_other_operand():
     assert a is x and b is None
     _, (gw,) = tape.gradient(y, np.ones((2, 4)), variables=[w])
     np.testing.assert_array_equal(gw, np.full((3, 4), 2.0))
+
+
+def test_symbolic_dispatch_hands_ops_on_symbolic_values_to_the_engine():
+    class Sym:
+        def __init__(self, shape):
+            self.shape = shape
+
+    seen = []
+
+    def handler(fn, args, kwargs):
+        seen.append((fn.__name__, kwargs))
+        return Sym(("derived",))
+
+    try:
+        ops.set_symbolic_dispatch(lambda v: isinstance(v, Sym), handler)
+        out = ops.relu(Sym((None, 3)))
+        assert isinstance(out, Sym) and seen == [("relu", {})]
+        ops.concatenate([np.ones(2), Sym((2,))], axis=0)
+        ops.nn.softmax(Sym((None, 2)), axis=-1)
+        assert [s[0] for s in seen] == ["relu", "concatenate", "softmax"]
+        # arrays and traced values are unaffected
+        np.testing.assert_array_equal(ops.relu(np.array([-1.0, 2.0])), [0.0, 2.0])
+        tape = autodiff.Tape()
+        with tape:
+            t = tape.watch(np.array([1.0, -1.0]))
+            y = ops.sum(ops.relu(t))
+        assert tape.gradient(y, 1.0, inputs=[t])[0][0].tolist() == [1.0, 0.0]
+    finally:
+        ops.set_symbolic_dispatch(None, None)
+    assert not hasattr(ops.relu, "__wrapped_op__")
