@@ -23,6 +23,7 @@ __all__ = [
 ]
 from fastnet.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from fastnet.layers.convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
+from fastnet.layers.lambda_layer import Lambda
 from fastnet.layers.merging import (
     Add,
     Average,
@@ -90,6 +91,7 @@ __all__ += [
     "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomCrop", "TextVectorization",
     "StringLookup", "IntegerLookup", "CategoryEncoding", "Hashing", "Discretization",
 ]
+__all__ += ["Lambda"]
 
 
 def _registry():

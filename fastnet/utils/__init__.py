@@ -21,4 +21,19 @@ from fastnet.utils.sequence_utils import pad_sequences
 __all__ = ["set_random_seed", "to_categorical", "normalize", "plot_history", "Progbar", "PyDataset", "Sequence",
            "pad_sequences", "image_dataset_from_directory", "text_dataset_from_directory",
            "timeseries_dataset_from_array", "split_dataset", "get_file", "load_img", "img_to_array",
-           "array_to_img", "save_img"]
+           "array_to_img", "save_img", "plot_model", "model_to_dot",
+           "register_keras_serializable", "get_custom_objects", "get_registered_name", "get_registered_object",
+           "CustomObjectScope", "custom_object_scope"]
+
+
+_REGISTRATION = ("register_keras_serializable", "get_custom_objects", "get_registered_name",
+                 "get_registered_object", "CustomObjectScope", "custom_object_scope")
+
+
+def __getattr__(name):
+    # keras.utils re-exports keras.saving's registration functions; loaded on first use
+    if name in _REGISTRATION:
+        from fastnet.saving import object_registration
+
+        return getattr(object_registration, name)
+    raise AttributeError(f"module 'fastnet.utils' has no attribute {name!r}")

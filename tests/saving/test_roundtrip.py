@@ -72,6 +72,15 @@ MERGE_FACTORIES = {
     "Concatenate": lambda: layers.Concatenate(axis=1), "Dot": lambda: layers.Dot(axes=1, normalize=True),
 }
 INT_INPUTS = {"Embedding", "CategoryEncoding", "Hashing", "IntegerLookup"}
+
+
+@fastnet.saving.register_keras_serializable(package="RoundTrip")
+def _lambda_fn(x):
+    """A Lambda's function is saved by (registered) name; a Python lambda's bytecode is refused."""
+    return fastnet.ops.tanh(x) * 2.0
+
+
+FACTORIES["Lambda"] = ((4,), lambda: layers.Lambda(_lambda_fn))
 # Registered classes that only exist inside another layer (covered through it).
 INNER_ONLY = {"InputLayer", "SimpleRNNCell", "LSTMCell", "GRUCell"}
 # Layers of string inputs: their round trip through a file is in
