@@ -62,7 +62,8 @@ class Variable:
     def __init__(self, value: ArrayLike, name: str = "variable", trainable: bool = True,
                  regularizer: Regularizer | Callable[..., Any] | None = None, constraint: ConstraintLike | None = None,
                  path: str | None = None) -> None:
-        self.value = np.ascontiguousarray(value)
+        # np.asarray(order='C'), not ascontiguousarray: a scalar weight keeps its shape ().
+        self.value = np.asarray(value, order="C")
         self.grad = None
         self.name = name
         self.path = path or name

@@ -22,6 +22,7 @@ __all__ = [
     "Bidirectional", "TimeDistributed",
 ]
 from fastnet.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from fastnet.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from fastnet.layers.convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
 from fastnet.layers.lambda_layer import Lambda
 from fastnet.layers.merging import (
@@ -52,7 +53,6 @@ from fastnet.layers.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
-from fastnet.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from fastnet.layers.reshaping import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
 __all__ += [

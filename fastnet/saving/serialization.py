@@ -104,7 +104,8 @@ def dtype_policy(dtype):
 
 def _read_dtype(value, ctx):
     if value is None or isinstance(value, str):
-        if isinstance(value, str) and value not in _FLOAT_POLICIES and not value.startswith(("int", "uint", "bool")):
+        if isinstance(value, str) and value not in _FLOAT_POLICIES and value != "string" and \
+                not value.startswith(("int", "uint", "bool")):
             raise DeserializationError(
                 f"Unsupported dtype {value!r}{_where(ctx)}: fastnet computes in float32 or float64")
         return value
@@ -115,7 +116,7 @@ def _read_dtype(value, ctx):
             raise DeserializationError(
                 f"Unsupported dtype policy {cls!r}{_where(ctx)}: fastnet supports plain float32 "
                 f"and float64 policies (no quantized or mixed-precision policies)")
-        if name not in _FLOAT_POLICIES:
+        if name not in _FLOAT_POLICIES and not (isinstance(name, str) and name.startswith(("int", "uint", "bool"))):
             raise DeserializationError(
                 f"Unsupported dtype policy {name!r}{_where(ctx)}: fastnet computes in float32 "
                 f"or float64 (mixed precision is not supported)")
