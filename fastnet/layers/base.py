@@ -523,6 +523,23 @@ class Layer:
         return grads_in[0] if len(grads_in) == 1 else grads_in
 
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
+        """The output shape for ``input_shape``: the same shape for built-in layers that do
+        not say otherwise; found by running ``call`` on zeros for a layer written with
+        ``call`` alone (as Keras infers it by tracing)."""
+        if type(self).call is not Layer.call and type(self).compute_output_shape is Layer.compute_output_shape:
+            from fastnet.layers.graph import KerasTensor, infer_output_shape
+
+            def is_shape(v):
+                return isinstance(v, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in v)
+            dt = self.compute_dtype
+            if is_shape(input_shape):
+                arg = KerasTensor(tuple(input_shape), dt)
+            else:
+                arg = [KerasTensor(tuple(s), dt) for s in input_shape]
+            out = infer_output_shape(self, (arg,), {})
+            if isinstance(out, KerasTensor):
+                return out.shape
+            return [t.shape for t in tree.flatten(out)]
         return tuple(input_shape)
 
     def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray | None:
