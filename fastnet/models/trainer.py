@@ -707,7 +707,7 @@ class Trainer:
         cbs = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else callbacks_mod.CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, model=self,
             verbose=verbose, epochs=epochs, steps=steps)
-        self.history = cbs.history if hasattr(cbs, "history") else None
+        self.history = getattr(cbs, "_history", None)
         self.stop_training = False
         metrics = self._metrics
         names = self._log_names()
@@ -874,7 +874,7 @@ class Trainer:
             cbs = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else callbacks_mod.CallbackList(
                 callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                 verbose=verbose, epochs=epochs, steps=it.num_batches)
-            self.history = cbs.history if hasattr(cbs, "history") else None
+            self.history = getattr(cbs, "_history", None)
             self.stop_training = False
             metrics = self._metrics
             names = self._log_names()
