@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from fastnet.layers.base import CallContext, InputLayer, Layer, _shape_str
+from fastnet.layers.base import CallContext, InputLayer, Layer
 from fastnet.layers.graph import KerasTensor
-from fastnet.models.graph import DeferredUpdates, Graph
+from fastnet.models.graph import DeferredUpdates
 from fastnet.models.model import Model
 from fastnet.utils import tree
 

@@ -18,7 +18,8 @@ def _data(n=20):
     return rng.random((n, 4), dtype=np.float32), rng.integers(0, 3, n)
 
 
-@pytest.mark.parametrize("kwargs", [{"epochs": 0}, {"epochs": 2, "initial_epoch": 2}, {"epochs": 1, "initial_epoch": 3}])
+@pytest.mark.parametrize("kwargs", [{"epochs": 0}, {"epochs": 2, "initial_epoch": 2},
+                                    {"epochs": 1, "initial_epoch": 3}])
 def test_fit_with_no_epoch_to_run_returns_an_empty_history_and_keeps_the_weights(kwargs):
     m = _model()
     x, y = _data()
