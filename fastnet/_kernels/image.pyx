@@ -21,15 +21,14 @@ cdef enum:
     MIRROR = 4
 
 
-cdef inline Py_ssize_t _fix(Py_ssize_t i, Py_ssize_t n, int mode, bint *valid) noexcept nogil:
-    """The input index that stands for index i under the fill mode; valid is False for a
-    point outside the image in "constant" mode."""
+cdef inline Py_ssize_t _fix(Py_ssize_t i, Py_ssize_t n, int mode) noexcept nogil:
+    """The input index that stands for index i under the fill mode, or -1 for a point
+    outside the image in "constant" mode. (A result, not a flag written through a pointer:
+    inside a prange a variable whose address is taken is shared by the threads.)"""
     cdef Py_ssize_t r, s
-    valid[0] = True
     if mode == CONSTANT:
         if i < 0 or i >= n:
-            valid[0] = False
-            return 0
+            return -1
         return i
     if mode == NEAREST:
         return 0 if i < 0 else (n - 1 if i >= n else i)
@@ -81,8 +80,10 @@ def affine_forward(floating[:, :, :, ::1] x, float[:, :, ::1] rows, float[:, :, 
             for c in range(C):
                 out[b, i, j, c] = 0
             if not bilinear:
-                iy = _fix(_round_away(yc), H, fill_mode, &vy)
-                ix = _fix(_round_away(xc), W, fill_mode, &vx)
+                iy = _fix(_round_away(yc), H, fill_mode)
+                vy = iy >= 0
+                ix = _fix(_round_away(xc), W, fill_mode)
+                vx = ix >= 0
                 for c in range(C):
                     out[b, i, j, c] = x[b, iy, ix, c] if (vy and vx) else cval
                 continue
@@ -93,8 +94,10 @@ def affine_forward(floating[:, :, :, ::1] x, float[:, :, ::1] rows, float[:, :, 
             wy0 = <float>1.0 - wy1
             wx0 = <float>1.0 - wx1
             for k in range(4):
-                iy = _fix(y0 + (k >> 1), H, fill_mode, &vy)
-                ix = _fix(x0 + (k & 1), W, fill_mode, &vx)
+                iy = _fix(y0 + (k >> 1), H, fill_mode)
+                vy = iy >= 0
+                ix = _fix(x0 + (k & 1), W, fill_mode)
+                vx = ix >= 0
                 w = (wy1 if k >> 1 else wy0) * (wx1 if k & 1 else wx0)
                 for c in range(C):
                     out[b, i, j, c] += <floating>w * (x[b, iy, ix, c] if (vy and vx) else cval)
@@ -121,8 +124,10 @@ def affine_backward(floating[:, :, :, ::1] dy, float[:, :, ::1] rows, float[:, :
                 yc = rows[b, i, j]
                 xc = cols[b, i, j]
                 if not bilinear:
-                    iy = _fix(_round_away(yc), H, fill_mode, &vy)
-                    ix = _fix(_round_away(xc), W, fill_mode, &vx)
+                    iy = _fix(_round_away(yc), H, fill_mode)
+                    vy = iy >= 0
+                    ix = _fix(_round_away(xc), W, fill_mode)
+                    vx = ix >= 0
                     if vy and vx:
                         for c in range(C):
                             dx[b, iy, ix, c] += dy[b, i, j, c]
@@ -134,8 +139,10 @@ def affine_backward(floating[:, :, :, ::1] dy, float[:, :, ::1] rows, float[:, :
                 wy0 = <float>1.0 - wy1
                 wx0 = <float>1.0 - wx1
                 for k in range(4):
-                    iy = _fix(y0 + (k >> 1), H, fill_mode, &vy)
-                    ix = _fix(x0 + (k & 1), W, fill_mode, &vx)
+                    iy = _fix(y0 + (k >> 1), H, fill_mode)
+                    vy = iy >= 0
+                    ix = _fix(x0 + (k & 1), W, fill_mode)
+                    vx = ix >= 0
                     if vy and vx:
                         w = (wy1 if k >> 1 else wy0) * (wx1 if k & 1 else wx0)
                         for c in range(C):

@@ -264,8 +264,9 @@ def test_record_layer_mixes_a_hand_written_backward_into_a_recording(float64):
     scale = Variable(np.array([0.5, -1.0, 2.0, 1.5]))
 
     def run(tx):
-        y = autodiff.record_layer(lambda g: dense.backward(g), [tx], dense(autodiff.value_of(tx), training=True),
-                                  dense.trainable_weights)
+        out = dense(autodiff.value_of(tx), training=True)
+        ctx = dense._last_ctx
+        y = autodiff.record_layer(lambda g: dense.backward(ctx, g), [tx], out, dense.trainable_weights)
         return ops.sum(ops.square(y * scale))
 
     tape = autodiff.Tape()

@@ -77,7 +77,7 @@ def _ops_forward_backward(layer, x, dy):
 
 def _builtin_forward_backward(layer, x, dy):
     y = layer(x, training=True)
-    dx = layer.backward(dy)
+    dx = layer.backward(layer._last_ctx, dy)
     return y, dx, [v.grad.copy() for v in layer.trainable_weights]
 
 

@@ -107,8 +107,31 @@ def _inputs(class_name, n=6):
 
 
 def test_every_registered_layer_has_a_round_trip_case():
-    missing = sorted(set(layers._registry()) - set(FACTORIES) - set(MERGE_FACTORIES) - INNER_ONLY - STRING_INPUT)
+    missing = sorted(set(layers._registry()) - set(FACTORIES) - set(MERGE_FACTORIES) - set(ATTENTION_FACTORIES)
+                     - INNER_ONLY - STRING_INPUT)
     assert not missing, f"layers without a saving round-trip case: {missing}"
+
+
+# Attention layers take a query and a value: saved inside a functional model.
+ATTENTION_FACTORIES = {
+    "MultiHeadAttention": lambda q, v: layers.MultiHeadAttention(num_heads=2, key_dim=3)(q, v),
+    "Attention": lambda q, v: layers.Attention(use_scale=True)([q, v]),
+    "AdditiveAttention": lambda q, v: layers.AdditiveAttention()([q, v]),
+}
+
+
+@pytest.mark.parametrize("class_name", sorted(ATTENTION_FACTORIES))
+def test_attention_layer_round_trip_in_a_functional_model(class_name, tmp_path):
+    q, v = layers.Input((5, 4), name="q"), layers.Input((6, 4), name="v")
+    model = fastnet.Model([q, v], ATTENTION_FACTORIES[class_name](q, v), name=f"rt_{class_name.lower()}")
+    rng = np.random.default_rng(6)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+    x = [rng.normal(size=(3, 5, 4)).astype(np.float32), rng.normal(size=(3, 6, 4)).astype(np.float32)]
+    want = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    assert again.get_config() == model.get_config()
+    np.testing.assert_allclose(again.predict(x, verbose=0), want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("class_name", sorted(MERGE_FACTORIES))
