@@ -22,6 +22,18 @@ __all__ = [
     "Bidirectional", "TimeDistributed",
 ]
 from fastnet.layers.convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
+from fastnet.layers.convolutional_variants import (
+    AveragePooling3D,
+    Conv3D,
+    DepthwiseConv1D,
+    DepthwiseConv2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling3D,
+    MaxPooling3D,
+    SeparableConv1D,
+    SeparableConv2D,
+)
+from fastnet.layers.normalization_extra import GroupNormalization, RMSNormalization, UnitNormalization
 from fastnet.layers.pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -32,7 +44,17 @@ from fastnet.layers.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from fastnet.layers.regularization import (
+    ActivityRegularization,
+    AlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+    SpatialDropout3D,
+)
 from fastnet.layers.reshaping import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
+from fastnet.layers.shape_extra import Identity, Masking, Permute, RepeatVector
 
 __all__ += [
     "Conv1D", "Conv2D", "Conv1DTranspose", "Conv2DTranspose", "MaxPooling1D", "MaxPooling2D",
@@ -41,6 +63,13 @@ __all__ += [
     "UpSampling2D", "Cropping1D", "Cropping2D",
 ]
 
+__all__ += [
+    "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "Conv3D", "MaxPooling3D",
+    "AveragePooling3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D", "GroupNormalization",
+    "RMSNormalization", "UnitNormalization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RepeatVector", "Permute",
+    "Masking", "Identity",
+]
 
 def _registry():
     """Every layer class fastnet exports, by class name: the only classes a config may name."""
