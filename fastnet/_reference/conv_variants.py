@@ -55,7 +55,7 @@ def depthwise_backward(dy, x, w, geometry):
     dw = np.zeros_like(w)
     for tap, sl in _taps(geometry):
         dxp[sl] += (g * w[tap].reshape(c, m)).sum(-1)
-        dw[tap] = np.einsum("...c,...cm->cm", xp[sl], g).reshape(-1)
+        dw[tap] = np.einsum("nabcz,nabczm->zm", xp[sl], g).reshape(-1)
     dx = dxp[:, p[0]:p[0] + size[0], p[1]:p[1] + size[1], p[2]:p[2] + size[2]]
     return np.ascontiguousarray(dx), dw, dy.reshape(-1, c * m).sum(0)
 
@@ -94,7 +94,7 @@ def grouped_backward(dy, x, w, geometry, groups):
             gg = g[..., gi * fg:(gi + 1) * fg]
             cs = slice(gi * cg, (gi + 1) * cg)
             dxp[sl + (cs,)] += gg @ wt[tap, :, gi * fg:(gi + 1) * fg].T
-            dwt[tap, :, gi * fg:(gi + 1) * fg] = np.einsum("...c,...f->cf", xs[..., cs], gg)
+            dwt[tap, :, gi * fg:(gi + 1) * fg] = np.einsum("nabcz,nabcf->zf", xs[..., cs], gg)
     dx = dxp[:, p[0]:p[0] + size[0], p[1]:p[1] + size[1], p[2]:p[2] + size[2]]
     return np.ascontiguousarray(dx), dwt.reshape(w.shape), dy.sum(0)
 

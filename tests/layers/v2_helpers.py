@@ -80,3 +80,50 @@ def check_gradients(layer, x, training=False, rtol=1e-6, atol=1e-8, seed=0):
                 var.value[...] = old
         np.testing.assert_allclose(g, numeric_grad(loss_w, var.value), rtol=rtol, atol=atol,
                                    err_msg=f"d{var.name}")
+
+
+def case_names(prefixes):
+    """Names of the stored Keras cases starting with any of ``prefixes``."""
+    names = sorted(f[:-4] for f in os.listdir(DATA) if f.endswith(".npz"))
+    return [n for n in names if n.startswith(tuple(prefixes))]
+
+
+def layer_for_case(meta, dtype="float32"):
+    import json
+
+    import fastnet.layers as layers
+    from fastnet.layers.convolutional_variants import _GroupedConv
+
+    meta = json.loads(str(meta)) if not isinstance(meta, dict) else meta
+    cfg = dict(meta["config"])
+    name = meta["class_name"]
+    if name in ("Conv1D", "Conv2D") and cfg.get("groups", 1) > 1:
+        # Grouped Conv1D/Conv2D: the grouped code path those layers hand groups > 1 to.
+        return _GroupedConv(1 if name == "Conv1D" else 2, dtype=dtype, **cfg), meta
+    return getattr(layers, name)(dtype=dtype, **cfg), meta
+
+
+def check_keras_case(name, rtol=1e-4, atol=1e-5, grad_atol=1e-4):
+    """Replays a stored Keras case in float32: output, input gradient and weight gradients
+    of sum(y * u) (plus the layer's activity penalty, where it adds one)."""
+    d = load(name)
+    layer, meta = layer_for_case(d["meta"])
+    x = d["x"]
+    layer.build(x.shape) if not layer.built else None
+    layer.built = True
+    weights = [d[f"w_{i}"] for i in range(meta["n_weights"])]
+    assert [v.name for v in layer.weights] == meta["weight_names"], "weight names/order differ from Keras"
+    layer.set_weights(weights)
+    y, ctx = run_forward(layer, x, training=False)
+    np.testing.assert_allclose(y, d["y"], rtol=rtol, atol=atol, err_msg=f"{name}: output")
+    assert y.shape == tuple(layer.compute_output_shape(x.shape)), f"{name}: compute_output_shape"
+    if meta["loss"]:
+        np.testing.assert_allclose(ctx.losses[0], meta["loss"], rtol=rtol, err_msg=f"{name}: loss")
+    dx = run_backward(layer, ctx, d["u"])
+    np.testing.assert_allclose(dx, d["dx"], rtol=rtol, atol=grad_atol, err_msg=f"{name}: dx")
+    for i, var in enumerate(layer.trainable_weights):
+        np.testing.assert_allclose(var.grad, d[f"dw_{i}"], rtol=rtol, atol=grad_atol,
+                                   err_msg=f"{name}: d{var.name}")
+    if "mask" in d:
+        np.testing.assert_array_equal(layer.compute_mask(x), d["mask"])
+    return layer, d
