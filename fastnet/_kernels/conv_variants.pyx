@@ -91,38 +91,56 @@ cdef inline Py_ssize_t _in_pos(Py_ssize_t o, Py_ssize_t s, Py_ssize_t p, Py_ssiz
 
 # ================================================================= depthwise
 
+cdef inline void _ox_range(const G3 *g, Py_ssize_t e, Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+    """Output columns [lo, hi) whose tap e falls inside the input (not in the padding)."""
+    cdef Py_ssize_t a = g.pw - e * g.dw, b = g.w - 1 + g.pw - e * g.dw
+    lo[0] = 0 if a <= 0 else (a + g.sw - 1) // g.sw
+    hi[0] = 0 if b < 0 else b // g.sw + 1
+    if hi[0] > g.ow:
+        hi[0] = g.ow
+    if lo[0] > hi[0]:
+        lo[0] = hi[0]
+
+
 cdef void _dw_row(const floating *x, const floating *w, const floating *b, floating *y,
                   const G3 *g, Py_ssize_t M, Py_ssize_t row) noexcept nogil:
-    """One output row (n, od, oh): every ox, every output channel."""
+    """One output row (n, od, oh): every ox, every output channel.
+
+    Taps are the outer loops and the output columns the inner one, over the range of
+    columns whose tap is inside the input, so the inner loops carry no bounds checks.
+    """
     cdef Py_ssize_t C = g.c, CM = g.c * M
     cdef Py_ssize_t oh = row % g.oh, od = (row // g.oh) % g.od, n = row // (g.oh * g.od)
-    cdef Py_ssize_t ox, a, bb, e, iz, iy, ix, c, m, k
+    cdef Py_ssize_t ox, a, bb, e, iz, iy, c, m, k, lo, hi
+    cdef floating *yr = y + row * g.ow * CM
     cdef floating *out
+    cdef const floating *xrow
     cdef const floating *xr
     cdef const floating *wr
     cdef floating xv
     for ox in range(g.ow):
-        out = y + (row * g.ow + ox) * CM
+        out = yr + ox * CM
         if b != NULL:
             for c in range(CM):
                 out[c] = b[c]
         else:
             for c in range(CM):
                 out[c] = 0
-        for a in range(g.kd):
-            iz = _in_pos(od, g.sd, g.pd, a, g.dd)
-            if iz < 0 or iz >= g.d:
+    for a in range(g.kd):
+        iz = _in_pos(od, g.sd, g.pd, a, g.dd)
+        if iz < 0 or iz >= g.d:
+            continue
+        for bb in range(g.kh):
+            iy = _in_pos(oh, g.sh, g.ph, bb, g.dh)
+            if iy < 0 or iy >= g.h:
                 continue
-            for bb in range(g.kh):
-                iy = _in_pos(oh, g.sh, g.ph, bb, g.dh)
-                if iy < 0 or iy >= g.h:
-                    continue
-                for e in range(g.kw):
-                    ix = _in_pos(ox, g.sw, g.pw, e, g.dw)
-                    if ix < 0 or ix >= g.w:
-                        continue
-                    xr = x + (((n * g.d + iz) * g.h + iy) * g.w + ix) * C
-                    wr = w + ((a * g.kh + bb) * g.kw + e) * CM
+            xrow = x + ((n * g.d + iz) * g.h + iy) * g.w * C
+            for e in range(g.kw):
+                _ox_range(g, e, &lo, &hi)
+                wr = w + ((a * g.kh + bb) * g.kw + e) * CM
+                for ox in range(lo, hi):
+                    xr = xrow + (ox * g.sw - g.pw + e * g.dw) * C
+                    out = yr + ox * CM
                     if M == 1:
                         for c in range(C):
                             out[c] = out[c] + xr[c] * wr[c]
@@ -167,12 +185,16 @@ def depthwise_forward(const floating[:, :, :, :, ::1] x, const floating[:, ::1] 
 cdef void _dw_back_sample(const floating *dy, const floating *x, const floating *w,
                           floating *dx, floating *dw, floating *db, const G3 *g,
                           Py_ssize_t M, Py_ssize_t n) noexcept nogil:
-    """Sample n's input gradient (written), kernel and bias gradients (added)."""
+    """Sample n's input gradient (written), kernel and bias gradients (added); loops
+    ordered as in ``_dw_row``."""
     cdef Py_ssize_t C = g.c, CM = g.c * M
-    cdef Py_ssize_t od, oh, ox, a, bb, e, iz, iy, ix, c, m, k
+    cdef Py_ssize_t od, oh, ox, a, bb, e, iz, iy, c, m, k, lo, hi, row
+    cdef const floating *grow
     cdef const floating *gr
+    cdef const floating *xrow
     cdef const floating *xr
     cdef const floating *wr
+    cdef floating *dxrow
     cdef floating *dxr
     cdef floating *dwr
     cdef floating s, xv
@@ -180,45 +202,49 @@ cdef void _dw_back_sample(const floating *dy, const floating *x, const floating 
         memset(dx + n * g.d * g.h * g.w * C, 0, g.d * g.h * g.w * C * sizeof(floating))
     for od in range(g.od):
         for oh in range(g.oh):
-            for ox in range(g.ow):
-                gr = dy + (((n * g.od + od) * g.oh + oh) * g.ow + ox) * CM
-                if db != NULL:
+            row = (n * g.od + od) * g.oh + oh
+            grow = dy + row * g.ow * CM
+            if db != NULL:
+                for ox in range(g.ow):
+                    gr = grow + ox * CM
                     for c in range(CM):
                         db[c] = db[c] + gr[c]
-                for a in range(g.kd):
-                    iz = _in_pos(od, g.sd, g.pd, a, g.dd)
-                    if iz < 0 or iz >= g.d:
+            for a in range(g.kd):
+                iz = _in_pos(od, g.sd, g.pd, a, g.dd)
+                if iz < 0 or iz >= g.d:
+                    continue
+                for bb in range(g.kh):
+                    iy = _in_pos(oh, g.sh, g.ph, bb, g.dh)
+                    if iy < 0 or iy >= g.h:
                         continue
-                    for bb in range(g.kh):
-                        iy = _in_pos(oh, g.sh, g.ph, bb, g.dh)
-                        if iy < 0 or iy >= g.h:
-                            continue
-                        for e in range(g.kw):
-                            ix = _in_pos(ox, g.sw, g.pw, e, g.dw)
-                            if ix < 0 or ix >= g.w:
-                                continue
-                            k = (((n * g.d + iz) * g.h + iy) * g.w + ix) * C
-                            xr = x + k
-                            wr = w + ((a * g.kh + bb) * g.kw + e) * CM
+                    k = ((n * g.d + iz) * g.h + iy) * g.w * C
+                    xrow = x + k
+                    dxrow = dx + k if dx != NULL else NULL
+                    for e in range(g.kw):
+                        _ox_range(g, e, &lo, &hi)
+                        wr = w + ((a * g.kh + bb) * g.kw + e) * CM
+                        dwr = dw + ((a * g.kh + bb) * g.kw + e) * CM if dw != NULL else NULL
+                        for ox in range(lo, hi):
+                            gr = grow + ox * CM
+                            k = (ox * g.sw - g.pw + e * g.dw) * C
+                            xr = xrow + k
                             if M == 1:
-                                if dx != NULL:
-                                    dxr = dx + k
+                                if dxrow != NULL:
+                                    dxr = dxrow + k
                                     for c in range(C):
                                         dxr[c] = dxr[c] + gr[c] * wr[c]
-                                if dw != NULL:
-                                    dwr = dw + ((a * g.kh + bb) * g.kw + e) * CM
+                                if dwr != NULL:
                                     for c in range(C):
                                         dwr[c] = dwr[c] + gr[c] * xr[c]
                             else:
-                                if dx != NULL:
-                                    dxr = dx + k
+                                if dxrow != NULL:
+                                    dxr = dxrow + k
                                     for c in range(C):
                                         s = 0
                                         for m in range(M):
                                             s = s + gr[c * M + m] * wr[c * M + m]
                                         dxr[c] = dxr[c] + s
-                                if dw != NULL:
-                                    dwr = dw + ((a * g.kh + bb) * g.kw + e) * CM
+                                if dwr != NULL:
                                     for c in range(C):
                                         xv = xr[c]
                                         for m in range(M):
