@@ -8,13 +8,18 @@ take its derivative, fused in the compiled activation kernels where possible.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fastnet import config
 from fastnet._kernels import _activations as _act_kernels
 from fastnet.layers import base as _base
 
-__all__ = ["SimpleContext", "new_context", "ContextCallMixin", "apply_activation", "activation_grad",
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["CallContext", "SimpleContext", "new_context", "ContextCallMixin", "apply_activation", "activation_grad",
            "to_last", "to_first"]
 
 
@@ -33,7 +38,11 @@ class SimpleContext:
         return np.empty(shape, dtype=dtype)
 
 
-def new_context(record: bool = True):
+# The context type layers receive: the base module's where it exists.
+CallContext = getattr(_base, "CallContext", SimpleContext)
+
+
+def new_context(record: bool = True) -> CallContext:
     ctx_cls = getattr(_base, "CallContext", None)
     if ctx_cls is None:
         return SimpleContext(record=record)
@@ -45,7 +54,7 @@ def new_context(record: bool = True):
 class ContextCallMixin:
     """``call(inputs, training)``: ``forward`` with a fresh context that records nothing."""
 
-    def call(self, inputs, training=False, **kwargs):
+    def call(self, inputs: np.ndarray, training: bool = False, **kwargs) -> Any:
         return self.forward(new_context(record=False), inputs, training=training, **kwargs)
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         Shape,
         ShapeLike,
     )
+    from fastnet.layers._v2 import CallContext
 
 __all__ = ["DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "Conv3D",
            "MaxPooling3D", "AveragePooling3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D",
@@ -192,7 +193,7 @@ class _DepthwiseConv(_WindowConv):
         return self._out_shape(input_shape[0], self._output_spatial(spatial, input_shape),
                                None if channels is None else channels * self.depth_multiplier)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         x = to_last(inputs, self.data_format)
         spatial = tuple(x.shape[1:-1])
         out_sp = self._output_spatial(spatial, inputs.shape)
@@ -207,7 +208,7 @@ class _DepthwiseConv(_WindowConv):
             ctx.x5, ctx.z, ctx.y, ctx.geom, ctx.in_shape = x5, z, y, g, x.shape
         return to_first(y.reshape((n,) + tuple(out_sp) + (cm,)), self.data_format)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         x5, z, y, g = ctx.x5, ctx.z, ctx.y, ctx.geom
         dy = to_last(np.asarray(dy, dtype=y.dtype), self.data_format).reshape(y.shape)
         dz = activation_grad(ctx, self.activation, dy, y, z, self)
@@ -378,7 +379,7 @@ class _SeparableConv(_WindowConv):
         spatial, _ = self._layout(input_shape)
         return self._out_shape(input_shape[0], self._output_spatial(spatial, input_shape), self.filters)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         x = to_last(inputs, self.data_format)
         spatial = tuple(x.shape[1:-1])
         out_sp = self._output_spatial(spatial, inputs.shape)
@@ -406,7 +407,7 @@ class _SeparableConv(_WindowConv):
             ctx.x5, ctx.t2, ctx.y, ctx.z, ctx.geom, ctx.in_shape = x5, t2, y, z, g, x.shape
         return to_first(y.reshape((n,) + tuple(out_sp) + (F,)), self.data_format)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         x5, t2, y, z, g = ctx.x5, ctx.t2, ctx.y, ctx.z, ctx.geom
         dy = np.ascontiguousarray(to_last(np.asarray(dy, dtype=y.dtype), self.data_format).reshape(y.shape))
         act = self.activation
@@ -634,11 +635,11 @@ class _GroupedConv(_WindowConv):
         spatial, _ = self._layout(input_shape)
         return self._out_shape(input_shape[0], self._output_spatial(spatial, input_shape), self.filters)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         self._output_spatial(tuple(to_last(inputs, self.data_format).shape[1:-1]), inputs.shape)
         return grouped_conv_forward(self, ctx, inputs)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         return grouped_conv_backward(self, ctx, dy)
 
     def get_config(self) -> Config:
@@ -737,7 +738,7 @@ class _Pooling3D(_Spatial):
         spatial, channels = self._layout(input_shape)
         return self._out_shape(input_shape[0], self._output_spatial(spatial, input_shape), channels)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         x = to_last(inputs, self.data_format)
         spatial = tuple(x.shape[1:-1])
         self._output_spatial(spatial, inputs.shape)
@@ -755,7 +756,7 @@ class _Pooling3D(_Spatial):
             ctx.geom, ctx.in_shape, ctx.dtype = g, x.shape, x.dtype
         return to_first(y, self.data_format)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         if not ctx.need_dx:
             return None
         g = ctx.geom
@@ -840,7 +841,7 @@ class _GlobalPooling3D(_Spatial):
             return self._out_shape(input_shape[0], (1, 1, 1), channels)
         return (input_shape[0], channels)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         x = to_last(inputs, self.data_format)
         n, c = x.shape[0], x.shape[-1]
         x3 = x.reshape(n, -1, c)
@@ -858,7 +859,7 @@ class _GlobalPooling3D(_Spatial):
             return to_first(y.reshape(n, 1, 1, 1, c), self.data_format)
         return y
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         if not ctx.need_dx:
             return None
         shp = ctx.in_shape

@@ -18,6 +18,7 @@ from fastnet.layers.core import _serialize_initializer, _serialize_regularizer
 
 if TYPE_CHECKING:
     from fastnet._typing import Config, ConstraintLike, InitializerLike, RegularizerLike, Shape, ShapeLike
+    from fastnet.layers._v2 import CallContext
 
 __all__ = ["GroupNormalization", "RMSNormalization", "UnitNormalization"]
 
@@ -110,7 +111,7 @@ class RMSNormalization(ContextCallMixin, Layer):
         _axes(self, self.axis, len(input_shape))
         return tuple(input_shape)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         axes = _axes(self, self.axis, inputs.ndim)
         view = _Rows(inputs.shape, axes)
         feats = self.scale.value.size
@@ -122,7 +123,7 @@ class RMSNormalization(ContextCallMixin, Layer):
             ctx.x, ctx.inv, ctx.view = x, inv, view
         return view.back(y)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         x, inv, view = ctx.x, ctx.inv, ctx.view
         g = view.to_rows(np.asarray(dy, dtype=x.dtype), x.shape[1])
         want_w = self.trainable and self.scale.trainable
@@ -172,7 +173,7 @@ class UnitNormalization(ContextCallMixin, Layer):
         _axes(self, self.axis, len(input_shape))
         return tuple(input_shape)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         axes = _axes(self, self.axis, inputs.ndim)
         view = _Rows(inputs.shape, axes)
         feats = int(np.prod([inputs.shape[a] for a in axes]))
@@ -184,7 +185,7 @@ class UnitNormalization(ContextCallMixin, Layer):
             ctx.x, ctx.inv, ctx.view = x, inv, view
         return view.back(y)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         if not ctx.need_dx:
             return None
         x, inv, view = ctx.x, ctx.inv, ctx.view
@@ -283,7 +284,7 @@ class GroupNormalization(ContextCallMixin, Layer):
         _axes(self, self.axis, len(input_shape))
         return tuple(input_shape)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         (axis,) = _axes(self, self.axis, inputs.ndim)
         view = _Rows(inputs.shape, [axis])
         n, c = inputs.shape[0], inputs.shape[axis]
@@ -297,7 +298,7 @@ class GroupNormalization(ContextCallMixin, Layer):
             ctx.x, ctx.mean, ctx.inv, ctx.view = x, mean, inv, view
         return view.back(y)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         x, mean, inv, view = ctx.x, ctx.mean, ctx.inv, ctx.view
         g = view.to_rows(np.asarray(dy, dtype=x.dtype), x.shape[2]).reshape(x.shape)
         train = self.trainable

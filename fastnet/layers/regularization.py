@@ -19,7 +19,8 @@ from fastnet.layers.base import InputSpec, Layer
 from fastnet.utils import shape_utils
 
 if TYPE_CHECKING:
-    from fastnet._typing import Config, Shape, ShapeLike
+    from fastnet._typing import ArrayLike, Config, Shape, ShapeLike
+    from fastnet.layers._v2 import CallContext
 
 __all__ = ["SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
            "AlphaDropout", "ActivityRegularization"]
@@ -62,7 +63,7 @@ class _Noisy(ContextCallMixin, Layer):
     def _uniform(self, shape):
         return self._generator().random(shape, dtype=np.float32)
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         if not ctx.need_dx:
             return None
         scale = getattr(ctx, "scale", None)
@@ -88,7 +89,7 @@ class _SpatialDropout(_Noisy):
             return (shape[0], shape[1]) + ones
         return (shape[0],) + ones + (shape[-1],)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         if ctx.record:
             ctx.scale = None
         if not training or self.rate == 0:
@@ -199,7 +200,7 @@ class GaussianNoise(_Noisy):
                              f"float >= 0, received stddev={stddev!r}")
         self.stddev = float(stddev)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         if ctx.record:
             ctx.scale = None
         if not training or self.stddev == 0:
@@ -234,7 +235,7 @@ class GaussianDropout(_Noisy):
         super().__init__(seed=seed, **kwargs)
         self.rate = _rate(rate, "GaussianDropout")
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         if ctx.record:
             ctx.scale = None
         if not training or self.rate == 0:
@@ -281,7 +282,7 @@ class AlphaDropout(_Noisy):
         a = ((1 - self.rate) * (1 + self.rate * alpha_p ** 2)) ** -0.5
         return alpha_p, a, -a * alpha_p * self.rate
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         if ctx.record:
             ctx.scale = None
         if not training or self.rate == 0:
@@ -338,7 +339,7 @@ class ActivityRegularization(ContextCallMixin, Layer):
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return tuple(input_shape)
 
-    def penalty(self, x) -> float:
+    def penalty(self, x: ArrayLike) -> float:
         """The loss this layer adds for an output x."""
         x = np.asarray(x)
         batch = x.shape[0] if x.ndim else 1
@@ -349,13 +350,13 @@ class ActivityRegularization(ContextCallMixin, Layer):
             total += self.l2 * float(np.square(x, dtype=np.float64).sum())
         return total / batch if batch else 0.0
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         ctx.losses = [self.penalty(inputs)]
         if ctx.record:
             ctx.x = inputs
         return inputs
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         if not ctx.need_dx:
             return None
         x = ctx.x

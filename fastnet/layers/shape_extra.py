@@ -10,6 +10,7 @@ from fastnet.layers.base import InputSpec, Layer, _shape_str
 
 if TYPE_CHECKING:
     from fastnet._typing import ArrayLike, Config, Shape, ShapeLike
+    from fastnet.layers._v2 import CallContext
 
 __all__ = ["RepeatVector", "Permute", "Masking", "Identity"]
 
@@ -45,12 +46,12 @@ class RepeatVector(ContextCallMixin, Layer):
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return (input_shape[0], self.n, input_shape[1])
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         y = ctx.buf("y", (inputs.shape[0], self.n, inputs.shape[1]), inputs.dtype)
         y[...] = inputs[:, None, :]
         return y
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         if not ctx.need_dx:
             return None
         return np.asarray(dy).sum(axis=1)
@@ -98,10 +99,10 @@ class Permute(ContextCallMixin, Layer):
                              f"{len(self.dims) + 1}, received input with shape {_shape_str(input_shape)}")
         return tuple(input_shape[d] for d in self._perm)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         return np.ascontiguousarray(np.transpose(inputs, self._perm))
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         if not ctx.need_dx:
             return None
         return np.ascontiguousarray(np.transpose(np.asarray(dy), self._inverse))
@@ -144,13 +145,13 @@ class Masking(ContextCallMixin, Layer):
     def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray:
         return np.any(np.asarray(inputs) != self.mask_value, axis=-1)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         keep = np.any(inputs != self.mask_value, axis=-1, keepdims=True)
         if ctx.record:
             ctx.keep = keep
         return np.where(keep, inputs, inputs.dtype.type(0))
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         if not ctx.need_dx:
             return None
         dy = np.asarray(dy)
@@ -179,8 +180,8 @@ class Identity(ContextCallMixin, Layer):
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return tuple(input_shape)
 
-    def forward(self, ctx, inputs, training=False):
+    def forward(self, ctx: CallContext, inputs: np.ndarray, training: bool = False) -> np.ndarray:
         return inputs
 
-    def backward(self, ctx, dy):
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         return dy if ctx.need_dx else None
