@@ -2,7 +2,8 @@
 """Writes Keras 3's values for the convolution-variant, normalisation, regularisation and
 shape layers to tests/data/keras_layers_extra/<case>.npz.
 
-usage: KERAS_BACKEND=jax /work/kvenv/bin/python tools/gen_layers_reference_extra.py
+usage: KERAS_BACKEND=jax /work/kvenv/bin/python tools/gen_layers_reference_extra.py [case ...]
+       KERAS_BACKEND=jax /work/kvenv/bin/python tools/gen_layers_reference_extra.py --models
 
 Each case builds one Keras layer from a config, sets seeded random weights, and
 stores: the input ``x``, the weights ``w_i`` (Keras's order), the output ``y``
@@ -10,6 +11,8 @@ stores: the input ``x``, the weights ``w_i`` (Keras's order), the output ``y``
 ``stateless_call``, ``dx`` and the weight gradients ``dw_i`` of ``sum(y * u)``
 (plus the activity penalty, for layers that add one). ``meta`` (JSON) holds the
 class name, the config and what else the case carries (a mask, a loss).
+``--models`` instead saves small Sequential models using these layers as .keras files
+(tests/data/keras_layers_extra/models) with an input and Keras's prediction.
 """
 import inspect
 import json
@@ -160,8 +163,52 @@ def _case(name, cls_name, config, shape, wscale, seed):
     return out
 
 
+def _models():
+    """(name, model builder, input shape): whole models saved as .keras files."""
+    L = keras.layers
+
+    def sepnet():
+        return keras.Sequential([
+            keras.Input((10, 10, 3)), L.Conv2D(4, 3, padding="same"),
+            L.SeparableConv2D(6, 3, padding="same", depth_multiplier=2, activation="relu"),
+            L.DepthwiseConv2D(3, activation="tanh"), L.GroupNormalization(2), L.SpatialDropout2D(0.2),
+            L.GlobalAveragePooling2D(), L.Dense(3, activation="softmax")])
+
+    def vol3d():
+        return keras.Sequential([
+            keras.Input((6, 6, 6, 2)), L.Conv3D(4, 3, padding="same", activation="relu"),
+            L.Conv3D(6, 2, groups=2), L.MaxPooling3D(2, padding="same"), L.AveragePooling3D(2, strides=1),
+            L.GlobalMaxPooling3D(), L.Dense(2)])
+
+    def seqnet():
+        return keras.Sequential([
+            keras.Input((7, 4)), L.SeparableConv1D(5, 3, padding="same"), L.DepthwiseConv1D(2),
+            L.UnitNormalization(), L.RMSNormalization(), L.Permute((2, 1)), L.GaussianNoise(0.1),
+            L.AlphaDropout(0.1), L.Flatten(), L.Dense(4), L.RepeatVector(2), L.Identity(),
+            L.ActivityRegularization(l2=0.01), L.GlobalAveragePooling1D(), L.Dense(2)])
+
+    return [("sepnet", sepnet, (4, 10, 10, 3)), ("vol3d", vol3d, (3, 6, 6, 6, 2)), ("seqnet", seqnet, (4, 7, 4))]
+
+
+def write_models():
+    folder = os.path.join(OUT, "models")
+    os.makedirs(folder, exist_ok=True)
+    for k, (name, build, shape) in enumerate(_models()):
+        keras.utils.set_random_seed(k)
+        model = build()
+        model.compile(optimizer="adam", loss="mse")
+        x = np.random.default_rng(k).standard_normal(shape).astype(np.float32)
+        y = model.predict(x, verbose=0)
+        model.save(os.path.join(folder, name + ".keras"))
+        np.savez_compressed(os.path.join(folder, name + ".npz"), x=x, y=y)
+        print(f"model {name}: {len(model.layers)} layers, prediction {y.shape}")
+
+
 def main(argv):
     os.makedirs(OUT, exist_ok=True)
+    if "--models" in argv:
+        write_models()
+        return
     only = set(argv[1:])
     for k, (name, cls_name, config, shape, wscale) in enumerate(CASES):
         if only and name not in only:
