@@ -92,7 +92,6 @@ class RMSNormalization(ContextCallMixin, Layer):
         self.axis = axis
         self.epsilon = float(epsilon)
         self.scale = None
-        self.supports_masking = True
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape: ShapeLike) -> None:
