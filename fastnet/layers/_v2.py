@@ -52,10 +52,15 @@ def new_context(record: bool = True) -> CallContext:
 
 
 class ContextCallMixin:
-    """``call(inputs, training)``: ``forward`` with a fresh context that records nothing."""
+    """``call(inputs, training)``: ``forward`` with a fresh context that records nothing.
 
-    def call(self, inputs: np.ndarray, training: bool = False, **kwargs) -> Any:
-        return self.forward(new_context(record=False), inputs, training=training, **kwargs)
+    Only while the base class has no per-call-context machinery of its own; once
+    ``fastnet.layers.base`` defines ``CallContext``, its ``Layer.call`` is used instead.
+    """
+
+    if not hasattr(_base, "CallContext"):
+        def call(self, inputs: np.ndarray, training: bool = False, **kwargs) -> Any:
+            return self.forward(new_context(record=False), inputs, training=training, **kwargs)
 
 
 def to_last(x, data_format):
