@@ -30,10 +30,10 @@ def _geometry(case):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", GEOMS)
-@pytest.mark.parametrize("m", [1, 3])
-def test_depthwise_matches_twin(dtype, case, m, n_threads, rng):
+@pytest.mark.parametrize("m,c", [(1, 5), (3, 5), (1, 16), (2, 8)])
+def test_depthwise_matches_twin(dtype, case, m, c, n_threads, rng):
     g = _geometry(case)
-    n, c = 3, 5
+    n = 3
     x = rng.standard_normal((n,) + case[0] + (c,)).astype(dtype)
     taps = int(np.prod(case[1]))
     w = rng.standard_normal((taps, c * m)).astype(dtype)
