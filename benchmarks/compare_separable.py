@@ -7,7 +7,9 @@ first as PyTorch wants, autograd backward).
 
 usage: python benchmarks/compare_separable.py [--threads N] [--repeat R]
 
-Prints the median milliseconds of each per layer shape and the ratios to fastnet.
+Prints the median milliseconds of each per layer shape and the ratios to fastnet; also
+DepthwiseConv2D alone and numpy's three GEMMs of the pointwise step alone (the floor of
+the layer's time on this machine).
 """
 import argparse
 import statistics
@@ -65,6 +67,20 @@ def numpy_step(n, h, w, c, f):
     return step
 
 
+def gemm_step(n, h, w, c, f):
+    """The pointwise step's three GEMMs alone (forward, weight gradient, input gradient)."""
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal((n * h * w, c)).astype(np.float32)
+    pw = rng.standard_normal((c, f)).astype(np.float32)
+    dy = rng.standard_normal((n * h * w, f)).astype(np.float32)
+
+    def step():
+        t @ pw
+        t.T @ dy
+        dy @ pw.T
+    return step
+
+
 def torch_step(n, h, w, c, f):
     import torch
     from torch import nn
@@ -115,7 +131,7 @@ def main():
         have_torch = False
     print(f"fastnet threads: {fastnet.config.get_num_threads()}; median of {args.repeat} runs, ms")
     print(f"{'shape (n,h,w,c->f)':<24}{'fastnet':>10}{'numpy':>10}{'ratio':>8}"
-          + (f"{'torch':>10}{'ratio':>8}" if have_torch else "") + f"{'depthwise':>11}")
+          + (f"{'torch':>10}{'ratio':>8}" if have_torch else "") + f"{'depthwise':>11}{'GEMMs':>9}")
     for n, h, w, c, f in SHAPES:
         fn_ms = _median_ms(fastnet_step(n, h, w, c, f), args.repeat)
         np_ms = _median_ms(numpy_step(n, h, w, c, f), max(1, args.repeat // 2))
@@ -124,6 +140,7 @@ def main():
             t_ms = _median_ms(torch_step(n, h, w, c, f), args.repeat)
             line += f"{t_ms:>10.2f}{t_ms / fn_ms:>7.2f}x"
         line += f"{_median_ms(depthwise_only(n, h, w, c), args.repeat):>11.2f}"
+        line += f"{_median_ms(gemm_step(n, h, w, c, f), args.repeat):>9.2f}"
         print(line)
 
 

@@ -225,6 +225,68 @@ class MnistCNN(Workload):
                           y, 128)
 
 
+@workload("resnet", target=2.0)
+class ResNet(Workload):
+    """Residual network on 32x32x3 images: Conv2D 16 stem with BN and ReLU, three residual
+    blocks of 16, 32 (stride 2) and 64 (stride 2) channels (two 3x3 Conv2D + BN each, a
+    1x1 strided projection where the shape changes, Add, ReLU), global average pooling,
+    Dense 10 softmax; Adam; batch 64."""
+
+    def data(self):
+        rng = np.random.default_rng(0)
+        return _images(512, (32, 32, 3)), rng.integers(0, 10, 512).astype(np.int64)
+
+    def keras_style(self, K):
+        x, y = self.data()
+        L = K.layers
+
+        def block(t, filters, stride):
+            h = L.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(t)
+            h = L.ReLU()(L.BatchNormalization()(h))
+            h = L.BatchNormalization()(L.Conv2D(filters, 3, padding="same", use_bias=False)(h))
+            if stride != 1 or t.shape[-1] != filters:
+                t = L.BatchNormalization()(L.Conv2D(filters, 1, strides=stride, use_bias=False)(t))
+            return L.ReLU()(L.add([h, t]))
+
+        inp = K.Input((32, 32, 3))
+        t = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", use_bias=False)(inp)))
+        for filters, stride in ((16, 1), (32, 2), (64, 2)):
+            t = block(t, filters, stride)
+        out = L.Dense(10, activation="softmax")(L.GlobalAveragePooling2D()(t))
+        m = K.Model(inp, out)
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return _keras_fit(m, x, y, 64)
+
+    def torch(self):
+        import torch
+        from torch import nn
+
+        def bn(c):  # Keras's BatchNormalization defaults: momentum 0.99, epsilon 1e-3
+            return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+
+        class Block(nn.Module):
+            def __init__(self, cin, cout, stride):
+                super().__init__()
+                self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+                self.b1 = bn(cout)
+                self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+                self.b2 = bn(cout)
+                self.proj = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), bn(cout))
+                             if stride != 1 or cin != cout else nn.Identity())
+
+            def forward(self, t):
+                h = torch.relu(self.b1(self.c1(t)))
+                return torch.relu(self.b2(self.c2(h)) + self.proj(t))
+
+        x, y = self.data()
+        m = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), bn(16), nn.ReLU(),
+                          Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3, eps=1e-7)
+        return _torch_fit(m, nn.CrossEntropyLoss(), opt, np.ascontiguousarray(x.transpose(0, 3, 1, 2)),
+                          y, 64)
+
+
 @workload("conv1d", target=2.3)
 class Conv1DNet(Workload):
     """Input (100, 16): Conv1D 64 k5 relu valid, Conv1D 64 k5 relu same, Flatten, Dense 1
@@ -438,3 +500,83 @@ class GRUPredict(_RecurrentPredict):
     """predict on 6400 sequences of the GRU model, batch 32 (PyTorch under no_grad)."""
 
     cell = "GRU"
+
+
+# ----------------------------------------------------------------------------- attention
+# Keras's "text classification with transformer" example at the issue's sizes.
+
+@workload("transformer_text", target=1.5)
+class TransformerText(Workload):
+    """Token + position Embedding (vocabulary 20000, sequence 200, 32), one transformer
+    block (MultiHeadAttention 2 heads of key_dim 32, Dropout 0.1, Add + LayerNormalization,
+    feed-forward Dense 32 relu + Dense 32, Dropout 0.1, Add + LayerNormalization),
+    GlobalAveragePooling1D, Dropout 0.1, Dense 20 relu, Dropout 0.1, Dense 2 softmax;
+    Adam; batch 32. Functional API: token ids and their positions are the two inputs."""
+
+    vocab, seq, embed, heads, ff, batch = 20000, 200, 32, 2, 32, 32
+
+    def data(self, n=1024):
+        rng = np.random.default_rng(0)
+        tokens = rng.integers(0, self.vocab, (n, self.seq)).astype(np.int32)
+        positions = np.broadcast_to(np.arange(self.seq, dtype=np.int32), (n, self.seq)).copy()
+        return tokens, positions, rng.integers(0, 2, n).astype(np.int64)
+
+    def keras_style(self, K):
+        tokens, positions, y = self.data()
+        L = K.layers
+        tok_in = K.Input((self.seq,), dtype="int32")
+        pos_in = K.Input((self.seq,), dtype="int32")
+        x = L.Add()([L.Embedding(self.vocab, self.embed)(tok_in), L.Embedding(self.seq, self.embed)(pos_in)])
+        a = L.MultiHeadAttention(num_heads=self.heads, key_dim=self.embed)(x, x)
+        x = L.LayerNormalization(epsilon=1e-6)(L.Add()([x, L.Dropout(0.1)(a)]))
+        f = L.Dense(self.embed)(L.Dense(self.ff, activation="relu")(x))
+        x = L.LayerNormalization(epsilon=1e-6)(L.Add()([x, L.Dropout(0.1)(f)]))
+        x = L.Dropout(0.1)(L.GlobalAveragePooling1D()(x))
+        x = L.Dropout(0.1)(L.Dense(20, activation="relu")(x))
+        m = K.Model([tok_in, pos_in], L.Dense(2, activation="softmax")(x))
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        steps = -(-len(y) // self.batch)
+
+        def epoch():
+            m.fit([tokens, positions], y, batch_size=self.batch, epochs=1, verbose=0)
+            return steps
+        return epoch
+
+    def torch(self):
+        import torch
+        from torch import nn
+        from torch.nn import functional as F
+
+        tokens, _, y = self.data()
+        E, H, S = self.embed, self.heads, self.seq
+
+        class Net(nn.Module):
+            # Keras's MultiHeadAttention with key_dim = E: each head has size E, so the
+            # projections are E -> H * E and back (torch's nn.MultiheadAttention would split E).
+            def __init__(self, vocab, ff):
+                super().__init__()
+                self.tok, self.pos = nn.Embedding(vocab, E), nn.Embedding(S, E)
+                self.q, self.k, self.v = (nn.Linear(E, H * E) for _ in range(3))
+                self.o = nn.Linear(H * E, E)
+                self.ln1, self.ln2 = nn.LayerNorm(E, eps=1e-6), nn.LayerNorm(E, eps=1e-6)
+                self.ff1, self.ff2 = nn.Linear(E, ff), nn.Linear(ff, E)
+                self.fc1, self.fc2 = nn.Linear(E, 20), nn.Linear(20, 2)
+                self.drop = nn.Dropout(0.1)
+                self.register_buffer("positions", torch.arange(S))
+
+            def forward(self, ids):
+                x = self.tok(ids) + self.pos(self.positions)
+                b = x.shape[0]
+
+                def heads(t):
+                    return t.view(b, S, H, E).transpose(1, 2)
+                a = F.scaled_dot_product_attention(heads(self.q(x)), heads(self.k(x)), heads(self.v(x)))
+                a = self.o(a.transpose(1, 2).reshape(b, S, H * E))
+                x = self.ln1(x + self.drop(a))
+                x = self.ln2(x + self.drop(self.ff2(F.relu(self.ff1(x)))))
+                x = self.drop(x.mean(dim=1))
+                return self.fc2(self.drop(F.relu(self.fc1(x))))
+
+        m = Net(self.vocab, self.ff)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3, eps=1e-7)
+        return _torch_fit(m, nn.CrossEntropyLoss(), opt, tokens.astype(np.int64), y, self.batch)

@@ -48,7 +48,7 @@ def run_layer_case(name, rtol=RTOL, atol=ATOL, layer_factory=None):
             assert_close(o, d[f"y_{mode}_{k}"], rtol, atol, f"{name} {mode} output {k}")
         if meta["grads"]:
             ups = [d[f"upstream_{mode}_{k}"] for k in range(meta["n_outputs"])]
-            dx = layer.backward(ups if len(ups) > 1 else ups[0])
+            dx = backprop(layer, ups if len(ups) > 1 else ups[0])
             if f"dx_{mode}" in d:
                 assert_close(dx, d[f"dx_{mode}"], rtol, atol, f"{name} {mode} dx")
             for i, var in enumerate(layer.trainable_weights):
@@ -77,7 +77,7 @@ def numeric_grad(f, x, eps=1e-6):
 
 
 def check_layer_gradients(layer, x, training=False, rtol=1e-6, atol=1e-8, seed=0):
-    """Finite differences (float64) of sum(layer(x) * u) against layer.backward(u):
+    """Finite differences (float64) of sum(layer(x) * u) against backprop(layer, u):
     the input gradient and every trainable weight's gradient."""
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float64)
@@ -88,7 +88,7 @@ def check_layer_gradients(layer, x, training=False, rtol=1e-6, atol=1e-8, seed=0
         return float(np.sum(layer(xv, training=training) * u))
 
     layer(x, training=training)
-    dx = layer.backward(u)
+    dx = backprop(layer, u)
     grads = [v.grad.copy() for v in layer.trainable_weights]
     np.testing.assert_allclose(dx, numeric_grad(loss_x, x), rtol=rtol, atol=atol, err_msg="dx")
     for var, g in zip(layer.trainable_weights, grads):
@@ -101,3 +101,11 @@ def check_layer_gradients(layer, x, training=False, rtol=1e-6, atol=1e-8, seed=0
                 var.value[...] = old
         np.testing.assert_allclose(g, numeric_grad(loss_w, var.value), rtol=rtol, atol=atol,
                                    err_msg=f"d{var.name}")
+
+
+def backprop(layer, dy, need_dx=True):
+    """The backward pass of ``layer``'s last eager call (its ``_last_ctx``)."""
+    ctx = layer._last_ctx
+    assert ctx is not None, f"{layer.name} has not been called"
+    ctx.need_dx = need_dx
+    return layer.backward(ctx, dy)

@@ -305,6 +305,6 @@ def batchnorm_sync(layer: Layer) -> Any:
     from fastnet.distribution import _runner
 
     step = _runner.CURRENT
-    if step is None or not layer._defer_updates or not (layer.synchronized or step.dist.sync_batchnorm):
+    if step is None or not (layer.synchronized or step.dist.sync_batchnorm):
         return None
     return step.sync_for(layer)

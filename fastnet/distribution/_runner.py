@@ -549,24 +549,20 @@ class Runner:
         self._launched = 0
         self.stats["wait_s"] += time.perf_counter() - t
 
-    def reduce_updates(self, layers):
-        """Averages the layers' pending state updates (BatchNormalization's batch statistics)
-        over the ranks, weighted by their rows, so every rank commits the same update.
-        Layers whose statistics were already synchronised are left as they are."""
-        items = []
-        for layer in layers:
-            pending = getattr(layer, "_pending", None)
-            if pending is None or getattr(layer, "_sync", None) is not None:
-                continue
-            items.append((layer, pending))
+    def reduce_updates(self, items):
+        """Averages the step's pending state updates (BatchNormalization's batch statistics,
+        ``[apply, value, reducible]`` entries of the trainer's DeferredUpdates) over the
+        ranks, weighted by their rows, so every rank commits the same update. Statistics
+        that were already synchronised are not reducible and stay as they are."""
+        items = [it for it in items if it[2]]
         if not items:
             return
-        sizes = [a.size for _, p in items for a in p]
+        sizes = [a.size for it in items for a in it[1]]
         buf = np.empty(sum(sizes) + 1)
         o = 0
         w = float(self.rows)
-        for _, p in items:
-            for a in p:
+        for it in items:
+            for a in it[1]:
                 buf[o:o + a.size] = a.reshape(-1)
                 buf[o:o + a.size] *= w
                 o += a.size
@@ -576,12 +572,12 @@ class Runner:
         if total:
             buf[:-1] /= total
         o = 0
-        for layer, p in items:
+        for it in items:
             new = []
-            for a in p:
+            for a in it[1]:
                 new.append(buf[o:o + a.size].reshape(a.shape).astype(a.dtype))
                 o += a.size
-            layer._pending = tuple(new)
+            it[1] = tuple(new)
 
     # ================================================================== logs
     def reduce_logs(self, total, seen, metrics):

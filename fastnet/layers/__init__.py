@@ -21,6 +21,8 @@ __all__ = [
     "Embedding", "SimpleRNN", "LSTM", "GRU", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
     "Bidirectional", "TimeDistributed",
 ]
+from fastnet.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from fastnet.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from fastnet.layers.convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
 from fastnet.layers.convolutional_variants import (
     AveragePooling3D,
@@ -32,6 +34,24 @@ from fastnet.layers.convolutional_variants import (
     MaxPooling3D,
     SeparableConv1D,
     SeparableConv2D,
+)
+from fastnet.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
 )
 from fastnet.layers.normalization_extra import GroupNormalization, RMSNormalization, UnitNormalization
 from fastnet.layers.pooling import (
@@ -61,7 +81,11 @@ __all__ += [
     "AveragePooling1D", "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
     "GlobalMaxPooling1D", "GlobalMaxPooling2D", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D",
     "UpSampling2D", "Cropping1D", "Cropping2D",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
+    "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
+    "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
 ]
+__all__ += ["MultiHeadAttention", "Attention", "AdditiveAttention"]
 
 __all__ += [
     "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "Conv3D", "MaxPooling3D",
@@ -70,6 +94,7 @@ __all__ += [
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RepeatVector", "Permute",
     "Masking", "Identity",
 ]
+
 
 def _registry():
     """Every layer class fastnet exports, by class name: the only classes a config may name."""

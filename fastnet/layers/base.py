@@ -1,10 +1,13 @@
-"""The layer contract: build, call, backward, shapes, weights and config.
+"""The layer contract: build, forward, backward, shapes, weights and config.
 
-A layer computes on numpy arrays. ``layer(x, training=...)`` converts x to the
-float type, builds the layer on first use, checks the input shape and runs
-``call``; ``backward(dy)`` then returns dx and writes the weight gradients into
-each variable's ``grad``. Subclasses implement ``build``, ``call``, ``backward``,
-``compute_output_shape`` and ``get_config``.
+A layer computes on numpy arrays. ``forward(ctx, x, training)`` returns the output
+and keeps what the backward pass needs in ``ctx``, a record of that one call (see
+``CallContext``); ``backward(ctx, dy)`` returns dx and writes the weight gradients
+into each variable's ``grad``. Nothing about a call is kept on the layer, so one
+layer can be called several times in a step (shared layers) and from several threads.
+``layer(x, training=...)`` on arrays converts x to the float type, builds the layer on
+first use, checks the input shape and runs ``forward``; on ``keras.Input`` tensors it
+adds a node to a graph (``fastnet.layers.graph``).
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastnet import backend, config
+from fastnet.layers.graph import KerasTensor
+from fastnet.utils import tree
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
     )
     from fastnet.backend import Variable
 
-__all__ = ["Layer", "InputSpec", "InputLayer", "Input"]
+__all__ = ["Layer", "CallContext", "InputSpec", "InputLayer", "Input", "KerasTensor"]
 
 
 def _shape_str(shape):
@@ -77,6 +82,82 @@ class InputSpec:
                     f"{_shape_str(self.shape)}, received input with shape {_shape_str(shape)}")
 
 
+class CallContext:
+    """One call of a layer: what its backward needs, and the buffers it may reuse.
+
+    The executor keeps one context per call site (graph node) and per run (a fit, an
+    evaluate, a predict, one eager call), so a layer called twice in a step, or from two
+    threads at once, keeps two records. Inside a loop the same context comes back step
+    after step with its buffer pool, which keeps the training step free of allocations.
+
+    Layers read the flags and store what their backward needs as attributes of the
+    context (``ctx.x = x``); the executor sets the flags:
+
+    - ``record``: backward will be called, keep what it needs.
+    - ``need_dx`` (before backward): the input gradient is wanted.
+    - ``keep_logits`` / ``logits_grad``: keep the pre-activation in ``ctx.logits`` /
+      backward receives the gradient with respect to it (loss computed from logits).
+    - ``defer_updates``: state updates (moving statistics) wait for ``commit_updates``.
+    - ``relu_input`` / ``act_grad_in_dy``: a max pooling applies the ReLU derivative of
+      the convolution feeding it, which then skips its own.
+    """
+
+    record = True
+    need_dx = True
+    keep_logits = False
+    logits_grad = False
+    defer_updates = False
+    relu_input = False
+    act_grad_in_dy = False
+    pool = None
+
+    def __init__(self, record: bool = True, pooled: bool = False) -> None:
+        self.record = record
+        if pooled:
+            self.pool = {}
+
+    def buf(self, key: str, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
+        """An uninitialised array; a pooled context returns the same one for the same
+        (key, shape, dtype), so a last partial batch does not evict the full-batch one."""
+        pool = self.pool
+        if pool is None:
+            return np.empty(shape, dtype=dtype)
+        k = (key, shape, dtype)
+        b = pool.get(k)
+        if b is None:
+            if len(pool) > 64:
+                pool.clear()
+            b = pool[k] = np.empty(shape, dtype=dtype)
+        return b
+
+    def child(self, key: Any) -> CallContext:
+        """The context of a sub-call (a wrapped layer, a nested model's node), kept with
+        this one so that its buffers are reused too; it takes this context's ``record``."""
+        children = self.__dict__.get("_children")
+        if children is None:
+            children = self._children = {}
+        c = children.get(key)
+        if c is None:
+            c = children[key] = CallContext(self.record, self.pool is not None)
+        else:
+            c.record = self.record
+        return c
+
+
+def _is_symbolic(args, kwargs):
+    for v in args:
+        if isinstance(v, KerasTensor):
+            return True
+        if isinstance(v, (list, tuple, dict)) and any(isinstance(t, KerasTensor) for t in tree.flatten(v)):
+            return True
+    for v in kwargs.values():
+        if isinstance(v, KerasTensor):
+            return True
+        if isinstance(v, (list, tuple, dict)) and any(isinstance(t, KerasTensor) for t in tree.flatten(v)):
+            return True
+    return False
+
+
 class Layer:
     """Base class of every fastnet layer.
 
@@ -86,19 +167,23 @@ class Layer:
         dtype: the float type of weights and outputs (``config.floatx()`` by default).
         input_shape / input_dim / batch_input_shape / batch_size: the input shape of
             the first layer of a Sequential model, batch excluded (Keras's keywords).
+
+    The contract (see ``CallContext``): ``build(input_shape)`` creates the weights;
+    ``forward(ctx, inputs, training)`` returns the outputs and keeps in ``ctx`` what
+    ``backward(ctx, dy)`` needs; ``backward`` returns the input gradient and writes each
+    trainable weight's gradient (the executor sums them when a layer is called several
+    times in one step). ``call(inputs, training)`` is Keras's name for the forward pass
+    without a record. Called on ``keras.Input`` tensors, a layer adds a node to a graph.
     """
 
     # Subclasses that accept integer inputs (Embedding) set this to False.
     _cast_inputs = True
-    # Layers whose ``call`` takes a ``mask=`` keyword (recurrent layers) set this to True;
-    # models then pass the mask produced by the previous layer (Embedding(mask_zero=True)).
+    # Layers whose ``forward`` takes a ``mask=`` keyword (recurrent layers) set this to True;
+    # models then pass the mask produced by the layer before (Embedding(mask_zero=True)).
     _call_takes_mask = False
     # Layers with a fused output activation that can hand its logits to the loss
     # (softmax/sigmoid + crossentropy computed from logits, as Keras's TF backend does).
     _supports_logits = False
-    _keep_logits = False     # set by models: keep the pre-activation in ``self._logits``
-    _logits_grad = False     # set by models: backward receives d loss / d logits
-    _defer_updates = False   # set by models: state updates wait for ``_commit_updates``
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype: DTypeLike | None = None,
                  input_shape: ShapeLike | None = None, input_dim: int | None = None,
@@ -109,6 +194,7 @@ class Layer:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise ValueError(f"Layer name must be a non-empty string without '/', received {name!r}")
+        object.__setattr__(self, "_tracked", [])
         self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
         self.trainable = bool(trainable)
         if isinstance(dtype, dict):  # a Keras DTypePolicy config
@@ -118,9 +204,8 @@ class Layer:
         self._variables = []
         self.input_spec = None
         self._build_shape = None
-        self._buffers = {}
-        self._reuse = False   # set by models inside their loops: reuse output buffers
-        self._record = True   # keep what backward needs (models turn this off in predict)
+        self._inbound_nodes = []
+        self._last_ctx = None
         self.supports_masking = False
 
         if batch_input_shape is not None:
@@ -134,6 +219,22 @@ class Layer:
         else:
             self._batch_input_shape = None
 
+    # ------------------------------------------------------------------ tracking
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Sublayers held as attributes (also in lists and dicts) contribute their weights,
+        # as in Keras; the private attributes of built-in layers are not scanned.
+        if not name.startswith("_") and name != "input_spec":
+            tracked = self.__dict__.get("_tracked")
+            if tracked is not None:
+                for v in (value,) if isinstance(value, Layer) else (
+                        tree.flatten(value) if isinstance(value, (list, tuple, dict)) else ()):
+                    if isinstance(v, Layer) and v is not self and not any(v is t for t in tracked):
+                        tracked.append(v)
+        object.__setattr__(self, name, value)
+
+    def _sublayers(self):
+        return self.__dict__.get("_tracked", [])
+
     # ------------------------------------------------------------------ dtype
     @property
     def dtype(self) -> str:
@@ -143,16 +244,33 @@ class Layer:
     def compute_dtype(self) -> str:
         return self.dtype
 
+    @property
+    def variable_dtype(self) -> str:
+        return self.dtype
+
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name: str, shape: ShapeLike, initializer: InitializerLike = "glorot_uniform",
+    def add_weight(self, name: str | None = None, shape: ShapeLike = (), initializer: InitializerLike = None,
                    regularizer: RegularizerLike | None = None, trainable: bool = True,
-                   constraint: ConstraintLike | None = None, dtype: DTypeLike | None = None) -> Variable:
-        """Creates a weight, initialised now, and registers it with the layer."""
+                   constraint: ConstraintLike | None = None, dtype: DTypeLike | None = None,
+                   **kwargs) -> Variable:
+        """Creates a weight, initialised now, and registers it with the layer.
+
+        As in Keras the name is optional and the initializer defaults to glorot_uniform
+        for float weights ("zeros" for others)."""
         from fastnet import initializers, regularizers
 
-        shape = tuple(int(d) for d in shape)
+        kwargs.pop("autocast", None)
+        kwargs.pop("aggregation", None)
+        kwargs.pop("overwrite_with_gradient", None)
+        if kwargs:
+            raise TypeError(f"add_weight() got unexpected keyword arguments {sorted(kwargs)}")
+        if name is None:
+            name = f"variable_{len(self._variables)}" if self._variables else "variable"
+        shape = () if shape is None else tuple(int(d) for d in shape)
+        dtype = np.dtype(dtype or self.variable_dtype)
+        if initializer is None:
+            initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
         init = initializers.get(initializer)
-        dtype = np.dtype(dtype or self.dtype)
         value = np.ascontiguousarray(init(shape, dtype=dtype), dtype=dtype)
         if value.shape != shape:
             raise ValueError(f"Initializer for weight '{self.name}/{name}' returned shape "
@@ -163,11 +281,41 @@ class Layer:
         self._variables.append(var)
         return var
 
+    def _all_variables(self):
+        own = self._variables
+        subs = self._sublayers()
+        if not subs:
+            return own
+        seen = {id(v) for v in own}
+        out = list(own)
+        for layer in subs:
+            for v in layer._all_variables():
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+        return out
+
+    def _all_trainable(self):
+        if not self.trainable:
+            return []
+        own = [v for v in self._variables if v.trainable]
+        subs = self._sublayers()
+        if not subs:
+            return own
+        seen = {id(v) for v in self._variables}
+        for layer in subs:
+            for v in layer._all_trainable():
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    own.append(v)
+        return own
+
     @property
     def weights(self) -> list[Variable]:
         """Trainable weights, then non-trainable ones (Keras's order)."""
-        return ([v for v in self._variables if v.trainable]
-                + [v for v in self._variables if not v.trainable])
+        trainable = self._all_trainable()
+        ids = {id(v) for v in trainable}
+        return trainable + [v for v in self._all_variables() if id(v) not in ids]
 
     @property
     def variables(self) -> list[Variable]:
@@ -175,16 +323,20 @@ class Layer:
 
     @property
     def trainable_weights(self) -> list[Variable]:
-        return [v for v in self._variables if v.trainable] if self.trainable else []
+        return self._all_trainable()
 
     @property
     def non_trainable_weights(self) -> list[Variable]:
-        if not self.trainable:
-            return self.weights
-        return [v for v in self._variables if not v.trainable]
+        ids = {id(v) for v in self._all_trainable()}
+        return [v for v in self._all_variables() if id(v) not in ids]
 
-    trainable_variables = trainable_weights
-    non_trainable_variables = non_trainable_weights
+    @property
+    def trainable_variables(self) -> list[Variable]:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> list[Variable]:
+        return self.non_trainable_weights
 
     def get_weights(self) -> list[np.ndarray]:
         return [v.value.copy() for v in self.weights]
@@ -211,33 +363,42 @@ class Layer:
 
     @property
     def losses(self) -> list[float]:
-        """Regularisation penalties of this layer's weights, as floats."""
-        return [float(v.regularizer(v.value)) for v in self._variables if v.regularizer is not None]
+        """Regularisation penalties of this layer's (and its sublayers') weights, as floats."""
+        return [float(v.regularizer(v.value)) for v in self._all_variables() if v.regularizer is not None]
 
-    # ------------------------------------------------------------------ build / call
+    # ------------------------------------------------------------------ build
     def build(self, input_shape: ShapeLike) -> None:
         """Creates the weights for inputs of ``input_shape`` (batch axis first, may be None)."""
         self.built = True
 
     def _maybe_build(self, input_shape):
         if not self.built:
-            input_shape = (None,) + tuple(input_shape[1:])
-            self._check_spec(input_shape)
+            if isinstance(input_shape, list):
+                input_shape = [(None,) + tuple(s[1:]) for s in input_shape]
+            else:
+                input_shape = (None,) + tuple(input_shape[1:])
+                self._check_spec(input_shape)
             self.build(input_shape)
             self.built = True
             self._build_shape = input_shape
 
     def _check_spec(self, shape):
-        if self.input_spec is not None:
+        if self.input_spec is not None and not isinstance(shape, list):
             self.input_spec.check(self, tuple(shape))
 
+    # Layers that take a list of tensors (merge layers) set this to True.
+    _multi_input = False
+
     def _convert(self, inputs):
-        if isinstance(inputs, KerasTensor) or (
-                isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs)):
-            raise NotImplementedError(
-                f'Layer "{self.name}" was called on a symbolic keras.Input: fastnet builds models '
-                f"with Sequential (Sequential([Input(shape), {type(self).__name__}(...), ...])); "
-                f"the functional API is not supported yet")
+        if self._multi_input and isinstance(inputs, (list, tuple)):
+            return [self._convert_one(v) for v in inputs]
+        return self._convert_one(inputs)
+
+    def _convert_one(self, inputs):
+        if inputs is None:
+            return None
+        if isinstance(inputs, backend.Variable):
+            inputs = inputs.value
         x = np.asarray(inputs)
         if self._cast_inputs:
             dt = self.dtype
@@ -249,23 +410,54 @@ class Layer:
             x = np.ascontiguousarray(x)
         return x
 
-    def __call__(self, inputs: ArrayLike, training: bool = False, **kwargs) -> Any:
-        x = self._convert(inputs)
-        if not self.built:
-            self._maybe_build(x.shape)
+    # ------------------------------------------------------------------ calling
+    def __call__(self, *args, **kwargs) -> Any:
+        """On arrays: the layer's output (built on first use; the call's record is kept in
+        ``self._last_ctx`` for ``backward``). On ``keras.Input`` tensors: a graph node."""
+        if _is_symbolic(args, kwargs):
+            from fastnet.layers.graph import symbolic_call
+
+            return symbolic_call(self, args, kwargs)
+        if args:
+            inputs, rest = args[0], args[1:]
+        elif "inputs" in kwargs:
+            inputs, rest = kwargs.pop("inputs"), ()
         else:
-            self._check_spec(x.shape)
-        return self.call(x, training=bool(training), **kwargs)
+            raise TypeError(f'Layer "{self.name}" was called without inputs')
+        training = kwargs.pop("training", False)
+        x = self._convert(inputs)
+        shape = [v.shape for v in x] if isinstance(x, list) else x.shape
+        if not self.built:
+            self._maybe_build(shape)
+        else:
+            self._check_spec(shape)
+        ctx = CallContext()
+        out = self.forward(ctx, x, *rest, training=bool(training), **kwargs)
+        self._last_ctx = ctx
+        return out
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__}.call is not implemented")
+    def forward(self, ctx: CallContext, inputs: Any, *args, training: bool = False, **kwargs) -> Any:
+        """Computes the outputs; keeps in ``ctx`` what ``backward`` needs when ``ctx.record``.
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        """Returns dL/dx for the last recorded call and fills the weights' ``grad``.
+        The base version runs ``call``: a layer written with ``call`` alone computes, and
+        trains when its ``call`` is built from differentiable operations."""
+        if type(self).call is Layer.call:
+            raise NotImplementedError(f"{type(self).__name__} defines neither forward nor call")
+        return self._call_user(ctx, inputs, args, kwargs, training)
 
-        ``need_dx=False`` lets a model's first layer skip its input gradient.
-        """
-        raise NotImplementedError(f"{type(self).__name__} has no backward pass")
+    def _call_user(self, ctx, inputs, args, kwargs, training):
+        if _takes_training(type(self)):
+            kwargs["training"] = training
+        return self.call(inputs, *args, **kwargs)
+
+    def call(self, inputs: Any, *args, training: bool = False, **kwargs) -> Any:
+        """Keras's forward pass without a record (the base version runs ``forward``)."""
+        return self.forward(CallContext(record=False), inputs, *args, training=bool(training), **kwargs)
+
+    def backward(self, ctx: CallContext, dy: Any) -> Any:
+        """Returns the input gradient for the call recorded in ``ctx`` (None where
+        ``ctx.need_dx`` is False) and writes each trainable weight's gradient."""
+        raise NotImplementedError(f'Layer "{self.name}" ({type(self).__name__}) has no backward pass')
 
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return tuple(input_shape)
@@ -274,22 +466,30 @@ class Layer:
         """The mask for the next layer: passed through when ``supports_masking``, else dropped."""
         return mask if self.supports_masking else None
 
-    # ------------------------------------------------------------------ buffers
-    def _buf(self, key, shape, dtype):
-        """An uninitialised array; inside a model's loop the same one is reused for each
-        (key, shape, dtype), so a last partial batch does not evict the full-batch buffer."""
-        if self._reuse:
-            k = (key, shape, dtype)
-            b = self._buffers.get(k)
-            if b is None:
-                if len(self._buffers) > 64:
-                    self._buffers.clear()
-                b = self._buffers[k] = np.empty(shape, dtype=dtype)
-            return b
-        return np.empty(shape, dtype=dtype)
+    # ------------------------------------------------------------------ graph
+    def _get_node_attribute(self, attr, what):
+        # As in Keras: the tensors of the layer's first call.
+        nodes = self._inbound_nodes
+        if not nodes:
+            raise AttributeError(f'Layer "{self.name}" has never been called on a symbolic tensor, '
+                                 f"so it has no defined {what}")
+        return getattr(nodes[0], attr)
 
-    def _free_buffers(self):
-        self._buffers = {}
+    @property
+    def input(self) -> Any:
+        """The symbolic input of the layer's (first) call in a graph."""
+        return self._get_node_attribute("input_structure", "input")
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output of the layer's (first) call in a graph."""
+        return self._get_node_attribute("output_structure", "output")
+
+    def get_input_at(self, node_index: int) -> Any:
+        return self._inbound_nodes[node_index].input_structure
+
+    def get_output_at(self, node_index: int) -> Any:
+        return self._inbound_nodes[node_index].output_structure
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> Config:
@@ -304,25 +504,53 @@ class Layer:
 
     def get_build_config(self) -> Config | None:
         if self._build_shape is not None:
-            return {"input_shape": list(self._build_shape)}
+            shape = self._build_shape
+            return {"input_shape": [list(s) for s in shape] if isinstance(shape, list) else list(shape)}
         return None
 
     def build_from_config(self, build_config: Config) -> None:
         if build_config and build_config.get("input_shape") is not None:
-            self._maybe_build(tuple(build_config["input_shape"]))
+            shape = build_config["input_shape"]
+            if shape and isinstance(shape[0], (list, tuple)):
+                self._maybe_build([tuple(s) for s in shape])
+            else:
+                self._maybe_build(tuple(shape))
 
     @property
     def input_shape(self) -> Shape | None:
+        if self._inbound_nodes and len(self._inbound_nodes) == 1:
+            s = self._inbound_nodes[0].input_structure
+            return tree.map_structure(lambda t: t.shape, s)
         if self._build_shape is None:
             raise AttributeError(f'Layer "{self.name}" has no defined input shape yet (not built)')
         return self._build_shape
 
     @property
     def output_shape(self) -> Shape:
+        if self._inbound_nodes and len(self._inbound_nodes) == 1:
+            s = self._inbound_nodes[0].output_structure
+            return tree.map_structure(lambda t: t.shape, s)
         return self.compute_output_shape(self.input_shape)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+_TAKES_TRAINING = {}
+
+
+def _takes_training(cls):
+    v = _TAKES_TRAINING.get(cls)
+    if v is None:
+        import inspect
+
+        try:
+            params = inspect.signature(cls.call).parameters
+            v = "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        except (TypeError, ValueError):
+            v = True
+        _TAKES_TRAINING[cls] = v
+    return v
 
 
 class InputLayer(Layer):
@@ -336,6 +564,14 @@ class InputLayer(Layer):
     def __init__(self, shape: ShapeLike | None = None, batch_size: int | None = None, dtype: DTypeLike | None = None,
                  name: str | None = None, batch_shape: ShapeLike | None = None, input_shape: ShapeLike | None = None,
                  batch_input_shape: ShapeLike | None = None, sparse: bool | None = None, **kwargs) -> None:
+        kwargs.pop("ragged", None)
+        if kwargs.pop("optional", False):
+            raise ValueError("fastnet does not support optional model inputs (InputLayer(optional=True))")
+        if sparse:
+            raise ValueError("fastnet does not support sparse inputs (InputLayer(sparse=True))")
+        is_string = isinstance(dtype, str) and dtype in ("string", "str")
+        if is_string:
+            dtype = None
         if shape is None and input_shape is not None:
             shape = input_shape
         if batch_shape is None and batch_input_shape is not None:
@@ -355,42 +591,26 @@ class InputLayer(Layer):
         self.batch_shape = batch_shape
         self._build_shape = (None,) + batch_shape[1:]
         self.built = True
+        self._output_dtype = "string" if is_string else self.dtype
+        if is_string or np.dtype(self.dtype).kind != "f":
+            self._cast_inputs = False
+        from fastnet.layers.graph import Node
+
+        Node(self, (), {}, KerasTensor(batch_shape, self._output_dtype, name=self.name))
 
     @property
     def shape(self) -> Shape:
         return self.batch_shape
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         return inputs
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         return dy
 
     def get_config(self) -> Config:
-        return {"batch_shape": list(self.batch_shape), "dtype": self.dtype, "sparse": False,
-                "name": self.name}
-
-
-class KerasTensor:
-    """The symbolic input returned by ``Input``: a shape and the layer that declares it."""
-
-    def __init__(self, layer: InputLayer) -> None:
-        self._keras_layer = layer
-
-    @property
-    def shape(self) -> Shape:
-        return self._keras_layer.batch_shape
-
-    @property
-    def dtype(self) -> str:
-        return self._keras_layer.dtype
-
-    @property
-    def name(self) -> str:
-        return self._keras_layer.name
-
-    def __repr__(self):
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+        return {"batch_shape": list(self.batch_shape), "dtype": self._output_dtype, "sparse": False,
+                "ragged": False, "name": self.name, "optional": False}
 
 
 def Input(shape: ShapeLike | None = None, batch_size: int | None = None, dtype: DTypeLike | None = None,
@@ -398,4 +618,4 @@ def Input(shape: ShapeLike | None = None, batch_size: int | None = None, dtype: 
     """Declares a model input, as ``keras.Input``: ``Sequential([Input((3,)), Dense(4)])``."""
     layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name,
                        batch_shape=batch_shape, **kwargs)
-    return KerasTensor(layer)
+    return layer.output

@@ -14,7 +14,7 @@ import numpy as np
 from fastnet import config, initializers, regularizers
 from fastnet._kernels import conv as _conv
 from fastnet._kernels import conv_transpose as _convt
-from fastnet.layers.base import InputSpec, Layer, _shape_str
+from fastnet.layers.base import CallContext, InputSpec, KerasTensor, Layer, _shape_str
 from fastnet.layers.core import FusedActivation, _serialize_initializer, _serialize_regularizer, positive_int
 from fastnet.utils import shape_utils
 
@@ -80,7 +80,7 @@ class _SpatialLayer(Layer):
     def __call__(self, inputs: ArrayLike, training: bool = False, **kwargs) -> Any:
         # Checked here too, so that the message shows the batch size actually received.
         if not self.built:
-            self._spatial_layout(np.shape(inputs))
+            self._spatial_layout(inputs.shape if isinstance(inputs, KerasTensor) else np.shape(inputs))
         return super().__call__(inputs, training=training, **kwargs)
 
     def _out_shape(self, batch, spatial, channels):
@@ -160,9 +160,6 @@ class BaseConv(_SpatialLayer):
         self._geoms = {}
 
     _allow_causal = False
-    # Set by fold_relu_into_max_pooling: the dy this layer receives already carries
-    # its ReLU's derivative (applied by the max pooling after it).
-    _act_grad_in_dy = False
 
     # ------------------------------------------------------------------ shapes
     def _kernel_shape(self, in_channels):
@@ -218,7 +215,7 @@ class BaseConv(_SpatialLayer):
         self.built = True
 
     # ------------------------------------------------------------------ compute
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         spatial = x.shape[1:-1]
         out_spatial = self._output_spatial(spatial, inputs.shape)
@@ -228,27 +225,27 @@ class BaseConv(_SpatialLayer):
         rows = n * g.oh * g.ow
         act = self.activation
         dt = x.dtype
-        y = self._buf("y", (rows, F), dt)
-        z = self._buf("z", (rows, F), dt) if (act.fused and act.needs_input) else None
+        y = ctx.buf("y", (rows, F), dt)
+        z = ctx.buf("z", (rows, F), dt) if (act.fused and act.needs_input) else None
         w = self.kernel.value.reshape(-1, F)
         b = self.bias.value if self.use_bias else None
         if act.fused:
             _conv.forward(x4, w, b, z, y, g, act.code, act.alpha, config._n_threads)
         else:
-            z = self._buf("z", (rows, F), dt)
+            z = ctx.buf("z", (rows, F), dt)
             _conv.forward(x4, w, b, None, z, g, 0, 0.0, config._n_threads)
             y = act.apply_python(z)
-        if self._record:
-            self._x4, self._y, self._z, self._g = x4, y, z, g
+        if ctx.record:
+            ctx.x4, ctx.y, ctx.z, ctx.g = x4, y, z, g
         out = y.reshape((n,) + tuple(out_spatial) + (F,))
         return _to_first(out, self.data_format)
 
-    def _upstream(self, dy):
+    def _upstream(self, ctx, dy):
         """The recorded forward state, and the upstream gradient in the kernels' layout
         (channels last, one row per output position). A non-fused activation's
         derivative is applied here; the returned code says which one the kernel still
         applies (0: none, already in dy)."""
-        x4, y, z, g = self._x4, self._y, self._z, self._g
+        x4, y, z, g = ctx.x4, ctx.y, ctx.z, ctx.g
         dy = _to_last(np.asarray(dy), self.data_format)
         dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(y.shape)
         act = self.activation
@@ -256,7 +253,7 @@ class BaseConv(_SpatialLayer):
         if not act.fused:
             dy = act.gradient_python(dy, y, z, self)
             code = 0
-        elif self._act_grad_in_dy:
+        elif ctx.act_grad_in_dy:
             code = 0
         return x4, y, z, g, dy, code
 
@@ -268,15 +265,16 @@ class BaseConv(_SpatialLayer):
                          + (dx4.shape[3],))
         return _to_first(dx, self.data_format)
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        x4, y, z, g, dy, code = self._upstream(dy)
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
+        x4, y, z, g, dy, code = self._upstream(ctx, dy)
         act = self.activation
         train = self.trainable
         F = self.filters
         dw = (self.kernel.grad_buffer().reshape(-1, F)
               if train and self.kernel.trainable else None)
         db = self.bias.grad_buffer() if (train and self.use_bias and self.bias.trainable) else None
-        dx4 = self._buf("dx", x4.shape, x4.dtype) if need_dx else None
+        dx4 = ctx.buf("dx", x4.shape, x4.dtype) if need_dx else None
         _conv.backward(dy, x4, self.kernel.value.reshape(-1, F), y, z if act.fused else None,
                        dw, db, dx4, g, code, act.alpha, config._n_threads)
         return self._input_grad(dx4)
@@ -421,7 +419,7 @@ class BaseConvTranspose(BaseConv):
                 for n, k, op, s, d in zip(spatial, self.kernel_size, ops_, self.strides,
                                           self.dilation_rate)]
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         spatial = tuple(x.shape[1:-1])
         out_spatial = self._output_spatial(spatial, inputs.shape)
@@ -431,31 +429,32 @@ class BaseConvTranspose(BaseConv):
         act = self.activation
         dt = x.dtype
         shape4 = (n, g.h, g.w, F)
-        y = self._buf("y", shape4, dt)
-        z = self._buf("z", shape4, dt) if (act.fused and act.needs_input) else None
+        y = ctx.buf("y", shape4, dt)
+        z = ctx.buf("z", shape4, dt) if (act.fused and act.needs_input) else None
         w = self.kernel.value.reshape(-1, C)
         b = self.bias.value if self.use_bias else None
         if act.fused:
             _convt.forward(x4, w, b, z, y, g, act.code, act.alpha, config._n_threads)
         else:
-            z = self._buf("z", shape4, dt)
+            z = ctx.buf("z", shape4, dt)
             _convt.forward(x4, w, b, None, z, g, 0, 0.0, config._n_threads)
             y = act.apply_python(z)
-        if self._record:
-            self._x4, self._y, self._z, self._g = x4, y, z, g
+        if ctx.record:
+            ctx.x4, ctx.y, ctx.z, ctx.g = x4, y, z, g
         out = y.reshape((n,) + tuple(out_spatial) + (F,))
         return _to_first(out, self.data_format)
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        x4, y, z, g, dy, code = self._upstream(dy)
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
+        x4, y, z, g, dy, code = self._upstream(ctx, dy)
         act = self.activation
         train = self.trainable
         C = x4.shape[3]
         dw = (self.kernel.grad_buffer().reshape(-1, C)
               if train and self.kernel.trainable else None)
         db = self.bias.grad_buffer() if (train and self.use_bias and self.bias.trainable) else None
-        dx4 = self._buf("dx", x4.shape, x4.dtype) if need_dx else None
-        dz = self._buf("dz", y.shape, y.dtype) if code != 0 else None
+        dx4 = ctx.buf("dx", x4.shape, x4.dtype) if need_dx else None
+        dz = ctx.buf("dz", y.shape, y.dtype) if code != 0 else None
         _convt.backward(dy, x4, self.kernel.value.reshape(-1, C), y, z if act.fused else None,
                         dz, dw, db, dx4, g, code, act.alpha, config._n_threads)
         return self._input_grad(dx4)

@@ -11,7 +11,7 @@ from fastnet import random as _random
 from fastnet._kernels import _activations as _act_kernels
 from fastnet._kernels import dense as _dense
 from fastnet._kernels import dropout as _dropout
-from fastnet.layers.base import InputSpec, Layer, _shape_str
+from fastnet.layers.base import CallContext, InputSpec, Layer, _shape_str
 
 if TYPE_CHECKING:
     from typing import Any
@@ -137,48 +137,49 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         in_dim = inputs.shape[-1]
         x = inputs.reshape(-1, in_dim)
         n = x.shape[0]
         act = self.activation
         dt = x.dtype
-        y = self._buf("y", (n, self.units), dt)
-        z = (self._buf("z", (n, self.units), dt)
-             if act.fused and (act.needs_input or self._keep_logits) else None)
+        y = ctx.buf("y", (n, self.units), dt)
+        z = (ctx.buf("z", (n, self.units), dt)
+             if act.fused and (act.needs_input or ctx.keep_logits) else None)
         kernel = self.kernel.value
         bias = self.bias.value if self.use_bias else None
         if act.fused:
             _dense.forward(x, kernel, bias, z, y, act.code, act.alpha, config._n_threads)
         else:
-            z = self._buf("z", (n, self.units), dt)
+            z = ctx.buf("z", (n, self.units), dt)
             _dense.forward(x, kernel, bias, None, z, 0, 0.0, config._n_threads)
             y = act.apply_python(z)
-        if self._record:
-            self._x, self._y, self._z = x, y, z
-            self._in_shape = inputs.shape
-        if self._keep_logits:
-            self._logits = z.reshape(inputs.shape[:-1] + (self.units,))
+        if ctx.record:
+            ctx.x, ctx.y, ctx.z = x, y, z
+            ctx.in_shape = inputs.shape
+        if ctx.keep_logits:
+            ctx.logits = z.reshape(inputs.shape[:-1] + (self.units,))
         return y.reshape(inputs.shape[:-1] + (self.units,))
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        x, y, z = self._x, self._y, self._z
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
+        x, y, z = ctx.x, ctx.y, ctx.z
         dy = np.ascontiguousarray(dy, dtype=y.dtype).reshape(y.shape)
         act = self.activation
         code = act.code
-        if self._logits_grad:
+        if ctx.logits_grad:
             code = 0  # dy is already the gradient with respect to the logits
         elif not act.fused:
             dy = act.gradient_python(dy, y, z, self)
             code = 0
-        dz = self._buf("dz", y.shape, y.dtype) if code != 0 else None
+        dz = ctx.buf("dz", y.shape, y.dtype) if code != 0 else None
         train = self.trainable
         dw = self.kernel.grad_buffer() if train and self.kernel.trainable else None
         db = self.bias.grad_buffer() if (train and self.use_bias and self.bias.trainable) else None
-        dx = self._buf("dx", x.shape, x.dtype) if need_dx else None
+        dx = ctx.buf("dx", x.shape, x.dtype) if need_dx else None
         _dense.backward(dy, x, self.kernel.value, y, z if act.needs_input and act.fused else None,
                         dz, dw, db, dx, code, act.alpha, config._n_threads)
-        return None if dx is None else dx.reshape(self._in_shape)
+        return None if dx is None else dx.reshape(ctx.in_shape)
 
     def get_config(self) -> Config:
         cfg = super().get_config()
@@ -209,31 +210,32 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = FusedActivation(activation)
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         act = self.activation
         if not act.fused:
             y = act.apply_python(inputs)
         else:
             x2 = inputs.reshape(-1, inputs.shape[-1]) if inputs.ndim else inputs.reshape(1, 1)
-            y = self._buf("y", inputs.shape, inputs.dtype)
+            y = ctx.buf("y", inputs.shape, inputs.dtype)
             if x2.size:
                 _act_kernels.forward(act.code, x2, y.reshape(x2.shape), act.alpha, config._n_threads)
-        if self._record:
-            self._x, self._y = inputs, y
-        if self._keep_logits:
-            self._logits = inputs
+        if ctx.record:
+            ctx.x, ctx.y = inputs, y
+        if ctx.keep_logits:
+            ctx.logits = inputs
         return y
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        act, x, y = self.activation, self._x, self._y
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
+        act, x, y = self.activation, ctx.x, ctx.y
         dy = np.ascontiguousarray(dy, dtype=y.dtype)
-        if self._logits_grad:
+        if ctx.logits_grad:
             return dy if need_dx else None
         if not act.fused:
             return act.gradient_python(dy, y, x, self)
         if not need_dx:
             return None
-        dx = self._buf("dx", y.shape, y.dtype)
+        dx = ctx.buf("dx", y.shape, y.dtype)
         shp = (-1, y.shape[-1]) if y.ndim else (1, 1)
         if y.size:
             _act_kernels.backward(act.code, dy.reshape(shp), y.reshape(shp),
@@ -263,18 +265,19 @@ class Flatten(Layer):
         size = None if any(d is None for d in rest) else math.prod(rest)
         return (input_shape[0], size)
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = inputs
         if self.data_format == "channels_first" and x.ndim > 2:
             x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
-        if self._record:
-            self._in_shape = inputs.shape
+        if ctx.record:
+            ctx.in_shape = inputs.shape
         return x.reshape(x.shape[0], -1) if x.ndim != 1 else x.reshape(-1, 1)
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
         if not need_dx:
             return None
-        shp = self._in_shape
+        shp = ctx.in_shape
         if self.data_format == "channels_first" and len(shp) > 2:
             moved = (shp[0],) + tuple(shp[2:]) + (shp[1],)
             return np.ascontiguousarray(np.moveaxis(dy.reshape(moved), -1, 1))
@@ -332,14 +335,15 @@ class Reshape(Layer):
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         return (input_shape[0],) + self._resolve(input_shape)
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         out = self._resolve(inputs.shape)
-        if self._record:
-            self._in_shape = inputs.shape
+        if ctx.record:
+            ctx.in_shape = inputs.shape
         return inputs.reshape((inputs.shape[0],) + out)
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        return dy.reshape(self._in_shape) if need_dx else None
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
+        return dy.reshape(ctx.in_shape) if need_dx else None
 
     def get_config(self) -> Config:
         cfg = super().get_config()
@@ -376,20 +380,20 @@ class Dropout(Layer):
     # their masks are those one process would draw for the same rows.
     _row_offset = 0
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         if not training or self.rate == 0:
-            if self._record:
-                self._mask = None
+            if ctx.record:
+                ctx.mask = None
             return inputs
         if self.noise_shape is None:
             flat = inputs.reshape(-1)
-            y = self._buf("y", inputs.shape, inputs.dtype)
-            mask = self._buf("mask", (flat.shape[0],), np.uint8)
+            y = ctx.buf("y", inputs.shape, inputs.dtype)
+            mask = ctx.buf("mask", (flat.shape[0],), np.uint8)
             off = self._row_offset * (flat.shape[0] // inputs.shape[0]) if self._row_offset else 0
             _dropout.forward(flat, y.reshape(-1), mask, self.rate, self._next_seed(), config._n_threads,
                              off)
-            if self._record:
-                self._mask = mask
+            if ctx.record:
+                ctx.mask = mask
             return y
         shape = tuple(inputs.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
         u = np.empty(math.prod(shape), dtype=np.float64)
@@ -397,20 +401,21 @@ class Dropout(Layer):
                if self._row_offset and self.noise_shape[0] is None else 0)
         _dropout.uniform(u, self._next_seed(), config._n_threads, off)
         keep = (u.reshape(shape) >= self.rate).astype(inputs.dtype) / inputs.dtype.type(1 - self.rate)
-        if self._record:
-            self._mask = keep
+        if ctx.record:
+            ctx.mask = keep
         return inputs * keep
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
         if not need_dx:
             return None
-        mask = self._mask
+        mask = ctx.mask
         if mask is None:
             return dy
         if self.noise_shape is not None:
             return dy * mask
         dy = np.ascontiguousarray(dy)
-        dx = self._buf("dx", dy.shape, dy.dtype)
+        dx = ctx.buf("dx", dy.shape, dy.dtype)
         _dropout.backward(dy.reshape(-1), mask, dx.reshape(-1), self.rate, config._n_threads)
         return dx
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from fastnet import config, initializers, regularizers
 from fastnet._kernels import embedding as _ek
-from fastnet.layers.base import Layer
+from fastnet.layers.base import CallContext, Layer
 from fastnet.layers.core import _serialize_initializer, _serialize_regularizer, positive_int
 
 if TYPE_CHECKING:
@@ -96,10 +96,10 @@ class Embedding(Layer):
                             f"received dtype {x.dtype}")
         return np.ascontiguousarray(idx.reshape(-1))
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         idx = self._indices(inputs)
         table = self.embeddings.value
-        out = self._buf("y", (idx.shape[0], self.output_dim), table.dtype)
+        out = ctx.buf("y", (idx.shape[0], self.output_dim), table.dtype)
         try:
             _ek.forward(idx, table, out, config._n_threads)
         except IndexError:
@@ -108,14 +108,14 @@ class Embedding(Layer):
                 f'Layer "{self.name}" (Embedding): index {int(idx[pos])} is out of range '
                 f"[0, {self.input_dim}) (input_dim={self.input_dim}); every index must be "
                 f">= 0 and < input_dim") from None
-        if self._record:
-            self._idx = idx
+        if ctx.record:
+            ctx.idx = idx
         return out.reshape(np.shape(inputs) + (self.output_dim,))
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         if self.trainable and self.embeddings.trainable:
             dy = np.ascontiguousarray(dy, dtype=self.embeddings.dtype).reshape(-1, self.output_dim)
-            _ek.backward(self._idx, dy, self.embeddings.grad_buffer(), config._n_threads)
+            _ek.backward(ctx.idx, dy, self.embeddings.grad_buffer(), config._n_threads)
         return None
 
     def get_config(self) -> Config:

@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastnet import config, initializers, regularizers
-from fastnet import distribution as _distribution
 from fastnet._kernels import normalization as _bn
-from fastnet.layers.base import InputSpec, Layer, _shape_str
+from fastnet.layers.base import CallContext, InputSpec, Layer, _shape_str
 from fastnet.layers.core import _serialize_initializer, _serialize_regularizer
 
 if TYPE_CHECKING:
@@ -67,7 +66,6 @@ class BatchNormalization(Layer):
         self.synchronized = bool(synchronized)
         self.input_spec = InputSpec(min_ndim=2)
         self.gamma = self.beta = None
-        self._sync = None
 
     def build(self, input_shape: ShapeLike) -> None:
         axis = self.axis % len(input_shape)
@@ -106,43 +104,44 @@ class BatchNormalization(Layer):
         b = self.beta.value if self.center else np.zeros(ch, dtype=dt)
         return g, b
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = self._to_rows(inputs)
         dt = x.dtype
         gamma, beta = self._gamma_beta(dt)
-        y = self._buf("y", x.shape, dt)
+        y = ctx.buf("y", x.shape, dt)
         nt = config._n_threads
         if training:
             ch = self._channels
             mean = np.empty(ch, dt)
             var = np.empty(ch, dt)
             invstd = np.empty(ch, dt)
-            # Statistics over every process's rows (synchronized=True in data-parallel training).
-            self._sync = _distribution.batchnorm_sync(self)
-            if self._sync is None:
+            # Statistics over every process's rows when the training loop says so (synchronised
+            # BatchNormalization in data-parallel training).
+            sync = getattr(ctx.defer_updates, "sync", None) if ctx.defer_updates else None
+            ctx.sync = sync(self) if sync is not None else None
+            if ctx.sync is None:
                 _bn.forward_train(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
             else:
-                self._sync.forward(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
-            self._pending = (mean, var)
-            if not self._defer_updates:
-                self._commit_updates()
+                ctx.sync.forward(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
+            # In a training loop the update waits for the optimizer step (the loop's
+            # DeferredUpdates); called on its own the layer updates at once.
+            if ctx.defer_updates:
+                ctx.defer_updates.add(self._apply_update, (mean, var), reducible=ctx.sync is None)
+            else:
+                self._apply_update((mean, var))
         else:
             mean = self.moving_mean.value
             invstd = (1.0 / np.sqrt(self.moving_variance.value + dt.type(self.epsilon))).astype(dt)
             scale = gamma * invstd
             _bn.forward_infer(x, scale, (beta - mean * scale).astype(dt), y, nt)
-        if self._record:
-            self._x, self._mean, self._invstd, self._training = x, mean.copy(), invstd, training
-            self._in_shape = inputs.shape
+        if ctx.record:
+            ctx.x, ctx.mean, ctx.invstd, ctx.training = x, mean.copy(), invstd, training
+            ctx.in_shape = inputs.shape
         return self._from_rows(y, inputs.shape)
 
-    def _commit_updates(self):
-        """Moves the moving statistics toward the last training batch's statistics."""
-        pending = getattr(self, "_pending", None)
-        if pending is None:
-            return
-        mean, var = pending
-        self._pending = None
+    def _apply_update(self, stats):
+        """Moves the moving statistics toward a training batch's (mean, variance)."""
+        mean, var = stats
         m = mean.dtype.type(self.momentum)
         mm, mv = self.moving_mean.value, self.moving_variance.value
         mm *= m
@@ -150,20 +149,21 @@ class BatchNormalization(Layer):
         mv *= m
         mv += (1 - m) * var
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        x = self._x
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
+        x = ctx.x
         dt = x.dtype
         dy = self._to_rows(np.ascontiguousarray(dy, dtype=dt))
         gamma, _ = self._gamma_beta(dt)
         train = self.trainable
         dgamma = self.gamma.grad_buffer() if (train and self.scale) else None
         dbeta = self.beta.grad_buffer() if (train and self.center) else None
-        dx = self._buf("dx", x.shape, dt) if need_dx else None
-        fn = _bn.backward_train if self._training else _bn.backward_infer
-        if self._training and self._sync is not None:
-            fn = self._sync.backward
-        fn(dy, x, self._mean, self._invstd, gamma, dx, dgamma, dbeta, config._n_threads)
-        return None if dx is None else self._from_rows(dx, self._in_shape)
+        dx = ctx.buf("dx", x.shape, dt) if need_dx else None
+        fn = _bn.backward_train if ctx.training else _bn.backward_infer
+        if ctx.training and ctx.sync is not None:
+            fn = ctx.sync.backward
+        fn(dy, x, ctx.mean, ctx.invstd, gamma, dx, dgamma, dbeta, config._n_threads)
+        return None if dx is None else self._from_rows(dx, ctx.in_shape)
 
     def get_config(self) -> Config:
         cfg = super().get_config()
@@ -233,30 +233,31 @@ class LayerNormalization(Layer):
     _from_rows = BatchNormalization._from_rows
     _gamma_beta = BatchNormalization._gamma_beta
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = self._to_rows(inputs)
         dt = x.dtype
         gamma, beta = self._gamma_beta(dt)
-        y = self._buf("y", x.shape, dt)
+        y = ctx.buf("y", x.shape, dt)
         mean = np.empty(x.shape[0], dt)
         invstd = np.empty(x.shape[0], dt)
         _bn.layernorm_forward(x, gamma, beta, mean, invstd, y, self.epsilon, config._n_threads)
-        if self._record:
-            self._x, self._mean, self._invstd, self._in_shape = x, mean, invstd, inputs.shape
+        if ctx.record:
+            ctx.x, ctx.mean, ctx.invstd, ctx.in_shape = x, mean, invstd, inputs.shape
         return self._from_rows(y, inputs.shape)
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        x = self._x
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
+        x = ctx.x
         dt = x.dtype
         dy = self._to_rows(np.ascontiguousarray(dy, dtype=dt))
         gamma, _ = self._gamma_beta(dt)
         train = self.trainable
         dgamma = self.gamma.grad_buffer() if (train and self.scale) else None
         dbeta = self.beta.grad_buffer() if (train and self.center) else None
-        dx = self._buf("dx", x.shape, dt) if need_dx else None
-        _bn.layernorm_backward(dy, x, self._mean, self._invstd, gamma, dx, dgamma, dbeta,
+        dx = ctx.buf("dx", x.shape, dt) if need_dx else None
+        _bn.layernorm_backward(dy, x, ctx.mean, ctx.invstd, gamma, dx, dgamma, dbeta,
                                config._n_threads)
-        return None if dx is None else self._from_rows(dx, self._in_shape)
+        return None if dx is None else self._from_rows(dx, ctx.in_shape)
 
     def get_config(self) -> Config:
         cfg = super().get_config()

@@ -7,16 +7,15 @@ import numpy as np
 
 from fastnet import config
 from fastnet._kernels import pooling as _pool
-from fastnet.layers.base import InputSpec, _shape_str
+from fastnet.layers.base import CallContext, InputSpec, _shape_str
 from fastnet.layers.convolutional import _SpatialLayer, _to_first, _to_last
 from fastnet.utils import shape_utils
 
 if TYPE_CHECKING:
     from fastnet._typing import ArrayLike, Config, IntOrTuple, Shape, ShapeLike
-    from fastnet.layers.base import Layer
 
 __all__ = [
-    "fold_relu_into_max_pooling", "BasePooling", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
+    "BasePooling", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
 ]
@@ -34,9 +33,6 @@ class BasePooling(_SpatialLayer):
     """
 
     _mode = None  # "max" or "average"
-    # Set by fold_relu_into_max_pooling: the input is a ReLU's output and this layer's
-    # backward applies the ReLU's derivative for the layer before it.
-    _relu_input = False
 
     def __init__(self, rank: int, pool_size: IntOrTuple, strides: IntOrTuple | None = None, padding: str = "valid",
                  data_format: str | None = None, **kwargs) -> None:
@@ -80,36 +76,37 @@ class BasePooling(_SpatialLayer):
             self._geoms[spatial] = g
         return g
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         spatial = tuple(x.shape[1:-1])
         out_spatial = self._output_spatial(spatial, inputs.shape)
         g = self._geometry(spatial)
         x4 = self._as4d(x)
         n, c = x.shape[0], x.shape[-1]
-        y = self._buf("y", (n, g.oh, g.ow, c), x.dtype)
+        y = ctx.buf("y", (n, g.oh, g.ow, c), x.dtype)
         if self._mode == "max":
-            arg = self._buf("argmax", y.shape, np.int32) if self._record else None
+            arg = ctx.buf("argmax", y.shape, np.int32) if ctx.record else None
             _pool.max_forward(x4, y, arg, g, config._n_threads)
-            if self._record:
-                self._arg, self._y4 = arg, y
+            if ctx.record:
+                ctx.arg, ctx.y4 = arg, y
         else:
             _pool.avg_forward(x4, y, g, config._n_threads)
-        if self._record:
-            self._in_shape, self._g = x4.shape, g
+        if ctx.record:
+            ctx.in_shape, ctx.g = x4.shape, g
         out = y.reshape((n,) + tuple(out_spatial) + (c,))
         return _to_first(out, self.data_format)
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
         if not need_dx:
             return None
-        shape4, g = self._in_shape, self._g
+        shape4, g = ctx.in_shape, ctx.g
         dy = _to_last(np.asarray(dy), self.data_format)
         dy4 = np.ascontiguousarray(dy).reshape(shape4[0], g.oh, g.ow, shape4[3])
-        dx = self._buf("dx", shape4, dy4.dtype)
+        dx = ctx.buf("dx", shape4, dy4.dtype)
         if self._mode == "max":
-            _pool.max_backward(dy4, self._arg, dx, config._n_threads, g,
-                               self._y4 if self._relu_input else None)
+            _pool.max_backward(dy4, ctx.arg, dx, config._n_threads, g,
+                               ctx.y4 if ctx.relu_input else None)
         else:
             _pool.avg_backward(dy4, dx, g, config._n_threads)
         if self.rank == 1:
@@ -121,34 +118,6 @@ class BasePooling(_SpatialLayer):
         cfg.update({"pool_size": self.pool_size, "padding": self.padding,
                     "strides": self.strides, "data_format": self.data_format})
         return cfg
-
-
-def fold_relu_into_max_pooling(layers: list[Layer]) -> int:
-    """Lets each max pooling that directly follows a ReLU convolution apply the ReLU's
-    derivative in its backward pass, so that the convolution skips its own.
-
-    The pooled value is the maximum of ReLU outputs: it is 0 exactly when the whole
-    window is 0, where the derivative is 0 too, so the gradients are unchanged while
-    the convolution's backward no longer reads its output (a pass over the largest
-    activation of an image model). Only for a chain where each layer's output feeds the
-    next layer alone (a Sequential model); ``layers`` in order. Returns the number of
-    pairs marked (earlier marks are reset).
-    """
-    from fastnet.layers.convolutional import BaseConv
-
-    count = 0
-    for layer in layers:
-        if isinstance(layer, BaseConv):
-            layer._act_grad_in_dy = False
-        if isinstance(layer, BasePooling):
-            layer._relu_input = False
-    for a, b in zip(layers, layers[1:]):
-        if (isinstance(a, BaseConv) and isinstance(b, BasePooling) and b._mode == "max"
-                and a.activation.fused and a.activation.fn.name == "relu"):
-            a._act_grad_in_dy = True
-            b._relu_input = True
-            count += 1
-    return count
 
 
 class MaxPooling1D(BasePooling):
@@ -223,14 +192,14 @@ class _GlobalPooling(_SpatialLayer):
             return self._out_shape(input_shape[0], (1,) * self.rank, channels)
         return (input_shape[0], channels)
 
-    def _pool(self, x3, mask):
+    def _pool(self, ctx, x3, mask):
         n, s, c = x3.shape
-        y = self._buf("y", (n, c), x3.dtype)
+        y = ctx.buf("y", (n, c), x3.dtype)
         if self._mode == "max":
             if s == 0:
                 raise ValueError(f'Layer "{self.name}" ({type(self).__name__}) cannot take a '
                                  f"max over an empty input of shape {_shape_str(x3.shape)}")
-            arg = self._buf("argmax", (n, c), np.int32)
+            arg = ctx.buf("argmax", (n, c), np.int32)
             _pool.global_max_forward(x3, y, arg, config._n_threads)
             return y, arg
         if mask is None:
@@ -241,7 +210,8 @@ class _GlobalPooling(_SpatialLayer):
             y = (x3 * m).sum(axis=1) / m.sum(axis=1)
         return y.astype(x3.dtype, copy=False), m
 
-    def call(self, inputs: ArrayLike, training: bool = False, mask: ArrayLike | None = None) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False,
+                mask: ArrayLike | None = None) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         n, c = x.shape[0], x.shape[-1]
         x3 = x.reshape(n, -1, c)
@@ -251,31 +221,32 @@ class _GlobalPooling(_SpatialLayer):
                 raise ValueError(f'Layer "{self.name}" ({type(self).__name__}): mask of shape '
                                  f"{_shape_str(np.shape(mask))} does not match the input's "
                                  f"steps {x3.shape[1]}")
-        y, aux = self._pool(x3, mask)
-        if self._record:
-            self._in_shape, self._x3_shape, self._aux = x.shape, x3.shape, aux
+        y, aux = self._pool(ctx, x3, mask)
+        if ctx.record:
+            ctx.in_shape, ctx.x3_shape, ctx.aux = x.shape, x3.shape, aux
         if self.keepdims:
             return _to_first(y.reshape((n,) + (1,) * self.rank + (c,)), self.data_format)
         return y
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
         if not need_dx:
             return None
-        n, s, c = self._x3_shape
+        n, s, c = ctx.x3_shape
         dy = np.asarray(dy)
         if self.keepdims:
             dy = _to_last(dy, self.data_format)
         dy = np.ascontiguousarray(dy).reshape(n, c)
-        dx = self._buf("dx", (n, s, c), dy.dtype)
+        dx = ctx.buf("dx", (n, s, c), dy.dtype)
         if self._mode == "max":
-            _pool.global_max_backward(dy, self._aux, dx, config._n_threads)
-        elif self._aux is None:
+            _pool.global_max_backward(dy, ctx.aux, dx, config._n_threads)
+        elif ctx.aux is None:
             _pool.global_avg_backward(dy, dx, config._n_threads)
         else:
-            m = self._aux
+            m = ctx.aux
             with np.errstate(invalid="ignore", divide="ignore"):
                 dx[...] = dy[:, None, :] * (m / m.sum(axis=1, keepdims=True))
-        return _to_first(dx.reshape(self._in_shape), self.data_format)
+        return _to_first(dx.reshape(ctx.in_shape), self.data_format)
 
     def get_config(self) -> Config:
         cfg = super().get_config()

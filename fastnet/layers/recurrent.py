@@ -23,7 +23,7 @@ import numpy as np
 from fastnet import activations, config, initializers, regularizers
 from fastnet import random as _random
 from fastnet._kernels import recurrent as _rk
-from fastnet.layers.base import InputSpec, Layer, _shape_str
+from fastnet.layers.base import CallContext, InputSpec, Layer, _shape_str
 from fastnet.layers.core import FusedActivation, _serialize_initializer, _serialize_regularizer, positive_int
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class _Cell(Layer):
         })
         return cfg
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         raise NotImplementedError(
             f"{type(self).__name__} is run by a recurrent layer over whole sequences: wrap it, "
             f"e.g. RNN({type(self).__name__}({self.units}))")
@@ -279,7 +279,6 @@ class RNN(Layer):
         self.states = None
         self._stateful_batch = None
         self._seen_batch = None
-        self.initial_state_grads = None
 
     # ---------------------------------------------------------------- config proxies
     @property
@@ -441,8 +440,9 @@ class RNN(Layer):
         del cell
         return [np.zeros((n, u), dtype=dt) for _ in range(count)]
 
-    def call(self, inputs: ArrayLike, training: bool = False, mask: ArrayLike | None = None,
-             initial_state: Sequence[ArrayLike] | None = None) -> np.ndarray | list[np.ndarray]:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False,
+                mask: ArrayLike | None = None,
+                initial_state: Sequence[ArrayLike] | None = None) -> np.ndarray | list[np.ndarray]:
         cell = self.cell
         x = inputs
         n, steps, feat = x.shape
@@ -480,7 +480,7 @@ class RNN(Layer):
                 in_keep = cell._keep_mask((n, feat), cell.dropout, dt)
                 x = x * in_keep[:, None, :]
 
-        xt = self._buf("xt", (steps, n, feat), dt)
+        xt = ctx.buf("xt", (steps, n, feat), dt)
         x_src = None
         if in_keep_g is None:
             # the kernel writes xt, each thread the rows it runs
@@ -492,13 +492,13 @@ class RNN(Layer):
         if mask is not None:
             mask_p = np.ascontiguousarray(mask[:, ::-1] if self.go_backwards else mask, dtype=np.uint8)
 
-        gates = self._buf("gates", (steps, n, gu), dt)
-        hs = self._buf("hs", (steps + 1, n, u), dt)
-        cs = self._buf("cs", (steps + 1, n, u), dt) if kind == _LSTM else None
-        aux = self._buf("aux", (steps, n, u), dt) if kind != _SIMPLE else None
+        gates = ctx.buf("gates", (steps, n, gu), dt)
+        hs = ctx.buf("hs", (steps + 1, n, u), dt)
+        cs = ctx.buf("cs", (steps + 1, n, u), dt) if kind == _LSTM else None
+        aux = ctx.buf("aux", (steps, n, u), dt) if kind != _SIMPLE else None
         need_z = act.needs_input or (rec_act.needs_input if kind != _SIMPLE else False)
-        zpre = self._buf("zpre", (steps, n, gu), dt) if need_z else None
-        scratch = self._buf("scratch", (n, gu + 2 * u), dt)
+        zpre = ctx.buf("zpre", (steps, n, gu), dt) if need_z else None
+        scratch = ctx.buf("scratch", (n, gu + 2 * u), dt)
         kernel = cell.kernel.value
         rkernel = cell.recurrent_kernel.value
         b = rb = None
@@ -520,14 +520,14 @@ class RNN(Layer):
         _rk.forward(kind, xt, kernel, rkernel, b, rb, states[0],
                     states[1] if kind == _LSTM else None, mask_p, rmask, gates, hs, cs, aux,
                     zpre, scratch, act.code, rec_act.code, act.alpha, rec_act.alpha,
-                    reset_after, config._n_threads, in_keep_g is None, self._packbuf(dt, feat),
-                    self._record, x_src, self.go_backwards)
+                    reset_after, config._n_threads, in_keep_g is None, self._packbuf(ctx, dt, feat),
+                    ctx.record, x_src, self.go_backwards)
 
         h_last = hs[steps]
         finals = [h_last] + ([cs[steps]] if kind == _LSTM else [])
         zero_out = self.zero_output_for_mask and mask_p is not None
         if self.return_sequences:
-            out = self._buf("y", (n, steps, u), dt)
+            out = ctx.buf("y", (n, steps, u), dt)
             np.copyto(out, hs[1:].transpose(1, 0, 2))
             if zero_out:
                 out *= mask_p[:, :, None]
@@ -537,28 +537,29 @@ class RNN(Layer):
                 out = h_last * mask_p[:, -1:]
         if self.stateful:
             self.states = [s.copy() for s in finals]
-        if self._record:
-            self._rec = dict(x_shape=inputs.shape, xt=xt, mask_p=mask_p, rmask=rmask,
+        if ctx.record:
+            ctx.rec = dict(x_shape=inputs.shape, xt=xt, mask_p=mask_p, rmask=rmask,
                              in_keep=in_keep, in_keep_g=in_keep_g, gates=gates, hs=hs, cs=cs, aux=aux, zpre=zpre,
                              scratch=scratch, act=act, rec_act=rec_act, reset_after=reset_after,
-                             zero_out=zero_out)
+                             zero_out=zero_out, initial_given=initial_state is not None)
         if self.return_state:
-            return [out] + [s.copy() if not self._reuse else s for s in finals]
+            return [out] + [s.copy() if ctx.pool is None else s for s in finals]
         return out
 
-    def _packbuf(self, dt, feat):
+    def _packbuf(self, ctx, dt, feat):
         """Reused room for the kernel's packed copies of the recurrent kernel and of the
         stacked [kernel; recurrent kernel] (float32)."""
-        if dt != np.float32 or not self._reuse:
+        if dt != np.float32 or ctx.pool is None:
             return None
         cell = self.cell
         need = _rk.packed_size(cell._kind, cell.units, cell._kind == _GRU and cell.reset_after,
                                feat)
-        return self._buf("packbuf", (need,), np.float32)
+        return ctx.buf("packbuf", (need,), np.float32)
 
     # ---------------------------------------------------------------- backward
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        rec = self._rec
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
+        rec = ctx.rec
         cell = self.cell
         kind = cell._kind
         n, steps, feat = rec["x_shape"]
@@ -606,31 +607,34 @@ class RNN(Layer):
                 db, drb = gb[0], gb[1]
             else:
                 db = gb
-        dg = self._buf("dg", (steps, n, gu), dt)
-        dgx = self._buf("dgx", (steps, n, u), dt) if (kind == _GRU and reset_after) else None
-        hd_buf = self._buf("hd", (steps, n, u), dt) if rec["rmask"] is not None else None
+        dg = ctx.buf("dg", (steps, n, gu), dt)
+        dgx = ctx.buf("dgx", (steps, n, u), dt) if (kind == _GRU and reset_after) else None
+        hd_buf = ctx.buf("hd", (steps, n, u), dt) if rec["rmask"] is not None else None
         in_keep_g = rec["in_keep_g"]
-        dxt = self._buf("dxt", (steps, n, feat), dt) if need_dx else None
+        dxt = ctx.buf("dxt", (steps, n, feat), dt) if need_dx else None
         dw_k, dxt_k = (None, None) if in_keep_g is not None else (dw, dxt)
-        dh0 = self._buf("dh0", (n, u), dt)
-        dc0 = self._buf("dc0", (n, u), dt) if kind == _LSTM else None
+        dh0 = ctx.buf("dh0", (n, u), dt)
+        dc0 = ctx.buf("dc0", (n, u), dt) if kind == _LSTM else None
         act, rec_act = rec["act"], rec["rec_act"]
         _rk.backward(kind, rec["xt"], cell.kernel.value, cell.recurrent_kernel.value, dys,
                      dh_last, dc_last, mask_p, rec["rmask"], rec["gates"], rec["hs"],
                      rec["cs"], rec["aux"], rec["zpre"], dg, dgx, hd_buf, dxt_k, dw_k, dr, db, drb,
                      dh0, dc0, rec["scratch"], act.code, rec_act.code, act.alpha, rec_act.alpha,
-                     reset_after, config._n_threads, self._packbuf(dt, feat))
-        self.initial_state_grads = [dh0] + ([dc0] if kind == _LSTM else [])
+                     reset_after, config._n_threads, self._packbuf(ctx, dt, feat))
+        state_grads = [dh0] + ([dc0] if kind == _LSTM else [])
         if in_keep_g is not None:
             self._per_gate_input_grads(rec, dg, dgx, dw, dxt, in_keep_g)
+        # Called in a graph with initial_state tensors, the states get their gradients too
+        # (the tensors' flattened order: inputs, then the states).
+        with_states = rec["initial_given"] and not getattr(ctx, "wrapped", False)
         if not need_dx:
-            return None
-        dx = self._buf("dx", (n, steps, feat), dt)
+            return [None] + state_grads if with_states else None
+        dx = ctx.buf("dx", (n, steps, feat), dt)
         src = dxt.transpose(1, 0, 2)
         np.copyto(dx, src[:, ::-1] if self.go_backwards else src)
         if rec["in_keep"] is not None:
             dx *= rec["in_keep"][:, None, :]
-        return dx
+        return [dx] + state_grads if with_states else dx
 
     def _per_gate_input_grads(self, rec, dg, dgx, dw, dxt, keep):
         """Kernel and input gradients of the per-gate masked input projections."""

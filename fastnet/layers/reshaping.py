@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fastnet.layers.base import InputSpec, _shape_str
+from fastnet.layers.base import CallContext, InputSpec, _shape_str
 from fastnet.layers.convolutional import _SpatialLayer, _to_first, _to_last
 from fastnet.utils import shape_utils
 
@@ -87,27 +87,28 @@ class _Window(_SpatialLayer):
             sl.append(slice(a, a + n) if self._padding else slice(-a, n + b))
         return tuple(sl) + (slice(None),)
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         spatial = tuple(x.shape[1:-1])
         out_spatial = self._out_spatial(spatial, inputs.shape)
         out_shape = (x.shape[0],) + tuple(out_spatial) + (x.shape[-1],)
-        y = self._buf("y", out_shape, x.dtype)
+        y = ctx.buf("y", out_shape, x.dtype)
         if self._padding:
             y.fill(0)
             y[self._slices(spatial)] = x
         else:
             y[...] = x[self._slices(spatial)]
-        if self._record:
-            self._in_shape = x.shape
+        if ctx.record:
+            ctx.in_shape = x.shape
         return _to_first(y, self.data_format)
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
         if not need_dx:
             return None
         dy = _to_last(np.asarray(dy), self.data_format)
-        shape = self._in_shape
-        dx = self._buf("dx", shape, dy.dtype)
+        shape = ctx.in_shape
+        dx = ctx.buf("dx", shape, dy.dtype)
         spatial = shape[1:-1]
         if self._padding:
             dx[...] = dy[self._slices(spatial)]
@@ -243,7 +244,7 @@ class _UpSampling(_SpatialLayer):
         out = [None if n is None else n * s for n, s in zip(spatial, self.size)]
         return self._out_shape(input_shape[0], out, channels)
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         x = _to_last(inputs, self.data_format)
         n, c = x.shape[0], x.shape[-1]
         spatial = x.shape[1:-1]
@@ -256,20 +257,21 @@ class _UpSampling(_SpatialLayer):
         view.append(c)
         full.append(c)
         out_shape = (n,) + tuple(d * s for d, s in zip(spatial, self.size)) + (c,)
-        y = self._buf("y", out_shape, x.dtype)
+        y = ctx.buf("y", out_shape, x.dtype)
         y.reshape(full)[...] = x.reshape(view)
-        if self._record:
-            self._in_shape, self._full = x.shape, tuple(full)
+        if ctx.record:
+            ctx.in_shape, ctx.full = x.shape, tuple(full)
         return _to_first(y, self.data_format)
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
         if not need_dx:
             return None
         dy = _to_last(np.asarray(dy), self.data_format)
         axes = tuple(2 + 2 * i for i in range(self.rank))
-        dx = self._buf("dx", self._in_shape, dy.dtype)
-        np.sum(np.ascontiguousarray(dy).reshape(self._full), axis=axes, out=dx.reshape(
-            tuple(d for i, d in enumerate(self._full) if i not in axes)))
+        dx = ctx.buf("dx", ctx.in_shape, dy.dtype)
+        np.sum(np.ascontiguousarray(dy).reshape(ctx.full), axis=axes, out=dx.reshape(
+            tuple(d for i, d in enumerate(ctx.full) if i not in axes)))
         return _to_first(dx, self.data_format)
 
 

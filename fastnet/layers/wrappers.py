@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fastnet.layers.base import Layer, _shape_str
+from fastnet.layers.base import CallContext, Layer, _shape_str
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -153,17 +153,17 @@ class Bidirectional(Layer):
         f, b = self.forward_layer.states, self.backward_layer.states
         return tuple(f + b) if f and b else None
 
-    def call(self, inputs: ArrayLike, training: bool = False, mask: ArrayLike | None = None,
-             initial_state: Sequence[ArrayLike] | None = None) -> np.ndarray | list[np.ndarray]:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False,
+                mask: ArrayLike | None = None,
+                initial_state: Sequence[ArrayLike] | None = None) -> np.ndarray | list[np.ndarray]:
         f, b = self.forward_layer, self.backward_layer
-        for sub in (f, b):
-            sub._reuse, sub._record = self._reuse, self._record
         fs = bs = None
         if initial_state is not None:
             half = len(initial_state) // 2
             fs, bs = list(initial_state[:half]), list(initial_state[half:])
-        y = f(inputs, training=training, mask=mask, initial_state=fs)
-        y_rev = b(inputs, training=training, mask=mask, initial_state=bs)
+        ctx.child("forward").wrapped = ctx.child("backward").wrapped = True
+        y = f.forward(ctx.child("forward"), inputs, training=training, mask=mask, initial_state=fs)
+        y_rev = b.forward(ctx.child("backward"), inputs, training=training, mask=mask, initial_state=bs)
         states = []
         if self.return_state:
             states = list(y[1:]) + list(y_rev[1:])
@@ -181,13 +181,14 @@ class Bidirectional(Layer):
             out = y * y_rev
         else:
             out = [y, np.ascontiguousarray(y_rev)]
-        if self._record:
-            self._y, self._y_rev = (y.copy(), y_rev.copy()) if mode == "mul" else (None, None)
+        if ctx.record:
+            ctx.y, ctx.y_rev = (y.copy(), y_rev.copy()) if mode == "mul" else (None, None)
         if self.return_state:
             return (out if mode is None else [out]) + states
         return out
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
         f, b = self.forward_layer, self.backward_layer
         n_states = len(f.state_size)
         mode = self.merge_mode
@@ -211,20 +212,22 @@ class Bidirectional(Layer):
                 elif mode == "ave":
                     d_f = d_b = d / d.dtype.type(2)
                 else:
-                    d_f, d_b = d * self._y_rev, d * self._y
+                    d_f, d_b = d * ctx.y_rev, d * ctx.y
         if d_b is not None and self.return_sequences:
             d_b = np.asarray(d_b)[:, ::-1]
         if d_f is not None:
             d_f = np.ascontiguousarray(d_f)
         if d_b is not None:
             d_b = np.ascontiguousarray(d_b)
+        cf, cb = ctx.child("forward"), ctx.child("backward")
+        cf.need_dx = cb.need_dx = need_dx
         if self.return_state:
             rest = list(rest) + [None] * (2 * n_states - len(rest))
-            dx_f = f.backward([d_f] + rest[:n_states], need_dx)
-            dx_b = b.backward([d_b] + rest[n_states:], need_dx)
+            dx_f = f.backward(cf, [d_f] + rest[:n_states])
+            dx_b = b.backward(cb, [d_b] + rest[n_states:])
         else:
-            dx_f = f.backward(d_f, need_dx)
-            dx_b = b.backward(d_b, need_dx)
+            dx_f = f.backward(cf, d_f)
+            dx_b = b.backward(cb, d_b)
         if not need_dx:
             return None
         return dx_f + dx_b
@@ -306,22 +309,24 @@ class TimeDistributed(Layer):
     def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray | None:
         return mask
 
-    def call(self, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+    def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
         n, steps = inputs.shape[0], inputs.shape[1]
-        inner = self.layer
-        inner._reuse, inner._record = self._reuse, self._record
-        y = inner(inputs.reshape((n * steps,) + inputs.shape[2:]), training=training)
-        if self._record:
-            self._in_shape = inputs.shape
+        y = self.layer.forward(ctx.child("layer"), inputs.reshape((n * steps,) + inputs.shape[2:]),
+                               training=training)
+        if ctx.record:
+            ctx.in_shape = inputs.shape
         return y.reshape((n, steps) + y.shape[1:])
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        n, steps = self._in_shape[0], self._in_shape[1]
+    def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        need_dx = ctx.need_dx
+        n, steps = ctx.in_shape[0], ctx.in_shape[1]
         dy = np.ascontiguousarray(dy)
-        dx = self.layer.backward(dy.reshape((n * steps,) + dy.shape[2:]), need_dx)
+        inner = ctx.child("layer")
+        inner.need_dx = need_dx
+        dx = self.layer.backward(inner, dy.reshape((n * steps,) + dy.shape[2:]))
         if dx is None:
             return None
-        return dx.reshape(self._in_shape)
+        return dx.reshape(ctx.in_shape)
 
     def get_config(self) -> Config:
         cfg = super().get_config()

@@ -3,21 +3,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastnet.layers.base import InputLayer, KerasTensor, Layer, _shape_str
+import numpy as np
+
+from fastnet.layers.base import InputLayer, KerasTensor, Layer
+from fastnet.models.functional import Functional
 from fastnet.models.model import Model
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import numpy as np
-
-    from fastnet._typing import ArrayLike, Config, CustomObjects, Shape, ShapeLike
+    from fastnet._typing import Config, CustomObjects, Shape, ShapeLike
 
 __all__ = ["Sequential"]
 
 
-class Sequential(Model):
-    """A linear stack of layers.
+class Sequential(Functional):
+    """A linear stack of layers: the linear case of a functional model's graph.
 
     Args:
         layers: optional list of layers (the first may be ``Input(shape=...)``).
@@ -35,9 +36,10 @@ class Sequential(Model):
 
     def __init__(self, layers: Sequence[Layer | KerasTensor] | None = None, name: str | None = None,
                  trainable: bool = True, **kwargs) -> None:
-        super().__init__(name=name, trainable=trainable, **kwargs)
+        Model.__init__(self, name=name, trainable=trainable, **kwargs)
         self._layers = []
         self._input_layer = None
+        self._input_structure = self._output_structure = None
         if layers is not None:
             if isinstance(layers, (Layer, KerasTensor)):
                 layers = [layers]
@@ -53,7 +55,10 @@ class Sequential(Model):
     def add(self, layer: Layer | KerasTensor) -> None:
         """Appends a layer; builds the model as soon as the input shape is known."""
         if isinstance(layer, KerasTensor):
-            layer = layer._keras_layer
+            node = layer.node
+            if node is None or not node.is_input:
+                raise TypeError(f"Sequential.add takes layers or keras.Input(...), received the tensor {layer!r}")
+            layer = node.layer
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer instance, received {layer!r} "
                             f"of type {type(layer).__name__}")
@@ -88,6 +93,8 @@ class Sequential(Model):
             raise TypeError(f"There are no layers in model '{self.name}' to pop")
         layer = self._layers.pop()
         self._invalidate()
+        if self.built and self._input_layer is not None and self._layers:
+            self._make_graph()
         return layer
 
     def _build_layers(self, batch_shape):
@@ -101,6 +108,25 @@ class Sequential(Model):
             shape = layer.compute_output_shape(shape)
         self.built = True
         self._build_shape = tuple(batch_shape)
+        self._make_graph()
+
+    def _make_graph(self):
+        """The graph of the stack: each layer called on the previous one's output."""
+        if self._input_layer is None or not self._layers:
+            self._graph = None
+            return
+        x = self._input_layer.output
+        inp = x
+        for layer in self._layers:
+            x = layer(x)
+            if isinstance(x, list):
+                x = x[0] if len(x) == 1 else x
+        stack = list(self._layers)
+        input_layer = self._input_layer
+        self._init_graph(inp, x)
+        # Sequential lists its layers in the order they were added, without the input layer.
+        self._layers = stack
+        self._input_layer = input_layer
 
     def build(self, input_shape: ShapeLike | None = None) -> None:
         """Builds every layer for inputs of ``input_shape`` (batch axis first, may be None)."""
@@ -126,10 +152,42 @@ class Sequential(Model):
         return shapes
 
     @property
+    def input_names(self) -> list[str]:
+        if self._graph is None:
+            return [self._input_layer.name] if self._input_layer is not None else ["input"]
+        return super().input_names
+
+    @property
+    def output_names(self) -> list[str]:
+        if self._graph is None:
+            return [self._layers[-1].name] if self._layers else ["output"]
+        return super().output_names
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        return [self._input_layer.output] if self._input_layer is not None else None
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        return list(self._graph.outputs) if self._graph is not None else None
+
+    @property
+    def input(self) -> KerasTensor:
+        if self._input_layer is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined input yet (not built)")
+        return self._input_layer.output
+
+    @property
+    def output(self) -> KerasTensor:
+        if self._graph is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined output yet (not built)")
+        return self._graph.outputs[0]
+
+    @property
     def input_shape(self) -> Shape:
         if self._input_layer is not None:
             return self._input_layer.batch_shape
-        return super().input_shape
+        raise AttributeError(f"Sequential model '{self.name}' has no defined input shape yet (not built)")
 
     @property
     def output_shape(self) -> Shape:
@@ -137,50 +195,40 @@ class Sequential(Model):
             raise AttributeError(f"Model '{self.name}' is not built, so its output shape is unknown")
         return self._layer_output_shapes()[-1] if self._layers else self._build_shape
 
-    @property
-    def inputs(self) -> list[KerasTensor]:
-        return [KerasTensor(self._input_layer)] if self._input_layer is not None else None
+    def _invalidate(self):
+        self._graph = None
+        self._packed = None
+        self._train_state = None
+        self._outputs_cfg = None
 
-    # ------------------------------------------------------------------ forward / backward
     def _ensure_built_for(self, x):
-        if not self.built or (self._layers and not all(l.built for l in self._layers)):
-            self.build((None,) + tuple(x.shape[1:]))
-
-    def _check_input(self, x):
-        if self._input_layer is not None:
-            want = self._input_layer.batch_shape
-            if len(want) != x.ndim or any(w is not None and w != g for w, g in zip(want[1:], x.shape[1:])):
-                raise ValueError(f'Input of model "{self.name}" is incompatible: expected shape '
-                                 f"{_shape_str((None,) + tuple(want[1:]))}, received input with shape "
-                                 f"{_shape_str(x.shape)}")
-
-    def call(self, inputs: ArrayLike, training: bool = False, mask: ArrayLike | None = None) -> np.ndarray:
-        x = inputs
-        for layer in self._layers:
-            if layer._call_takes_mask:
-                out = layer.call(x, training=training, mask=mask)
+        if self._graph is None or not self.built or (self._layers and not all(l.built for l in self._layers)):
+            if isinstance(x, dict) or (isinstance(x, (list, tuple)) and len(x) != 1):
+                raise ValueError(f"Sequential model '{self.name}' takes one input array, received "
+                                 f"{type(x).__name__} of {len(x)}")
+            if isinstance(x, (list, tuple)):
+                x = x[0]
+            shape = np.shape(x)
+            if len(shape) == 0:
+                raise ValueError("x must have a batch axis, received a scalar")
+            if self._input_layer is not None and self.built:
+                self.build(self._input_layer.batch_shape)
             else:
-                out = layer.call(x, training=training)
-            if self._uses_masks:
-                mask = layer.compute_mask(x, mask)
-            x = out
-        return x
+                self.build((None,) + tuple(shape[1:]))
+        if self._graph is None:
+            raise ValueError(f"Sequential model '{self.name}' has no layers")
 
-    def _backward(self, dy):
-        layers = self._layers
-        stop = self._bw_stop  # set by _prepare_training for this loop
-        dist = self._dist
-        for i in range(len(layers) - 1, stop - 1, -1):
-            dy = layers[i].backward(dy, i > stop)
-            if dist is not None:  # gradients of layers i.. are complete: may start their allreduce
-                dist.backward_done(i)
-        return dy
+    def _flatten_x(self, x, what="x"):
+        if isinstance(x, (list, tuple)) and len(x) > 1 and isinstance(x[0], np.ndarray):
+            raise ValueError(f"fastnet Sequential models take one {what} array, received a list of "
+                             f"{len(x)} arrays")
+        return super()._flatten_x(x, what)
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        layers = self._layers
-        for i in range(len(layers) - 1, -1, -1):
-            dy = layers[i].backward(dy, need_dx or i > 0)
-        return dy
+    def _flatten_y(self, y, what="y"):
+        if isinstance(y, (list, tuple)) and len(y) > 1 and isinstance(y[0], np.ndarray):
+            raise ValueError(f"fastnet Sequential models take one {what} array, received a list of "
+                             f"{len(y)} arrays")
+        return super()._flatten_y(y, what)
 
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
         shape = tuple(input_shape)

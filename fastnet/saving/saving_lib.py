@@ -89,9 +89,14 @@ def _snake(name):
 
 
 def _children(layer):
-    """Sub-layers held in public attributes, by attribute name (the HDF5 sub-paths)."""
+    """Sub-layers held in public attributes, by attribute name (the HDF5 sub-paths); a
+    model nested in a model keeps its layers under ``layers/<key>``, as Keras does."""
     from fastnet.layers.base import Layer
+    from fastnet.models.model import Model
 
+    if isinstance(layer, Model):
+        layers = layer.layers
+        return [(f"layers/{key}", child) for key, child in zip(_layer_keys(layers), layers)]
     out = []
     for name in sorted(vars(layer)):
         if name.startswith("_"):

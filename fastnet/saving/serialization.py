@@ -226,7 +226,10 @@ def serialize_layer(layer):
     """A layer as Keras's serialized dict (module, class_name, config, registered_name,
     build_config)."""
     from fastnet.layers import Layer
+    from fastnet.models.model import Model
 
+    if isinstance(layer, Model):
+        return serialize_model(layer, include_compile=False)
     cls = type(layer)
     class_name = cls.__name__
     builtin = _layer_registry().get(class_name) is cls
@@ -247,10 +250,12 @@ def serialize_model(model, include_compile=True):
     """The whole model as Keras's top-level serialized dict."""
     cls = type(model)
     from fastnet.models import Sequential
+    from fastnet.models.functional import Functional
 
-    builtin = cls is Sequential
+    builtin = cls in (Sequential, Functional)
+    module = "keras" if cls is Sequential else "keras.src.models.functional"
     out = {
-        "module": "keras" if builtin else cls.__module__,
+        "module": module if builtin else cls.__module__,
         "class_name": cls.__name__,
         "config": model.get_config(),
         "registered_name": None if builtin else cls.__name__,
@@ -530,6 +535,9 @@ def deserialize_layer(config, custom_objects=None, parent=None):
         raise DeserializationError(
             f"A layer config must be a dict with 'class_name' and 'config', received {config!r}")
     ctx = _layer_ctx(config, parent)
+    if config.get("class_name") in _MODEL_CLASSES and not _custom_lookup(
+            custom_objects, config.get("class_name"), config.get("registered_name")):
+        return deserialize_model_config(config, custom_objects, compile=False)
     cls = _layer_class(config, custom_objects, ctx)
     kwargs = read_layer_config(config["class_name"], config.get("config") or {}, custom_objects, ctx)
     try:
@@ -545,7 +553,8 @@ def deserialize_layer(config, custom_objects=None, parent=None):
         if not isinstance(build, dict):
             raise DeserializationError(f"{ctx}: build_config must be a dict, received {build!r}")
         shape = build.get("input_shape")
-        if shape is not None and not _is_shape(shape):
+        if shape is not None and not (_is_shape(shape) or (
+                isinstance(shape, list) and shape and all(_is_shape(s) for s in shape))):
             raise DeserializationError(f"{ctx}: build_config input_shape {shape!r} is not a shape")
         try:
             layer.build_from_config(build)
@@ -561,8 +570,187 @@ def _is_shape(shape):
         for d in shape)
 
 
+# ----------------------------------------------------------------------------- functional
+def _history_ref(t, node_index):
+    layer, idx, tensor_index = t._keras_history
+    return [layer.name, node_index[id(layer.__dict__["_inbound_nodes"][idx])], tensor_index]
+
+
+def serialize_functional(model):
+    """Keras's config of a functional model: each layer with the calls of it that belong to
+    the model (``inbound_nodes``, node indices counted within the model), and the input and
+    output layers as [layer name, node index, tensor index]."""
+    from fastnet.layers.graph import KerasTensor
+    from fastnet.utils import tree
+
+    graph = model._graph
+    members = {id(n) for n in graph.nodes} | {id(t.node) for t in graph.inputs if t.node is not None}
+    node_index = {}
+    for layer in model.layers:
+        k = 0
+        for node in layer._inbound_nodes:
+            if id(node) in members:
+                node_index[id(node)] = k
+                k += 1
+
+    def encode(value):
+        if isinstance(value, KerasTensor):
+            return {"class_name": "__keras_tensor__",
+                    "config": {"shape": list(value.shape), "dtype": value.dtype,
+                               "keras_history": _history_ref(value, node_index)}}
+        if isinstance(value, (list, tuple)):
+            return [encode(v) for v in value]
+        if isinstance(value, dict):
+            return {k: encode(v) for k, v in value.items()}
+        return _keras_value(None, value)
+
+    layers = []
+    for layer in model.layers:
+        entry = serialize_layer(layer)
+        entry["name"] = layer.name
+        nodes = []
+        for node in layer._inbound_nodes:
+            if id(node) not in members or node.is_input:
+                continue
+            kwargs = {k: encode(v) for k, v in node.kwargs.items()}
+            nodes.append({"args": encode(list(node.args)), "kwargs": kwargs})
+        entry["inbound_nodes"] = nodes
+        layers.append(entry)
+
+    def refs(structure):
+        return tree.map_structure(lambda t: _history_ref(t, node_index), structure) \
+            if not isinstance(structure, KerasTensor) else _history_ref(structure, node_index)
+
+    ins, outs = model._input_structure, model._output_structure
+    return {"name": model.name, "trainable": model.trainable, "layers": layers,
+            "input_layers": _refs_out(refs(ins), ins), "output_layers": _refs_out(refs(outs), outs)}
+
+
+def _refs_out(refs, structure):
+    # A single-tensor list is written as the bare reference, as Keras does.
+    if isinstance(structure, list) and len(structure) == 1 and not isinstance(refs[0][0], list):
+        return refs
+    return refs
+
+
+class _NotYet(Exception):
+    """A node's input is computed by a node not created yet (the loop retries it later)."""
+
+
+def functional_from_config(cls, config, custom_objects=None):
+    """A functional model from Keras's config: layers first, then their calls, each made
+    once the tensors it reads exist."""
+    from fastnet.utils import tree
+
+    ctx = f"model {config.get('name')!r}"
+    entries = config.get("layers")
+    if not isinstance(entries, list):
+        raise DeserializationError(f"{ctx}: 'layers' must be a list")
+    created = {}
+    outputs_of = {}   # layer name -> list (node index within the model) of output structures
+    pending = {}
+    order = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise DeserializationError(f"{ctx}: a layer entry must be a dict, received {entry!r}")
+        name = entry.get("name") or (entry.get("config") or {}).get("name")
+        if not isinstance(name, str):
+            raise DeserializationError(f"{ctx}: a layer entry has no name")
+        if name in created:
+            raise DeserializationError(f"{ctx}: two layers are named {name!r}")
+        layer = deserialize_layer(entry, custom_objects=custom_objects, parent=ctx)
+        created[name] = layer
+        order.append(name)
+        nodes = entry.get("inbound_nodes") or []
+        if not isinstance(nodes, list):
+            raise DeserializationError(f"{ctx}: inbound_nodes of layer {name!r} must be a list")
+        if type(layer).__name__ == "InputLayer":
+            outputs_of[name] = [layer.output]
+        else:
+            outputs_of[name] = []
+            pending[name] = list(nodes)
+
+    def tensor(ref):
+        if not (isinstance(ref, (list, tuple)) and len(ref) == 3 and isinstance(ref[0], str)):
+            raise DeserializationError(f"{ctx}: a tensor reference must be [layer name, node index, tensor "
+                                       f"index], received {ref!r}")
+        lname, ni, ti = ref
+        if lname not in created:
+            raise DeserializationError(f"{ctx}: a node reads from layer {lname!r}, which the config does not "
+                                       f"define")
+        if not isinstance(ni, int) or not isinstance(ti, int) or ni < 0 or ti < 0:
+            raise DeserializationError(f"{ctx}: bad tensor reference {ref!r}")
+        outs = outputs_of[lname]
+        if ni >= len(outs):
+            raise _NotYet
+        flat = tree.flatten(outs[ni])
+        if ti >= len(flat):
+            raise DeserializationError(f"{ctx}: layer {lname!r} has {len(flat)} outputs, a node reads output "
+                                       f"{ti}")
+        return flat[ti]
+
+    def decode(value):
+        if isinstance(value, dict):
+            if value.get("class_name") == "__keras_tensor__":
+                hist = (value.get("config") or {}).get("keras_history")
+                return tensor(hist)
+            if value.get("class_name") == "__numpy__":
+                cfg = value.get("config") or {}
+                return np.asarray(cfg.get("value"), dtype=cfg.get("dtype"))
+            return {k: decode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+
+    while any(pending.values()):
+        progress = False
+        for name in order:
+            queue = pending.get(name)
+            while queue:
+                node = queue[0]
+                if not isinstance(node, dict):
+                    raise DeserializationError(f"{ctx}: a node of layer {name!r} must be a dict")
+                try:
+                    args = decode(node.get("args") or [])
+                    kwargs = decode(node.get("kwargs") or {})
+                except _NotYet:
+                    break
+                kwargs = {k: v for k, v in kwargs.items() if not (k == "mask" and v is None)}
+                try:
+                    out = created[name](*args, **kwargs)
+                except DeserializationError:
+                    raise
+                except (TypeError, ValueError, NotImplementedError, AttributeError, KeyError, IndexError) as e:
+                    raise DeserializationError(f"{ctx}: calling layer {name!r} on its inputs failed: "
+                                               f"{type(e).__name__}: {e}") from e
+                outputs_of[name].append(out)
+                queue.pop(0)
+                progress = True
+        if not progress:
+            stuck = sorted(n for n, q in pending.items() if q)
+            raise DeserializationError(f"{ctx}: the calls of layers {stuck} read tensors no layer computes "
+                                       f"(a cycle or a missing layer)")
+
+    def structure(refs, what):
+        if isinstance(refs, dict):
+            return {k: structure(v, what) for k, v in refs.items()}
+        if isinstance(refs, (list, tuple)) and refs and isinstance(refs[0], str):
+            return tensor(refs)
+        if isinstance(refs, (list, tuple)):
+            return [structure(r, what) for r in refs]
+        raise DeserializationError(f"{ctx}: {what} must be tensor references, received {refs!r}")
+
+    try:
+        inputs = structure(config.get("input_layers"), "input_layers")
+        outputs = structure(config.get("output_layers"), "output_layers")
+    except _NotYet:
+        raise DeserializationError(f"{ctx}: input_layers or output_layers name a call that does not exist") \
+            from None
+    return cls(inputs=inputs, outputs=outputs, name=config.get("name"), trainable=config.get("trainable", True))
+
+
 # ----------------------------------------------------------------------------- models
-_MODEL_CLASSES = ("Sequential",)
+_MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
 def deserialize_model_config(config, custom_objects=None, compile=True):
@@ -573,17 +761,17 @@ def deserialize_model_config(config, custom_objects=None, compile=True):
     if not isinstance(config, dict) or "class_name" not in config or not isinstance(config.get("config"), dict):
         raise DeserializationError(
             "A model config must be a dict with 'class_name' and 'config' (Keras's layout)")
+    from fastnet.models.functional import Functional
+
     class_name = config["class_name"]
     cls = _custom_lookup(custom_objects, class_name, config.get("registered_name"))
     if cls is None:
-        if class_name in ("Functional", "Model") and not _is_custom_entry(config):
-            raise DeserializationError(
-                "This file holds a functional model; fastnet builds Sequential models only")
-        if class_name != "Sequential" or _is_custom_entry(config):
+        custom = _is_custom_entry(config) and not str(config.get("module") or "").startswith("keras.src.models")
+        if class_name not in _MODEL_CLASSES or custom:
             raise DeserializationError(
                 f"Unknown model class {class_name!r} (module {config.get('module')!r}): fastnet "
-                f"builds Sequential models, and custom model classes passed as custom_objects")
-        cls = Sequential
+                f"builds Sequential and functional models, and custom model classes passed as custom_objects")
+        cls = Sequential if class_name == "Sequential" else Functional
     if not (isinstance(cls, type) and issubclass(cls, Model)):
         raise DeserializationError(f"custom_objects[{class_name!r}] is not a fastnet model class")
     inner = dict(config["config"])

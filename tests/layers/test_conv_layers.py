@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import backprop
 
 from fastnet import config, layers
 
@@ -44,7 +45,7 @@ def replay_reference(name, rtol=1e-4, atol=1e-5):
     y = layer(x, training=False)
     np.testing.assert_allclose(y, d["y_infer_0"], rtol=rtol, atol=atol)
     if meta["grads"]:
-        dx = layer.backward(d["upstream_infer_0"])
+        dx = backprop(layer, d["upstream_infer_0"])
         np.testing.assert_allclose(dx, d["dx_infer"], rtol=rtol, atol=atol)
         for i, v in enumerate(layer.trainable_weights):
             np.testing.assert_allclose(v.grad, d[f"dw_infer_{i}"], rtol=rtol, atol=atol)
@@ -66,7 +67,7 @@ def finite_difference_check(layer, x, rng, eps=1e-6, tol=1e-6):
     """Analytic gradients of sum(layer(x) * u) against central differences (float64)."""
     y = layer(x, training=True)
     u = rng.standard_normal(y.shape)
-    dx = layer.backward(u)
+    dx = backprop(layer, u)
     grads = [v.grad.copy() for v in layer.trainable_weights]
 
     def loss():
@@ -184,8 +185,8 @@ def test_channels_first_equals_transposed_channels_last():
     y_first = first(np.moveaxis(x, -1, 1))
     np.testing.assert_allclose(np.moveaxis(y_first, 1, -1), y_last, rtol=1e-6, atol=1e-6)
     u = rng.standard_normal(y_last.shape).astype(np.float32)
-    dx_last = last.backward(u)
-    dx_first = first.backward(np.moveaxis(u, -1, 1))
+    dx_last = backprop(last, u)
+    dx_first = backprop(first, np.moveaxis(u, -1, 1))
     np.testing.assert_allclose(np.moveaxis(dx_first, 1, -1), dx_last, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(first.kernel.grad, last.kernel.grad, rtol=1e-5, atol=1e-5)
 
@@ -196,10 +197,10 @@ def test_frozen_layer_leaves_weight_gradients_alone_and_skips_dx():
     x = rng.standard_normal((2, 6, 6, 2)).astype(np.float32)
     y = layer(x, training=True)
     layer.trainable = False
-    layer.backward(np.ones_like(y))
+    backprop(layer, np.ones_like(y))
     assert layer.kernel.grad is None and layer.bias.grad is None
     layer.trainable = True
-    assert layer.backward(np.ones_like(y), need_dx=False) is None
+    assert backprop(layer, np.ones_like(y), need_dx=False) is None
     assert layer.kernel.grad.shape == (3, 3, 2, 3)
 
 
@@ -212,7 +213,7 @@ def test_custom_activation_without_gradient_runs_forward():
     lin.set_weights(layer.get_weights())
     np.testing.assert_allclose(y, 2 * lin(x), rtol=1e-6)
     with pytest.raises(NotImplementedError, match="gradient"):
-        layer.backward(np.ones_like(y))
+        backprop(layer, np.ones_like(y))
 
 
 def test_get_config_has_keras_keys_and_round_trips():

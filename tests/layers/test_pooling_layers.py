@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import backprop
 
 from fastnet import config, layers
 
@@ -96,7 +97,7 @@ def test_masked_global_average_pooling_1d():
     want = np.stack([x[i][mask[i]].mean(axis=0) for i in range(3)])
     np.testing.assert_allclose(y, want, rtol=1e-6)
     u = rng.standard_normal(y.shape).astype(np.float32)
-    dx = layer.backward(u)
+    dx = backprop(layer, u)
     want_dx = mask[:, :, None] * u[:, None, :] / mask.sum(axis=1)[:, None, None]
     np.testing.assert_allclose(dx, want_dx, rtol=1e-6)
 
@@ -105,7 +106,7 @@ def test_max_pool_backward_routes_gradient_to_the_max():
     x = np.array([[[[1.0], [5.0]], [[3.0], [2.0]]]], np.float32)
     layer = layers.MaxPooling2D()
     assert layer(x).item() == 5.0
-    dx = layer.backward(np.array([[[[7.0]]]], np.float32))
+    dx = backprop(layer, np.array([[[[7.0]]]], np.float32))
     np.testing.assert_array_equal(dx.reshape(-1), [0, 7, 0, 0])
 
 
@@ -140,8 +141,6 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_folding_the_relu_derivative_into_max_pooling_keeps_the_gradients():
-    from fastnet.layers.pooling import fold_relu_into_max_pooling
-
     rng = np.random.default_rng(4)
     x = rng.standard_normal((4, 12, 12, 3)).astype(np.float32)
     kernel = rng.standard_normal((3, 3, 3, 8)).astype(np.float32) * 0.3
@@ -152,24 +151,27 @@ def test_folding_the_relu_derivative_into_max_pooling_keeps_the_gradients():
         conv, pool = layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(2)
         conv(x)
         conv.set_weights([kernel, bias])
-        if fold:
-            assert fold_relu_into_max_pooling([conv, pool]) == 1
         y = pool(conv(x, training=True), training=True)
         assert (y == 0).any()
-        dx = conv.backward(pool.backward(u))
+        # What the graph pass sets on the two calls' contexts (fastnet.models.graph).
+        conv._last_ctx.act_grad_in_dy = pool._last_ctx.relu_input = fold
+        dx = backprop(conv, backprop(pool, u))
         return dx, conv.kernel.grad.copy(), conv.bias.grad.copy()
 
     for a, b in zip(gradients(False), gradients(True)):
         np.testing.assert_array_equal(a, b)
 
 
-def test_fold_marks_only_relu_convolutions_before_max_pooling():
-    from fastnet.layers.pooling import fold_relu_into_max_pooling
+def test_fold_pairs_only_relu_convolutions_read_by_max_pooling_alone():
+    from fastnet.models import Model, Sequential
 
     chain = [layers.Conv2D(2, 3, activation="relu"), layers.MaxPooling2D(),
              layers.Conv2D(2, 3, activation="tanh"), layers.MaxPooling2D(),
              layers.Conv2D(2, 3, activation="relu"), layers.AveragePooling2D()]
-    assert fold_relu_into_max_pooling(chain) == 1
-    assert chain[0]._act_grad_in_dy and chain[1]._relu_input
-    assert not chain[2]._act_grad_in_dy and not chain[3]._relu_input
-    assert not chain[4]._act_grad_in_dy and not chain[5]._relu_input
+    model = Sequential([layers.Input((30, 30, 1))] + chain)
+    assert model._graph.relu_pool_pairs == [(0, 1)]
+    # A convolution whose output is read twice keeps its own derivative.
+    inp = layers.Input((8, 8, 1))
+    c = layers.Conv2D(2, 3, activation="relu")(inp)
+    branched = Model(inp, [layers.MaxPooling2D()(c), layers.Flatten()(c)])
+    assert branched._graph.relu_pool_pairs == []

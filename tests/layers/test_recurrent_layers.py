@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import backprop
 
 from fastnet import config
 from fastnet.layers import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, SimpleRNN
@@ -49,7 +50,7 @@ def test_matches_keras(path):
     for k in range(meta["n_outputs"]):
         np.testing.assert_allclose(ys[k], d[f"y_infer_{k}"], rtol=1e-4, atol=1e-5)
     ups = [d[f"upstream_infer_{k}"] for k in range(meta["n_outputs"])]
-    dx = layer.backward(ups if meta["n_outputs"] > 1 else ups[0])
+    dx = backprop(layer, ups if meta["n_outputs"] > 1 else ups[0])
     np.testing.assert_allclose(dx, d["dx_infer"], rtol=1e-4, atol=1e-5)
     for i, var in enumerate(layer.trainable_weights):
         np.testing.assert_allclose(var.grad, d[f"dw_infer_{i}"], rtol=1e-4, atol=1e-5)
@@ -120,7 +121,7 @@ def test_finite_differences(float64, cls, kw, masked):
     ys = y if isinstance(y, list) else [y]
     ups = [rng.standard_normal(a.shape) for a in ys]
     layer(x, mask=mask)
-    dx = layer.backward(ups if len(ups) > 1 else ups[0])
+    dx = backprop(layer, ups if len(ups) > 1 else ups[0])
     grads = [v.grad.copy() for v in layer.trainable_weights]
     eps = 1e-6
     num = np.zeros_like(x)
@@ -238,7 +239,7 @@ def test_dropout_only_in_training():
     np.testing.assert_allclose(layer(x, training=False), plain(x), rtol=1e-6)
     yt = layer(x, training=True)
     assert not np.allclose(yt, plain(x))
-    dx = layer.backward(np.ones_like(yt))
+    dx = backprop(layer, np.ones_like(yt))
     assert dx.shape == x.shape and np.all(np.isfinite(dx))
     assert layer.get_config()["dropout"] == 0.5
 
@@ -256,7 +257,7 @@ def test_dropout_gradients_match_fixed_masks(float64, cls, kw, rates):
     seed_state = layer.cell._rng.bit_generator.state
     y = layer(x, training=True)
     up = rng.standard_normal(y.shape)
-    dx = layer.backward(up)
+    dx = backprop(layer, up)
     dk = layer.cell.kernel.grad.copy()
     eps = 1e-6
     num = np.zeros_like(x)
@@ -286,12 +287,12 @@ def test_recurrent_dropout_draws_one_mask_per_gate():
     x = np.ones((4, 3, 6), np.float32)
     layer = LSTM(5, dropout=0.5, recurrent_dropout=0.5, seed=0)
     layer(x, training=True)
-    assert layer._rec["rmask"].shape == (4, 4, 5)
-    assert layer._rec["in_keep_g"].shape == (4, 4, 6)
-    assert not np.array_equal(layer._rec["rmask"][0], layer._rec["rmask"][1])
+    assert layer._last_ctx.rec["rmask"].shape == (4, 4, 5)
+    assert layer._last_ctx.rec["in_keep_g"].shape == (4, 4, 6)
+    assert not np.array_equal(layer._last_ctx.rec["rmask"][0], layer._last_ctx.rec["rmask"][1])
     only_input = GRU(5, dropout=0.5, seed=0)
     only_input(x, training=True)
-    assert only_input._rec["in_keep"].shape == (4, 6) and only_input._rec["rmask"] is None
+    assert only_input._last_ctx.rec["in_keep"].shape == (4, 6) and only_input._last_ctx.rec["rmask"] is None
 
 
 def test_bad_inputs_are_reported():
@@ -350,7 +351,7 @@ def test_trainable_false_skips_weight_gradients():
     x = np.random.default_rng(9).standard_normal((2, 4, 3)).astype(np.float32)
     layer = SimpleRNN(3, trainable=False)
     y = layer(x)
-    layer.backward(np.ones_like(y))
+    backprop(layer, np.ones_like(y))
     assert all(v.grad is None for v in layer.weights)
     assert layer.trainable_weights == []
 
@@ -371,7 +372,7 @@ def test_model_loop_buffers_give_the_same_results(cls, kw):
         if layer.cell._rng is not None:
             layer.cell._rng = np.random.default_rng(5)
         y = layer(x, training=True).copy()
-        dx = layer.backward(up).copy()
+        dx = backprop(layer, up).copy()
         results.append((y, dx, [v.grad.copy() for v in layer.trainable_weights]))
     for y, dx, grads in results[1:]:
         np.testing.assert_allclose(y, results[0][0], rtol=1e-6, atol=1e-7)

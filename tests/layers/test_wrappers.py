@@ -1,6 +1,7 @@
 """Bidirectional and TimeDistributed: against the composed layers, and gradients."""
 import numpy as np
 import pytest
+from helpers import backprop
 
 from fastnet import config
 from fastnet.layers import GRU, LSTM, Bidirectional, Dense, SimpleRNN, TimeDistributed
@@ -56,7 +57,7 @@ def test_bidirectional_finite_differences(float64, mode):
     y = bi(x, mask=mask)
     up = rng.standard_normal(y.shape)
     bi(x, mask=mask)
-    dx = bi.backward(up)
+    dx = backprop(bi, up)
     grads = [v.grad.copy() for v in bi.trainable_weights]
     eps = 1e-6
     num = np.zeros_like(x)
@@ -86,7 +87,7 @@ def test_bidirectional_return_state_and_masked_outputs_are_zero():
     assert len(out) == 5 and out[0].shape == (2, 4, 4)
     np.testing.assert_array_equal(out[0][0, 2:], 0)
     assert [o.shape for o in out[1:]] == [(2, 2)] * 4
-    dx = bi.backward([np.ones_like(out[0]), None, None, np.ones((2, 2), np.float32), None])
+    dx = backprop(bi, [np.ones_like(out[0]), None, None, np.ones((2, 2), np.float32), None])
     assert dx.shape == x.shape
     assert bi.forward_layer.name.startswith("forward_") and bi.backward_layer.go_backwards
     cfg = bi.get_config()
@@ -108,7 +109,7 @@ def test_time_distributed_dense():
     np.testing.assert_allclose(y, dense(x.reshape(-1, 5)).reshape(4, 6, 3), rtol=1e-6)
     td(x)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx = td.backward(dy)
+    dx = backprop(td, dy)
     z = x.reshape(-1, 5) @ dense.kernel.value + dense.bias.value
     dz = dy.reshape(-1, 3) * (z > 0)
     np.testing.assert_allclose(dx, (dz @ dense.kernel.value.T).reshape(x.shape), rtol=1e-5,
@@ -125,5 +126,5 @@ def test_time_distributed_after_a_recurrent_layer():
     td = TimeDistributed(Dense(2))
     y = td(rnn(x))
     assert y.shape == (2, 7, 2)
-    dh = td.backward(np.ones_like(y))
-    assert rnn.backward(dh).shape == x.shape
+    dh = backprop(td, np.ones_like(y))
+    assert backprop(rnn, dh).shape == x.shape

@@ -86,36 +86,30 @@ def test_mnist_convnet_trains_and_summarises():
 
 
 def test_cnn_small_with_the_relu_derivative_folded_into_max_pooling():
-    """The Keras replay again, with fold_relu_into_max_pooling applied to the model."""
-    from fastnet.layers.pooling import fold_relu_into_max_pooling
-
+    """The Keras replay again, checking that the graph pass folded the ReLU derivative of
+    the convolution into the max pooling after it (the pooling alone reads it)."""
     d = np.load(os.path.join(REF, "cnn_small.npz"))
     meta = json.loads(str(d["meta"]))
     model = build(meta["spec"])
     model.set_weights([d[f"w0_{i}"] for i in range(meta["n_weights"])])
-    assert fold_relu_into_max_pooling(model.layers) == 1
+    assert len(model._graph.relu_pool_pairs) == 1
     model.fit(d["x"], d["y"], **dict(meta["spec"]["fit"], shuffle=False, verbose=0))
     for i, w in enumerate(model.get_weights()):
         np.testing.assert_allclose(w, d[f"w_final_{i}"], rtol=RTOL, atol=ATOL)
 
 
-def test_relu_fold_is_active_only_inside_the_training_loop():
+def test_relu_fold_is_set_in_the_training_run_only():
     import numpy as np
 
-    from fastnet.callbacks import Callback
     from fastnet.layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
     from fastnet.models import Sequential
 
     model = Sequential([Input((6, 6, 1)), Conv2D(2, 3, activation="relu"), MaxPooling2D(2),
                         Flatten(), Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    seen = []
-
-    class Probe(Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            seen.append((model.layers[0]._act_grad_in_dy, model.layers[1]._relu_input))
-
     x = np.random.default_rng(0).random((8, 6, 6, 1), dtype=np.float32)
-    model.fit(x, np.zeros((8, 1)), batch_size=4, epochs=1, verbose=0, callbacks=[Probe()])
-    assert seen == [(True, True), (True, True)]
-    assert not model.layers[0]._act_grad_in_dy and not model.layers[1]._relu_input
+    model.fit(x, np.zeros((8, 1)), batch_size=4, epochs=1, verbose=0)
+    ctxs = model._train_state.ctxs
+    assert (ctxs[0].act_grad_in_dy, ctxs[1].relu_input) == (True, True)
+    predict_state = model._graph.new_state(record=False, pooled=True)
+    assert not predict_state.ctxs[0].act_grad_in_dy and not predict_state.ctxs[1].relu_input

@@ -44,6 +44,17 @@ FACTORIES = {
     "RNN": ((6, 3), lambda: layers.RNN(layers.LSTMCell(3))),
     "Bidirectional": ((6, 3), lambda: layers.Bidirectional(layers.GRU(2, return_sequences=True))),
     "TimeDistributed": ((4, 3), lambda: layers.TimeDistributed(layers.Dense(2))),
+    "ReLU": ((5,), lambda: layers.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2)),
+    "LeakyReLU": ((5,), lambda: layers.LeakyReLU(negative_slope=0.2)),
+    "PReLU": ((3, 4), lambda: layers.PReLU(alpha_initializer="random_uniform", shared_axes=[1])),
+    "ELU": ((5,), lambda: layers.ELU(alpha=0.7)),
+    "Softmax": ((3, 4), lambda: layers.Softmax(axis=1)),
+}
+# Merge layers take two inputs: saved inside a functional model.
+MERGE_FACTORIES = {
+    "Add": lambda: layers.Add(), "Subtract": lambda: layers.Subtract(), "Multiply": lambda: layers.Multiply(),
+    "Average": lambda: layers.Average(), "Maximum": lambda: layers.Maximum(), "Minimum": lambda: layers.Minimum(),
+    "Concatenate": lambda: layers.Concatenate(axis=1), "Dot": lambda: layers.Dot(axes=1, normalize=True),
 }
 INT_INPUTS = {"Embedding"}
 # Registered classes that only exist inside another layer (covered through it).
@@ -69,8 +80,23 @@ def _inputs(class_name, n=6):
 
 
 def test_every_registered_layer_has_a_round_trip_case():
-    missing = sorted(set(layers._registry()) - set(FACTORIES) - INNER_ONLY)
+    missing = sorted(set(layers._registry()) - set(FACTORIES) - set(MERGE_FACTORIES) - INNER_ONLY)
     assert not missing, f"layers without a saving round-trip case: {missing}"
+
+
+@pytest.mark.parametrize("class_name", sorted(MERGE_FACTORIES))
+def test_merge_layer_round_trip_in_a_functional_model(class_name, tmp_path):
+    a, b = layers.Input((4,), name="a"), layers.Input((4,), name="b")
+    merged = MERGE_FACTORIES[class_name]()([layers.Dense(4, name="da")(a), b])
+    model = fastnet.Model([a, b], layers.Dense(2, name="head")(merged), name=f"rt_{class_name.lower()}")
+    rng = np.random.default_rng(5)
+    x = [rng.normal(size=(6, 4)).astype(np.float32) for _ in range(2)]
+    want = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    assert again.get_config() == model.get_config()
+    assert type(again.get_layer(index=3)).__name__ == class_name
+    np.testing.assert_array_equal(again.predict(x, verbose=0), want)
 
 
 @pytest.mark.parametrize("class_name", sorted(FACTORIES))

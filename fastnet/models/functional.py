@@ -1,0 +1,262 @@
+"""Functional models: ``Model(inputs, outputs)`` over a graph of layer calls.
+
+Calling layers on ``keras.Input`` tensors records nodes; a functional model is the
+nodes between its inputs and outputs (``fastnet.models.graph``). Inputs and outputs
+may be one tensor, a list or a dict; data, targets and predictions follow the same
+structure. The config is Keras's: each layer with its inbound nodes, and the
+input and output layers as ``[layer name, node index, tensor index]``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fastnet.layers.base import CallContext, InputLayer, Layer, _shape_str
+from fastnet.layers.graph import KerasTensor
+from fastnet.models.graph import DeferredUpdates, Graph
+from fastnet.models.model import Model
+from fastnet.utils import tree
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from fastnet._typing import Config, CustomObjects, Shape, ShapeLike
+
+__all__ = ["Functional"]
+
+
+def _check_tensors(value, what):
+    for t in tree.flatten(value):
+        if not isinstance(t, KerasTensor):
+            raise TypeError(f"Model {what} must be symbolic tensors (keras.Input(...) or a layer's output on "
+                            f"them), received {t!r} of type {type(t).__name__}")
+
+
+class Functional(Model):
+    """A model defined by its input and output tensors.
+
+    Args:
+        inputs: a ``keras.Input`` tensor, or a list or dict of them.
+        outputs: tensors computed from ``inputs`` by layers (one, a list or a dict).
+        name: the model's name.
+
+    Example:
+        >>> import fastnet as keras
+        >>> inputs = keras.Input(shape=(3,))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Dense(4, activation="relu")(inputs))
+        >>> keras.Model(inputs, outputs).output_shape
+        (None, 2)
+    """
+
+    def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None, trainable: bool = True,
+                 **kwargs) -> None:
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        if inputs is None or outputs is None:
+            raise ValueError("Model(inputs, outputs) needs both inputs and outputs")
+        self._init_graph(inputs, outputs)
+
+    def _init_graph(self, inputs, outputs):
+        _check_tensors(inputs, "inputs")
+        _check_tensors(outputs, "outputs")
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if isinstance(outputs, tuple):
+            outputs = list(outputs)
+        self._input_structure = inputs
+        self._output_structure = outputs
+        flat_in, flat_out = tree.flatten(inputs), tree.flatten(outputs)
+        if len({id(t) for t in flat_in}) != len(flat_in):
+            raise ValueError(f"Model '{self.name}': the same input tensor is given twice in inputs")
+        self._graph = Graph(flat_in, flat_out)
+        self._layers = self._graph.layers
+        if isinstance(inputs, dict):
+            self._input_names = sorted(inputs)
+        else:
+            self._input_names = [t.node.layer.name if t.node is not None and t.node.is_input
+                                 else (t.name or f"input_{i}") for i, t in enumerate(flat_in)]
+        if isinstance(outputs, dict):
+            self._output_names = sorted(outputs)
+        else:
+            self._output_names = [t._keras_history[0].name for t in flat_out]
+        self.built = True
+        shapes = [t.shape for t in flat_in]
+        self._build_shape = shapes[0] if len(shapes) == 1 else shapes
+        self._packed = None
+        self._train_state = None
+        self._outputs_cfg = None
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers of the graph in Keras's order (input layers included)."""
+        return list(self._layers)
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        return list(self._graph.inputs) if self._graph is not None else None
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        return list(self._graph.outputs) if self._graph is not None else None
+
+    @property
+    def input(self) -> Any:
+        s = self._input_structure
+        return s[0] if isinstance(s, list) and len(s) == 1 else s
+
+    @property
+    def output(self) -> Any:
+        s = self._output_structure
+        return s[0] if isinstance(s, list) and len(s) == 1 else s
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self._input_names)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._output_names)
+
+    @property
+    def input_shape(self) -> Shape | list[Shape]:
+        shapes = [t.shape for t in self._graph.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self) -> Shape | list[Shape]:
+        shapes = [t.shape for t in self._graph.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def _layer_output_shapes(self):
+        out = []
+        for layer in self._layers:
+            nodes = [n for n in layer._inbound_nodes if n in self._graph_nodes()]
+            if not nodes:
+                out.append(None)
+                continue
+            shapes = [tuple(t.shape) for t in nodes[0].outputs]
+            out.append(shapes[0] if len(shapes) == 1 else shapes)
+        return out
+
+    def _graph_nodes(self):
+        nodes = getattr(self, "_node_set", None)
+        if nodes is None or nodes[0] is not self._graph:
+            inputs = {id(t.node) for t in self._graph.inputs if t.node is not None}
+            members = set(id(n) for n in self._graph.nodes) | inputs
+            nodes = self._node_set = (self._graph, _IdSet(members))
+        return nodes[1]
+
+    def _ensure_built_for(self, x):
+        pass
+
+    def _check_inputs(self, xs):
+        for t, x, name in zip(self._graph.inputs, xs, self._input_names):
+            want = t.shape
+            got = np.shape(x)
+            if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want[1:], got[1:])):
+                raise ValueError(f'Input "{name}" of model "{self.name}" is incompatible: expected shape '
+                                 f"{_shape_str((None,) + tuple(want[1:]))}, received input with shape "
+                                 f"{_shape_str(got)}")
+
+    def _pack_outputs(self, flat):
+        s = self._output_structure
+        if isinstance(s, KerasTensor):
+            return flat[0]
+        return tree.pack_sequence_as(s, list(flat))
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, *args, **kwargs) -> Any:
+        from fastnet.layers.base import _is_symbolic
+
+        if _is_symbolic(args, kwargs):
+            return Layer.__call__(self, *args, **kwargs)
+        inputs = args[0] if args else kwargs.pop("inputs")
+        training = bool(kwargs.pop("training", False))
+        kwargs.pop("mask", None)
+        self._ensure_built_for(inputs)
+        xs = self._flatten_x(inputs, "input")
+        self._check_inputs(xs)
+        ctx = CallContext()
+        out = self._run(ctx, xs, training)
+        self._last_ctx = ctx
+        return out
+
+    def _run(self, ctx, xs, training):
+        state = ctx.__dict__.get("run")
+        if state is None or state.graph is not self._graph:
+            defer = ctx.defer_updates if isinstance(ctx.defer_updates, DeferredUpdates) else None
+            state = ctx.run = self._graph.new_state(ctx.record, ctx.pool is not None, defer)
+        elif state.record != ctx.record:
+            state.set_record(ctx.record)
+        return self._pack_outputs(self._graph.forward(state, xs, training))
+
+    def forward(self, ctx: CallContext, inputs: Any, training: bool = False, mask: Any = None, **kwargs) -> Any:
+        """The model as a layer: runs its graph in a run state kept in ``ctx``."""
+        if isinstance(inputs, dict):
+            xs = [inputs[n] for n in self._input_names]
+        elif isinstance(inputs, (list, tuple)):
+            xs = list(inputs)
+        else:
+            xs = [inputs]
+        if len(xs) != len(self._graph.inputs):
+            raise ValueError(f"Model '{self.name}' expects {len(self._graph.inputs)} inputs, received {len(xs)}")
+        return self._run(ctx, xs, training)
+
+    def backward(self, ctx: CallContext, dy: Any) -> Any:
+        state = ctx.__dict__.get("run")
+        if state is None or not state.record:
+            raise RuntimeError(f"Model '{self.name}': backward needs a recorded forward pass")
+        if isinstance(self._output_structure, KerasTensor):
+            flat = [dy]
+        else:
+            flat = tree.flatten(dy) if not isinstance(dy, list) or len(dy) != len(self._graph.outputs) else dy
+        grads = self._graph.backward(state, flat, need_input_grads=ctx.need_dx)
+        if not ctx.need_dx:
+            return None
+        return grads[0] if len(grads) == 1 else grads
+
+    def compute_output_spec(self, inputs: Any, training: Any = None, mask: Any = None, **kwargs) -> Any:
+        flat_in = tree.flatten(inputs)
+        batch = flat_in[0].shape[0] if flat_in and isinstance(flat_in[0], KerasTensor) else None
+        outs = [KerasTensor((batch,) + tuple(t.shape[1:]), t.dtype) for t in self._graph.outputs]
+        return self._pack_outputs(outs)
+
+    def compute_output_shape(self, input_shape: ShapeLike) -> Shape | list[Shape]:
+        batch = input_shape[0][0] if isinstance(input_shape, list) else input_shape[0]
+        shapes = [(batch,) + tuple(t.shape[1:]) for t in self._graph.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def build(self, input_shape: ShapeLike | None = None) -> None:
+        self.built = True
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> Config:
+        """Keras's functional config: the layers with their inbound nodes, and the input
+        and output layers as [layer name, node index, tensor index]."""
+        from fastnet.saving.serialization import serialize_functional
+
+        return serialize_functional(self)
+
+    @classmethod
+    def from_config(cls, config: Config, custom_objects: CustomObjects | None = None) -> Functional:
+        """A functional model from ``get_config()``'s dict or Keras's."""
+        from fastnet.saving.serialization import functional_from_config
+
+        return functional_from_config(cls, config, custom_objects=custom_objects)
+
+
+class _IdSet:
+    """Membership by identity (nodes are compared by identity, not value)."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def __contains__(self, item):
+        return id(item) in self.ids
+
+
+def is_input_tensor(t: KerasTensor) -> bool:
+    return t.node is not None and isinstance(t.node.layer, InputLayer)
