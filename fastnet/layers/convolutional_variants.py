@@ -569,7 +569,11 @@ def grouped_conv_backward(layer, ctx, dy):
     ``ctx.need_dx`` is False) and writes the kernel and bias gradients."""
     x5, z, y, g = ctx.x5, ctx.z, ctx.y, ctx.geom
     dy = np.ascontiguousarray(to_last(np.asarray(dy, dtype=y.dtype), layer.data_format).reshape(y.shape))
-    dz = np.ascontiguousarray(activation_grad(ctx, layer.activation, dy, y, z, layer))
+    if getattr(ctx, "act_grad_in_dy", False) and layer.activation.fused:
+        # A max pooling after this layer has applied the ReLU's derivative already.
+        dz = dy
+    else:
+        dz = np.ascontiguousarray(activation_grad(ctx, layer.activation, dy, y, z, layer))
     F = layer.filters
     train = layer.trainable
     dw = layer.kernel.grad_buffer().reshape(-1, F) if train and layer.kernel.trainable else None

@@ -170,3 +170,21 @@ def test_errors_name_layer_and_values():
         run_forward(layers.MaxPooling3D(3), np.zeros((1, 2, 4, 4, 1), np.float32))
     with pytest.raises(ValueError, match="rank 5"):
         run_forward(layers.GlobalMaxPooling3D(), np.zeros((1, 4, 4, 1), np.float32))
+
+
+def test_grouped_backward_honours_folded_relu_derivative():
+    """With ``ctx.act_grad_in_dy`` (a max pooling applied the ReLU's derivative) the grouped
+    path takes dy as the pre-activation gradient, as BaseConv does."""
+    rng = np.random.default_rng(7)
+    relu = _GroupedConv(2, 4, 3, groups=2, activation="relu", dtype="float64")
+    lin = _GroupedConv(2, 4, 3, groups=2, dtype="float64")
+    x = rng.standard_normal((2, 5, 5, 4))
+    run_forward(relu, x)
+    run_forward(lin, x)
+    lin.set_weights(relu.get_weights())
+    y, ctx = run_forward(relu, x)
+    dy = rng.standard_normal(y.shape) * (y > 0)
+    ctx.act_grad_in_dy = True
+    dx = run_backward(relu, ctx, dy)
+    _, c2 = run_forward(lin, x)
+    np.testing.assert_allclose(dx, run_backward(lin, c2, dy), rtol=1e-12)
