@@ -62,7 +62,8 @@ class Variable:
     def __init__(self, value: ArrayLike, name: str = "variable", trainable: bool = True,
                  regularizer: Regularizer | Callable[..., Any] | None = None, constraint: ConstraintLike | None = None,
                  path: str | None = None) -> None:
-        self.value = np.ascontiguousarray(value)
+        # np.asarray(order='C'), not ascontiguousarray: a scalar weight keeps its shape ().
+        self.value = np.asarray(value, order="C")
         self.grad = None
         self.name = name
         self.path = path or name
@@ -87,7 +88,7 @@ class Variable:
 
     def assign(self, value: ArrayLike) -> None:
         """Copies ``value`` into the variable (same shape; cast to its dtype)."""
-        value = np.asarray(value)
+        value = np.asarray(_ops_value(value))
         if value.shape != self.value.shape:
             raise ValueError(f"Cannot assign a value of shape {value.shape} to variable "
                              f"'{self.path}' of shape {self.value.shape}")
@@ -107,11 +108,116 @@ class Variable:
             self.grad = np.empty_like(self.value)
         return self.grad
 
+    def assign_add(self, value: ArrayLike) -> None:
+        """Adds ``value`` to the variable in place."""
+        self.assign(self.value + np.asarray(_ops_value(value), dtype=self.value.dtype))
+
+    def assign_sub(self, value: ArrayLike) -> None:
+        """Subtracts ``value`` from the variable in place."""
+        self.assign(self.value - np.asarray(_ops_value(value), dtype=self.value.dtype))
+
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self.value, dtype=dtype)
 
+    # Arithmetic goes through fastnet.ops, so that inside a recorded call the variable
+    # becomes a leaf of the tape: ``ops.matmul(x, self.kernel) + self.bias`` trains.
+    # (No __eq__ and no __len__: variables stay hashable, comparable by identity in
+    # lists, and always true in ``if var:``.)
+    __array_priority__ = 100
+
+    @property
+    def ndim(self) -> int:
+        return self.value.ndim
+
+    @property
+    def T(self) -> Any:  # noqa: N802
+        return _ops().transpose(self)
+
+    def __getitem__(self, idx):
+        return _ops().get_item(self, idx)
+
+    def __add__(self, o):
+        return _ops().add(self, o)
+
+    def __radd__(self, o):
+        return _ops().add(o, self)
+
+    def __sub__(self, o):
+        return _ops().subtract(self, o)
+
+    def __rsub__(self, o):
+        return _ops().subtract(o, self)
+
+    def __mul__(self, o):
+        return _ops().multiply(self, o)
+
+    def __rmul__(self, o):
+        return _ops().multiply(o, self)
+
+    def __truediv__(self, o):
+        return _ops().divide(self, o)
+
+    def __rtruediv__(self, o):
+        return _ops().divide(o, self)
+
+    def __pow__(self, o):
+        return _ops().power(self, o)
+
+    def __rpow__(self, o):
+        return _ops().power(o, self)
+
+    def __matmul__(self, o):
+        return _ops().matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return _ops().matmul(o, self)
+
+    def __neg__(self):
+        return _ops().negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _ops().abs(self)
+
+    def __lt__(self, o):
+        return _ops().less(self, o)
+
+    def __le__(self, o):
+        return _ops().less_equal(self, o)
+
+    def __gt__(self, o):
+        return _ops().greater(self, o)
+
+    def __ge__(self, o):
+        return _ops().greater_equal(self, o)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
     def __repr__(self):
         return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>"
+
+
+_OPS = None
+
+
+def _ops():
+    global _OPS
+    if _OPS is None:
+        from fastnet.ops import numpy as m
+        _OPS = m
+    return _OPS
+
+
+def _ops_value(value):
+    """The array behind a traced value (assigning one stores its current value)."""
+    v = getattr(value, "value", None)
+    return v if isinstance(v, np.ndarray) else value
 
 
 def pack(variables: Sequence[Variable], dtype: DTypeLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

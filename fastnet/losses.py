@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fastnet import backend, config
+from fastnet.ops import autodiff
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -156,9 +157,10 @@ class Loss:
     base class applies sample weights and the reduction. For training, a subclass may
     also implement ``call_grad(y_true, y_pred) -> (values, grads)`` where
     ``grads[i, ...]`` is the derivative of ``values[i]`` with respect to
-    ``y_pred[i, ...]``; without it, :meth:`value_and_grad` differentiates ``call``
-    numerically (central differences in float64), which is exact enough for
-    training but costs two calls per output column.
+    ``y_pred[i, ...]``; without it, :meth:`value_and_grad` records ``call`` on a
+    :class:`fastnet.ops.autodiff.Tape` (y_pred traced) and takes the exact gradient,
+    so ``call`` must be written with ``fastnet.ops`` (or numpy functions applied to
+    y_pred, which route to them).
 
     Args:
         name: name of the loss instance.
@@ -270,12 +272,16 @@ def _generic_value_and_grad(loss, y_true, y_pred, sample_weight, mask):
     p_in = _float_array(y_pred, loss.dtype)
     t = _float_array(y_true, p_in.dtype)
     call_grad = getattr(loss, "call_grad", None)
+    tape = traced = None
     if call_grad is not None:
         values, grads = call_grad(t, p_in)
         values = np.asarray(values, dtype=np.float64)
         grads = np.asarray(grads, dtype=np.float64).reshape(p_in.shape)
     else:
-        values, grads = _numeric_grad(loss, t, p_in)
+        # call() written with fastnet.ops (or numpy functions on the traced prediction):
+        # record it and take the exact vector-Jacobian product below
+        tape, traced, values_t = _record_call(loss, t, p_in)
+        values = np.asarray(autodiff.unwrap(values_t), dtype=np.float64)
     red = loss.reduction
     vshape = values.shape
     n = values.size
@@ -295,6 +301,10 @@ def _generic_value_and_grad(loss, y_true, y_pred, sample_weight, mask):
     else:
         scale = 1.0 / n_valid if n_valid else 0.0
     value = float((values.reshape(-1) * w).sum() * scale)
+    if tape is not None:
+        cot = (w * scale).reshape(vshape)
+        (g,), _ = tape.gradient(values_t, cot, inputs=[traced])
+        return value, g.reshape(p_in.shape)
     # each per-sample loss depends on its own slice of y_pred
     if vshape == p_in.shape[:values.ndim] and values.ndim:
         g = grads.reshape(n, -1) * (w * scale)[:, None]
@@ -303,49 +313,19 @@ def _generic_value_and_grad(loss, y_true, y_pred, sample_weight, mask):
     return value, g.reshape(p_in.shape).astype(p_in.dtype)
 
 
-def _numeric_grad(loss, t, p_in):
-    p = p_in.astype(np.float64)
-    t64 = t.astype(np.float64) if t.dtype.kind == "f" else t
-    values = np.asarray(loss.call(t64, p), dtype=np.float64)
-    grads = np.zeros_like(p)
-    if values.shape == p.shape and p.ndim:
-        # one value per prediction: perturb every prediction at once
-        h = 6e-6 * np.maximum(1.0, np.abs(p))
-        fp = np.asarray(loss.call(t64, p + h), dtype=np.float64)
-        fm = np.asarray(loss.call(t64, p - h), dtype=np.float64)
-        return values, (fp - fm) / (2 * h)
-    per_row = values.ndim >= 1 and values.shape == p.shape[:values.ndim] and values.ndim < p.ndim
-    if per_row:
-        # one perturbation per position within a sample, applied to every sample at once
-        pf = p.reshape(values.size, -1)
-        gf = grads.reshape(values.size, -1)
-        for j in range(pf.shape[1]):
-            h = 6e-6 * np.maximum(1.0, np.abs(pf[:, j]))
-            old = pf[:, j].copy()
-            pf[:, j] = old + h
-            fp = np.asarray(loss.call(t64, pf.reshape(p.shape)), dtype=np.float64).reshape(-1)
-            pf[:, j] = old - h
-            fm = np.asarray(loss.call(t64, pf.reshape(p.shape)), dtype=np.float64).reshape(-1)
-            pf[:, j] = old
-            gf[:, j] = (fp - fm) / (2 * h)
-        return values, grads
-    if p.size > 4096:
-        raise NotImplementedError(
-            f'Loss "{loss.name}" returns values of shape {_shape_str(values.shape)} for predictions of '
-            f"shape {_shape_str(p.shape)}: return one loss per sample, or define "
-            "call_grad(y_true, y_pred) so that fastnet can train with it.")
-    pf = p.reshape(-1)
-    gf = grads.reshape(-1)
-    for i in range(pf.size):
-        h = 6e-6 * max(1.0, abs(pf[i]))
-        old = pf[i]
-        pf[i] = old + h
-        fp = float(np.sum(loss.call(t64, p)))
-        pf[i] = old - h
-        fm = float(np.sum(loss.call(t64, p)))
-        pf[i] = old
-        gf[i] = (fp - fm) / (2 * h)
-    return values, grads
+def _record_call(loss, t, p_in):
+    """Runs ``loss.call(y_true, y_pred)`` on a tape that traces y_pred; returns
+    (tape, traced y_pred, traced per-sample values)."""
+    tape = autodiff.Tape(persistent=False)
+    with tape:
+        traced = tape.watch(p_in)
+        values_t = loss.call(t, traced)
+    if not isinstance(values_t, autodiff.Tracer) and np.size(autodiff.unwrap(values_t)):
+        raise TypeError(
+            f'Loss "{loss.name}" ({type(loss).__name__}): call(y_true, y_pred) returned values that do not '
+            "depend on y_pred through fastnet.ops, so they cannot be differentiated; write the loss with "
+            "fastnet.ops (keras.ops) functions, or define call_grad(y_true, y_pred) -> (values, grads)")
+    return tape, traced, values_t
 
 
 # ============================================================================ built-in losses
@@ -926,7 +906,8 @@ class LossFunctionWrapper(Loss):
     """Wraps a function ``fn(y_true, y_pred, **kwargs)`` returning per-sample losses.
 
     fastnet's own loss functions keep their fused compiled value-and-gradient path;
-    any other function is differentiated numerically (see :class:`Loss`).
+    any other function is recorded with its y_pred traced and differentiated exactly
+    (see :class:`Loss`).
     """
 
     def __init__(self, fn: Callable[..., Any], reduction: str | None = "sum_over_batch_size", name: str | None = None,
@@ -946,7 +927,8 @@ class LossFunctionWrapper(Loss):
     def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
         if self._impl is not None:
             return self._impl.call(y_true, y_pred)
-        t, p = np.asarray(y_true), np.asarray(y_pred)
+        t = np.asarray(y_true)
+        p = y_pred if isinstance(y_pred, autodiff.Tracer) else np.asarray(y_pred)
         t, p = _squeeze_or_expand(t, p)
         return self.fn(t, p, **self._fn_kwargs)
 

@@ -102,8 +102,13 @@ class Metric:
         elif initializer == "ones":
             value = np.ones(shape, dtype=dtype or np.float64)
         else:
-            raise ValueError(f"Metric variable initializer must be 'zeros', 'ones' or a callable, "
-                             f"received {initializer!r}")
+            from fastnet import initializers
+
+            try:
+                init = initializers.get(initializer)
+            except ValueError as e:
+                raise ValueError(f'Metric "{self.name}": unknown variable initializer {initializer!r} ({e})') from None
+            value = np.asarray(init(shape, dtype=dtype or np.float64), dtype=dtype or np.float64)
         name = name or f"variable_{len(self._variables)}"
         var = backend.Variable(value, name=name, trainable=False, path=f"{self.name}/{name}")
         var.value = value  # keep 0-d shapes

@@ -35,6 +35,7 @@ from fastnet.layers.convolutional_variants import (
     SeparableConv1D,
     SeparableConv2D,
 )
+from fastnet.layers.lambda_layer import Lambda
 from fastnet.layers.merging import (
     Add,
     Average,
@@ -94,6 +95,32 @@ __all__ += [
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RepeatVector", "Permute",
     "Masking", "Identity",
 ]
+from fastnet.layers.preprocessing import (  # noqa: E402
+    CategoryEncoding,
+    CenterCrop,
+    Discretization,
+    Hashing,
+    IntegerLookup,
+    Normalization,
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Rescaling,
+    Resizing,
+    StringLookup,
+    TextVectorization,
+)
+
+__all__ += [
+    "Normalization", "Rescaling", "Resizing", "CenterCrop", "RandomFlip", "RandomRotation", "RandomZoom",
+    "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomCrop", "TextVectorization",
+    "StringLookup", "IntegerLookup", "CategoryEncoding", "Hashing", "Discretization",
+]
+__all__ += ["Lambda"]
 
 
 def _registry():

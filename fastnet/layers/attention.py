@@ -603,12 +603,17 @@ class MultiHeadAttention(Layer):
     def __call__(self, query: Any, value: Any = None, key: Any = None, query_mask: ArrayLike | None = None,
                  value_mask: ArrayLike | None = None, key_mask: ArrayLike | None = None,
                  attention_mask: ArrayLike | None = None, return_attention_scores: bool = False,
-                 training: bool = False, use_causal_mask: bool = False, **kwargs) -> Any:
+                 training: bool | None = None, use_causal_mask: bool = False, **kwargs) -> Any:
         if _is_symbolic((query, value, key)):
+            if not self.built and isinstance(query, KerasTensor) and isinstance(value, KerasTensor):
+                self.build(query.shape, value.shape, key.shape if isinstance(key, KerasTensor) else None)
+            # ``training`` is kept in the graph only when given: otherwise the loop's applies.
+            extra = {} if training is None else {"training": training}
             return super().__call__(query, value=value, key=key, query_mask=query_mask, value_mask=value_mask,
                                     key_mask=key_mask, attention_mask=attention_mask,
-                                    return_attention_scores=return_attention_scores, training=training,
-                                    use_causal_mask=use_causal_mask, **kwargs)
+                                    return_attention_scores=return_attention_scores,
+                                    use_causal_mask=use_causal_mask, **extra, **kwargs)
+        training = bool(training)
         ctx = _new_ctx(record=True)
         out = self._eager(ctx, query, value, key, query_mask, value_mask, key_mask, attention_mask,
                           return_attention_scores, training, use_causal_mask, kwargs)
@@ -945,12 +950,12 @@ class Attention(Layer):
             self._validate(inputs)
         return [self._convert(x) for x in inputs]
 
-    def __call__(self, inputs: Any, mask: Sequence[ArrayLike | None] | None = None, training: bool = False,
+    def __call__(self, inputs: Any, mask: Sequence[ArrayLike | None] | None = None, training: bool | None = None,
                  return_attention_scores: bool = False, use_causal_mask: bool = False, **kwargs) -> Any:
         if _is_symbolic((inputs,)):
-            return super().__call__(inputs, mask=mask, training=training,
-                                    return_attention_scores=return_attention_scores,
-                                    use_causal_mask=use_causal_mask, **kwargs)
+            extra = {} if training is None else {"training": training}
+            return super().__call__(inputs, mask=mask, return_attention_scores=return_attention_scores,
+                                    use_causal_mask=use_causal_mask, **extra, **kwargs)
         if kwargs:
             raise TypeError(f'Layer "{self.name}" ({type(self).__name__}) got unexpected call arguments '
                             f"{sorted(kwargs)}; it takes inputs, mask, training, return_attention_scores, "

@@ -17,6 +17,11 @@ import numpy as np
 
 from fastnet import backend, config
 from fastnet.layers.graph import KerasTensor
+
+try:
+    from fastnet.ops import autodiff as _autodiff
+except ImportError:  # pragma: no cover - ops are part of fastnet; kept for partial installs
+    _autodiff = None
 from fastnet.utils import tree
 
 if TYPE_CHECKING:
@@ -271,7 +276,7 @@ class Layer:
         if initializer is None:
             initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
         init = initializers.get(initializer)
-        value = np.ascontiguousarray(init(shape, dtype=dtype), dtype=dtype)
+        value = np.asarray(init(shape, dtype=dtype), dtype=dtype, order="C")
         if value.shape != shape:
             raise ValueError(f"Initializer for weight '{self.name}/{name}' returned shape "
                              f"{value.shape}, expected {shape}")
@@ -373,7 +378,9 @@ class Layer:
 
     def _maybe_build(self, input_shape):
         if not self.built:
-            if isinstance(input_shape, list):
+            if isinstance(input_shape, dict):
+                input_shape = {k: (None,) + tuple(v[1:]) for k, v in input_shape.items()}
+            elif isinstance(input_shape, list):
                 input_shape = [(None,) + tuple(s[1:]) for s in input_shape]
             else:
                 input_shape = (None,) + tuple(input_shape[1:])
@@ -383,7 +390,7 @@ class Layer:
             self._build_shape = input_shape
 
     def _check_spec(self, shape):
-        if self.input_spec is not None and not isinstance(shape, list):
+        if self.input_spec is not None and not isinstance(shape, (list, dict)):
             self.input_spec.check(self, tuple(shape))
 
     # Layers that take a list of tensors (merge layers) set this to True.
@@ -425,6 +432,10 @@ class Layer:
         else:
             raise TypeError(f'Layer "{self.name}" was called without inputs')
         training = kwargs.pop("training", False)
+        if _autodiff is not None and _autodiff.active_tape() is not None:
+            traced = [t for t in tree.flatten([inputs, list(rest)]) if _autodiff.is_traced(t)]
+            if traced:
+                return self._call_on_tape(inputs, rest, kwargs, bool(training))
         x = self._convert(inputs)
         shape = [v.shape for v in x] if isinstance(x, list) else x.shape
         if not self.built:
@@ -436,14 +447,43 @@ class Layer:
         self._last_ctx = ctx
         return out
 
+    def _call_on_tape(self, inputs, rest, kwargs, training):
+        """A call inside an active recording (a layer used in another layer's or a model's
+        ``call`` written with ops): the forward runs on the arrays, and the call is
+        recorded on the tape with this layer's backward as its vector-Jacobian product."""
+        unwrapped = _autodiff.unwrap(inputs)
+        x = self._convert(unwrapped)
+        shape = [v.shape for v in x] if isinstance(x, list) else x.shape
+        if not self.built:
+            self._maybe_build(shape)
+        else:
+            self._check_spec(shape)
+        ctx = CallContext()
+        out = self.forward(ctx, x, *[_autodiff.unwrap(a) for a in rest], training=training, **kwargs)
+        flat_in = [t for t in tree.flatten([inputs, list(rest)]) if not isinstance(t, (int, float, str))]
+
+        def vjp(dy, ctx=ctx):
+            ctx.need_dx = True
+            return self.backward(ctx, dy)
+
+        return _autodiff.record_layer(vjp, flat_in, out, self.trainable_weights)
+
     def forward(self, ctx: CallContext, inputs: Any, *args, training: bool = False, **kwargs) -> Any:
         """Computes the outputs; keeps in ``ctx`` what ``backward`` needs when ``ctx.record``.
 
-        The base version runs ``call``: a layer written with ``call`` alone computes, and
-        trains when its ``call`` is built from differentiable operations."""
+        The base version runs ``call``. A layer written with ``call`` alone (and no
+        ``backward`` of its own) trains when ``call`` is built from ``fastnet.ops`` and
+        layers: the call is recorded on a tape and its vector-Jacobian products give the
+        backward pass."""
         if type(self).call is Layer.call:
             raise NotImplementedError(f"{type(self).__name__} defines neither forward nor call")
-        return self._call_user(ctx, inputs, args, kwargs, training)
+        if ctx.record and type(self).backward is Layer.backward and _autodiff is not None:
+            def run(traced, *a, **k):
+                return self._call_user(ctx, traced, a, k, training)
+            out, ctx.recording = _autodiff.call_recorded(run, inputs, *args, **kwargs)
+            return out
+        return _autodiff.unwrap(self._call_user(ctx, inputs, args, kwargs, training)) \
+            if _autodiff is not None else self._call_user(ctx, inputs, args, kwargs, training)
 
     def _call_user(self, ctx, inputs, args, kwargs, training):
         if _takes_training(type(self)):
@@ -456,10 +496,50 @@ class Layer:
 
     def backward(self, ctx: CallContext, dy: Any) -> Any:
         """Returns the input gradient for the call recorded in ``ctx`` (None where
-        ``ctx.need_dx`` is False) and writes each trainable weight's gradient."""
-        raise NotImplementedError(f'Layer "{self.name}" ({type(self).__name__}) has no backward pass')
+        ``ctx.need_dx`` is False) and writes each trainable weight's gradient.
+
+        The base version replays the recording of a ``call`` written with ops."""
+        rec = ctx.__dict__.get("recording")
+        if rec is None:
+            raise NotImplementedError(
+                f'Layer "{self.name}" ({type(self).__name__}) has no backward pass: define backward(ctx, dy), or '
+                f"write call() with fastnet.ops and layers so that it is recorded")
+        if not any(isinstance(o, _autodiff.Tracer) for o in tree.flatten(rec.outputs)):
+            raise NotImplementedError(
+                f'Layer "{self.name}" ({type(self).__name__}): its call() returned values computed outside '
+                f"fastnet.ops (numpy functions, for instance), so no gradient can flow through it. Write call() "
+                f"with fastnet.ops (keras.ops) and layers, or define backward(ctx, dy)")
+        variables = self.trainable_weights
+        grads_in, grads_vars = rec.backward(dy, variables=variables, need_dx=ctx.need_dx)
+        ctx.recording = None
+        for v, g in zip(variables, grads_vars):
+            buf = v.grad_buffer()
+            if g is None:
+                buf.fill(0)
+            else:
+                np.copyto(buf, g, casting="unsafe")
+        if not ctx.need_dx:
+            return None
+        return grads_in[0] if len(grads_in) == 1 else grads_in
 
     def compute_output_shape(self, input_shape: ShapeLike) -> Shape:
+        """The output shape for ``input_shape``: the same shape for built-in layers that do
+        not say otherwise; found by running ``call`` on zeros for a layer written with
+        ``call`` alone (as Keras infers it by tracing)."""
+        if type(self).call is not Layer.call and type(self).compute_output_shape is Layer.compute_output_shape:
+            from fastnet.layers.graph import KerasTensor, infer_output_shape
+
+            def is_shape(v):
+                return isinstance(v, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in v)
+            dt = self.compute_dtype
+            if is_shape(input_shape):
+                arg = KerasTensor(tuple(input_shape), dt)
+            else:
+                arg = [KerasTensor(tuple(s), dt) for s in input_shape]
+            out = infer_output_shape(self, (arg,), {})
+            if isinstance(out, KerasTensor):
+                return out.shape
+            return [t.shape for t in tree.flatten(out)]
         return tuple(input_shape)
 
     def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray | None:

@@ -189,7 +189,8 @@ def symbolic_call(layer: Layer, args: tuple, kwargs: dict) -> Any:
         layer._check_spec(shape)
     spec = getattr(layer, "compute_output_spec", None)
     if spec is not None:
-        out = spec(*args, **{k: v for k, v in kwargs.items() if k != "training"})
+        out = _as_tensors(spec(*args, **{k: v for k, v in kwargs.items() if k != "training"}),
+                          _output_dtype(layer))
     elif (type(layer).compute_output_shape is Layer.compute_output_shape
           and type(layer).call is not Layer.call):
         out = infer_output_shape(layer, args, kwargs)
@@ -199,6 +200,26 @@ def symbolic_call(layer: Layer, args: tuple, kwargs: dict) -> Any:
         out = list(out)
     Node(layer, tuple(args), kwargs, out)
     return out
+
+
+def _is_shape(v):
+    return isinstance(v, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in v)
+
+
+def _as_tensors(out, dtype):
+    """compute_output_spec's result as KerasTensors: it may give tensors, objects with
+    ``shape`` and ``dtype``, or plain shapes."""
+    if isinstance(out, KerasTensor):
+        return out
+    if _is_shape(out):
+        return KerasTensor(tuple(out), dtype)
+    if hasattr(out, "shape") and hasattr(out, "dtype") and not isinstance(out, np.ndarray):
+        return KerasTensor(tuple(out.shape), str(getattr(out.dtype, "name", out.dtype)))
+    if isinstance(out, dict):
+        return {k: _as_tensors(v, dtype) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return [_as_tensors(v, dtype) for v in out]
+    raise TypeError(f"compute_output_spec returned {out!r}; expected tensors or shapes")
 
 
 def _output_dtype(layer):

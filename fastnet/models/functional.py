@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from fastnet.layers.base import CallContext, InputLayer, Layer, _shape_str
+from fastnet.layers.base import CallContext, InputLayer, Layer
 from fastnet.layers.graph import KerasTensor
-from fastnet.models.graph import DeferredUpdates, Graph
+from fastnet.models.graph import DeferredUpdates
 from fastnet.models.model import Model
 from fastnet.utils import tree
 
@@ -49,6 +47,8 @@ class Functional(Model):
         (None, 2)
     """
 
+    _is_graph_model = True
+
     def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None, trainable: bool = True,
                  **kwargs) -> None:
         super().__init__(name=name, trainable=trainable, **kwargs)
@@ -57,48 +57,15 @@ class Functional(Model):
         self._init_graph(inputs, outputs)
 
     def _init_graph(self, inputs, outputs):
-        _check_tensors(inputs, "inputs")
-        _check_tensors(outputs, "outputs")
-        if isinstance(inputs, tuple):
-            inputs = list(inputs)
-        if isinstance(outputs, tuple):
-            outputs = list(outputs)
-        self._input_structure = inputs
-        self._output_structure = outputs
-        flat_in, flat_out = tree.flatten(inputs), tree.flatten(outputs)
-        if len({id(t) for t in flat_in}) != len(flat_in):
-            raise ValueError(f"Model '{self.name}': the same input tensor is given twice in inputs")
-        self._graph = Graph(flat_in, flat_out)
+        self._set_graph(inputs, outputs)
         self._layers = self._graph.layers
-        if isinstance(inputs, dict):
-            self._input_names = sorted(inputs)
-        else:
-            self._input_names = [t.node.layer.name if t.node is not None and t.node.is_input
-                                 else (t.name or f"input_{i}") for i, t in enumerate(flat_in)]
-        if isinstance(outputs, dict):
-            self._output_names = sorted(outputs)
-        else:
-            self._output_names = [t._keras_history[0].name for t in flat_out]
         self.built = True
-        shapes = [t.shape for t in flat_in]
-        self._build_shape = shapes[0] if len(shapes) == 1 else shapes
-        self._packed = None
-        self._train_state = None
-        self._outputs_cfg = None
 
     # ------------------------------------------------------------------ structure
     @property
     def layers(self) -> list[Layer]:
         """The layers of the graph in Keras's order (input layers included)."""
         return list(self._layers)
-
-    @property
-    def inputs(self) -> list[KerasTensor]:
-        return list(self._graph.inputs) if self._graph is not None else None
-
-    @property
-    def outputs(self) -> list[KerasTensor]:
-        return list(self._graph.outputs) if self._graph is not None else None
 
     @property
     def input(self) -> Any:
@@ -109,14 +76,6 @@ class Functional(Model):
     def output(self) -> Any:
         s = self._output_structure
         return s[0] if isinstance(s, list) and len(s) == 1 else s
-
-    @property
-    def input_names(self) -> list[str]:
-        return list(self._input_names)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._output_names)
 
     @property
     def input_shape(self) -> Shape | list[Shape]:
@@ -149,21 +108,6 @@ class Functional(Model):
 
     def _ensure_built_for(self, x):
         pass
-
-    def _check_inputs(self, xs):
-        for t, x, name in zip(self._graph.inputs, xs, self._input_names):
-            want = t.shape
-            got = np.shape(x)
-            if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want[1:], got[1:])):
-                raise ValueError(f'Input "{name}" of model "{self.name}" is incompatible: expected shape '
-                                 f"{_shape_str((None,) + tuple(want[1:]))}, received input with shape "
-                                 f"{_shape_str(got)}")
-
-    def _pack_outputs(self, flat):
-        s = self._output_structure
-        if isinstance(s, KerasTensor):
-            return flat[0]
-        return tree.pack_sequence_as(s, list(flat))
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs) -> Any:

@@ -10,9 +10,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fastnet import backend
-from fastnet.layers.base import Layer
+from fastnet import backend, config
+from fastnet.layers.base import CallContext, Layer, _shape_str
+from fastnet.layers.graph import KerasTensor
 from fastnet.models.trainer import Trainer
+from fastnet.utils import tree
+
+try:
+    from fastnet.ops import autodiff as _autodiff
+except ImportError:  # pragma: no cover
+    _autodiff = None
 
 if TYPE_CHECKING:
     import os
@@ -41,25 +48,140 @@ class Model(Trainer, Layer):
         return super().__new__(cls)
 
     def __init__(self, *args, name: str | None = None, trainable: bool = True, **kwargs) -> None:
-        from fastnet.models.functional import Functional
-
-        if not isinstance(self, Functional):
-            raise NotImplementedError(
-                "Subclassed models (a Model subclass with __init__ and call) are not supported yet; build the "
-                "model with keras.Model(inputs, outputs) or keras.Sequential")
         super().__init__(name=name or backend.unique_name(backend.to_snake_case(type(self).__name__)),
                          trainable=trainable, **kwargs)
         self._init_trainer()
         self._graph = None
+        self._input_structure = self._output_structure = None
+
+    # ------------------------------------------------------------------ graph
+    def _set_graph(self, inputs, outputs):
+        """The model's graph from its input and output tensors (any structure)."""
+        from fastnet.models.graph import Graph
+
+        for what, value in (("inputs", inputs), ("outputs", outputs)):
+            for t in tree.flatten(value):
+                if not isinstance(t, KerasTensor):
+                    raise TypeError(f"Model {what} must be symbolic tensors (keras.Input(...) or a layer's output "
+                                    f"on them), received {t!r} of type {type(t).__name__}")
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if isinstance(outputs, tuple):
+            outputs = list(outputs)
+        self._input_structure = inputs
+        self._output_structure = outputs
+        flat_in, flat_out = tree.flatten(inputs), tree.flatten(outputs)
+        if len({id(t) for t in flat_in}) != len(flat_in):
+            raise ValueError(f"Model '{self.name}': the same input tensor is given twice in inputs")
+        self._graph = Graph(flat_in, flat_out)
+        if isinstance(inputs, dict):
+            self._input_names = sorted(inputs)
+        else:
+            self._input_names = [t.node.layer.name if t.node is not None and t.node.is_input
+                                 else (t.name or f"input_{i}") for i, t in enumerate(flat_in)]
+        if isinstance(outputs, dict):
+            self._output_names = sorted(outputs)
+        else:
+            self._output_names = [t._keras_history[0].name for t in flat_out]
+        shapes = [t.shape for t in flat_in]
+        self._build_shape = shapes[0] if len(shapes) == 1 else shapes
+        self._packed = None
+        self._train_state = None
+        self._outputs_cfg = None
+
+    @property
+    def inputs(self) -> list[KerasTensor] | None:
+        return list(self._graph.inputs) if self._graph is not None else None
+
+    @property
+    def outputs(self) -> list[KerasTensor] | None:
+        return list(self._graph.outputs) if self._graph is not None else None
+
+    @property
+    def input_names(self) -> list[str]:
+        self._require_graph()
+        return list(self._input_names)
+
+    @property
+    def output_names(self) -> list[str]:
+        self._require_graph()
+        return list(self._output_names)
+
+    def _require_graph(self):
+        if self._graph is None:
+            raise ValueError(f"Model '{self.name}' has not been called on data yet, so its inputs and outputs are "
+                             f"unknown: call it on a batch, or fit/predict")
+
+    def _check_inputs(self, xs):
+        for t, x, name in zip(self._graph.inputs, xs, self._input_names):
+            want = t.shape
+            got = np.shape(x)
+            if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want[1:], got[1:])):
+                raise ValueError(f'Input "{name}" of model "{self.name}" is incompatible: expected shape '
+                                 f"{_shape_str((None,) + tuple(want[1:]))}, received input with shape "
+                                 f"{_shape_str(got)}")
+
+    def _pack_outputs(self, flat):
+        s = self._output_structure
+        if isinstance(s, KerasTensor):
+            return flat[0]
+        return tree.pack_sequence_as(s, list(flat))
+
+    # ------------------------------------------------------------------ subclassed models
+    def _ensure_built_for(self, x):
+        """A subclassed model (``__init__`` + ``call``) gets its graph from the first data:
+        one input per array of ``x`` and one node, the model's own call (recorded on a tape
+        each step, so Python control flow in ``call`` runs anew every step)."""
+        if self._graph is not None:
+            return
+        from fastnet.layers.base import Input
+
+        def spec(v, name):
+            a = np.asarray(v)
+            if a.ndim == 0:
+                raise ValueError(f"Model '{self.name}' needs inputs with a batch axis, received a scalar")
+            dt = a.dtype if a.dtype.kind in "iub" else config.floatx()
+            return Input(shape=a.shape[1:], dtype=np.dtype(dt).name, name=name)
+
+        if isinstance(x, dict):
+            inputs = {k: spec(v, k) for k, v in x.items()}
+        elif isinstance(x, (list, tuple)) and x and not isinstance(x[0], (int, float, np.number)):
+            inputs = [spec(v, None) for v in x]
+        else:
+            inputs = spec(x, None)
+        outputs = self(inputs)
+        self._set_graph(inputs, outputs)
+
+    def __call__(self, *args, **kwargs) -> Any:
+        from fastnet.layers.base import _is_symbolic
+
+        if type(self)._is_graph_model or _is_symbolic(args, kwargs) or (
+                _autodiff is not None and _autodiff.active_tape() is not None):
+            return Layer.__call__(self, *args, **kwargs)
+        inputs = args[0] if args else kwargs.pop("inputs")
+        training = bool(kwargs.pop("training", False))
+        x = tree.map_structure(self._convert_one, inputs)
+        if not self.built:
+            shapes = tree.map_structure(np.shape, x)
+            self.build(shapes if not isinstance(shapes, tuple) or not shapes or isinstance(shapes[0], int)
+                       else list(shapes))
+            self.built = True
+        ctx = CallContext()
+        out = self.forward(ctx, x, *args[1:], training=training, **kwargs)
+        self._last_ctx = ctx
+        return out
+
+    _is_graph_model = False
 
     # ------------------------------------------------------------------ structure
     @property
     def layers(self) -> list[Layer]:
-        return []
+        """A subclassed model's layers: those held in its attributes, in assignment order."""
+        return list(self._sublayers())
 
     @property
     def weights(self) -> list[Variable]:
-        out, seen = [], set()
+        out, seen = list(self._variables), {id(v) for v in self._variables}
         for layer in self.layers:
             for w in layer.weights:
                 if id(w) not in seen:
@@ -71,7 +193,8 @@ class Model(Trainer, Layer):
     def trainable_weights(self) -> list[Variable]:
         if not self.trainable:
             return []
-        out, seen = [], set()
+        out = [v for v in self._variables if v.trainable]
+        seen = {id(v) for v in self._variables}
         for layer in self.layers:
             for w in layer.trainable_weights:
                 if id(w) not in seen:

@@ -661,6 +661,10 @@ class Trainer:
             raise ValueError(f"steps_per_epoch must be a positive integer, received {steps_per_epoch!r}")
         if verbose == "auto":
             verbose = 1
+        if not _is_arrays(x):
+            return self._fit_iterating(x, y, sample_weight, batch_size, epochs, verbose, callbacks,
+                                       validation_split, validation_data, shuffle, class_weight, initial_epoch,
+                                       steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
         xs, ys, sws = self._prepare_xy(x, y, sample_weight, "fit")
         n_all = len(xs[0])
         if validation_data is None and validation_split:
@@ -673,24 +677,15 @@ class Trainer:
             xs = [v[:split] for v in xs]
             ys = [None if v is None else v[:split] for v in ys]
             sws = [None if v is None else v[:split] for v in sws]
-        elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("validation_data must be a tuple (x_val, y_val) or "
-                                 "(x_val, y_val, sample_weight_val)")
-            vsw = validation_data[2] if len(validation_data) == 3 else None
-            try:
-                val = self._prepare_xy(validation_data[0], validation_data[1], vsw, "validation_data")
-            except ValueError as e:
-                raise ValueError(f"validation_data does not fit model '{self.name}': {e}") from None
         else:
-            val = None
+            val = self._validation_source(validation_data, validation_batch_size or batch_size, validation_steps)
 
         cw = self._class_weights(ys, class_weight)
         if cw is not None:
             sws = [None if y is None else (cw if sw is None else sw * cw) for y, sw in zip(ys, sws)]
 
         self._resolve_outputs(ys)
-        if val is not None:
+        if isinstance(val, tuple):
             self._check_targets(val[1], "validation_data")
         self._prepare_training()
         dist = self._dist = _distribution.runner(self)
@@ -699,6 +694,8 @@ class Trainer:
                 raise ValueError("Data-parallel training (fastnet.distribution) supports models with one "
                                  "input and one output")
             self._layer_index = {id(layer): i for i, layer in enumerate(self.layers)}
+            if val is not None and not isinstance(val, tuple):
+                raise ValueError("Data-parallel training (fastnet.distribution) takes validation data as arrays")
             dval = None if val is None else (val[0][0], val[1][0], val[2][0])
             callbacks = dist.begin_fit(xs[0], ys[0], sws[0], batch_size, epochs, steps_per_epoch,
                                        shuffle, initial_epoch, dval, callbacks)
@@ -710,7 +707,7 @@ class Trainer:
         cbs = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else callbacks_mod.CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, model=self,
             verbose=verbose, epochs=epochs, steps=steps)
-        self.history = cbs.history if hasattr(cbs, "history") else None
+        self.history = getattr(cbs, "_history", None)
         self.stop_training = False
         metrics = self._metrics
         names = self._log_names()
@@ -789,18 +786,167 @@ class Trainer:
                     break
             logs = self._collect_logs(loss_sum, out_sums, seen, metrics)
             if val is not None and _validate_now(epoch, validation_freq):
-                cbs.on_test_begin()
-                val_logs = self._evaluate_arrays(*val, batch_size=val_bs, callbacks=cbs, steps=validation_steps)
-                cbs.on_test_end(val_logs)
-                for k in names:
-                    logs["val_" + k] = val_logs[k]
+                self._validate(val, val_bs, validation_steps, cbs, logs, names)
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+        if val is not None and not isinstance(val, tuple):
+            val.close()
         cbs.on_train_end(logs)
         if dist is not None:
             dist.end_fit()
         return self.history
+
+    # ------------------------------------------------------------------ other inputs
+    def _validation_source(self, validation_data, batch_size, steps):
+        """Validation data as prepared arrays (a tuple) or an EpochIterator kept for the
+        whole fit (generators and datasets: an endless one carries on between runs)."""
+        from fastnet.data.adapters import EpochIterator, get_data_adapter, unpack_x_y_sample_weight
+
+        if validation_data is None:
+            return None
+        if isinstance(validation_data, (tuple, list)) and all(_is_arrays(v) for v in validation_data):
+            if len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or "
+                                 "(x_val, y_val, sample_weight_val)")
+            vsw = validation_data[2] if len(validation_data) == 3 else None
+            try:
+                return self._prepare_xy(validation_data[0], validation_data[1], vsw, "validation_data")
+            except ValueError as e:
+                raise ValueError(f"validation_data does not fit model '{self.name}': {e}") from None
+        vx, vy, vsw = unpack_x_y_sample_weight(validation_data)
+        adapter = get_data_adapter(vx, vy, vsw, batch_size, steps, False, None, "evaluate")
+        return EpochIterator(adapter, steps)
+
+    def _validate(self, val, batch_size, steps, cbs, logs, names):
+        cbs.on_test_begin()
+        if isinstance(val, tuple):
+            val_logs = self._evaluate_arrays(*val, batch_size=batch_size, callbacks=cbs, steps=steps)
+        else:
+            val_logs = self._evaluate_iterating(val, cbs)
+        cbs.on_test_end(val_logs)
+        for k in names:
+            logs["val_" + k] = val_logs[k]
+
+    def _batch_arrays(self, batch, what):
+        """A batch from an adapter as one array per input / output (cast as array input is)."""
+        xb, yb, swb = batch
+        xs = self._flatten_x(xb, what)
+        ys = self._flatten_y(yb)
+        n = len(xs[0])
+        for v in ys:
+            if v is not None and len(v) != n:
+                raise ValueError(f"A batch of {what} has {n} input rows and {len(v)} target rows")
+        return xs, ys, self._flatten_sw(swb, n)
+
+    def _fit_iterating(self, x, y, sample_weight, batch_size, epochs, verbose, callbacks, validation_split,
+                       validation_data, shuffle, class_weight, initial_epoch, steps_per_epoch, validation_steps,
+                       validation_batch_size, validation_freq):
+        """fit on generators, PyDatasets, Datasets, DataFrames, tf.data and torch loaders
+        (fastnet.data.adapters), batch by batch."""
+        from fastnet import callbacks as callbacks_mod
+        from fastnet import distribution as _distribution
+        from fastnet.data.adapters import EpochIterator, get_data_adapter, train_validation_split
+
+        if validation_split and validation_data is None:
+            (x, y, sample_weight), validation_data = train_validation_split((x, y, sample_weight),
+                                                                            validation_split)
+        adapter = get_data_adapter(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight, "fit")
+        if _distribution.runner(self) is not None:
+            adapter.close()
+            raise ValueError("Data-parallel training (fastnet.distribution) takes arrays: give x and y as arrays")
+        self._dist = None
+        it = EpochIterator(adapter, steps_per_epoch)
+        val = None
+        try:
+            first = adapter.peek()
+            if first is None:
+                raise ValueError(f"fit received no data: the input of type {type(x).__name__} yielded no batch")
+            self._ensure_built_for(first[0])
+            xs, ys, _ = self._batch_arrays(first, "fit")
+            if all(v is None for v in ys):
+                raise ValueError("fit needs targets: the batches must be (x, y) or (x, y, sample_weight)")
+            self._check_inputs(xs)
+            self._resolve_outputs(ys)
+            self._prepare_training()
+            val = self._validation_source(validation_data, validation_batch_size or batch_size or
+                                          adapter.batch_size or 32, validation_steps)
+            cbs = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else callbacks_mod.CallbackList(
+                callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+                verbose=verbose, epochs=epochs, steps=it.num_batches)
+            self.history = getattr(cbs, "_history", None)
+            self.stop_training = False
+            metrics = self._metrics
+            names = self._log_names()
+            multi = len(self._outputs_cfg) > 1
+            want_batch_logs = cbs.needs_batch_logs
+            self._train_state.set_record(True)
+            logs = {}
+            cbs.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                for m in metrics:
+                    m.reset_state()
+                cbs.on_epoch_begin(epoch)
+                loss_sum, seen = 0.0, 0
+                out_sums = [0.0] * len(self._outputs_cfg) if multi else None
+                for step, batch in it.enumerate_epoch():
+                    xs, ys, sws = self._batch_arrays(batch, "fit")
+                    cbs.on_train_batch_begin(step)
+                    value, values = self._train_step(xs, ys, sws)
+                    bn = len(xs[0])
+                    loss_sum += value * bn
+                    if out_sums is not None:
+                        for k, v in enumerate(values):
+                            if v is not None:
+                                out_sums[k] += v * bn
+                    seen += bn
+                    if want_batch_logs:
+                        cbs.on_train_batch_end(step, self._collect_logs(loss_sum, out_sums, seen, metrics))
+                    else:
+                        cbs.on_train_batch_end(step)
+                    if self.stop_training:
+                        break
+                logs = self._collect_logs(loss_sum, out_sums, seen, metrics)
+                if val is not None and _validate_now(epoch, validation_freq):
+                    self._validate(val, None, validation_steps, cbs, logs, names)
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            cbs.on_train_end(logs)
+        finally:
+            it.close()
+            if val is not None and not isinstance(val, tuple):
+                val.close()
+        return self.history
+
+    def _evaluate_iterating(self, it, callbacks):
+        per_output = [[_fresh_metric(m) for m in (o.metrics or [])] for o in self._outputs_cfg]
+        metrics = [m for ms in per_output for m in ms]
+        for m in metrics:
+            m.reset_state()
+        state = self._eval_state()
+        multi = len(self._outputs_cfg) > 1
+        out_sums = [0.0] * len(self._outputs_cfg) if multi else None
+        total, seen = 0.0, 0
+        for step, batch in it.enumerate_epoch():
+            xs, ys, sws = self._batch_arrays(batch, "evaluate")
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(step)
+            value, values = self._test_step(state, xs, ys, sws, per_output)
+            bn = len(xs[0])
+            total += value * bn
+            if out_sums is not None:
+                for k, v in enumerate(values):
+                    if v is not None:
+                        out_sums[k] += v * bn
+            seen += bn
+            if callbacks is not None:
+                callbacks.on_test_batch_end(step)
+        logs = self._collect_logs(total, out_sums, seen, metrics)
+        for mine, local in zip(self._metrics, metrics):
+            if mine is not local:
+                mine.__dict__.update(local.__dict__)
+        return logs
 
     def _check_targets(self, ys, what):
         out_shapes = self._output_shapes()
@@ -873,6 +1019,8 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         if verbose == "auto":
             verbose = 1
+        if not _is_arrays(x):
+            return self._evaluate_other(x, y, sample_weight, batch_size, verbose, steps, callbacks, return_dict)
         xs, ys, sws = self._prepare_xy(x, y, sample_weight, "evaluate")
         self._resolve_outputs(ys)
         self._reg_vars = [v for v in self.trainable_weights if v.regularizer is not None]
@@ -891,6 +1039,68 @@ class Trainer:
         values = [logs[k] for k in self._log_names()]
         return values[0] if len(values) == 1 else values
 
+    def _evaluate_other(self, x, y, sample_weight, batch_size, verbose, steps, callbacks, return_dict):
+        from fastnet import callbacks as callbacks_mod
+        from fastnet.data.adapters import EpochIterator, get_data_adapter
+
+        adapter = get_data_adapter(x, y, sample_weight, batch_size, steps, False, None, "evaluate")
+        self._dist = None
+        it = EpochIterator(adapter, steps)
+        try:
+            first = adapter.peek()
+            if first is None:
+                raise ValueError(f"evaluate received no data: the input of type {type(x).__name__} yielded no batch")
+            self._ensure_built_for(first[0])
+            xs, ys, _ = self._batch_arrays(first, "evaluate")
+            self._check_inputs(xs)
+            self._resolve_outputs(ys)
+            self._reg_vars = [v for v in self.trainable_weights if v.regularizer is not None]
+            cbs = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else callbacks_mod.CallbackList(
+                callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=it.num_batches)
+            cbs.on_test_begin()
+            logs = self._evaluate_iterating(it, cbs)
+            cbs.on_test_end(logs)
+        finally:
+            it.close()
+        if return_dict:
+            return dict(logs)
+        values = [logs[k] for k in self._log_names()]
+        return values[0] if len(values) == 1 else values
+
+    def _predict_other(self, x, batch_size, verbose, steps, callbacks):
+        from fastnet import callbacks as callbacks_mod
+        from fastnet.data.adapters import EpochIterator, get_data_adapter
+
+        adapter = get_data_adapter(x, None, None, batch_size, steps, False, None, "predict")
+        self._dist = None
+        it = EpochIterator(adapter, steps)
+        parts = None
+        try:
+            first = adapter.peek()
+            if first is None:
+                raise ValueError(f"predict received no data: the input of type {type(x).__name__} yielded no batch")
+            self._ensure_built_for(first[0])
+            state = self._graph.new_state(record=False, pooled=True)
+            cbs = callbacks if isinstance(callbacks, callbacks_mod.CallbackList) else callbacks_mod.CallbackList(
+                callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=it.num_batches)
+            cbs.on_predict_begin()
+            for step, batch in it.enumerate_epoch():
+                xs = self._flatten_x(batch[0], "predict")
+                if step == 0:
+                    self._check_inputs(xs)
+                cbs.on_predict_batch_begin(step)
+                ybs = self._graph.forward(state, xs, training=False)
+                if parts is None:
+                    parts = [[] for _ in ybs]
+                for p, yb in zip(parts, ybs):
+                    p.append(np.array(yb))
+                cbs.on_predict_batch_end(step, {"outputs": self._pack_outputs(ybs)})
+            cbs.on_predict_end()
+        finally:
+            it.close()
+        outs = [np.concatenate(p) for p in parts]
+        return self._pack_outputs(outs)
+
     # ------------------------------------------------------------------ predict
     def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = "auto",
                 steps: int | None = None, callbacks: Sequence[Callback] | None = None) -> Any:
@@ -904,6 +1114,8 @@ class Trainer:
             verbose = 1
         if x is None:
             raise ValueError("predict needs an input array with a batch axis")
+        if not _is_arrays(x):
+            return self._predict_other(x, batch_size, verbose, steps, callbacks)
         self._ensure_built_for(x)
         xs = self._flatten_x(x)
         self._check_inputs(xs)
@@ -996,6 +1208,18 @@ class Trainer:
     # ------------------------------------------------------------------ saving hooks
     def get_compile_config(self) -> Config | None:
         return self._compile_config
+
+
+def _is_arrays(x):
+    """Inputs the trainer batches itself: arrays (and numbers), alone or in lists, tuples
+    and dicts. Anything else goes through fastnet.data.adapters."""
+    if x is None or isinstance(x, (np.ndarray, np.generic, int, float, bool)):
+        return True
+    if isinstance(x, (list, tuple)):
+        return all(_is_arrays(v) for v in x)
+    if isinstance(x, dict):
+        return all(_is_arrays(v) for v in x.values())
+    return False
 
 
 def _fresh_metric(m):

@@ -20,6 +20,14 @@ Example:
     True
 """
 from fastnet.saving._files import FileFormatError, WeightsMismatchError
+from fastnet.saving.object_registration import (
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
 from fastnet.saving.saving_lib import (
     load_model,
     load_weights,
@@ -33,4 +41,6 @@ from fastnet.saving.serialization import DeserializationError
 __all__ = [
     "save_model", "load_model", "save_weights", "load_weights", "model_to_json",
     "model_from_json", "FileFormatError", "DeserializationError", "WeightsMismatchError",
+    "register_keras_serializable", "get_custom_objects", "get_registered_name", "get_registered_object",
+    "CustomObjectScope", "custom_object_scope",
 ]

@@ -104,7 +104,8 @@ def dtype_policy(dtype):
 
 def _read_dtype(value, ctx):
     if value is None or isinstance(value, str):
-        if isinstance(value, str) and value not in _FLOAT_POLICIES and not value.startswith(("int", "uint", "bool")):
+        if isinstance(value, str) and value not in _FLOAT_POLICIES and value != "string" and \
+                not value.startswith(("int", "uint", "bool")):
             raise DeserializationError(
                 f"Unsupported dtype {value!r}{_where(ctx)}: fastnet computes in float32 or float64")
         return value
@@ -115,7 +116,7 @@ def _read_dtype(value, ctx):
             raise DeserializationError(
                 f"Unsupported dtype policy {cls!r}{_where(ctx)}: fastnet supports plain float32 "
                 f"and float64 policies (no quantized or mixed-precision policies)")
-        if name not in _FLOAT_POLICIES:
+        if name not in _FLOAT_POLICIES and not (isinstance(name, str) and name.startswith(("int", "uint", "bool"))):
             raise DeserializationError(
                 f"Unsupported dtype policy {name!r}{_where(ctx)}: fastnet computes in float32 "
                 f"or float64 (mixed precision is not supported)")
@@ -131,6 +132,10 @@ def _layer_registry():
 
 
 def _custom_lookup(custom_objects, class_name, registered_name=None):
+    from fastnet.saving import object_registration
+
+    # registered (register_keras_serializable) and scoped objects count as custom_objects
+    custom_objects = object_registration.merged(custom_objects)
     if not custom_objects:
         return None
     for key in (registered_name, class_name):
@@ -237,13 +242,19 @@ def serialize_layer(layer):
         "module": "keras.layers" if builtin else cls.__module__,
         "class_name": class_name,
         "config": keras_layer_config(class_name, layer.get_config()),
-        "registered_name": None if builtin else class_name,
+        "registered_name": None if builtin else _registered_name(cls),
     }
     if isinstance(layer, Layer) and class_name not in _NO_BUILD_CONFIG:
         build = layer.get_build_config()
         if build:
             out["build_config"] = {k: list(v) if isinstance(v, tuple) else v for k, v in build.items()}
     return out
+
+
+def _registered_name(obj):
+    from fastnet.saving import object_registration
+
+    return object_registration.get_registered_name(obj)
 
 
 def serialize_model(model, include_compile=True):
@@ -410,10 +421,12 @@ def _read_activation(value, custom_objects, ctx):
 
 
 def _refuse_lambda(ctx):
+    from fastnet.layers.lambda_layer import _UNSAFE_LAMBDA
+
     raise DeserializationError(
-        f"The config{_where(ctx)} holds a Python lambda (code stored in the file). fastnet never "
-        f"runs code from a file, whatever safe_mode says; define the function in your code and "
-        f"pass it through custom_objects")
+        f"{_UNSAFE_LAMBDA} (The config{_where(ctx)} holds a Python lambda, code stored in the file. fastnet's "
+        f"load_model never runs code from a file, whatever safe_mode says: define the function in your code, "
+        f"register it with register_keras_serializable or pass it through custom_objects.)")
 
 
 _SAFE_ARRAY_KINDS = "biuf"

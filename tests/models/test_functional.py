@@ -265,7 +265,7 @@ def test_config_round_trip_save_load_and_clone(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["two_inputs", "residual_cnn", "shared_siamese", "multi_output", "nested",
-                                  "seq_branches"])
+                                  "seq_branches", "transformer"])
 def test_keras_functional_files_train_to_keras_numbers(name):
     """The functional models Keras saved load, train, evaluate and predict as in Keras
     (several epochs: rtol 1e-3, atol 1e-4)."""

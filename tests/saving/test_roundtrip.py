@@ -49,6 +49,21 @@ FACTORIES = {
     "PReLU": ((3, 4), lambda: layers.PReLU(alpha_initializer="random_uniform", shared_axes=[1])),
     "ELU": ((5,), lambda: layers.ELU(alpha=0.7)),
     "Softmax": ((3, 4), lambda: layers.Softmax(axis=1)),
+    "Normalization": ((3,), lambda: layers.Normalization()),
+    "Rescaling": ((4,), lambda: layers.Rescaling(0.5, offset=1.0)),
+    "Resizing": ((4, 6, 2), lambda: layers.Resizing(3, 3, crop_to_aspect_ratio=True)),
+    "CenterCrop": ((5, 5, 2), lambda: layers.CenterCrop(3, 4)),
+    "RandomFlip": ((4, 4, 2), lambda: layers.RandomFlip(seed=1)),
+    "RandomRotation": ((4, 4, 2), lambda: layers.RandomRotation(0.1, seed=1)),
+    "RandomZoom": ((4, 4, 2), lambda: layers.RandomZoom(0.1, seed=1)),
+    "RandomTranslation": ((4, 4, 2), lambda: layers.RandomTranslation(0.1, 0.1, seed=1)),
+    "RandomContrast": ((4, 4, 2), lambda: layers.RandomContrast(0.1, seed=1)),
+    "RandomBrightness": ((4, 4, 2), lambda: layers.RandomBrightness(0.1, seed=1)),
+    "RandomCrop": ((4, 4, 2), lambda: layers.RandomCrop(3, 3, seed=1)),
+    "CategoryEncoding": ((3,), lambda: layers.CategoryEncoding(10, output_mode="count")),
+    "Hashing": ((3,), lambda: layers.Hashing(7, output_mode="multi_hot")),
+    "IntegerLookup": ((3,), lambda: layers.IntegerLookup(vocabulary=[1, 5, 7], output_mode="multi_hot")),
+    "Discretization": ((3,), lambda: layers.Discretization(bin_boundaries=[0.0, 0.5])),
 }
 # Merge layers take two inputs: saved inside a functional model.
 MERGE_FACTORIES = {
@@ -56,9 +71,21 @@ MERGE_FACTORIES = {
     "Average": lambda: layers.Average(), "Maximum": lambda: layers.Maximum(), "Minimum": lambda: layers.Minimum(),
     "Concatenate": lambda: layers.Concatenate(axis=1), "Dot": lambda: layers.Dot(axes=1, normalize=True),
 }
-INT_INPUTS = {"Embedding"}
+INT_INPUTS = {"Embedding", "CategoryEncoding", "Hashing", "IntegerLookup"}
+
+
+@fastnet.saving.register_keras_serializable(package="RoundTrip")
+def _lambda_fn(x):
+    """A Lambda's function is saved by (registered) name; a Python lambda's bytecode is refused."""
+    return fastnet.ops.tanh(x) * 2.0
+
+
+FACTORIES["Lambda"] = ((4,), lambda: layers.Lambda(_lambda_fn))
 # Registered classes that only exist inside another layer (covered through it).
 INNER_ONLY = {"InputLayer", "SimpleRNNCell", "LSTMCell", "GRUCell"}
+# Layers of string inputs: their round trip through a file is in
+# tests/layers/test_preprocessing_saving.py (a model with a string input needs the functional loader).
+STRING_INPUT = {"TextVectorization", "StringLookup"}
 
 
 def _model(class_name):
@@ -80,7 +107,7 @@ def _inputs(class_name, n=6):
 
 
 def test_every_registered_layer_has_a_round_trip_case():
-    missing = sorted(set(layers._registry()) - set(FACTORIES) - set(MERGE_FACTORIES) - INNER_ONLY)
+    missing = sorted(set(layers._registry()) - set(FACTORIES) - set(MERGE_FACTORIES) - INNER_ONLY - STRING_INPUT)
     assert not missing, f"layers without a saving round-trip case: {missing}"
 
 

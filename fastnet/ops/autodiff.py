@@ -1,0 +1,781 @@
+"""Reverse-mode differentiation of code written with ``fastnet.ops``.
+
+A :class:`Tape` records, while it is active on the current thread, every op applied
+to a value it traces: one small record per op holding the op's vector-Jacobian
+product and only the arrays that product needs. ``tape.gradient`` then walks the
+records backwards::
+
+    from fastnet import ops
+    from fastnet.ops import autodiff
+
+    tape = autodiff.Tape()
+    with tape:
+        tx = tape.watch(x)
+        out = ops.sum(ops.tanh(tx @ w))
+    (dx,), _ = tape.gradient(out, 1.0, inputs=[tx])
+
+Values inside the tape are :class:`Tracer` objects: they carry a concrete numpy array
+(``.value``), so Python control flow on them works as on arrays (the recording is
+per call, eager). A :class:`fastnet.backend.Variable` used in an op while a tape is
+active becomes a leaf of that tape; ``tape.gradient(..., variables=[v])`` gives its
+gradient. Reading ``v.value`` instead gives a constant (no gradient).
+
+Tapes nest: an op records on the innermost active tape that owns one of its traced
+inputs; values of other tapes count as constants there.
+"""
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fastnet.backend import Variable
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+__all__ = ["Tape", "Tracer", "Recording", "unwrap", "is_traced", "apply", "record", "record_layer", "call_recorded",
+           "active_tape", "value_of"]
+
+_TLS = threading.local()
+
+
+def _stack():
+    s = getattr(_TLS, "stack", None)
+    if s is None:
+        s = _TLS.stack = []
+    return s
+
+
+def active_tape() -> Tape | None:
+    """The innermost tape recording on this thread, or None."""
+    s = getattr(_TLS, "stack", None)
+    return s[-1] if s else None
+
+
+class Tape:
+    """Records ops on traced values while active (``with tape:``) on this thread.
+
+    Args:
+        persistent: keep the records after :meth:`gradient` so that it can be called
+            again (default True; call :meth:`release` to drop them early).
+    """
+
+    __slots__ = ("_nodes", "_n", "_leaves", "_depth", "persistent", "__weakref__")
+
+    def __init__(self, persistent: bool = True) -> None:
+        self._nodes = []      # (out_ids, in_ids, vjp, residual)
+        self._n = 0           # ids handed out so far
+        self._leaves = {}     # id(Variable) -> (Variable, Tracer)
+        self._depth = -1      # position in this thread's stack while active
+        self.persistent = persistent
+
+    # ------------------------------------------------------------------ activation
+    def __enter__(self) -> Tape:
+        s = _stack()
+        if self._depth >= 0:
+            raise RuntimeError("This Tape is already active; tapes nest, but one tape is entered once at a time")
+        self._depth = len(s)
+        s.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        s = _stack()
+        if s and s[-1] is self:
+            s.pop()
+        else:  # exited out of order: remove it wherever it is
+            try:
+                s.remove(self)
+            except ValueError:
+                pass
+        self._depth = -1
+
+    @property
+    def active(self) -> bool:
+        return self._depth >= 0
+
+    # ------------------------------------------------------------------ leaves
+    def _new(self, value):
+        i = self._n
+        self._n = i + 1
+        return Tracer(value, self, i)
+
+    def watch(self, x: Any) -> Tracer:
+        """A traced value for ``x`` (an array, a Variable, or a value of this tape)."""
+        if type(x) is Tracer and x._tape is self:
+            return x
+        if isinstance(x, Variable):
+            return self._leaf(x)
+        if type(x) is Tracer:
+            x = x.value
+        return self._new(x if type(x) is np.ndarray else np.asarray(x))
+
+    def _leaf(self, var):
+        entry = self._leaves.get(id(var))
+        if entry is None:
+            t = self._new(var.value)
+            self._leaves[id(var)] = (var, t)
+            return t
+        return entry[1]
+
+    def leaf(self, var: Variable) -> Tracer | None:
+        """The traced value of ``var`` on this tape, or None when the tape never read it."""
+        entry = self._leaves.get(id(var))
+        return None if entry is None else entry[1]
+
+    @property
+    def watched_variables(self) -> list[Variable]:
+        """The Variables read by ops on this tape, in first-read order."""
+        return [v for v, _ in self._leaves.values()]
+
+    def release(self) -> None:
+        """Drops every record (and the arrays they hold)."""
+        self._nodes = []
+        self._leaves = {}
+
+    # ------------------------------------------------------------------ backward
+    def gradient(self, outputs: Any, cotangents: Any = None, inputs: Sequence[Any] = (),
+                 variables: Sequence[Variable] = (), unconnected: str = "zero") -> tuple[list, list]:
+        """Vector-Jacobian products of ``outputs`` (any nesting of lists/tuples/dicts).
+
+        Args:
+            outputs: traced values (entries that are not traced by this tape are ignored).
+            cotangents: the same structure as ``outputs`` with one array (or scalar, or None)
+                per entry; None for all gives ones (the gradient of the sum).
+            inputs: traced values of this tape (usually from :meth:`watch`).
+            variables: Variables; their leaves on this tape.
+            unconnected: ``"zero"`` gives zeros for inputs/variables the outputs do not
+                depend on, ``"none"`` gives None.
+
+        Returns:
+            (grads of inputs, grads of variables): two lists; integer and boolean inputs
+            get None.
+        """
+        if unconnected not in ("zero", "none"):
+            raise ValueError(f"unconnected must be 'zero' or 'none', received {unconnected!r}")
+        outs = _flatten(outputs)
+        if cotangents is None:
+            cots = [None] * len(outs)
+        else:
+            cots = _flatten(cotangents)
+            if len(cots) == 1 and len(outs) > 1 and not isinstance(cotangents, (list, tuple, dict)):
+                cots = cots * len(outs)
+            if len(cots) != len(outs):
+                raise ValueError(f"Tape.gradient: {len(outs)} outputs but {len(cots)} cotangents")
+        grads = {}
+        for o, c in zip(outs, cots):
+            if type(o) is not Tracer or o._tape is not self:
+                continue
+            if c is None:
+                if cotangents is not None:
+                    continue
+                c = np.ones_like(o.value)
+            else:
+                c = np.asarray(c, dtype=o.value.dtype) if not isinstance(c, np.ndarray) or c.dtype != o.value.dtype \
+                    else c
+                if c.shape != o.value.shape:
+                    c = np.broadcast_to(c, o.value.shape)
+            _acc(grads, o._id, c)
+        wanted = set()
+        in_ids = []
+        for t in inputs:
+            if isinstance(t, Variable):
+                t = self.leaf(t)
+            i = t._id if type(t) is Tracer and t._tape is self else None
+            in_ids.append((i, t))
+            if i is not None:
+                wanted.add(i)
+        var_ids = []
+        for v in variables:
+            t = self.leaf(v)
+            i = None if t is None else t._id
+            var_ids.append((i, v))
+            if i is not None:
+                wanted.add(i)
+        if grads:
+            lo = min(wanted) if wanted else 0
+            for out_ids, ids, vjp, res in reversed(self._nodes):
+                if type(out_ids) is int:
+                    if out_ids < lo:
+                        break
+                    g = grads.get(out_ids) if out_ids in wanted else grads.pop(out_ids, None)
+                    if g is None:
+                        continue
+                else:
+                    if out_ids[-1] < lo:
+                        break
+                    g = [grads.get(k) if k in wanted else grads.pop(k, None) for k in out_ids]
+                    if all(x is None for x in g):
+                        continue
+                gs = vjp(g, res)
+                for i, gi in zip(ids, gs):
+                    if i >= 0 and gi is not None:
+                        _acc(grads, i, gi)
+        if not self.persistent:
+            self.release()
+        return ([_result(grads, i, t, unconnected) for i, t in in_ids],
+                [_result(grads, i, v, unconnected) for i, v in var_ids])
+
+
+def _result(grads, i, t, unconnected):
+    value = t.value if isinstance(t, (Tracer, Variable)) else np.asarray(t)
+    if value.dtype.kind not in "fc":
+        return None
+    g = grads.get(i) if i is not None else None
+    if g is None:
+        return np.zeros_like(value) if unconnected == "zero" else None
+    if g.dtype != value.dtype:
+        g = g.astype(value.dtype)
+    if g.shape != value.shape:
+        g = _unbroadcast(g, value.shape)
+    return g
+
+
+def _acc(grads, i, g):
+    old = grads.get(i)
+    grads[i] = g if old is None else old + g
+
+
+def _unbroadcast(g, shape):
+    """Sums g over the axes that broadcasting added or stretched to reach g.shape from shape."""
+    if g.shape == shape:
+        return g
+    nd = g.ndim - len(shape)
+    if nd > 0:
+        g = g.sum(axis=tuple(range(nd)))
+    axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a == 1 and b != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def _flatten(x):
+    if isinstance(x, (list, tuple)):
+        out = []
+        for e in x:
+            out.extend(_flatten(e))
+        return out
+    if isinstance(x, dict):
+        out = []
+        for k in sorted(x, key=str):
+            out.extend(_flatten(x[k]))
+        return out
+    return [x]
+
+
+# ---------------------------------------------------------------------------- traced values
+
+class Tracer:
+    """A value recorded on a :class:`Tape`: a numpy array (``.value``) plus its place
+    on the tape. Supports Python's operators, indexing, ``.shape``/``.dtype``/``.ndim``,
+    ``.T``, ``len``, iteration over axis 0, the numpy ufuncs and common numpy functions
+    (dispatched to ``fastnet.ops``); ``np.asarray(t)`` gives the array (untracked)."""
+
+    __slots__ = ("value", "_tape", "_id")
+    __array_priority__ = 1000
+
+    def __init__(self, value: np.ndarray, tape: Tape, i: int) -> None:
+        self.value = value
+        self._tape = tape
+        self._id = i
+
+    # ---- array-like attributes
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.value.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.value.ndim
+
+    @property
+    def size(self) -> int:
+        return self.value.size
+
+    @property
+    def T(self) -> Tracer:  # noqa: N802
+        return _np().transpose(self)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __iter__(self):
+        for i in range(len(self.value)):
+            yield self[i]
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def numpy(self) -> np.ndarray:
+        return self.value.copy()
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __index__(self) -> int:
+        return int(self.value)
+
+    def __repr__(self):
+        return f"<Tracer shape={self.value.shape} dtype={self.value.dtype}>\n{self.value!r}"
+
+    __hash__ = object.__hash__
+
+    # ---- numpy-style methods
+    def reshape(self, *shape) -> Tracer:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return _np().reshape(self, shape)
+
+    def astype(self, dtype) -> Any:
+        return _np().cast(self, dtype)
+
+    def transpose(self, *axes) -> Tracer:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = axes[0]
+        return _np().transpose(self, axes or None)
+
+    def sum(self, axis=None, keepdims=False, **kw) -> Tracer:
+        return _np().sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False, **kw) -> Tracer:
+        return _np().mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False, **kw) -> Tracer:
+        return _np().max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False, **kw) -> Tracer:
+        return _np().min(self, axis=axis, keepdims=keepdims)
+
+    def prod(self, axis=None, keepdims=False, **kw) -> Tracer:
+        return _np().prod(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, keepdims=False, **kw) -> Tracer:
+        return _np().var(self, axis=axis, keepdims=keepdims)
+
+    def std(self, axis=None, keepdims=False, **kw) -> Tracer:
+        return _np().std(self, axis=axis, keepdims=keepdims)
+
+    def squeeze(self, axis=None) -> Tracer:
+        return _np().squeeze(self, axis=axis)
+
+    def ravel(self) -> Tracer:
+        return _np().reshape(self, (-1,))
+
+    flatten = ravel
+
+    def clip(self, min=None, max=None) -> Tracer:  # noqa: A002
+        return _np().clip(self, min, max)
+
+    def dot(self, other) -> Tracer:
+        return _np().dot(self, other)
+
+    def argmax(self, axis=None) -> np.ndarray:
+        return np.argmax(self.value, axis=axis)
+
+    def argmin(self, axis=None) -> np.ndarray:
+        return np.argmin(self.value, axis=axis)
+
+    # ---- operators
+    def __add__(self, o):
+        return _np().add(self, o)
+
+    def __radd__(self, o):
+        return _np().add(o, self)
+
+    def __sub__(self, o):
+        return _np().subtract(self, o)
+
+    def __rsub__(self, o):
+        return _np().subtract(o, self)
+
+    def __mul__(self, o):
+        return _np().multiply(self, o)
+
+    def __rmul__(self, o):
+        return _np().multiply(o, self)
+
+    def __truediv__(self, o):
+        return _np().divide(self, o)
+
+    def __rtruediv__(self, o):
+        return _np().divide(o, self)
+
+    def __floordiv__(self, o):
+        return _np().floor_divide(self, o)
+
+    def __rfloordiv__(self, o):
+        return _np().floor_divide(o, self)
+
+    def __mod__(self, o):
+        return _np().mod(self, o)
+
+    def __rmod__(self, o):
+        return _np().mod(o, self)
+
+    def __pow__(self, o):
+        return _np().power(self, o)
+
+    def __rpow__(self, o):
+        return _np().power(o, self)
+
+    def __matmul__(self, o):
+        return _np().matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return _np().matmul(o, self)
+
+    def __neg__(self):
+        return _np().negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _np().abs(self)
+
+    def __eq__(self, o):
+        return _np().equal(self, o)
+
+    def __ne__(self, o):
+        return _np().not_equal(self, o)
+
+    def __lt__(self, o):
+        return _np().less(self, o)
+
+    def __le__(self, o):
+        return _np().less_equal(self, o)
+
+    def __gt__(self, o):
+        return _np().greater(self, o)
+
+    def __ge__(self, o):
+        return _np().greater_equal(self, o)
+
+    def __invert__(self):
+        return _np().logical_not(self) if self.value.dtype == np.bool_ else ~self.value
+
+    def __and__(self, o):
+        return np.asarray(self.value) & value_of(o)
+
+    def __or__(self, o):
+        return np.asarray(self.value) | value_of(o)
+
+    def __getitem__(self, idx):
+        return _np().get_item(self, idx)
+
+    def __setitem__(self, idx, v):
+        raise TypeError("Traced values are immutable: use ops.slice_update, ops.scatter_update or ops.where "
+                        "instead of item assignment")
+
+    # ---- numpy protocols: route to fastnet.ops so that gradients flow
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        from fastnet.ops import _numpy_dispatch
+
+        return _numpy_dispatch.ufunc(ufunc, method, args, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from fastnet.ops import _numpy_dispatch
+
+        return _numpy_dispatch.function(func, args, kwargs)
+
+
+_NP = None
+
+
+def _np():
+    global _NP
+    if _NP is None:
+        from fastnet.ops import numpy as m
+        _NP = m
+    return _NP
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def value_of(x: Any) -> Any:
+    """The array behind a Tracer or Variable; anything else unchanged."""
+    t = type(x)
+    if t is Tracer:
+        return x.value
+    if t is Variable or isinstance(x, Variable):
+        return x.value
+    return x
+
+
+def is_traced(x: Any) -> bool:
+    """Whether x is a value recorded on an active tape."""
+    return type(x) is Tracer and x._tape._depth >= 0
+
+
+def unwrap(x: Any) -> Any:
+    """The same structure with Tracers and Variables replaced by their arrays."""
+    t = type(x)
+    if t is Tracer:
+        return x.value
+    if t is list:
+        return [unwrap(e) for e in x]
+    if t is tuple:
+        return tuple(unwrap(e) for e in x)
+    if t is dict:
+        return {k: unwrap(v) for k, v in x.items()}
+    if isinstance(x, Variable):
+        return x.value
+    return x
+
+
+def _tape_for(args):
+    """The tape an op on ``args`` records on (None: compute eagerly)."""
+    s = getattr(_TLS, "stack", None)
+    if not s:
+        return None
+    best = None
+    var = False
+    for a in args:
+        t = type(a)
+        if t is Tracer:
+            tp = a._tape
+            if tp._depth >= 0 and (best is None or tp._depth > best._depth):
+                best = tp
+        elif t is Variable or (t is not np.ndarray and isinstance(a, Variable)):
+            var = True
+    if best is None and var:
+        best = s[-1]
+    return best
+
+
+def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any], nout: int = 0,
+          need: bool = False) -> Any:
+    """Runs one differentiable op.
+
+    Args:
+        fwd: ``fwd(*arrays) -> (out, residual)``: the op on numpy arrays (Variables and
+            Tracers replaced by their values); ``residual`` is what ``bwd`` needs.
+        bwd: ``bwd(g, residual) -> tuple of gradients``, one per entry of ``args`` (None
+            where there is none); ``g`` is the output's cotangent (a list of them, None
+            for outputs without one, when ``nout`` > 0).
+        args: the op's array arguments (arrays, Tracers, Variables, scalars).
+        nout: 0 for one output array; n for a tuple of n outputs.
+        need: when true, ``fwd`` receives one more argument: None when nothing is
+            recorded, else a tuple of booleans saying which arguments will want a
+            gradient, so that it keeps only what those gradients need (and ``bwd``
+            can skip the others).
+
+    Returns:
+        The output (a Tracer when recorded, an array otherwise).
+    """
+    s = getattr(_TLS, "stack", None)
+    if s and len(s) == 1:
+        # the common case, one active tape: a single pass over the arguments
+        tape = s[0]
+        ids = []
+        vals = []
+        hit = False
+        for a in args:
+            t = type(a)
+            if t is Tracer:
+                vals.append(a.value)
+                if a._tape is tape:
+                    ids.append(a._id)
+                    hit = True
+                else:
+                    ids.append(-1)
+            elif t is np.ndarray or not isinstance(a, Variable):
+                vals.append(a)
+                ids.append(-1)
+            else:
+                leaf = tape._leaf(a)
+                vals.append(leaf.value)
+                ids.append(leaf._id)
+                hit = True
+        if not hit:
+            if need:
+                vals.append(None)
+            return fwd(*vals)[0]
+        if need:
+            vals.append(tuple(i >= 0 for i in ids))
+        out, res = fwd(*vals)
+        return _emit(tape, out, ids, bwd, res, nout)
+    tape = _tape_for(args) if s else None
+    if tape is None:
+        vals = [_val(a) for a in args]
+        if need:
+            vals.append(None)
+        return fwd(*vals)[0]
+    ids = []
+    vals = []
+    for a in args:
+        t = type(a)
+        if t is Tracer:
+            vals.append(a.value)
+            ids.append(a._id if a._tape is tape else -1)
+        elif t is not np.ndarray and isinstance(a, Variable):
+            leaf = tape._leaf(a)
+            vals.append(leaf.value)
+            ids.append(leaf._id)
+        else:
+            vals.append(a)
+            ids.append(-1)
+    if need:
+        vals.append(tuple(i >= 0 for i in ids))
+    out, res = fwd(*vals)
+    return _emit(tape, out, ids, bwd, res, nout)
+
+
+def _emit(tape, out, ids, bwd, res, nout):
+    if max(ids) < 0:
+        return out
+    if nout:
+        outs = tuple(tape._new(o) for o in out)
+        tape._nodes.append((tuple(o._id for o in outs), ids, bwd, res))
+        return outs
+    i = tape._n
+    tape._n = i + 1
+    tape._nodes.append((i, ids, bwd, res))
+    return Tracer(out, tape, i)
+
+
+def record(outputs: Any, inputs: Sequence[Any], vjp: Callable[..., Any]) -> Any:
+    """Records an op computed outside fastnet.ops (a layer's hand-written forward).
+
+    Args:
+        outputs: the op's output array, or a tuple/list of arrays.
+        inputs: its array arguments as the caller has them (Tracers, Variables, arrays).
+        vjp: ``vjp(g) -> sequence of gradients`` aligned with ``inputs`` (None allowed);
+            ``g`` is one array (single output) or a list with None for outputs
+            without a cotangent.
+
+    Returns:
+        ``outputs`` as traced values when an active tape traces one of the inputs,
+        else unchanged.
+    """
+    tape = _tape_for(inputs)
+    if tape is None:
+        return outputs
+    ids = []
+    for a in inputs:
+        if type(a) is Tracer:
+            ids.append(a._id if a._tape is tape else -1)
+        elif isinstance(a, Variable):
+            ids.append(tape._leaf(a)._id)
+        else:
+            ids.append(-1)
+    multi = isinstance(outputs, (list, tuple))
+    n = len(outputs) if multi else 0
+    out = _emit(tape, tuple(outputs) if multi else outputs, ids, lambda g, _: vjp(g), None, n)
+    if multi and isinstance(outputs, list) and type(out) is tuple:
+        out = list(out)
+    return out
+
+
+def _val(a):
+    t = type(a)
+    if t is Tracer:
+        return a.value
+    if t is not np.ndarray and isinstance(a, Variable):
+        return a.value
+    return a
+
+
+# ---------------------------------------------------------------------------- helpers for layers
+
+def _tree_map(fn, x):
+    t = type(x)
+    if t is list:
+        return [_tree_map(fn, e) for e in x]
+    if t is tuple:
+        return tuple(_tree_map(fn, e) for e in x)
+    if t is dict:
+        return {k: _tree_map(fn, v) for k, v in x.items()}
+    return fn(x)
+
+
+class Recording:
+    """One recorded call of a function written with ops (see :func:`call_recorded`)."""
+
+    __slots__ = ("tape", "inputs", "outputs")
+
+    def __init__(self, tape: Tape, inputs: list, outputs: Any) -> None:
+        self.tape = tape
+        self.inputs = inputs      # the traced inputs, flattened
+        self.outputs = outputs    # the traced outputs, as the function returned them
+
+    def backward(self, dy: Any, variables: Sequence[Variable] = (), need_dx: bool = True,
+                 release: bool = True) -> tuple[list, list]:
+        """(gradients of the flattened inputs, gradients of ``variables``) for the
+        cotangent ``dy`` (the structure of the outputs; None entries allowed). Input
+        gradients are None when ``need_dx`` is false or the input is not a float array;
+        a variable the call never read gets zeros."""
+        ins = self.inputs if need_dx else []
+        gi, gv = self.tape.gradient(self.outputs, dy, inputs=ins, variables=variables)
+        if not need_dx:
+            gi = [None] * len(self.inputs)
+        if release:
+            self.tape.release()
+        return gi, gv
+
+
+def call_recorded(fn: Callable[..., Any], inputs: Any, *args, **kwargs) -> tuple[Any, Recording]:
+    """Runs ``fn(traced inputs, *args, **kwargs)`` on a fresh tape.
+
+    ``inputs`` may be an array or a nesting of lists/tuples/dicts of arrays; each float
+    or integer array is watched. Variables that ``fn`` uses become leaves. Returns the
+    outputs as numpy arrays and the :class:`Recording` whose ``backward`` gives the
+    input and variable gradients (the default forward/backward of a layer whose
+    ``call`` is written with ops)."""
+    tape = Tape(persistent=True)
+    flat = []
+
+    def watch(a):
+        if isinstance(a, (np.ndarray, np.generic)) or type(a) is Tracer:
+            t = tape.watch(a)
+            flat.append(t)
+            return t
+        return a
+
+    with tape:
+        traced = _tree_map(watch, inputs)
+        out = fn(traced, *args, **kwargs)
+    return unwrap(out), Recording(tape, flat, out)
+
+
+def record_layer(backward: Callable[[Any], Any], inputs: Sequence[Any], outputs: Any,
+                 variables: Sequence[Variable] = ()) -> Any:
+    """Records a call computed by a hand-written forward on the active tape, so that an
+    outer recording (a model whose ``call`` is recorded) can use layers that define
+    their own backward pass.
+
+    Args:
+        backward: ``backward(dy) -> dx`` (an array for one input, else a list aligned
+            with ``inputs``, None allowed) that also writes each variable's ``grad``
+            (the layer contract's ``backward(ctx, dy)`` with its ctx bound).
+        inputs: the call's tensor inputs as the caller has them (traced or not).
+        outputs: the forward's output array(s).
+        variables: the weights whose gradients ``backward`` writes (their ``grad`` is
+            read right after each call, so repeated calls accumulate correctly).
+
+    Returns:
+        The outputs, traced when an active tape traces an input or variable.
+    """
+    inputs = list(inputs)
+    variables = list(variables)
+    n_in = len(inputs)
+
+    def vjp(g):
+        dx = backward(g)
+        dxs = [dx] if n_in == 1 else list(dx if dx is not None else [None] * n_in)
+        dvs = [None if v.grad is None else v.grad.copy() for v in variables]
+        return dxs + dvs
+
+    return record(outputs, inputs + variables, vjp)
