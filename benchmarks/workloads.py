@@ -347,6 +347,50 @@ class Decoder(Workload):
         return _torch_fit(m, nn.MSELoss(), opt, x, np.ascontiguousarray(y.transpose(0, 3, 1, 2)), 64)
 
 
+@workload("separable_cnn", target=1.5)
+class SeparableCNN(Workload):
+    """32x32x3 images: Conv2D 32 3x3 same, BN, relu; three blocks of SeparableConv2D
+    (64, 128, 256) 3x3 same, BN, relu, MaxPooling2D 2; GlobalAveragePooling2D; Dense 10
+    softmax; Adam; batch 64."""
+
+    FILTERS = (64, 128, 256)
+
+    def data(self):
+        rng = np.random.default_rng(0)
+        return _images(512, (32, 32, 3)), rng.integers(0, 10, 512).astype(np.int64)
+
+    def keras_style(self, K):
+        x, y = self.data()
+        L = K.layers
+        stack = [K.Input((32, 32, 3)), L.Conv2D(32, 3, padding="same", use_bias=False),
+                 L.BatchNormalization(), L.Activation("relu")]
+        for f in self.FILTERS:
+            stack += [L.SeparableConv2D(f, 3, padding="same", use_bias=False), L.BatchNormalization(),
+                      L.Activation("relu"), L.MaxPooling2D(2)]
+        stack += [L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")]
+        m = K.Sequential(stack)
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return _keras_fit(m, x, y, 64)
+
+    def torch(self):
+        import torch
+        from torch import nn
+
+        x, y = self.data()
+        mods = [nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
+                nn.ReLU()]
+        c = 32
+        for f in self.FILTERS:
+            # Keras's SeparableConv2D: depthwise (groups = channels), then a 1x1 convolution.
+            mods += [nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False), nn.Conv2d(c, f, 1, bias=False),
+                     nn.BatchNorm2d(f, eps=1e-3, momentum=0.01), nn.ReLU(), nn.MaxPool2d(2)]
+            c = f
+        mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10)]
+        m = nn.Sequential(*mods)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3, eps=1e-7)
+        return _torch_fit(m, nn.CrossEntropyLoss(), opt, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y, 64)
+
+
 # ----------------------------------------------------------------------------- recurrent
 # The setting of benchmarks/compare_recurrent.py: 32 steps x 32 features, 128 units,
 # Dense(10, softmax), Adam, sparse categorical cross-entropy, batch 64.

@@ -24,6 +24,17 @@ __all__ = [
 from fastnet.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from fastnet.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from fastnet.layers.convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
+from fastnet.layers.convolutional_variants import (
+    AveragePooling3D,
+    Conv3D,
+    DepthwiseConv1D,
+    DepthwiseConv2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling3D,
+    MaxPooling3D,
+    SeparableConv1D,
+    SeparableConv2D,
+)
 from fastnet.layers.lambda_layer import Lambda
 from fastnet.layers.merging import (
     Add,
@@ -43,6 +54,7 @@ from fastnet.layers.merging import (
     multiply,
     subtract,
 )
+from fastnet.layers.normalization_extra import GroupNormalization, RMSNormalization, UnitNormalization
 from fastnet.layers.pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -53,7 +65,17 @@ from fastnet.layers.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from fastnet.layers.regularization import (
+    ActivityRegularization,
+    AlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+    SpatialDropout3D,
+)
 from fastnet.layers.reshaping import Cropping1D, Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
+from fastnet.layers.shape_extra import Identity, Masking, Permute, RepeatVector
 
 __all__ += [
     "Conv1D", "Conv2D", "Conv1DTranspose", "Conv2DTranspose", "MaxPooling1D", "MaxPooling2D",
@@ -66,6 +88,13 @@ __all__ += [
 ]
 __all__ += ["MultiHeadAttention", "Attention", "AdditiveAttention"]
 
+__all__ += [
+    "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "Conv3D", "MaxPooling3D",
+    "AveragePooling3D", "GlobalAveragePooling3D", "GlobalMaxPooling3D", "GroupNormalization",
+    "RMSNormalization", "UnitNormalization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RepeatVector", "Permute",
+    "Masking", "Identity",
+]
 from fastnet.layers.preprocessing import (  # noqa: E402
     CategoryEncoding,
     CenterCrop,
