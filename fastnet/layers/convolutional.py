@@ -108,7 +108,8 @@ class BaseConv(_SpatialLayer):
             the extra padding row/column at the end) or, for Conv1D, ``"causal"``.
         data_format: ``"channels_last"`` (default) or ``"channels_first"``.
         dilation_rate: int or tuple of ``rank`` ints (default 1).
-        groups: only 1 is supported.
+        groups: split the input channels (and the filters) into this many groups, each
+            convolved with its own filters (1: an ordinary convolution).
         activation: activation name or function (None: linear), fused into the kernel.
         use_bias: whether to add a bias vector.
         kernel_initializer, bias_initializer: initializers (glorot_uniform, zeros).
@@ -136,9 +137,10 @@ class BaseConv(_SpatialLayer):
         if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
             raise ValueError(f"The number of groups of {cls} must be a positive integer, "
                              f"received groups={groups!r}")
-        if groups != 1:
-            raise NotImplementedError(f"{cls} supports groups=1 only, received groups={groups}")
-        self.groups = 1
+        if filters % groups:
+            raise ValueError(f"The number of filters of {cls} must be divisible by groups, received "
+                             f"filters={filters}, groups={groups}")
+        self.groups = int(groups)
         if lora_rank:
             raise NotImplementedError(f"{cls} does not support LoRA, received lora_rank={lora_rank}")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
@@ -163,7 +165,10 @@ class BaseConv(_SpatialLayer):
 
     # ------------------------------------------------------------------ shapes
     def _kernel_shape(self, in_channels):
-        return self.kernel_size + (in_channels, self.filters)
+        if in_channels % self.groups:
+            raise ValueError(f'Layer "{self.name}" ({type(self).__name__}): its input has {in_channels} channels, '
+                             f"which groups={self.groups} does not divide")
+        return self.kernel_size + (in_channels // self.groups, self.filters)
 
     def _geometry(self, spatial):
         g = self._geoms.get(spatial)
@@ -216,6 +221,13 @@ class BaseConv(_SpatialLayer):
 
     # ------------------------------------------------------------------ compute
     def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+        if self.groups > 1:
+            from fastnet.layers.convolutional_variants import grouped_conv_forward
+
+            x = _to_last(inputs, self.data_format)
+            self._output_spatial(x.shape[1:-1], inputs.shape)
+            ctx.grouped = True
+            return grouped_conv_forward(self, ctx, inputs)
         x = _to_last(inputs, self.data_format)
         spatial = x.shape[1:-1]
         out_spatial = self._output_spatial(spatial, inputs.shape)
@@ -266,6 +278,10 @@ class BaseConv(_SpatialLayer):
         return _to_first(dx, self.data_format)
 
     def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        if self.groups > 1:
+            from fastnet.layers.convolutional_variants import grouped_conv_backward
+
+            return grouped_conv_backward(self, ctx, dy)
         need_dx = ctx.need_dx
         x4, y, z, g, dy, code = self._upstream(ctx, dy)
         act = self.activation

@@ -92,15 +92,10 @@ def layer_for_case(meta, dtype="float32"):
     import json
 
     import fastnet.layers as layers
-    from fastnet.layers.convolutional_variants import _GroupedConv
 
     meta = json.loads(str(meta)) if not isinstance(meta, dict) else meta
     cfg = dict(meta["config"])
-    name = meta["class_name"]
-    if name in ("Conv1D", "Conv2D") and cfg.get("groups", 1) > 1:
-        # Grouped Conv1D/Conv2D: the grouped code path those layers hand groups > 1 to.
-        return _GroupedConv(1 if name == "Conv1D" else 2, dtype=dtype, **cfg), meta
-    return getattr(layers, name)(dtype=dtype, **cfg), meta
+    return getattr(layers, meta["class_name"])(dtype=dtype, **cfg), meta
 
 
 def check_keras_case(name, rtol=1e-4, atol=1e-5, grad_atol=1e-4):
