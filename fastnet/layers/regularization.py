@@ -326,6 +326,11 @@ class ActivityRegularization(ContextCallMixin, Layer):
         Same as the input.
     """
 
+    # The penalty goes through ctx.losses and backward adds its gradient: the executor
+    # must not apply ``activity_regularizer`` again.
+    _adds_losses = True
+    _applies_own_activity = True
+
     def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
         for name, v in (("l1", l1), ("l2", l2)):

@@ -48,6 +48,9 @@ class Functional(Model):
     """
 
     _is_graph_model = True
+    # A nested model passes the losses its layers add (activity regularization) to the
+    # graph it sits in, through ``ctx.losses``.
+    _adds_losses = True
 
     def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None, trainable: bool = True,
                  **kwargs) -> None:
@@ -133,7 +136,9 @@ class Functional(Model):
             state = ctx.run = self._graph.new_state(ctx.record, ctx.pool is not None, defer)
         elif state.record != ctx.record:
             state.set_record(ctx.record)
-        return self._pack_outputs(self._graph.forward(state, xs, training))
+        out = self._pack_outputs(self._graph.forward(state, xs, training))
+        ctx.losses = [state.extra_loss] if state.extra_loss else None
+        return out
 
     def forward(self, ctx: CallContext, inputs: Any, training: bool = False, mask: Any = None, **kwargs) -> Any:
         """The model as a layer: runs its graph in a run state kept in ``ctx``."""

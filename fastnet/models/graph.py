@@ -127,7 +127,7 @@ class _Step:
 
     __slots__ = ("node", "layer", "in_slots", "out_slots", "single", "args", "kwargs", "training",
                  "n_out", "out_structure", "needs_backward", "need_dx", "shared", "takes_mask", "index",
-                 "takes_training", "plan_dx")
+                 "takes_training", "plan_dx", "act_reg", "adds_losses")
 
     def __init__(self, node, slot_of, index):
         self.node = node
@@ -152,6 +152,9 @@ class _Step:
         self.needs_backward = True
         self.need_dx = True
         self.shared = False
+        reg = getattr(node.layer, "activity_regularizer", None)
+        self.act_reg = reg if callable(reg) and not getattr(node.layer, "_applies_own_activity", False) else None
+        self.adds_losses = self.act_reg is not None or bool(getattr(node.layer, "_adds_losses", False))
 
     def fill(self, values):
         """The call's arguments with the input slots' values in place of the tensors."""
@@ -223,7 +226,7 @@ class Graph:
         prev = self.input_slots[0]
         for st in self.steps:
             if (not st.single or st.n_out != 1 or st.kwargs or st.training is not None or st.shared
-                    or st.in_slots[0] != prev or (prev != self.input_slots[0] and self.consumers[prev] != 1)):
+                    or st.adds_losses or st.in_slots[0] != prev or (prev != self.input_slots[0] and self.consumers[prev] != 1)):
                 return False
             prev = st.out_slots[0]
         return prev == self.output_slots[0]
@@ -292,6 +295,7 @@ class Graph:
             ctxs = state.ctxs
             for layer, i in self._chain:
                 x = layer.forward(ctxs[i], x, training=training)
+            state.extra_loss = 0.0
             return [x]
         values = [None] * self.n_slots
         for s, x in zip(self.input_slots, inputs):
@@ -300,6 +304,7 @@ class Graph:
         ctxs = state.ctxs
         record = state.record
         free = None if record else self.free_after
+        extra = 0.0
         for st in self.steps:
             ctx = ctxs[st.index]
             tr = training if st.training is None else bool(st.training)
@@ -340,9 +345,12 @@ class Graph:
                             masks[s] = mv
                     else:
                         masks[st.out_slots[0]] = m
+            if st.adds_losses:
+                extra += self._step_losses(st, ctx, out)
             if free is not None:
                 for s in free[st.index]:
                     values[s] = None
+        state.extra_loss = extra
         state.values = values if record else None
         state.masks = masks
         return [values[s] for s in self.output_slots]
@@ -387,6 +395,8 @@ class Graph:
             ctx = ctxs[st.index]
             ctx.need_dx = need_dx
             layer = st.layer
+            if st.act_reg is not None:
+                dy = self._activity_grad(st, ctx, dy)
             if st.shared:
                 if seen_shared is None:
                     seen_shared = set()
@@ -416,6 +426,39 @@ class Graph:
                         self._accumulate(grads, owned, state, s, d)
         return [grads[s] for s in self.input_slots]
 
+    @staticmethod
+    def _step_losses(st, ctx, out):
+        """Losses a call adds: its layer's activity regularizer on each output, divided by
+        the batch size (Keras's activity_regularizer), and what the layer put in
+        ``ctx.losses`` (a nested model's own, ActivityRegularization's)."""
+        total = 0.0
+        if st.act_reg is not None:
+            outs = tree.flatten(out)
+            ctx.act_out = outs
+            for o in outs:
+                if isinstance(o, np.ndarray) and o.dtype.kind == "f":
+                    batch = o.shape[0] if o.ndim and o.shape[0] else 1
+                    total += float(st.act_reg(o)) / batch
+        losses = ctx.__dict__.get("losses")
+        if losses:
+            total += float(sum(float(v) for v in losses))
+        return total
+
+    @staticmethod
+    def _activity_grad(st, ctx, dy):
+        outs = ctx.__dict__.get("act_out")
+        if not outs:
+            return dy
+        flat = [dy] if st.n_out == 1 else tree.flatten(dy)
+        grads = []
+        for g, o in zip(flat, outs):
+            if g is None or not isinstance(o, np.ndarray) or o.dtype.kind != "f":
+                grads.append(g)
+                continue
+            batch = o.shape[0] if o.ndim and o.shape[0] else 1
+            grads.append(np.asarray(g) + st.act_reg.gradient(o).astype(o.dtype) / o.dtype.type(batch))
+        return grads[0] if st.n_out == 1 else tree.pack_sequence_as(st.out_structure, grads)
+
     def _accumulate(self, grads, owned, state, slot, g):
         cur = grads[slot]
         if cur is None:
@@ -434,7 +477,7 @@ class Graph:
 class RunState:
     """One run of a graph: a ``CallContext`` per node, and buffers for summed gradients."""
 
-    __slots__ = ("graph", "ctxs", "record", "pool", "owned", "values", "masks", "defer")
+    __slots__ = ("graph", "ctxs", "record", "pool", "owned", "values", "masks", "defer", "extra_loss")
 
     def __init__(self, graph: Graph, record: bool, pooled: bool, defer: DeferredUpdates | None = None) -> None:
         self.graph = graph
@@ -444,6 +487,7 @@ class RunState:
         self.owned = set()
         self.values = None
         self.masks = None
+        self.extra_loss = 0.0
         self.defer = defer
         if defer is not None:
             for c in self.ctxs:

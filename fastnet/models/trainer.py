@@ -563,6 +563,7 @@ class Trainer:
         graph = self._graph
         outs = graph.forward(state, xs, training=True)
         value, values, grads = self._losses_and_grads(state, outs, ys, sws, training=True)
+        value += state.extra_loss
         if dist is not None:
             for g in grads:
                 if g is not None:
@@ -602,6 +603,7 @@ class Trainer:
             xs, ys, sws = [x], [y], [sw]
         outs = self._graph.forward(state, xs, training=False)
         value, values, _ = self._losses_and_grads(state, outs, ys, sws, training=False)
+        value += state.extra_loss
         if self._reg_vars:
             value += self._regularization()
         self._update_metrics(outs, ys, sws, per_output)
