@@ -285,7 +285,9 @@ def _check_directory(source, what):
             raise FileFormatError(f"{what}: the archive's directory is {cd_size} bytes, more than "
                                   f"the {MAX_DIRECTORY_BYTES} a .keras file may hold")
         f.seek(start)
-    except (OSError, ValueError, struct.error):
+    except FileFormatError:
+        raise
+    except (OSError, ValueError, struct.error):  # left for zipfile to report
         return
     finally:
         if close:
