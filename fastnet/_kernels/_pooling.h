@@ -4,7 +4,8 @@
  * compiler checks for overlap at run time, and scalar it is several times slower.
  * Each of the window's four taps gets dy where it held the maximum (offset k within
  * the image: 0, 1, w or w + 1 from the window's corner), 0 elsewhere; with ``y`` (the
- * pooled output of ReLU values) dy is also dropped where y is not positive.
+ * pooled output of ReLU values) dy is also dropped where y is not positive (y * 0:
+ * a NaN output keeps a NaN derivative).
  */
 #ifndef FASTNET_POOLING_H
 #define FASTNET_POOLING_H
@@ -24,7 +25,7 @@
                             int base, int w, ptrdiff_t n) {                            \
         for (ptrdiff_t c = 0; c < n; c++) {                                            \
             int k = a[c] - base;                                                       \
-            T v = y ? g[c] * (T)(y[c] > 0) : g[c];                                     \
+            T v = y ? (y[c] > 0 ? g[c] : y[c] * (T)0) : g[c];                          \
             d0[c] = v * (T)(k == 0);                                                   \
             d1[c] = v * (T)(k == 1);                                                   \
             d2[c] = v * (T)(k == w);                                                   \

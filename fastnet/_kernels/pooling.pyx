@@ -1,8 +1,12 @@
 """Pooling kernels (NHWC; 1-D signals are images with one row): max, average, global.
 
 Max pooling records, for every output value, the position of its maximum
-(``iy * w + ix`` within the sample; the first maximum in window order on ties),
-so the backward pass is a scatter of dy into those positions. Taps that fall in
+(``iy * w + ix`` within the sample; the first maximum in window order on ties).
+A NaN in a window makes its maximum NaN, as ``np.maximum`` does (the first NaN is
+the recorded position): a tap replaces the running maximum m when ``not (v <= m)
+and m == m``, which is ``v > m`` for numbers and also takes a NaN v but never
+replaces a NaN m. The backward pass is a scatter of dy into the recorded
+positions. Taps that fall in
 the ``same`` padding are skipped: they never win a max and are not counted in an
 average (as Keras does). Work is split by output rows (forward) and by samples
 (backward: windows may overlap, so a sample's input gradient has one writer).
@@ -58,7 +62,7 @@ cdef void _max_row(const floating *x, floating *y, index_t *am, const Geom *g, P
     cdef index_t *arg
     cdef index_t idx, a, mk
     cdef floating v, m
-    cdef bint first
+    cdef bint first, take
     for ox in range(g.ow):
         _window(g, oy, ox, &y0, &y1, &x0, &x1)
         out = y + ((n * g.oh + oy) * g.ow + ox) * C
@@ -83,14 +87,15 @@ cdef void _max_row(const floating *x, floating *y, index_t *am, const Geom *g, P
                         v = src[c]
                         m = out[c]
                         a = arg[c]
-                        mk = -(<index_t>(v > m))
-                        out[c] = v if v > m else m
+                        take = (not (v <= m)) & (m == m)
+                        mk = -(<index_t>take)
+                        out[c] = v if take else m
                         arg[c] = (idx & mk) | (a & ~mk)
                 else:
                     for c in range(C):
                         v = src[c]
                         m = out[c]
-                        out[c] = v if v > m else m
+                        out[c] = v if ((not (v <= m)) & (m == m)) else m
 
 
 cdef void _max_row_2x2(const floating *x, floating *y, index_t *am, const Geom *g, Py_ssize_t n,
@@ -107,6 +112,7 @@ cdef void _max_row_2x2(const floating *x, floating *y, index_t *am, const Geom *
     cdef index_t *arg
     cdef floating va, vb, vc, vd, m1, m2
     cdef index_t i1, i2, k1, k2, k, base
+    cdef bint t1, t2, t
     for ox in range(g.ow):
         pa = x + ((n * g.h + 2 * oy) * W + 2 * ox) * C
         pb = pa + C
@@ -120,9 +126,9 @@ cdef void _max_row_2x2(const floating *x, floating *y, index_t *am, const Geom *
                 vb = pb[c]
                 vc = pc[c]
                 vd = pd[c]
-                m1 = vb if vb > va else va
-                m2 = vd if vd > vc else vc
-                out[c] = m2 if m2 > m1 else m1
+                m1 = vb if ((not (vb <= va)) & (va == va)) else va
+                m2 = vd if ((not (vd <= vc)) & (vc == vc)) else vc
+                out[c] = m2 if ((not (m2 <= m1)) & (m1 == m1)) else m1
         else:
             arg = am + ((n * g.oh + oy) * g.ow + ox) * C
             for c in range(C):
@@ -130,12 +136,15 @@ cdef void _max_row_2x2(const floating *x, floating *y, index_t *am, const Geom *
                 vb = pb[c]
                 vc = pc[c]
                 vd = pd[c]
-                k1 = -(<index_t>(vb > va))
-                m1 = vb if vb > va else va
-                k2 = -(<index_t>(vd > vc))
-                m2 = vd if vd > vc else vc
-                k = -(<index_t>(m2 > m1))
-                out[c] = m2 if m2 > m1 else m1
+                t1 = (not (vb <= va)) & (va == va)
+                t2 = (not (vd <= vc)) & (vc == vc)
+                k1 = -(<index_t>t1)
+                m1 = vb if t1 else va
+                k2 = -(<index_t>t2)
+                m2 = vd if t2 else vc
+                t = (not (m2 <= m1)) & (m1 == m1)
+                k = -(<index_t>t)
+                out[c] = m2 if t else m1
                 i1 = base + (k1 & 1)
                 i2 = base + <index_t>W + (k2 & 1)
                 arg[c] = (i2 & k) | (i1 & ~k)
@@ -219,6 +228,7 @@ def max_backward(const floating[:, :, :, ::1] dy, const index_t[:, :, :, ::1] ar
     cdef const floating *ym = &relu_of[0, 0, 0, 0] if relu_of is not None and per > 0 else NULL
     cdef const index_t *a
     cdef floating *d
+    cdef floating yv
     cdef int nt = _threads(N * (hw * C + per), N, n_threads)
     cdef Geom geo
     if geometry is not None:
@@ -240,8 +250,11 @@ def max_backward(const floating[:, :, :, ::1] dy, const index_t[:, :, :, ::1] ar
             if ym != NULL:
                 for i in range(pix):
                     for c in range(C):
-                        if ym[n * per + i * C + c] > 0:
+                        yv = ym[n * per + i * C + c]
+                        if yv > 0:
                             d[a[i * C + c] * C + c] += g[i * C + c]
+                        elif yv != yv:  # a NaN output keeps a NaN derivative
+                            d[a[i * C + c] * C + c] += yv
             else:
                 for i in range(pix):
                     for c in range(C):
@@ -360,6 +373,7 @@ def global_max_forward(const floating[:, :, ::1] x, floating[:, ::1] y, index_t[
     """y (n, c) = max of x (n, steps, c) over steps; argmax (n, c) its first position."""
     cdef Py_ssize_t N = x.shape[0], S = x.shape[1], C = x.shape[2], n, s, c
     cdef floating v, m
+    cdef bint take
     if y.shape[0] != N or y.shape[1] != C or argmax.shape[0] != N or argmax.shape[1] != C:
         raise ValueError("global_max_pool forward: x, y and argmax shapes do not agree")
     if S == 0 and N * C > 0:
@@ -375,8 +389,9 @@ def global_max_forward(const floating[:, :, ::1] x, floating[:, ::1] y, index_t[
             for c in range(C):
                 v = x[n, s, c]
                 m = y[n, c]
-                argmax[n, c] = <index_t>s if v > m else argmax[n, c]
-                y[n, c] = v if v > m else m
+                take = (not (v <= m)) & (m == m)  # NaN wins, as in the windowed max
+                argmax[n, c] = <index_t>s if take else argmax[n, c]
+                y[n, c] = v if take else m
 
 
 def global_max_backward(const floating[:, ::1] dy, const index_t[:, ::1] argmax,
