@@ -276,8 +276,10 @@ cdef void act_grad_row(int code, const floating *dy, const floating *y, const fl
             dz[i] = dy[i] if (v > 0 and v < 6) else v * 0  # y in [0, 6], or NaN
     elif code == ACT_LEAKY_RELU:
         for i in range(n):
+            # Two single-comparison selects (NaN where y is NaN): they vectorise.
             v = y[i]
-            dz[i] = dy[i] if v > 0 else (dy[i] * a if v <= 0 else v)  # NaN where y is
+            s = dy[i] if v > 0 else dy[i] * a
+            dz[i] = v if v != v else s
     elif code == ACT_EXPONENTIAL:
         for i in range(n):
             dz[i] = dy[i] * y[i]
