@@ -6,6 +6,12 @@ tanh approximation, SELU's alpha 1.67326324 and scale 1.05070098. Where a
 derivative can be taken from the output alone (relu, sigmoid, tanh, softmax, elu,
 selu, softplus, softsign, relu6, hard_sigmoid, exponential, leaky_relu) the
 backward pass reads ``y``; gelu, silu, hard_silu and mish read the input ``z``.
+
+NaN propagates, as ``np.maximum`` does: every select is written so that a NaN
+input takes the branch that keeps it (``0 if v < 0 else v``, not ``v if v > 0 else
+0``), and a derivative taken where the output is NaN is NaN (``y * 0`` instead of a
+literal 0 for the clipped side). A NaN in the data then reaches the loss, where
+TerminateOnNaN sees it, instead of vanishing into a zero.
 """
 from cython cimport floating
 cimport numpy as cnp
@@ -94,7 +100,7 @@ cdef void act_row(int code, const floating *z, floating *y, Py_ssize_t n,
     elif code == ACT_RELU:
         for i in range(n):
             v = z[i]
-            y[i] = v if v > 0 else 0
+            y[i] = 0 if v < 0 else v  # NaN passes (a max that keeps NaN, one instruction)
     elif code == ACT_SIGMOID:
         for i in range(n):
             y[i] = _sigmoid(z[i])
@@ -190,9 +196,11 @@ cdef void act_grad_row(int code, const floating *dy, const floating *y, const fl
                 dz[i] = dy[i]
     elif code == ACT_RELU:
         for i in range(n):
-            # Load dy first: written this way the select compiles branch-free.
+            # Load dy first: written this way the select compiles branch-free. The
+            # clipped side is y * 0: zero for y == 0, NaN where y is NaN.
             v = dy[i]
-            dz[i] = v if y[i] > 0 else 0
+            s = y[i]
+            dz[i] = v if s > 0 else s * 0
     elif code == ACT_SIGMOID:
         for i in range(n):
             v = y[i]
@@ -252,7 +260,7 @@ cdef void act_grad_row(int code, const floating *dy, const floating *y, const fl
     elif code == ACT_HARD_SIGMOID:
         for i in range(n):
             v = y[i]
-            dz[i] = dy[i] / 6 if (v > 0 and v < 1) else 0
+            dz[i] = dy[i] / 6 if (v > 0 and v < 1) else v * 0  # y in [0, 1], or NaN
     elif code == ACT_HARD_SILU:
         for i in range(n):
             v = z[i]
@@ -265,10 +273,13 @@ cdef void act_grad_row(int code, const floating *dy, const floating *y, const fl
     elif code == ACT_RELU6:
         for i in range(n):
             v = y[i]
-            dz[i] = dy[i] if (v > 0 and v < 6) else 0
+            dz[i] = dy[i] if (v > 0 and v < 6) else v * 0  # y in [0, 6], or NaN
     elif code == ACT_LEAKY_RELU:
         for i in range(n):
-            dz[i] = dy[i] if y[i] > 0 else dy[i] * a
+            # Two single-comparison selects (NaN where y is NaN): they vectorise.
+            v = y[i]
+            s = dy[i] if v > 0 else dy[i] * a
+            dz[i] = v if v != v else s
     elif code == ACT_EXPONENTIAL:
         for i in range(n):
             dz[i] = dy[i] * y[i]

@@ -156,19 +156,20 @@ cdef void bias_act(floating *zp, floating *yp, const floating *bp, Py_ssize_t ro
         for r in range(rows):
             zr = zp + r * F
             yr = yp + r * F
+            # ``0 if v < 0 else v``: a NaN passes through (as in _activations).
             if bp != NULL and zr == yr:
                 for j in range(F):
                     v = zr[j] + bp[j]
-                    yr[j] = v if v > 0 else 0
+                    yr[j] = 0 if v < 0 else v
             elif bp != NULL:
                 for j in range(F):
                     v = zr[j] + bp[j]
                     zr[j] = v
-                    yr[j] = v if v > 0 else 0
+                    yr[j] = 0 if v < 0 else v
             else:
                 for j in range(F):
                     v = zr[j]
-                    yr[j] = v if v > 0 else 0
+                    yr[j] = 0 if v < 0 else v
         return
     if bp != NULL:
         for r in range(rows):
@@ -947,11 +948,12 @@ cdef void grad_rows(int act, const floating *dy, const floating *y, const floati
     """dz = dy * act'(.) for ``rows`` rows of F values (relu branch-free: half its
     signs are unpredictable, and a branch per element costs more than the pass)."""
     cdef Py_ssize_t i, r, n = rows * F
-    cdef floating v
+    cdef floating v, s
     if act == ACT_RELU:
         for i in range(n):
             v = dy[i]
-            dz[i] = v if y[i] > 0 else 0
+            s = y[i]
+            dz[i] = v if s > 0 else s * 0  # 0 where clipped, NaN where y is NaN
     elif act == ACT_SOFTMAX or act == ACT_LOG_SOFTMAX:
         for r in range(rows):
             act_grad_row(act, dy + r * F, y + r * F, z + r * F if z != NULL else NULL,

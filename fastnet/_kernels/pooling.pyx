@@ -1,8 +1,12 @@
 """Pooling kernels (NHWC; 1-D signals are images with one row): max, average, global.
 
 Max pooling records, for every output value, the position of its maximum
-(``iy * w + ix`` within the sample; the first maximum in window order on ties),
-so the backward pass is a scatter of dy into those positions. Taps that fall in
+(``iy * w + ix`` within the sample; the first maximum in window order on ties).
+A NaN in a window makes its maximum NaN, as ``np.maximum`` does, and the recorded
+position is a NaN tap: a tap v replaces the running maximum m when ``v > m`` or v
+is NaN (the inner loops, in ``_pooling.h``, are written so they vectorise). The
+backward pass is a scatter of dy into the recorded
+positions. Taps that fall in
 the ``same`` padding are skipped: they never win a max and are not counted in an
 average (as Keras does). Work is split by output rows (forward) and by samples
 (backward: windows may overlap, so a sample's input gradient has one writer).
@@ -20,6 +24,12 @@ cdef extern from "_pooling.h" nogil:
                        float *d2, float *d3, int base, int w, Py_ssize_t n)
     void fnp_back2x2_d(const double *g, const int *a, const double *y, double *d0,
                        double *d1, double *d2, double *d3, int base, int w, Py_ssize_t n)
+    void fnp_maxupd_f(const float *src, float *out, int *arg, int idx, Py_ssize_t n)
+    void fnp_maxupd_d(const double *src, double *out, int *arg, int idx, Py_ssize_t n)
+    void fnp_max2x2_f(const float *pa, const float *pb, const float *pc, const float *pd,
+                      float *out, int *arg, int base, int w, Py_ssize_t n)
+    void fnp_max2x2_d(const double *pa, const double *pb, const double *pc, const double *pd,
+                      double *out, int *arg, int base, int w, Py_ssize_t n)
 
 ctypedef int index_t
 
@@ -56,8 +66,7 @@ cdef void _max_row(const floating *x, floating *y, index_t *am, const Geom *g, P
     cdef const floating *src
     cdef floating *out
     cdef index_t *arg
-    cdef index_t idx, a, mk
-    cdef floating v, m
+    cdef index_t idx
     cdef bint first
     for ox in range(g.ow):
         _window(g, oy, ox, &y0, &y1, &x0, &x1)
@@ -75,38 +84,28 @@ cdef void _max_row(const floating *x, floating *y, index_t *am, const Geom *g, P
                         for c in range(C):
                             arg[c] = idx
                     first = False
-                elif arg != NULL:
-                    # The index is picked with a bit mask rather than a select: the
-                    # baseline x86-64 target has no float-to-int blend, and a branch per
-                    # value (mispredicted half the time) made this loop 10x slower.
-                    for c in range(C):
-                        v = src[c]
-                        m = out[c]
-                        a = arg[c]
-                        mk = -(<index_t>(v > m))
-                        out[c] = v if v > m else m
-                        arg[c] = (idx & mk) | (a & ~mk)
+                # (_pooling.h picks the index with a bit mask rather than a select:
+                # the baseline x86-64 target has no float-to-int blend, and a branch
+                # per value, mispredicted half the time, made this loop 10x slower.)
+                elif floating is float:
+                    fnp_maxupd_f(src, out, arg, idx, C)
                 else:
-                    for c in range(C):
-                        v = src[c]
-                        m = out[c]
-                        out[c] = v if v > m else m
+                    fnp_maxupd_d(src, out, arg, idx, C)
 
 
 cdef void _max_row_2x2(const floating *x, floating *y, index_t *am, const Geom *g, Py_ssize_t n,
                        Py_ssize_t oy) noexcept nogil:
     """2x2 windows with stride 2 inside the image (valid padding): the four taps a b / c d
-    of a window are reduced pairwise, the position picked with masks (first maximum in
-    window order on ties, as in the general path)."""
-    cdef Py_ssize_t C = g.c, ox, c, W = g.w
+    of a window are folded in window order, the position picked with masks (first
+    maximum on ties, as in the general path; see _pooling.h)."""
+    cdef Py_ssize_t C = g.c, ox, W = g.w
     cdef const floating *pa
     cdef const floating *pb
     cdef const floating *pc
     cdef const floating *pd
     cdef floating *out
     cdef index_t *arg
-    cdef floating va, vb, vc, vd, m1, m2
-    cdef index_t i1, i2, k1, k2, k, base
+    cdef index_t base
     for ox in range(g.ow):
         pa = x + ((n * g.h + 2 * oy) * W + 2 * ox) * C
         pb = pa + C
@@ -114,31 +113,11 @@ cdef void _max_row_2x2(const floating *x, floating *y, index_t *am, const Geom *
         pd = pc + C
         out = y + ((n * g.oh + oy) * g.ow + ox) * C
         base = <index_t>(2 * oy * W + 2 * ox)
-        if am == NULL:
-            for c in range(C):
-                va = pa[c]
-                vb = pb[c]
-                vc = pc[c]
-                vd = pd[c]
-                m1 = vb if vb > va else va
-                m2 = vd if vd > vc else vc
-                out[c] = m2 if m2 > m1 else m1
+        arg = am + ((n * g.oh + oy) * g.ow + ox) * C if am != NULL else NULL
+        if floating is float:
+            fnp_max2x2_f(pa, pb, pc, pd, out, arg, base, <index_t>W, C)
         else:
-            arg = am + ((n * g.oh + oy) * g.ow + ox) * C
-            for c in range(C):
-                va = pa[c]
-                vb = pb[c]
-                vc = pc[c]
-                vd = pd[c]
-                k1 = -(<index_t>(vb > va))
-                m1 = vb if vb > va else va
-                k2 = -(<index_t>(vd > vc))
-                m2 = vd if vd > vc else vc
-                k = -(<index_t>(m2 > m1))
-                out[c] = m2 if m2 > m1 else m1
-                i1 = base + (k1 & 1)
-                i2 = base + <index_t>W + (k2 & 1)
-                arg[c] = (i2 & k) | (i1 & ~k)
+            fnp_max2x2_d(pa, pb, pc, pd, out, arg, base, <index_t>W, C)
 
 
 def max_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
@@ -219,6 +198,7 @@ def max_backward(const floating[:, :, :, ::1] dy, const index_t[:, :, :, ::1] ar
     cdef const floating *ym = &relu_of[0, 0, 0, 0] if relu_of is not None and per > 0 else NULL
     cdef const index_t *a
     cdef floating *d
+    cdef floating yv
     cdef int nt = _threads(N * (hw * C + per), N, n_threads)
     cdef Geom geo
     if geometry is not None:
@@ -240,8 +220,11 @@ def max_backward(const floating[:, :, :, ::1] dy, const index_t[:, :, :, ::1] ar
             if ym != NULL:
                 for i in range(pix):
                     for c in range(C):
-                        if ym[n * per + i * C + c] > 0:
+                        yv = ym[n * per + i * C + c]
+                        if yv > 0:
                             d[a[i * C + c] * C + c] += g[i * C + c]
+                        elif yv != yv:  # a NaN output keeps a NaN derivative
+                            d[a[i * C + c] * C + c] += yv
             else:
                 for i in range(pix):
                     for c in range(C):
@@ -359,7 +342,6 @@ def global_max_forward(const floating[:, :, ::1] x, floating[:, ::1] y, index_t[
                        int n_threads=1):
     """y (n, c) = max of x (n, steps, c) over steps; argmax (n, c) its first position."""
     cdef Py_ssize_t N = x.shape[0], S = x.shape[1], C = x.shape[2], n, s, c
-    cdef floating v, m
     if y.shape[0] != N or y.shape[1] != C or argmax.shape[0] != N or argmax.shape[1] != C:
         raise ValueError("global_max_pool forward: x, y and argmax shapes do not agree")
     if S == 0 and N * C > 0:
@@ -371,12 +353,11 @@ def global_max_forward(const floating[:, :, ::1] x, floating[:, ::1] y, index_t[
         for c in range(C):
             y[n, c] = x[n, 0, c]
             argmax[n, c] = 0
-        for s in range(1, S):
-            for c in range(C):
-                v = x[n, s, c]
-                m = y[n, c]
-                argmax[n, c] = <index_t>s if v > m else argmax[n, c]
-                y[n, c] = v if v > m else m
+        for s in range(1, S):  # NaN wins, as in the windowed max
+            if floating is float:
+                fnp_maxupd_f(&x[n, s, 0], &y[n, 0], &argmax[n, 0], <index_t>s, C)
+            else:
+                fnp_maxupd_d(&x[n, s, 0], &y[n, 0], &argmax[n, 0], <index_t>s, C)
 
 
 def global_max_backward(const floating[:, ::1] dy, const index_t[:, ::1] argmax,

@@ -8,6 +8,25 @@ class names resolve only through fastnet's registries or ``custom_objects``.
 
 The HDF5 part needs h5py (``pip install fastnet[h5]``), imported only when used.
 
+Files are treated as untrusted input:
+
+- weights are read only from the file itself: HDF5 external storage, virtual
+  datasets, external links and soft links that leave the file are refused (as are
+  compressed datasets), before any data is read;
+- what a ``.keras`` archive may make the reader hold is bounded: ``config.json``
+  8 MB, ``metadata.json`` 1 MB, ``model.weights.h5`` a few times the model's own
+  weights, checked on the declared sizes and again on the bytes read, and the
+  weights are read in place rather than copied into memory;
+- every weight fastnet saves carries a CRC-32 (the ``fastnet_crc32`` attribute,
+  ignored by Keras), verified on load, so a damaged file is refused rather than
+  loading other numbers; files without it (Keras's) load as before.
+
+Any such problem raises ``FileFormatError`` naming the file and the object. Saves
+write a temporary ``.fastnet-save-<random>.tmp`` next to the target and rename it
+over the target (a symlink's target, the link kept); one left by a killed save is
+removed by a later save to the same folder once it is 15 minutes old and no running
+save holds its lock.
+
 Example:
     >>> import numpy as np, os, tempfile
     >>> import fastnet

@@ -37,9 +37,11 @@ from fastnet.saving._files import (
     WeightsMismatchError,
     atomic_output,
     open_checked_zip,
+    open_member,
     read_member,
     require_h5py,
 )
+from fastnet.saving._h5safety import check_h5_file, verify_checksum, write_checksum
 from fastnet.saving.serialization import (
     KERAS_FORMAT_VERSION,
     DeserializationError,
@@ -59,7 +61,12 @@ __all__ = [
 CONFIG_FILENAME = "config.json"
 METADATA_FILENAME = "metadata.json"
 WEIGHTS_FILENAME = "model.weights.h5"
-_JSON_LIMIT = 256 * 1024 * 1024
+# What the JSON entries of a .keras file may hold. A model's config is kilobytes per
+# layer; these bounds keep what a crafted entry makes the reader allocate (Python
+# objects take up to ~25x the bytes of JSON like "{},{},...") to a couple hundred MB.
+_CONFIG_LIMIT = 8 * 1024 * 1024
+_METADATA_LIMIT = 1024 * 1024
+_JSON_CONTAINER_LIMIT = 500_000
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -143,7 +150,9 @@ def _write_vars(h5, path, owner_name, arrays):
     group = h5.create_group(f"{path}/vars" if path else "vars")
     group.attrs["name"] = str(owner_name)
     for i, value in enumerate(arrays):
-        group.create_dataset(str(i), data=np.asarray(value))
+        value = np.asarray(value)
+        ds = group.create_dataset(str(i), data=value)
+        write_checksum(ds, f"{group.name.lstrip('/')}/{i}", value)
 
 
 def _write_layer(h5, path, layer, visited):
@@ -197,14 +206,22 @@ def _read_dataset(ds, plan, where):
     h5py = require_h5py()
     if not isinstance(ds, h5py.Dataset):
         raise FileFormatError(f"{plan.what}: '{where}' is not a dataset")
-    if ds.dtype.kind not in "biuf" or "dtype" in ds.attrs:
-        raise FileFormatError(f"{plan.what}: '{where}' holds values of type {ds.dtype} "
-                              f"{dict(ds.attrs)}; fastnet reads numeric weights only")
     try:
-        return np.asarray(ds[()])
-    except (OSError, RuntimeError, ValueError, KeyError) as e:
+        kind, dtype_attr = ds.dtype.kind, "dtype" in ds.attrs
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise FileFormatError(f"{plan.what}: cannot read the type of '{where}', the file is "
+                              f"corrupt ({e})") from e
+    if kind not in "biuf" or dtype_attr:
+        raise FileFormatError(f"{plan.what}: '{where}' holds values of type {ds.dtype} "
+                              f"(attributes {sorted(ds.attrs.keys())}); fastnet reads numeric "
+                              f"weights only")
+    try:
+        value = np.asarray(ds[()])
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as e:
         raise FileFormatError(f"{plan.what}: cannot read '{where}', the file is corrupt or "
                               f"truncated ({e})") from e
+    verify_checksum(ds, where, value, plan.what)
+    return value
 
 
 def _vars_group(h5, path):
@@ -245,6 +262,9 @@ def _plan_layer(h5, path, layer, visited, plan):
         for i, var in enumerate(own):
             where = f"{path}/vars/{i}"
             ds = group[str(i)]
+            if not isinstance(ds, require_h5py().Dataset):
+                raise FileFormatError(f"{plan.what}: '{where}' should hold the weight '{var.name}' "
+                                      f"of layer '{layer.name}' ({kind}) but is not a dataset")
             if tuple(ds.shape) != tuple(var.shape):
                 ok = False
                 plan.problem(f"layer '{layer.name}' ({kind}) weight '{var.name}' has shape "
@@ -315,17 +335,34 @@ def _plan_optimizer(h5, model, plan):
 
 
 def _load_weights_from_h5(h5, model, what, skip_mismatch=False, load_optimizer=True):
+    # Links and storage first: nothing is read from a file that points elsewhere.
+    check_h5_file(h5, what)
     plan = _Plan(what, skip_mismatch)
     try:
         _plan_model(h5, model, plan)
         restore_optimizer = _plan_optimizer(h5, model, plan) if load_optimizer else None
-    except (OSError, RuntimeError, KeyError) as e:
+    except (FileFormatError, WeightsMismatchError):
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
+        # h5py's own errors on a damaged file (a bad B-tree, a message of the wrong kind).
         raise FileFormatError(f"{what}: cannot read the weights, the HDF5 data is corrupt or "
-                              f"truncated ({e})") from e
+                              f"truncated ({type(e).__name__}: {e})") from e
     for var, value in plan.assignments:
         var.assign(value)
     if restore_optimizer is not None:
         restore_optimizer()
+
+
+def _weights_budget(model):
+    """The most bytes a model's weights file may hold: its variables, room for an
+    optimizer's state (up to five slots per variable, as EMA with AMSGrad needs),
+    and HDF5's bookkeeping per dataset and group."""
+    n_bytes = 0
+    n_vars = 0
+    for v in model.weights:
+        n_bytes += int(np.prod(v.shape, dtype=np.int64)) * np.dtype(v.dtype).itemsize
+        n_vars += 1
+    return 6 * n_bytes + 6 * 64 * 1024 * n_vars + 1024 * 1024
 
 
 def _open_h5(source, what):
@@ -399,8 +436,14 @@ def save_model(model: Model, filepath: str | os.PathLike[str], overwrite: bool =
             _write_archive(f, parts)
 
 
-def _read_json(zf, name, what):
-    data = read_member(zf, name, what, limit=_JSON_LIMIT)
+def _read_json(zf, name, what, limit):
+    data = read_member(zf, name, what, limit=limit)
+    # Each container becomes a Python object ~20x the size of its JSON text: bound
+    # their number before parsing (brackets inside strings count too; harmless).
+    containers = data.count(b"{") + data.count(b"[")
+    if containers > _JSON_CONTAINER_LIMIT:
+        raise FileFormatError(f"{what}: {name} holds {containers} objects and lists, more than "
+                              f"the {_JSON_CONTAINER_LIMIT} a model config may hold")
     try:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -435,9 +478,9 @@ def load_model(filepath: str | os.PathLike[str], custom_objects: CustomObjects |
         source = filepath
     with open_checked_zip(source, what) as zf:
         names = zf.namelist()
-        config = _read_json(zf, CONFIG_FILENAME, what)
+        config = _read_json(zf, CONFIG_FILENAME, what, _CONFIG_LIMIT)
         if METADATA_FILENAME in names:
-            _read_json(zf, METADATA_FILENAME, what)
+            _read_json(zf, METADATA_FILENAME, what, _METADATA_LIMIT)
         if WEIGHTS_FILENAME not in names:
             if "model.weights.npz" in names:
                 raise FileFormatError(f"{what} stores its weights as model.weights.npz, which "
@@ -453,9 +496,10 @@ def load_model(filepath: str | os.PathLike[str], custom_objects: CustomObjects |
         except RecursionError as e:
             raise FileFormatError(f"{what}: {CONFIG_FILENAME} is nested too deeply to be a "
                                   f"model config") from e
-        weights = read_member(zf, WEIGHTS_FILENAME, what)
-    with _open_h5(io.BytesIO(weights), f"{what} ({WEIGHTS_FILENAME})") as h5:
-        _load_weights_from_h5(h5, model, f"{what} ({WEIGHTS_FILENAME})", load_optimizer=compile)
+        with open_member(zf, source, WEIGHTS_FILENAME, what, _weights_budget(model)) as f:
+            with _open_h5(f, f"{what} ({WEIGHTS_FILENAME})") as h5:
+                _load_weights_from_h5(h5, model, f"{what} ({WEIGHTS_FILENAME})",
+                                      load_optimizer=compile)
     return model
 
 
@@ -467,9 +511,17 @@ def save_weights(model: Model, filepath: str | os.PathLike[str], overwrite: bool
         path.write(_weights_bytes(model))
         return
     h5py = require_h5py()
-    with atomic_output(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
+    # The temporary file carries fastnet's own lock (see atomic_output); HDF5's file
+    # locking would collide with it, and nobody else opens that file.
+    locking = _h5_can_skip_locking(h5py)
+    with atomic_output(path, lock=locking) as tmp:
+        with h5py.File(tmp, "w", **({"locking": False} if locking else {})) as h5:
             _write_weights(h5, model)
+
+
+def _h5_can_skip_locking(h5py):
+    v = h5py.version.hdf5_version_tuple
+    return v >= (1, 12, 1) or (1, 10, 7) <= v < (1, 11)
 
 
 def load_weights(model: Model, filepath: str | os.PathLike[str], skip_mismatch: bool = False) -> None:
@@ -489,9 +541,12 @@ def load_weights(model: Model, filepath: str | os.PathLike[str], skip_mismatch: 
         raise FileNotFoundError(f"No such file: {path!r}")
     if path.endswith(".keras"):
         with open_checked_zip(path, what) as zf:
-            data = read_member(zf, WEIGHTS_FILENAME, what)
-        source, what = io.BytesIO(data), f"{what} ({WEIGHTS_FILENAME})"
-    elif path.endswith(".weights.h5"):
+            with open_member(zf, path, WEIGHTS_FILENAME, what, _weights_budget(model)) as f:
+                inner = f"{what} ({WEIGHTS_FILENAME})"
+                with _open_h5(f, inner) as h5:
+                    _load_weights_from_h5(h5, model, inner, skip_mismatch=skip_mismatch)
+        return
+    if path.endswith(".weights.h5"):
         source = path
     elif path.endswith((".h5", ".hdf5")):
         raise ValueError(f"{what}: legacy Keras 2 .h5 files are not supported; fastnet reads "
