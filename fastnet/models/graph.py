@@ -292,10 +292,8 @@ class Graph:
         outputs, one per graph output."""
         if self.linear:
             x = inputs[0]
-            ctxs = state.ctxs
-            for layer, i in self._chain:
-                x = layer.forward(ctxs[i], x, training=training)
-            state.extra_loss = 0.0
+            for fwd, ctx in state.chain():
+                x = fwd(ctx, x, training=training)
             return [x]
         values = [None] * self.n_slots
         for s, x in zip(self.input_slots, inputs):
@@ -363,13 +361,17 @@ class Graph:
             dy = output_grads[0]
             if dy is None:
                 return [None]
+            if on_step_done is None:
+                for bwd, ctx, need_dx in state.bw_chain(need_input_grads):
+                    ctx.need_dx = need_dx
+                    dy = bwd(ctx, dy)
+                return [dy if need_input_grads else None]
             ctxs = state.ctxs
             for layer, i, need_dx in (self._bw_chain_dx if need_input_grads else self._bw_chain):
                 ctx = ctxs[i]
                 ctx.need_dx = need_dx
                 dy = layer.backward(ctx, dy)
-                if on_step_done is not None:
-                    on_step_done(self.steps[i])
+                on_step_done(self.steps[i])
             return [dy if need_input_grads else None]
         grads = [None] * self.n_slots
         owned = state.owned
@@ -477,7 +479,7 @@ class Graph:
 class RunState:
     """One run of a graph: a ``CallContext`` per node, and buffers for summed gradients."""
 
-    __slots__ = ("graph", "ctxs", "record", "pool", "owned", "values", "masks", "defer", "extra_loss")
+    __slots__ = ("graph", "ctxs", "record", "pool", "owned", "values", "masks", "defer", "extra_loss", "_chains")
 
     def __init__(self, graph: Graph, record: bool, pooled: bool, defer: DeferredUpdates | None = None) -> None:
         self.graph = graph
@@ -488,6 +490,7 @@ class RunState:
         self.values = None
         self.masks = None
         self.extra_loss = 0.0
+        self._chains = None
         self.defer = defer
         if defer is not None:
             for c in self.ctxs:
@@ -496,6 +499,26 @@ class RunState:
             for a, b in graph.relu_pool_pairs:
                 self.ctxs[a].act_grad_in_dy = True
                 self.ctxs[b].relu_input = True
+
+    def chain(self):
+        """A chain's (bound forward, context) pairs, made once per state (the plan of
+        ``Graph.replan`` is read when they are made)."""
+        c = self._chains
+        if c is None or c[0] is not self.graph._chain:
+            g = self.graph
+            c = self._chains = (g._chain, [(layer.forward, self.ctxs[i]) for layer, i in g._chain], {})
+        return c[1]
+
+    def bw_chain(self, need_input_grads):
+        c = self._chains
+        if c is None or c[0] is not self.graph._chain:
+            self.chain()
+            c = self._chains
+        plan = self.graph._bw_chain_dx if need_input_grads else self.graph._bw_chain
+        got = c[2].get(need_input_grads)
+        if got is None or got[0] is not plan:
+            got = c[2][need_input_grads] = (plan, [(layer.backward, self.ctxs[i], ndx) for layer, i, ndx in plan])
+        return got[1]
 
     def set_record(self, record: bool) -> None:
         self.record = record

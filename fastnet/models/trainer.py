@@ -545,7 +545,13 @@ class Trainer:
         return total, values, grads
 
     def _update_metrics(self, outs, ys, sws, per_output=None):
-        for o in self._outputs_cfg:
+        cfg = self._outputs_cfg
+        if per_output is None and len(cfg) == 1:
+            y, out, sw = ys[0], outs[0], sws[0]
+            for m in cfg[0].metrics:
+                m.update_state(y, out, sw if m.__dict__.get("_weighted") else None)
+            return
+        for o in cfg:
             ms = o.metrics if per_output is None else per_output[o.index]
             if not ms:
                 continue

@@ -111,7 +111,88 @@ def _children(layer):
         value = vars(layer)[name]
         if isinstance(value, Layer) and value is not layer:
             out.append((name, value))
+    if hasattr(layer, "save_own_variables"):
+        # Layers with their own state hooks (preprocessing layers) keep sub-layers in private
+        # attributes too (TextVectorization's _lookup_layer); Keras saves those after the
+        # public ones, under their attribute names.
+        for name in sorted(vars(layer)):
+            value = vars(layer)[name]
+            if (name.startswith("_") and not name.startswith("__") and isinstance(value, Layer)
+                    and value is not layer):
+                out.append((name, value))
     return out
+
+
+def _walk_layers(model):
+    """(path, layer) for every layer the weights file has a group for, in file order."""
+    out, visited = [], {id(model)}
+
+    def visit(path, layer):
+        if id(layer) in visited:
+            return
+        visited.add(id(layer))
+        out.append((path, layer))
+        for attr, child in _children(layer):
+            visit(f"{path}/{attr}", child)
+    layers = model.layers
+    for key, layer in zip(_layer_keys(layers), layers):
+        visit(f"layers/{key}", layer)
+    return out
+
+
+_ASSETS = "assets"
+_ASSETS_LIMIT = 256 * 2 ** 20  # the vocabularies and tables of preprocessing layers
+
+
+def _collect_assets(model):
+    """(archive name, bytes) of the files the layers' ``save_assets`` hooks write, under
+    ``assets/<layer path>/`` as Keras lays them out."""
+    import tempfile
+
+    files = []
+    for path, layer in _walk_layers(model):
+        hook = getattr(layer, "save_assets", None)
+        if hook is None:
+            continue
+        with tempfile.TemporaryDirectory(prefix="fastnet-assets-") as tmp:
+            hook(tmp)
+            for name in sorted(os.listdir(tmp)):
+                full = os.path.join(tmp, name)
+                if os.path.isfile(full):
+                    with open(full, "rb") as f:
+                        files.append((f"{_ASSETS}/{path}/{name}", f.read()))
+    return files
+
+
+def _load_assets(zf, model, what):
+    """Gives each layer with a ``load_assets`` hook the files stored under its path
+    (plain files only, bounded in size; nothing outside a scratch folder is written)."""
+    import tempfile
+
+    names = [n for n in zf.namelist() if n.startswith(_ASSETS + "/")]
+    total = 0
+    for path, layer in _walk_layers(model):
+        hook = getattr(layer, "load_assets", None)
+        if hook is None:
+            continue
+        prefix = f"{_ASSETS}/{path}/"
+        mine = [n for n in names if n.startswith(prefix) and "/" not in n[len(prefix):]]
+        with tempfile.TemporaryDirectory(prefix="fastnet-assets-") as tmp:
+            for n in mine:
+                leaf = n[len(prefix):]
+                if not leaf or leaf in (".", "..") or "\\" in leaf or "\x00" in leaf:
+                    raise FileFormatError(f"{what}: bad asset name {n!r}")
+                info = zf.getinfo(n)
+                total += info.file_size
+                if total > _ASSETS_LIMIT:
+                    raise FileFormatError(f"{what}: the assets exceed {_ASSETS_LIMIT} bytes")
+                data = read_member(zf, n, what, limit=_ASSETS_LIMIT)
+                with open(os.path.join(tmp, leaf), "wb") as f:
+                    f.write(data)
+            try:
+                hook(tmp)
+            except (ValueError, OSError, UnicodeDecodeError) as e:
+                raise FileFormatError(f"{what}: the assets of layer '{layer.name}' cannot be read: {e}") from e
 
 
 def _own_variables(layer, children):
@@ -155,11 +236,29 @@ def _write_vars(h5, path, owner_name, arrays):
         write_checksum(ds, f"{group.name.lstrip('/')}/{i}", value)
 
 
+def _write_store(h5, path, owner_name, store):
+    """A layer's own ``save_own_variables`` output, keys as the layer names them."""
+    group = h5.create_group(f"{path}/vars")
+    group.attrs["name"] = str(owner_name)
+    for key, value in store.items():
+        value = np.asarray(value)
+        ds = group.create_dataset(str(key), data=value)
+        write_checksum(ds, f"{group.name.lstrip('/')}/{key}", value)
+
+
 def _write_layer(h5, path, layer, visited):
     if id(layer) in visited:
         return
     visited.add(id(layer))
     children = _children(layer)
+    hook = getattr(layer, "save_own_variables", None)
+    if hook is not None:
+        store = {}
+        hook(store)
+        _write_store(h5, path, layer.name, store)
+        for attr, child in children:
+            _write_layer(h5, f"{path}/{attr}", child, visited)
+        return
     _write_vars(h5, path, layer.name, [v.value for v in _own_variables(layer, children)])
     for attr, child in children:
         _write_layer(h5, f"{path}/{attr}", child, visited)
@@ -192,6 +291,7 @@ class _Plan:
         self.what = what
         self.skip_mismatch = skip_mismatch
         self.assignments = []
+        self.hooks = []  # (layer, load_own_variables, store): layers with their own state hooks
         self.visited_keys = set()
 
     def problem(self, message: str) -> None:
@@ -242,6 +342,16 @@ def _plan_layer(h5, path, layer, visited, plan):
         return
     visited.add(id(layer))
     children = _children(layer)
+    hook = getattr(layer, "load_own_variables", None)
+    if hook is not None:
+        group = _vars_group(h5, path)
+        store = {}
+        for key in (group.keys() if group is not None else []):
+            store[key] = _read_dataset(group[key], plan, f"{path}/vars/{key}")
+        plan.hooks.append((layer, hook, store))
+        for attr, child in children:
+            _plan_layer(h5, f"{path}/{attr}", child, visited, plan)
+        return
     own = _own_variables(layer, children)
     group = _vars_group(h5, path)
     keys = sorted(group.keys(), key=lambda k: (len(k), k)) if group is not None else []
@@ -349,6 +459,12 @@ def _load_weights_from_h5(h5, model, what, skip_mismatch=False, load_optimizer=T
                               f"truncated ({type(e).__name__}: {e})") from e
     for var, value in plan.assignments:
         var.assign(value)
+    for layer, hook, store in plan.hooks:
+        try:
+            hook(store)
+        except (ValueError, KeyError, TypeError) as e:
+            raise WeightsMismatchError(f"{what}: layer '{layer.name}' ({type(layer).__name__}) cannot take the "
+                                       f"variables stored for it: {e}") from e
     if restore_optimizer is not None:
         restore_optimizer()
 
@@ -397,15 +513,18 @@ def _archive_bytes(model, include_optimizer=True):
         "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
         "fastnet_version": __version__,
     })
-    return metadata_json.encode(), config_json.encode(), _weights_bytes(model, include_optimizer)
+    return (metadata_json.encode(), config_json.encode(), _weights_bytes(model, include_optimizer),
+            _collect_assets(model))
 
 
 def _write_archive(fileobj, parts):
-    metadata, config, weights = parts
+    metadata, config, weights, assets = parts
     with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(METADATA_FILENAME, metadata)
         zf.writestr(CONFIG_FILENAME, config)
         zf.writestr(WEIGHTS_FILENAME, weights)
+        for name, data in assets:
+            zf.writestr(name, data)
 
 
 def save_model(model: Model, filepath: str | os.PathLike[str], overwrite: bool = True, **kwargs) -> None:
@@ -500,6 +619,7 @@ def load_model(filepath: str | os.PathLike[str], custom_objects: CustomObjects |
             with _open_h5(f, f"{what} ({WEIGHTS_FILENAME})") as h5:
                 _load_weights_from_h5(h5, model, f"{what} ({WEIGHTS_FILENAME})",
                                       load_optimizer=compile)
+        _load_assets(zf, model, what)
     return model
 
 

@@ -87,8 +87,6 @@ def test_sequential_normalization_file_loads_with_load_model():
     np.testing.assert_allclose(model.predict(d["x"], verbose=0), d["y"], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(reason="needs the loader to accept string inputs and call save/load_assets and "
-                          "save/load_own_variables (lead's functional loading, issue 15)", strict=False)
 @pytest.mark.parametrize("name", ["model_text", "model_lookup_tfidf", "model_image"])
 def test_keras_files_load_with_load_model(name):
     d = np.load(os.path.join(DATA, name + ".npz"))
@@ -180,9 +178,7 @@ SERIALIZED = [
     lambda: L.CategoryEncoding(5, output_mode="count"),
     lambda: L.Discretization(bin_boundaries=[0.0, 1.0], output_mode="one_hot"),
     lambda: L.Hashing(8, salt=3, output_mode="multi_hot"),
-    pytest.param(lambda: L.Hashing(8), marks=pytest.mark.xfail(
-        reason="the config reader refuses integer dtype policies (int64 is Keras's Hashing dtype); "
-               "fastnet/saving/serialization.py must accept them", strict=False)),
+    lambda: L.Hashing(8),
 ]
 
 
