@@ -225,8 +225,9 @@ class Graph:
             return False
         prev = self.input_slots[0]
         for st in self.steps:
-            if (not st.single or st.n_out != 1 or st.kwargs or st.training is not None or st.shared
-                    or st.adds_losses or st.in_slots[0] != prev or (prev != self.input_slots[0] and self.consumers[prev] != 1)):
+            if (not st.single or st.n_out != 1 or st.kwargs or st.shared
+                    or st.adds_losses or st.in_slots[0] != prev
+                    or (prev != self.input_slots[0] and self.consumers[prev] != 1)):
                 return False
             prev = st.out_slots[0]
         return prev == self.output_slots[0]
@@ -305,7 +306,9 @@ class Graph:
         extra = 0.0
         for st in self.steps:
             ctx = ctxs[st.index]
-            tr = training if st.training is None else bool(st.training)
+            # As in Keras 3, the run's training flag is passed to every call, over a
+            # ``training=`` recorded in the node.
+            tr = training
             layer = st.layer
             if st.single:
                 x = values[st.in_slots[0]]

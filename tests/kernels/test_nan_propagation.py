@@ -93,7 +93,7 @@ def test_conv_fused_relu_keeps_nan_forward_and_backward(dt):
     expected = np.zeros(y.shape, bool)
     expected[1, 2, 3, :] = True
     np.testing.assert_array_equal(np.isnan(y), expected)
-    dx = layer.backward(np.ones_like(y))
+    dx = layer.backward(layer._last_ctx, np.ones_like(y))
     assert np.isnan(dx[1, 2, 3]).all()
     assert np.isfinite(np.delete(dx.reshape(-1, 3), 1 * 36 + 2 * 6 + 3, axis=0)).all()
     assert np.isnan(layer.kernel.grad).any()  # the NaN reaches the weights' gradient

@@ -114,9 +114,12 @@ class PreprocessingLayer(Layer):
             self.built = True
             self._build_shape = (None,) + shape[1:] if shape else shape
 
-    def __call__(self, inputs: Any, training: bool = False, **kwargs) -> Any:
+    def __call__(self, inputs: Any, training: bool | None = None, **kwargs) -> Any:
         if _is_symbolic(inputs):
-            return super().__call__(inputs, training=training, **kwargs)
+            # In a graph, ``training`` is kept only when given: otherwise the loop's applies.
+            if training is not None:
+                kwargs["training"] = training
+            return super().__call__(inputs, **kwargs)
         x = self._prepare(inputs)
         self._build_for(np.shape(x))
         ctx = EagerContext(record=True)
