@@ -304,7 +304,7 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_groups_that_do_not_divide_filters_or_channels_are_refused_clearly():
-    with pytest.raises(ValueError, match=r"filters of Conv2D must be divisible by groups, received filters=4, groups=3"):
+    with pytest.raises(ValueError, match=r"of Conv2D must be divisible by groups, received filters=4, groups=3"):
         layers.Conv2D(4, 3, groups=3)
     with pytest.raises(ValueError, match=r"input has 5 channels, which groups=2 does not divide"):
         layers.Conv2D(4, 3, groups=2)(np.zeros((1, 6, 6, 5), np.float32))
