@@ -106,6 +106,10 @@ class Dense(Layer):
                  kernel_regularizer: RegularizerLike | None = None, bias_regularizer: RegularizerLike | None = None,
                  activity_regularizer: RegularizerLike | None = None, kernel_constraint: ConstraintLike | None = None,
                  bias_constraint: ConstraintLike | None = None, lora_rank: int | None = None, **kwargs) -> None:
+        kwargs.pop("lora_alpha", None)
+        if lora_rank:
+            raise NotImplementedError(f"Dense does not support LoRA (low-rank adaptation) yet, received "
+                                      f"lora_rank={lora_rank}; build it with lora_rank=None")
         super().__init__(**kwargs)
         self.units = positive_int(units, "units", "Dense")
         self.activation = FusedActivation(activation)

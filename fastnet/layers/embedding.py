@@ -50,6 +50,10 @@ class Embedding(Layer):
                  embeddings_constraint: ConstraintLike | None = None, mask_zero: bool = False,
                  weights: Sequence[ArrayLike] | None = None, lora_rank: int | None = None,
                  activity_regularizer: RegularizerLike | None = None, **kwargs) -> None:
+        kwargs.pop("lora_alpha", None)
+        if lora_rank:
+            raise NotImplementedError(f"Embedding does not support LoRA (low-rank adaptation) yet, received "
+                                      f"lora_rank={lora_rank}; build it with lora_rank=None")
         super().__init__(**kwargs)
         self.input_dim = positive_int(input_dim, "input_dim", "Embedding")
         self.output_dim = positive_int(output_dim, "output_dim", "Embedding")

@@ -59,3 +59,29 @@ def test_validation_data_of_the_wrong_shape_fails_before_training():
         m.fit(x, y, validation_data=(np.zeros((5, 7), np.float32), y[:5]), epochs=3, verbose=0)
     for a, b in zip(w0, m.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_activity_regularizer_adds_its_penalty_and_gradient():
+    """Keras 3: the penalty of each layer's outputs divided by the batch size joins the
+    loss; its gradient flows back through the layer (float64 finite differences)."""
+    from helpers import numeric_grad
+
+    from fastnet import regularizers
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 4))
+    y = rng.standard_normal((8, 2))
+    inp = keras.Input((4,), dtype="float64")
+    h = layers.Dense(3, activation="tanh", activity_regularizer=regularizers.L2(0.1), dtype="float64")(inp)
+    model = keras.Model(inp, layers.Dense(2, dtype="float64")(h))
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    k1, b1, k2, b2 = [w.copy() for w in model.get_weights()]
+
+    def total_loss(kernel):
+        hh = np.tanh(x @ kernel + b1)
+        out = hh @ k2 + b2
+        return float(np.mean((out - y) ** 2) + 0.1 * np.sum(hh ** 2) / len(x))
+
+    assert model.evaluate(x, y, verbose=0, batch_size=8) == pytest.approx(total_loss(k1), rel=1e-7)
+    model.train_on_batch(x, y)
+    np.testing.assert_allclose(k1 - model.get_weights()[0], numeric_grad(total_loss, k1), rtol=1e-6, atol=1e-9)
