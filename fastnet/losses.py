@@ -65,6 +65,9 @@ _I64 = np.dtype(np.int64)
 
 _K = None
 _CODES = None
+# The loss kernel's float32 and float64 specialisations by dtype character: calling one
+# directly skips the fused function's dispatch on the arguments' types.
+_LOSS = {}
 
 
 def _kernels():
@@ -72,6 +75,7 @@ def _kernels():
     if _K is None:
         from fastnet._kernels import losses as k
         _CODES = k.codes()
+        _LOSS.update(f=k.loss["float"], d=k.loss["double"])
         _K = k
     return _K
 
@@ -458,10 +462,9 @@ class _Builtin(Loss):
                 per.fill(0)
             v = 0.0
         else:
-            fn = _K.loss_f32 if p2.dtype.char == "f" else _K.loss_f64
             ig = self._ignore
-            v = fn(code, t2, p2, labels, w, scale, dy, per, self._param, config._EPSILON,
-                   config._n_threads, ig is not None, 0 if ig is None else ig, q)
+            v = _LOSS[p2.dtype.char](code, p2, t2, labels, w, scale, dy, per, self._param, config._EPSILON,
+                                      config._n_threads, ig is not None, 0 if ig is None else ig, q)
         if dy is not None:
             if moved:
                 dy = np.ascontiguousarray(np.moveaxis(dy.reshape(p.shape), -1, axis))
@@ -551,12 +554,12 @@ class _Builtin(Loss):
         else:
             dy = out
         if code >= 30:
-            v = (_K.loss_f32 if ch == "f" else _K.loss_f64)(
-                code, None, p, t, None, scale, dy, None, self._param, config._EPSILON,
+            v = _LOSS[ch](
+                code, p, None, t, None, scale, dy, None, self._param, config._EPSILON,
                 config._n_threads, False, 0, q)
         else:
-            v = (_K.loss_f32 if ch == "f" else _K.loss_f64)(
-                code, t, p, None, None, scale, dy, None, self._param, config._EPSILON,
+            v = _LOSS[ch](
+                code, p, t, None, None, scale, dy, None, self._param, config._EPSILON,
                 config._n_threads, False, 0, q)
         return v, dy
 
