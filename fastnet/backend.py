@@ -22,7 +22,7 @@ floatx = config.floatx
 epsilon = config.epsilon
 
 _NAME_LOCK = threading.Lock()
-_NAME_COUNTS = {}
+_NAME_COUNTS: dict[str, int] = {}
 
 
 def to_snake_case(name: str) -> str:
@@ -63,7 +63,7 @@ class Variable:
                  regularizer: Regularizer | Callable[..., Any] | None = None, constraint: ConstraintLike | None = None,
                  path: str | None = None) -> None:
         self.value = np.ascontiguousarray(value)
-        self.grad = None
+        self.grad: np.ndarray | None = None
         self.name = name
         self.path = path or name
         self.trainable = trainable
