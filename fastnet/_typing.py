@@ -5,7 +5,7 @@ annotations: importing fastnet never loads this module.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ ShapeLike = Sequence[int | None]
 #: A layer's or object's configuration, with Keras's keys.
 Config = dict[str, Any]
 #: The logs passed to callbacks: metric names to values.
-Logs = Mapping[str, Any]
+Logs = MutableMapping[str, Any]
 #: An int, or one int per spatial dimension.
 IntOrTuple = int | Sequence[int]
 #: A Keras-style activation identifier: a name, a callable or a serialized dict.

@@ -154,6 +154,6 @@ def serialize(activation: Callable[..., Any]) -> str:
 def deserialize(config_value: str | Config, custom_objects: CustomObjects | None = None) -> Callable[..., Any]:
     if isinstance(config_value, dict):
         config_value = config_value.get("config", config_value.get("class_name"))
-    if custom_objects and config_value in custom_objects:
+    if custom_objects and isinstance(config_value, str) and config_value in custom_objects:
         return custom_objects[config_value]
     return get(config_value)

@@ -22,7 +22,7 @@ floatx = config.floatx
 epsilon = config.epsilon
 
 _NAME_LOCK = threading.Lock()
-_NAME_COUNTS = {}
+_NAME_COUNTS: dict[str, int] = {}
 
 
 def to_snake_case(name: str) -> str:
@@ -64,7 +64,7 @@ class Variable:
                  path: str | None = None) -> None:
         # np.asarray(order='C'), not ascontiguousarray: a scalar weight keeps its shape ().
         self.value = np.asarray(value, order="C")
-        self.grad = None
+        self.grad: np.ndarray | None = None
         self.name = name
         self.path = path or name
         self.trainable = trainable

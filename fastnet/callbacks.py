@@ -53,7 +53,7 @@ from fastnet.utils import progbar as _progbar
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-    from typing import Any
+    from typing import IO, Any
 
     from fastnet._typing import Logs
     from fastnet.models.model import Model
@@ -94,8 +94,8 @@ class Callback:
     """
 
     def __init__(self) -> None:
-        self.params = None
-        self._model = None
+        self.params: Mapping[str, Any] | None = None
+        self._model: Model | None = None
 
     def set_params(self, params: Mapping[str, Any]) -> None:
         self.params = params
@@ -110,6 +110,13 @@ class Callback:
     @model.setter
     def model(self, model: Model | None) -> None:
         self._model = model
+
+    def _set_model(self) -> Model:
+        """The model, in a hook that runs only once a loop has set it."""
+        if self._model is None:
+            raise RuntimeError(f"{type(self).__name__} has no model yet: fit, evaluate and predict set it "
+                               "(or call set_model) before any hook runs")
+        return self._model
 
     # Which batch hooks this callback needs called. The defaults say "those it
     # overrides"; a callback whose needs depend on its settings (the progress bar)
@@ -266,12 +273,13 @@ class CallbackList(Callback):
                 cb.set_params(params)
         self._build_dispatch()
 
-    def set_model(self, model: Model) -> None:
+    def set_model(self, model: Model | None) -> None:
         if model is None:
             return
         self._model = model
         if self._history is not None:
-            model.history = self._history
+            # (Model.__init__ leaves history None untyped: the models rewrite annotates it)
+            model.history = self._history  # type: ignore[assignment]
         for cb in self.callbacks:
             cb.set_model(model)
         self._build_dispatch()
@@ -420,13 +428,13 @@ class History(Callback):
 
     def __init__(self) -> None:
         super().__init__()
-        self.history = {}
-        self.epoch = []
+        self.history: dict[str, list[Any]] = {}
+        self.epoch: list[int] = []
 
-    def set_model(self, model: Model) -> None:
+    def set_model(self, model: Model | None) -> None:
         super().set_model(model)
         if model is not None:
-            model.history = self
+            model.history = self  # type: ignore[assignment]
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.epoch = []
@@ -436,7 +444,7 @@ class History(Callback):
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(value)
         if self._model is not None:
-            self._model.history = self
+            self._model.history = self  # type: ignore[assignment]
 
     def __repr__(self):
         return f"<History: {len(self.epoch)} epochs, keys {list(self.history)}>"
@@ -637,7 +645,7 @@ class EarlyStopping(Callback):
         best, best_epoch: the best value seen and its epoch.
     """
 
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int | str = 0,
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int = 0,
                  mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
                  start_from_epoch: int = 0) -> None:
         super().__init__()
@@ -651,10 +659,10 @@ class EarlyStopping(Callback):
         self.start_from_epoch = int(start_from_epoch)
         self.wait = 0
         self.stopped_epoch = 0
-        self.best = None
+        self.best: float | None = None
         self.best_epoch = 0
-        self.best_weights = None
-        self._direction = None
+        self.best_weights: list[np.ndarray] | None = None
+        self._direction: str | None = None
 
     def _resolve_direction(self):
         if self.mode != "auto":
@@ -681,7 +689,7 @@ class EarlyStopping(Callback):
         self.best_epoch = 0
         self.best_weights = None
 
-    def get_monitor_value(self, logs: Logs) -> float | None:
+    def get_monitor_value(self, logs: Logs | None) -> float | None:
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
@@ -712,7 +720,7 @@ class EarlyStopping(Callback):
             return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
-            self.model.stop_training = True
+            self._set_model().stop_training = True
 
     def on_train_end(self, logs: Logs | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
@@ -720,10 +728,15 @@ class EarlyStopping(Callback):
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
                 _print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
-            self.model.set_weights(self.best_weights)
+            self._set_model().set_weights(self.best_weights)
 
     def _copy_weights(self):
-        return [np.array(w, copy=True) for w in self.model.get_weights()]
+        return [np.array(w, copy=True) for w in self._set_model().get_weights()]
+
+
+def _optimizer_of(model: Model) -> Any:
+    """The model's optimizer, or None before compile: _get_lr then says what is missing."""
+    return model.optimizer
 
 
 def _get_lr(optimizer):
@@ -756,7 +769,7 @@ class LearningRateScheduler(Callback):
         verbose: 1 prints the rate set at each epoch.
     """
 
-    def __init__(self, schedule: Callable[..., Any], verbose: int | str = 0) -> None:
+    def __init__(self, schedule: Callable[..., Any], verbose: int = 0) -> None:
         super().__init__()
         if not callable(schedule):
             raise TypeError(f"schedule must be callable, received {schedule!r}")
@@ -773,7 +786,7 @@ class LearningRateScheduler(Callback):
         return self.schedule(epoch, lr) if self._two_args else self.schedule(epoch)
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
-        optimizer = self.model.optimizer
+        optimizer = _optimizer_of(self._set_model())
         lr = self._new_lr(epoch, _get_lr(optimizer))
         if isinstance(lr, np.ndarray) and lr.ndim == 0:
             lr = lr[()]
@@ -786,7 +799,7 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if logs is not None:
-            logs["learning_rate"] = _get_lr(self.model.optimizer)
+            logs["learning_rate"] = _get_lr(_optimizer_of(self._set_model()))
 
 
 class ReduceLROnPlateau(Callback):
@@ -803,7 +816,7 @@ class ReduceLROnPlateau(Callback):
         min_lr: the rate is never reduced below this.
     """
 
-    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int | str = 0,
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
                  mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, **kwargs) -> None:
         super().__init__()
         if "epsilon" in kwargs:  # the older name of min_delta
@@ -850,7 +863,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = {} if logs is None else logs
-        optimizer = self.model.optimizer
+        optimizer = _optimizer_of(self._set_model())
         logs["learning_rate"] = _get_lr(optimizer)
         current = logs.get(self.monitor)
         if current is None:
@@ -896,10 +909,10 @@ class CSVLogger(Callback):
         self.sep = separator
         self.filename = os.fspath(filename)
         self.append = append
-        self.keys = None
+        self.keys: list[str] | None = None
         self.append_header = True
-        self.csv_file = None
-        self._dialect = None
+        self.csv_file: IO[str] | None = None
+        self._dialect: type[csv.Dialect] | None = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         if self.append:
@@ -937,7 +950,7 @@ class CSVLogger(Callback):
         if self.csv_file is None or self.csv_file.closed:
             raise RuntimeError("CSVLogger: on_epoch_end called outside training (no open file)")
         buffer = io.StringIO()
-        writer = csv.writer(buffer, dialect=self._dialect)
+        writer = csv.writer(buffer, dialect=self._dialect or csv.excel)
         if self.keys is None:
             self.keys = sorted(logs.keys())
             for name in getattr(self.model, "metrics_names", None) or ():
@@ -1014,7 +1027,7 @@ class TerminateOnNaN(Callback):
                     f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. "
                     "Terminating training immediately.")
             _print(f"Batch {batch}: Invalid loss, terminating training")
-            self.model.stop_training = True
+            self._set_model().stop_training = True
 
 
 def __getattr__(name):

@@ -46,7 +46,7 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: a first "best" value the monitored quantity must beat.
     """
 
-    def __init__(self, filepath: str | os.PathLike[str], monitor: str = "val_loss", verbose: int | str = 0,
+    def __init__(self, filepath: str | os.PathLike[str], monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = False, mode: str = "auto",
                  save_freq: str | int = "epoch", initial_value_threshold: float | None = None) -> None:
         super().__init__()
@@ -89,7 +89,7 @@ class ModelCheckpoint(Callback):
         self._current_epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
-        if self.save_freq == "epoch":
+        if not isinstance(self.save_freq, int):  # "epoch"
             return
         if batch <= self._last_batch_seen:  # a new epoch started
             self._batches_seen_since_last_saving += batch + 1

@@ -17,10 +17,10 @@ from fastnet import config
 from fastnet import random as _random
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any
 
-    from fastnet._typing import Config, CustomObjects, DTypeLike, InitializerLike, ShapeLike
+    from fastnet._typing import Config, CustomObjects, DTypeLike, InitializerLike
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomUniform", "RandomNormal",
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-def compute_fans(shape: ShapeLike) -> tuple[int, int]:
+def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
     """(fan_in, fan_out) as Keras computes them; conv kernels multiply by the receptive field."""
     shape = tuple(shape)
     if len(shape) < 1:
@@ -46,7 +46,7 @@ def compute_fans(shape: ShapeLike) -> tuple[int, int]:
 class Initializer:
     """Base class: ``initializer(shape, dtype=None)`` returns a new numpy array."""
 
-    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
+    def __call__(self, shape: Sequence[int], dtype: DTypeLike | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def get_config(self) -> Config:
@@ -70,12 +70,12 @@ def _dtype(dtype):
 
 
 class Zeros(Initializer):
-    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
+    def __call__(self, shape: Sequence[int], dtype: DTypeLike | None = None) -> np.ndarray:
         return np.zeros(shape, dtype=_dtype(dtype))
 
 
 class Ones(Initializer):
-    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
+    def __call__(self, shape: Sequence[int], dtype: DTypeLike | None = None) -> np.ndarray:
         return np.ones(shape, dtype=_dtype(dtype))
 
 
@@ -83,7 +83,7 @@ class Constant(Initializer):
     def __init__(self, value: Any = 0.0) -> None:
         self.value = value
 
-    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
+    def __call__(self, shape: Sequence[int], dtype: DTypeLike | None = None) -> np.ndarray:
         return np.broadcast_to(np.asarray(self.value, dtype=_dtype(dtype)), shape).copy()
 
     def get_config(self) -> Config:
@@ -94,7 +94,7 @@ class RandomUniform(Initializer):
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None) -> None:
         self.minval, self.maxval, self.seed = minval, maxval, seed
 
-    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
+    def __call__(self, shape: Sequence[int], dtype: DTypeLike | None = None) -> np.ndarray:
         return self._rng().uniform(self.minval, self.maxval, size=shape).astype(_dtype(dtype))
 
     def get_config(self) -> Config:
@@ -105,7 +105,7 @@ class RandomNormal(Initializer):
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean, self.stddev, self.seed = mean, stddev, seed
 
-    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
+    def __call__(self, shape: Sequence[int], dtype: DTypeLike | None = None) -> np.ndarray:
         return self._rng().normal(self.mean, self.stddev, size=shape).astype(_dtype(dtype))
 
     def get_config(self) -> Config:
@@ -126,7 +126,7 @@ class TruncatedNormal(Initializer):
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean, self.stddev, self.seed = mean, stddev, seed
 
-    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
+    def __call__(self, shape: Sequence[int], dtype: DTypeLike | None = None) -> np.ndarray:
         return _truncated_normal(self._rng(), shape, self.mean, self.stddev).astype(_dtype(dtype))
 
     def get_config(self) -> Config:
@@ -151,7 +151,7 @@ class VarianceScaling(Initializer):
                              f"{list(self._DISTRIBUTIONS)}")
         self.scale, self.mode, self.distribution, self.seed = scale, mode, distribution, seed
 
-    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
+    def __call__(self, shape: Sequence[int], dtype: DTypeLike | None = None) -> np.ndarray:
         fan_in, fan_out = compute_fans(shape)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         scale = self.scale / max(1.0, n)
@@ -199,7 +199,7 @@ class Orthogonal(Initializer):
     def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
         self.gain, self.seed = gain, seed
 
-    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
+    def __call__(self, shape: Sequence[int], dtype: DTypeLike | None = None) -> np.ndarray:
         if len(shape) < 2:
             raise ValueError(f"Orthogonal initializer needs a shape of rank >= 2, received {tuple(shape)}")
         rows = math.prod(shape[:-1])
@@ -220,10 +220,10 @@ class Identity(Initializer):
     def __init__(self, gain: float = 1.0) -> None:
         self.gain = gain
 
-    def __call__(self, shape: ShapeLike, dtype: DTypeLike | None = None) -> np.ndarray:
+    def __call__(self, shape: Sequence[int], dtype: DTypeLike | None = None) -> np.ndarray:
         if len(shape) != 2:
             raise ValueError(f"Identity initializer needs a 2-D shape, received {tuple(shape)}")
-        return (self.gain * np.eye(*shape)).astype(_dtype(dtype))
+        return (self.gain * np.eye(shape[0], shape[1])).astype(_dtype(dtype))
 
     def get_config(self) -> Config:
         return {"gain": self.gain}
@@ -277,6 +277,8 @@ def serialize(initializer: Initializer) -> Config:
 
 
 def deserialize(config_dict: Config | str, custom_objects: CustomObjects | None = None) -> Initializer:
+    if isinstance(config_dict, str):  # a class name or alias alone: its defaults
+        config_dict = {"class_name": config_dict, "config": {}}
     name = config_dict["class_name"]
     cls = (custom_objects or {}).get(name) or _CLASSES.get(name) or _ALIASES.get(name)
     if cls is None:

@@ -66,6 +66,9 @@ _I64 = np.dtype(np.int64)
 
 _K = None
 _CODES = None
+# The loss kernel's float32 and float64 specialisations by dtype character: calling one
+# directly skips the fused function's dispatch on the arguments' types.
+_LOSS: dict[str, Any] = {}
 
 
 def _kernels():
@@ -73,6 +76,7 @@ def _kernels():
     if _K is None:
         from fastnet._kernels import losses as k
         _CODES = k.codes()
+        _LOSS.update(f=k.loss["float"], d=k.loss["double"])
         _K = k
     return _K
 
@@ -172,7 +176,7 @@ class Loss:
 
     supports_logits_fusion = False
     # The output activation whose logits the fused form takes ("sigmoid" or "softmax").
-    logits_activation = None
+    logits_activation: str | None = None
 
     def __init__(self, name: str | None = None, reduction: str | None = "sum_over_batch_size",
                  dtype: DTypeLike | None = None) -> None:
@@ -438,10 +442,9 @@ class _Builtin(Loss):
                 per.fill(0)
             v = 0.0
         else:
-            fn = _K.loss_f32 if p2.dtype.char == "f" else _K.loss_f64
             ig = self._ignore
-            v = fn(code, t2, p2, labels, w, scale, dy, per, self._param, config._EPSILON,
-                   config._n_threads, ig is not None, 0 if ig is None else ig, q)
+            v = _LOSS[p2.dtype.char](code, p2, t2, labels, w, scale, dy, per, self._param, config._EPSILON,
+                                      config._n_threads, ig is not None, 0 if ig is None else ig, q)
         if dy is not None:
             if moved:
                 dy = np.ascontiguousarray(np.moveaxis(dy.reshape(p.shape), -1, axis))
@@ -458,7 +461,7 @@ class _Builtin(Loss):
             return v, dy, per, (vshape, weight)
         return v, dy, per
 
-    _ignore = None
+    _ignore: int | None = None
 
     def _labels(self, t, p, moved, axis):
         if moved:
@@ -531,12 +534,12 @@ class _Builtin(Loss):
         else:
             dy = out
         if code >= 30:
-            v = (_K.loss_f32 if ch == "f" else _K.loss_f64)(
-                code, None, p, t, None, scale, dy, None, self._param, config._EPSILON,
+            v = _LOSS[ch](
+                code, p, None, t, None, scale, dy, None, self._param, config._EPSILON,
                 config._n_threads, False, 0, q)
         else:
-            v = (_K.loss_f32 if ch == "f" else _K.loss_f64)(
-                code, t, p, None, None, scale, dy, None, self._param, config._EPSILON,
+            v = _LOSS[ch](
+                code, p, t, None, None, scale, dy, None, self._param, config._EPSILON,
                 config._n_threads, False, 0, q)
         return v, dy
 
@@ -982,6 +985,8 @@ class LossFunctionWrapper(Loss):
             fn = deserialize(fn)
             if isinstance(fn, Loss):
                 fn = getattr(fn, "fn", None) or _CLASS_FUNCTIONS.get(type(fn))
+        if not callable(fn):
+            raise ValueError(f"{cls.__name__}.from_config: 'fn' must name a loss function, received {fn!r}")
         return cls(fn, **config)
 
     def __repr__(self):
@@ -999,7 +1004,7 @@ def _fn_instance(cls, **kwargs):
     return inst
 
 
-_FN_CACHE = {}
+_FN_CACHE: dict[Any, Any] = {}
 
 
 def mean_squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
@@ -1092,7 +1097,7 @@ kld = KLD = kullback_leibler_divergence = kl_divergence
 logcosh = log_cosh
 
 # function -> (class, default kwargs taken from the function's signature)
-_FUNCTION_CLASSES = {
+_FUNCTION_CLASSES: dict[Callable[..., Any], tuple[type[Loss], dict[str, Any]]] = {
     mean_squared_error: (MeanSquaredError, {}),
     mean_absolute_error: (MeanAbsoluteError, {}),
     mean_absolute_percentage_error: (MeanAbsolutePercentageError, {}),
@@ -1118,7 +1123,8 @@ _CLASSES = (
     CategoricalHinge,
 )
 
-ALL_OBJECTS_DICT = {c.__name__: c for c in _CLASSES}
+# Names to loss classes and to loss functions.
+ALL_OBJECTS_DICT: dict[str, Any] = {c.__name__: c for c in _CLASSES}
 ALL_OBJECTS_DICT.update({f.__name__: f for f in _FUNCTION_CLASSES})
 ALL_OBJECTS_DICT.update({
     "bce": binary_crossentropy, "BCE": binary_crossentropy,
@@ -1163,7 +1169,7 @@ def get(identifier: str | Config | Loss | type[Loss] | Callable[..., Any] | None
             raise ValueError(
                 f"Unknown loss {identifier!r}. Valid names: {_valid_names()}")
         if inspect.isclass(obj):
-            return obj()
+            return _instance(obj)
         return _from_function(obj, name=identifier)
     if inspect.isclass(identifier) and issubclass(identifier, Loss):
         return identifier()
@@ -1223,20 +1229,28 @@ def serialize(loss: Loss | Callable[..., Any] | None) -> Config | str | None:
     return _serialize_function(loss)
 
 
+def _instance_from_config(cls: Any, config: Config) -> Any:
+    return cls.from_config(config)
+
+
+def _instance(obj: Any) -> Any:
+    """A class's instance with its defaults, or the object itself (a function)."""
+    return obj() if inspect.isclass(obj) else obj
+
+
 def deserialize(config: str | Config, custom_objects: CustomObjects | None = None) -> Loss | Callable[..., Any]:
     """Inverse of :func:`serialize`; also accepts names and ``{"class_name", "config"}``."""
     custom_objects = custom_objects or {}
     if isinstance(config, str):
         if config in custom_objects:
-            obj = custom_objects[config]
-            return obj() if inspect.isclass(obj) else obj
+            return _instance(custom_objects[config])
         obj = ALL_OBJECTS_DICT.get(config)
         if obj is None:
             raise ValueError(f"Unknown loss {config!r}. Valid names: {_valid_names()}")
-        return obj() if inspect.isclass(obj) else obj
+        return _instance(obj)
     if not isinstance(config, dict):
         raise ValueError(f"Could not deserialize loss from {config!r}")
-    class_name = config.get("class_name")
+    class_name = config.get("class_name") or ""
     inner = config.get("config", {})
     if class_name == "function":
         name = inner if isinstance(inner, str) else inner.get("name")
@@ -1245,11 +1259,10 @@ def deserialize(config: str | Config, custom_objects: CustomObjects | None = Non
         if name not in ALL_OBJECTS_DICT:
             raise ValueError(f"Unknown loss function {name!r}. Valid names: {_valid_names()}")
         return ALL_OBJECTS_DICT[name]
-    cls = custom_objects.get(class_name) or ALL_OBJECTS_DICT.get(class_name)
+    cls: Any = custom_objects.get(class_name) or ALL_OBJECTS_DICT.get(class_name)
     if cls is None:
         raise ValueError(f"Unknown loss class {class_name!r}. Valid names: {_valid_names()}")
     if not inspect.isclass(cls):
         return cls
-    inner = dict(inner or {})
-    return cls.from_config(inner)
+    return _instance_from_config(cls, dict(inner or {}))
 

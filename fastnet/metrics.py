@@ -24,8 +24,9 @@ on the shapes, and a string keeps its spelling as the name (``"mae"`` stays ``"m
 """
 from __future__ import annotations
 
+import collections.abc
 import inspect
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -84,17 +85,20 @@ class Metric:
         if dtype is not None and np.dtype(dtype).name not in ("float16", "float32", "float64"):
             raise ValueError(f"Metric dtype must be a float type, received {dtype!r}")
         self._dtype = np.dtype(dtype).name if dtype is not None else config.floatx()
-        self._variables = []
-        self._metrics = []
+        self._variables: list[Variable] = []
+        self._metrics: list[Metric] = []
 
     @property
     def dtype(self) -> str:
         return self._dtype
 
-    def add_variable(self, shape: ShapeLike, initializer: InitializerLike = "zeros", dtype: DTypeLike | None = None,
-                     aggregation: str = "sum", name: str | None = None) -> Variable:
+    def add_variable(self, shape: Sequence[int] | int | None, initializer: InitializerLike = "zeros",
+                     dtype: DTypeLike | None = None, aggregation: str = "sum", name: str | None = None) -> Variable:
         """A non-trainable state Variable of this metric (float64 unless ``dtype``)."""
-        shape = tuple(shape) if isinstance(shape, (list, tuple)) else (() if shape is None else (int(shape),))
+        shape = (() if shape is None else tuple(shape) if isinstance(shape, collections.abc.Sequence)
+                 else (int(shape),))
+        if isinstance(initializer, type):  # an Initializer class: its defaults
+            initializer = initializer()
         if callable(initializer):
             value = np.asarray(initializer(shape, dtype=dtype or "float64"), dtype=dtype or np.float64)
         elif initializer in ("zeros", None):
@@ -159,9 +163,9 @@ class Metric:
 class _Reduce(Metric):
     """Shared by Sum and Mean: ``_acc`` holds (total, count) and the variables view it."""
 
-    _reduce_fn = staticmethod(np.mean)
+    _reduce_fn: staticmethod[..., Any] = staticmethod(np.mean)
 
-    def __init__(self, name: str, dtype: DTypeLike) -> None:
+    def __init__(self, name: str | None, dtype: DTypeLike | None) -> None:
         super().__init__(dtype=dtype, name=name)
         self._acc = np.zeros(2)
         self.total = self._view_variable(self._acc[0:1].reshape(()), "total")
@@ -220,7 +224,7 @@ class Sum(_Reduce):
 class Mean(_Reduce):
     """The (weighted) mean of the values given to update_state (total / count)."""
 
-    def __init__(self, name: str = "mean", dtype: DTypeLike | None = None) -> None:
+    def __init__(self, name: str | None = "mean", dtype: DTypeLike | None = None) -> None:
         super().__init__(name, dtype)
         self.count = self._view_variable(self._acc[1:2].reshape(()), "count")
 
@@ -262,6 +266,8 @@ def _position_weights(sample_weight, vshape):
     return None
 
 
+# As in Keras, a MeanMetricWrapper is a Mean updated from (y_true, y_pred) rather than from
+# values: its update_state (and RootMeanSquaredError's) overrides Mean's with that signature.
 class MeanMetricWrapper(Mean):
     """The mean of ``fn(y_true, y_pred, **kwargs)`` over all samples seen.
 
@@ -281,7 +287,7 @@ class MeanMetricWrapper(Mean):
             cls, defaults = impl
             self._loss = cls(**{**defaults, **kwargs})
 
-    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:  # type: ignore[override]
         if self._loss is not None and self._loss_update(y_true, y_pred, sample_weight):
             return
         if not self._fast_update(y_true, y_pred, sample_weight):
@@ -329,7 +335,7 @@ class MeanMetricWrapper(Mean):
         fn = config.pop("fn")
         if isinstance(fn, dict):
             name = fn.get("config") if fn.get("class_name") == "function" else None
-            fn = _FUNCTIONS.get(name) or _losses.deserialize(fn)
+            fn = (_FUNCTIONS.get(name) if isinstance(name, str) else None) or _losses.deserialize(fn)
         elif isinstance(fn, str):
             fn = _FUNCTIONS.get(fn) or _losses.deserialize(fn)
         return cls(fn, **config)
@@ -646,7 +652,7 @@ class RootMeanSquaredError(Mean):
         super().__init__(name=name, dtype=dtype)
         self._mse = _losses.MeanSquaredError()
 
-    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:  # type: ignore[override]
         p = _pred_array(y_pred, self.dtype)
         t = y_true if type(y_true) is np.ndarray else np.asarray(y_true)
         t, p = _squeeze_or_expand(t, p)
@@ -978,6 +984,12 @@ class FalseNegatives(_ThresholdCount):
 
 
 class _PrecisionRecall(_Confusion):
+    # Row of the confusion counts in the denominator, and that count's variable:
+    # false positives (Precision) or false negatives (Recall).
+    _den_row: int
+
+    def _other(self) -> Variable:
+        raise NotImplementedError
     def __init__(self, thresholds: float | Sequence[float] | None = None, top_k: int | None = None,
                  class_id: int | None = None, name: str | None = None, dtype: DTypeLike | None = None) -> None:
         super().__init__(dtype=dtype, name=name)
@@ -1249,7 +1261,7 @@ def get(identifier: str | Config | Metric | type[Metric] | Callable[..., Any] | 
                 m.name = identifier
                 return m
             raise ValueError(f"Unknown metric {identifier!r}. Valid names: {_valid_names()}")
-        m = cls()
+        m = cls()  # type: ignore[call-arg]  # not MeanMetricWrapper (its fn): excluded above
         m.name = identifier
         return m
     if inspect.isclass(identifier) and issubclass(identifier, Metric):
@@ -1296,7 +1308,7 @@ def resolve(identifier: str | Config | Metric | type[Metric] | Callable[..., Any
         cls = BinaryAccuracy if is_binary else (SparseCategoricalAccuracy if is_sparse else CategoricalAccuracy)
         return cls(name=identifier)
     m = get(identifier)
-    if isinstance(identifier, str):
+    if m is not None and isinstance(identifier, str):
         m.name = identifier
     return m
 
@@ -1319,15 +1331,16 @@ def deserialize(config: str | Config, custom_objects: CustomObjects | None = Non
     if isinstance(config, str):
         if config in custom_objects:
             obj = custom_objects[config]
-            return obj() if inspect.isclass(obj) else obj
-        return get(config)
+            made: Any = obj() if inspect.isclass(obj) else obj
+            return made
+        return cast("Metric", get(config))  # None only for None
     if not isinstance(config, dict):
         raise ValueError(f"Could not deserialize metric from {config!r}")
-    class_name = config.get("class_name")
+    class_name = config.get("class_name") or ""
     inner = config.get("config", {})
     if class_name == "function":
         name = inner if isinstance(inner, str) else inner.get("name")
-        fn = custom_objects.get(name) or _FUNCTIONS.get(name)
+        fn = (custom_objects.get(name) or _FUNCTIONS.get(name)) if isinstance(name, str) else None
         if fn is None:
             raise ValueError(f"Unknown metric function {name!r}. Valid names: {sorted(_FUNCTIONS)}")
         return fn

@@ -119,6 +119,8 @@ def serialize(regularizer: Regularizer) -> Config:
 
 
 def deserialize(config_dict: Config | str, custom_objects: CustomObjects | None = None) -> Regularizer:
+    if isinstance(config_dict, str):  # a class name or alias alone: its defaults
+        config_dict = {"class_name": config_dict, "config": {}}
     name = config_dict["class_name"]
     cls = (custom_objects or {}).get(name) or _CLASSES.get(name) or _ALIASES.get(name)
     if cls is None:

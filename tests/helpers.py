@@ -1,8 +1,11 @@
-"""Shared test helpers: the Keras reference cases and finite differences."""
+"""Shared test helpers: the Keras reference cases, finite differences and optional
+dependencies."""
+import importlib
 import json
 import os
 
 import numpy as np
+import pytest
 
 import fastnet
 
@@ -109,3 +112,34 @@ def backprop(layer, dy, need_dx=True):
     assert ctx is not None, f"{layer.name} has not been called"
     ctx.need_dx = need_dx
     return layer.backward(ctx, dy)
+
+
+def optional_required():
+    """True in CI: tests of optional features must run there, not be skipped.
+
+    ``.ci/run`` sets ``FASTNET_REQUIRE_OPTIONAL=1`` (and CI services set ``CI=true``);
+    it installs the ``mpi`` and ``docs`` extras next to ``test``.
+    """
+    if os.environ.get("FASTNET_REQUIRE_OPTIONAL", "").strip() not in ("", "0"):
+        return True
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def skip_unless(available, reason):
+    """Skips the calling test module when ``available`` is false, saying ``reason``; in CI
+    (``optional_required()``) fails it instead, so that a missing extra cannot pass unseen."""
+    if available:
+        return
+    if optional_required():
+        pytest.fail(f"{reason}; CI must run these tests (FASTNET_REQUIRE_OPTIONAL or CI is set)",
+                    pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def optional_import(module, extra):
+    """Imports an optional dependency for a test module, or skips the module (in CI: fails
+    it) with the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        skip_unless(False, f"needs {module} (pip install -e '.[test,{extra}]'): {exc}")

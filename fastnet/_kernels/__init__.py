@@ -18,14 +18,12 @@ _PREFIX = __name__ + "."
 
 
 def _cpu_has_avx2():
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as features
-    except ImportError:  # numpy 1.x
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__ as features
-        except ImportError:
-            return False
-    return all(features.get(k) for k in ("AVX", "AVX2", "FMA3", "F16C"))
+    # Read from CPUID by a module built once, for every CPU (not a private table of
+    # another library's, which could move): AVX, AVX2, FMA and F16C, and an OS that
+    # saves the 256-bit registers. Imported by file before the finder below exists.
+    from fastnet._kernels import _cpu
+
+    return _cpu.has_avx2()
 
 
 def _variant_dir():

@@ -32,7 +32,7 @@ cdef sgemv_t _sgemv = NULL
 cdef dgemv_t _dgemv = NULL
 
 # Below this many multiply-adds a GEMM runs on one thread: splitting costs more
-# than it saves (measured on 2 and 16 cores; see docs/kernels.md).
+# than it saves (docs/kernels.rst, "Measurements behind the kernels' choices").
 cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 18
 
 

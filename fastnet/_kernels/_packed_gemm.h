@@ -7,9 +7,9 @@
  * registers on AVX-512 CPUs (fn_wide_tiles). The recurrent kernel is packed once per sequence and its
  * panels streamed from cache at every step; BLAS would pack it on every call.
  *
- * Tried for the Dense layers too (x @ w and x^T dz): 10-15% faster than BLAS on a
- * lone product, but 2-5% slower inside an MLP training step (measured in pairs of
- * alternating epochs), so Dense stays on BLAS.
+ * Dense stays on BLAS: this kernel was slower there inside a training step
+ * (docs/kernels.rst, "Measurements behind the kernels' choices", has the figures,
+ * and those of the tile choices below).
  */
 #ifndef FASTNET_PACKED_GEMM_H
 #define FASTNET_PACKED_GEMM_H
@@ -42,8 +42,7 @@ typedef float fn_v8f __attribute__((vector_size(32)));
    tile of 6 rows takes 12 of the 16 registers AVX2 has. Where the CPU has AVX-512
    (32 registers of 512 bits) a 16-column row fits one register and tiles have 8
    rows: a quarter of the instructions per FMA, and 32 rows tile whole (4 x 8 where 6
-   x 5 + 2 left a slow 2-row tail). On a Zen 4 the LSTM training step took 3.4% less
-   time on two threads, SimpleRNN 43% less (pairs of alternating epochs).
+   x 5 + 2 left a slow 2-row tail).
    fn_wide_tiles: 1 when the 512-bit kernel runs (set by fn_wide_tiles_init from the
    CPU, or by the caller, for tests); packing of A follows it. */
 static int fn_wide_tiles = 0;
@@ -60,10 +59,9 @@ static int fn_wide_tiles_init(void) {
 }
 
 /* Row tiles: 8 rows while at least 8 are left (512-bit kernel only), then 6 rows while
-   at least 6 are left, then one tile of 4, 2 or 1. (Tiles of 6 and 5 rows, covering
-   6a + 5b rows without a 4-row tail, were tried: the LSTM training step took 2-4%
-   longer.) The size of the tile that starts at row i0: the GEMMs' tile loops
-   (FN_TILES, FN_TILES_Z) and fn_pack_a_t all follow it. */
+   at least 6 are left, then one tile of 4, 2 or 1 (tiles of 6 and 5 rows, without a
+   4-row tail, were slower). The size of the tile that starts at row i0: the GEMMs' tile loops
+   (fn_tiles, fn_tiles_z) and fn_pack_a_t all follow it. */
 static inline Py_ssize_t fn_tile_rows(Py_ssize_t M, Py_ssize_t i0) {
     if (fn_wide_tiles && M - i0 >= 8) return 8;
     return M - i0 >= 6 ? 6 : M - i0 >= 4 ? 4 : M - i0 >= 2 ? 2 : 1;
@@ -144,139 +142,150 @@ static void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N
 }
 
 #ifndef FN_SCALAR_GEMM
-/* One tile of MR rows (6, 4, 2 or 1) by 16 columns: C[rows, panel] (+)= A[rows] Bp.
-   MR is a constant at each use, so the accumulators stay in registers. */
-#define FN_TILE(MR, PA) do { \
-    fn_v8f acc0[MR], acc1[MR]; \
-    const float *ap[MR]; \
-    for (r = 0; r < (MR); r++) { \
-        acc0[r] = bz0; acc1[r] = bz1; \
-        ap[r] = (PA) ? A : A + (i0 + r) * lda; \
-    } \
-    for (k = 0; k < K; k++) { \
-        fn_v8f b0, b1; \
-        memcpy(&b0, bp + k * 16, sizeof b0); \
-        memcpy(&b1, bp + k * 16 + 8, sizeof b1); \
-        for (r = 0; r < (MR); r++) { \
-            float x = (PA) ? A[i0 * K + k * (MR) + r] : ap[r][k]; \
-            acc0[r] += x * b0; acc1[r] += x * b1; \
-        } \
-    } \
-    for (r = 0; r < (MR); r++) { \
-        float *cr = C + (i0 + r) * ldc + p * 16; \
-        if (nr == 16) { \
-            fn_v8f o0 = acc0[r], o1 = acc1[r], t; \
-            if (accumulate) { \
-                memcpy(&t, cr, sizeof t); o0 += t; \
-                memcpy(&t, cr + 8, sizeof t); o1 += t; \
-            } \
-            memcpy(cr, &o0, sizeof o0); \
-            memcpy(cr + 8, &o1, sizeof o1); \
-        } else { \
-            float tmp[16]; \
-            memcpy(tmp, &acc0[r], 32); \
-            memcpy(tmp + 8, &acc1[r], 32); \
-            for (jj = 0; jj < nr; jj++) cr[jj] = (accumulate ? cr[jj] : 0.0f) + tmp[jj]; \
-        } \
-    } \
-    i0 += (MR); \
-} while (0)
+/* Forced inline: each call passes constant MR and PA, so the tile loops unroll and
+   the accumulator arrays become registers, as if written out for every size. */
+#define FN_TILE_INLINE static inline __attribute__((always_inline))
+
+static const float fn_zero16[16] = {0};
+
+/* One tile of MR rows (6, 4, 2 or 1) by 16 columns: rows i0 to i0 + MR - 1 of C
+   (already offset to the panel's first column; nr of its 16 columns are stored)
+   (+)= the same rows of A times the panel bp, the accumulators started at bz (16
+   values: the bias, or zeros). A: M x K with row stride lda, or (PA) packed by
+   fn_pack_a_t, the tile's values at step k adjacent from A + i0*K. */
+FN_TILE_INLINE void fn_tile(const int MR, const int PA, Py_ssize_t i0, Py_ssize_t K,
+                            const float *A, Py_ssize_t lda, const float *bp, const float *bz,
+                            float *C, Py_ssize_t ldc, Py_ssize_t nr, int accumulate) {
+    fn_v8f acc0[6], acc1[6], bz0, bz1;
+    const float *ap[6];
+    Py_ssize_t r, k, jj;
+    memcpy(&bz0, bz, sizeof bz0);
+    memcpy(&bz1, bz + 8, sizeof bz1);
+    for (r = 0; r < MR; r++) {
+        acc0[r] = bz0; acc1[r] = bz1;
+        ap[r] = PA ? A : A + (i0 + r) * lda;
+    }
+    for (k = 0; k < K; k++) {
+        fn_v8f b0, b1;
+        memcpy(&b0, bp + k * 16, sizeof b0);
+        memcpy(&b1, bp + k * 16 + 8, sizeof b1);
+        for (r = 0; r < MR; r++) {
+            float x = PA ? A[i0 * K + k * MR + r] : ap[r][k];
+            acc0[r] += x * b0; acc1[r] += x * b1;
+        }
+    }
+    for (r = 0; r < MR; r++) {
+        float *cr = C + (i0 + r) * ldc;
+        if (nr == 16) {
+            fn_v8f o0 = acc0[r], o1 = acc1[r], t;
+            if (accumulate) {
+                memcpy(&t, cr, sizeof t); o0 += t;
+                memcpy(&t, cr + 8, sizeof t); o1 += t;
+            }
+            memcpy(cr, &o0, sizeof o0);
+            memcpy(cr + 8, &o1, sizeof o1);
+        } else {
+            float tmp[16];
+            memcpy(tmp, &acc0[r], 32);
+            memcpy(tmp + 8, &acc1[r], 32);
+            for (jj = 0; jj < nr; jj++) cr[jj] = (accumulate ? cr[jj] : 0.0f) + tmp[jj];
+        }
+    }
+}
 
 /* Every row tile of one panel, in fn_tile_rows's sizes. */
-#define FN_TILES(PA) do { \
-    i0 = 0; \
-    while (i0 < M) { \
-        switch (fn_tile_rows(M, i0)) { \
-        case 6: FN_TILE(6, PA); break; \
-        case 4: FN_TILE(4, PA); break; \
-        case 2: FN_TILE(2, PA); break; \
-        default: FN_TILE(1, PA); \
-        } \
-    } \
-} while (0)
+FN_TILE_INLINE void fn_tiles(const int PA, Py_ssize_t M, Py_ssize_t K, const float *A,
+                             Py_ssize_t lda, const float *bp, const float *bz, float *C,
+                             Py_ssize_t ldc, Py_ssize_t nr, int accumulate) {
+    Py_ssize_t i0 = 0;
+    while (i0 < M) {
+        switch (fn_tile_rows(M, i0)) {
+        case 6: fn_tile(6, PA, i0, K, A, lda, bp, bz, C, ldc, nr, accumulate); i0 += 6; break;
+        case 4: fn_tile(4, PA, i0, K, A, lda, bp, bz, C, ldc, nr, accumulate); i0 += 4; break;
+        case 2: fn_tile(2, PA, i0, K, A, lda, bp, bz, C, ldc, nr, accumulate); i0 += 2; break;
+        default: fn_tile(1, PA, i0, K, A, lda, bp, bz, C, ldc, nr, accumulate); i0 += 1;
+        }
+    }
+}
 
 #ifdef FN_HAVE_ZMM
 typedef float fn_v16f __attribute__((vector_size(64)));
 
 /* The 512-bit tile: MR rows (8, 6, 4, 2 or 1) by 16 columns, one register per row;
-   A as in FN_TILE (PA: packed by fn_pack_a_t). */
-#define FN_TILE_Z(MR, PA) do { \
-    fn_v16f acc[MR]; \
-    const float *ap[MR]; \
-    for (r = 0; r < (MR); r++) { \
-        acc[r] = bz; \
-        ap[r] = (PA) ? A : A + (i0 + r) * lda; \
-    } \
-    for (k = 0; k < K; k++) { \
-        fn_v16f b0; \
-        memcpy(&b0, bp + k * 16, sizeof b0); \
-        for (r = 0; r < (MR); r++) { \
-            float x = (PA) ? A[i0 * K + k * (MR) + r] : ap[r][k]; \
-            acc[r] += x * b0; \
-        } \
-    } \
-    for (r = 0; r < (MR); r++) { \
-        float *cr = C + (i0 + r) * ldc + p * 16; \
-        if (nr == 16) { \
-            fn_v16f o = acc[r], t; \
-            if (accumulate) { memcpy(&t, cr, sizeof t); o += t; } \
-            memcpy(cr, &o, sizeof o); \
-        } else { \
-            float tmp[16]; \
-            memcpy(tmp, &acc[r], sizeof tmp); \
-            for (jj = 0; jj < nr; jj++) cr[jj] = (accumulate ? cr[jj] : 0.0f) + tmp[jj]; \
-        } \
-    } \
-    i0 += (MR); \
-} while (0)
+   the arguments as for fn_tile. */
+__attribute__((target("arch=x86-64-v4")))
+FN_TILE_INLINE void fn_tile_z(const int MR, const int PA, Py_ssize_t i0, Py_ssize_t K,
+                              const float *A, Py_ssize_t lda, const float *bp, const float *bz,
+                              float *C, Py_ssize_t ldc, Py_ssize_t nr, int accumulate) {
+    fn_v16f acc[8], b;
+    const float *ap[8];
+    Py_ssize_t r, k, jj;
+    memcpy(&b, bz, sizeof b);
+    for (r = 0; r < MR; r++) {
+        acc[r] = b;
+        ap[r] = PA ? A : A + (i0 + r) * lda;
+    }
+    for (k = 0; k < K; k++) {
+        fn_v16f b0;
+        memcpy(&b0, bp + k * 16, sizeof b0);
+        for (r = 0; r < MR; r++) {
+            float x = PA ? A[i0 * K + k * MR + r] : ap[r][k];
+            acc[r] += x * b0;
+        }
+    }
+    for (r = 0; r < MR; r++) {
+        float *cr = C + (i0 + r) * ldc;
+        if (nr == 16) {
+            fn_v16f o = acc[r], t;
+            if (accumulate) { memcpy(&t, cr, sizeof t); o += t; }
+            memcpy(cr, &o, sizeof o);
+        } else {
+            float tmp[16];
+            memcpy(tmp, &acc[r], sizeof tmp);
+            for (jj = 0; jj < nr; jj++) cr[jj] = (accumulate ? cr[jj] : 0.0f) + tmp[jj];
+        }
+    }
+}
 
-#define FN_TILES_Z(PA) do { \
-    i0 = 0; \
-    while (i0 < M) { \
-        switch (fn_tile_rows(M, i0)) { \
-        case 8: FN_TILE_Z(8, PA); break; \
-        case 6: FN_TILE_Z(6, PA); break; \
-        case 4: FN_TILE_Z(4, PA); break; \
-        case 2: FN_TILE_Z(2, PA); break; \
-        default: FN_TILE_Z(1, PA); \
-        } \
-    } \
-} while (0)
+__attribute__((target("arch=x86-64-v4")))
+FN_TILE_INLINE void fn_tiles_z(const int PA, Py_ssize_t M, Py_ssize_t K, const float *A,
+                               Py_ssize_t lda, const float *bp, const float *bz, float *C,
+                               Py_ssize_t ldc, Py_ssize_t nr, int accumulate) {
+    Py_ssize_t i0 = 0;
+    while (i0 < M) {
+        switch (fn_tile_rows(M, i0)) {
+        case 8: fn_tile_z(8, PA, i0, K, A, lda, bp, bz, C, ldc, nr, accumulate); i0 += 8; break;
+        case 6: fn_tile_z(6, PA, i0, K, A, lda, bp, bz, C, ldc, nr, accumulate); i0 += 6; break;
+        case 4: fn_tile_z(4, PA, i0, K, A, lda, bp, bz, C, ldc, nr, accumulate); i0 += 4; break;
+        case 2: fn_tile_z(2, PA, i0, K, A, lda, bp, bz, C, ldc, nr, accumulate); i0 += 2; break;
+        default: fn_tile_z(1, PA, i0, K, A, lda, bp, bz, C, ldc, nr, accumulate); i0 += 1;
+        }
+    }
+}
 
 /* fn_gemm_packed and fn_gemm_packed_pp with the 512-bit tiles (AVX-512 CPUs only). */
 __attribute__((target("arch=x86-64-v4")))
 static void fn_gemm_packed_z(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                              Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                              int accumulate, const float *bias) {
-    Py_ssize_t np_ = (N + 15) / 16, p, i0, k, r, jj;
+    Py_ssize_t np_ = (N + 15) / 16, p;
     for (p = 0; p < np_; p++) {
-        const float *bp = Bp + p * K * 16;
         Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
-        fn_v16f bz = {0};
-        if (bias) {
-            float tb[16] = {0};
-            memcpy(tb, bias + p * 16, nr * sizeof(float));
-            memcpy(&bz, tb, sizeof bz);
-        }
-        FN_TILES_Z(0);
+        float bz[16] = {0};
+        if (bias) memcpy(bz, bias + p * 16, nr * sizeof(float));
+        fn_tiles_z(0, M, K, A, lda, Bp + p * K * 16, bz, C + p * 16, ldc, nr, accumulate);
     }
 }
 
 __attribute__((target("arch=x86-64-v4")))
 static void fn_gemm_packed_pp_z(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *Ap,
                                 const float *Bp, float *C, Py_ssize_t ldc, int accumulate) {
-    Py_ssize_t np_ = (N + 15) / 16, p, i0, k, r, jj;
-    const Py_ssize_t lda = 0;  /* FN_TILE_Z's row stride, unused with a packed A */
-    const float *A = Ap;
-    const fn_v16f bz = {0};
+    Py_ssize_t np_ = (N + 15) / 16, p;
     for (p = 0; p < np_; p++) {
-        const float *bp = Bp + p * K * 16;
         Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
-        FN_TILES_Z(1);
+        fn_tiles_z(1, M, K, Ap, 0, Bp + p * K * 16, fn_zero16, C + p * 16, ldc, nr, accumulate);
     }
 }
-#undef FN_TILES_Z
-#undef FN_TILE_Z
 #endif
 
 /* C (M x N, row stride ldc) = [C +] A (M x K, row stride lda) op(B) [+ bias], Bp from
@@ -286,7 +295,7 @@ FN_KERNEL_CLONES
 static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                            Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
                            int accumulate, const float *bias) {
-    Py_ssize_t np_ = (N + 15) / 16, p, i0, k, r, jj;
+    Py_ssize_t np_ = (N + 15) / 16, p;
 #ifdef FN_HAVE_ZMM
     if (fn_wide_tiles) {
         fn_gemm_packed_z(M, N, K, A, lda, Bp, C, ldc, accumulate, bias);
@@ -294,16 +303,10 @@ static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float
     }
 #endif
     for (p = 0; p < np_; p++) {
-        const float *bp = Bp + p * K * 16;
         Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
-        fn_v8f bz0 = {0, 0, 0, 0, 0, 0, 0, 0}, bz1 = bz0;
-        if (bias) {
-            float tb[16] = {0};
-            memcpy(tb, bias + p * 16, nr * sizeof(float));
-            memcpy(&bz0, tb, sizeof bz0);
-            memcpy(&bz1, tb + 8, sizeof bz1);
-        }
-        FN_TILES(0);
+        float bz[16] = {0};
+        if (bias) memcpy(bz, bias + p * 16, nr * sizeof(float));
+        fn_tiles(0, M, K, A, lda, Bp + p * K * 16, bz, C + p * 16, ldc, nr, accumulate);
     }
 }
 
@@ -313,10 +316,7 @@ static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float
 FN_KERNEL_CLONES
 static void fn_gemm_packed_pp(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *Ap,
                               const float *Bp, float *C, Py_ssize_t ldc, int accumulate) {
-    Py_ssize_t np_ = (N + 15) / 16, p, i0, k, r, jj;
-    const Py_ssize_t lda = 0;  /* FN_TILE's row stride, unused with a packed A */
-    const float *A = Ap;
-    const fn_v8f bz0 = {0, 0, 0, 0, 0, 0, 0, 0}, bz1 = bz0;
+    Py_ssize_t np_ = (N + 15) / 16, p;
 #ifdef FN_HAVE_ZMM
     if (fn_wide_tiles) {
         fn_gemm_packed_pp_z(M, N, K, Ap, Bp, C, ldc, accumulate);
@@ -324,13 +324,10 @@ static void fn_gemm_packed_pp(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const fl
     }
 #endif
     for (p = 0; p < np_; p++) {
-        const float *bp = Bp + p * K * 16;
         Py_ssize_t nr = N - p * 16 < 16 ? N - p * 16 : 16;
-        FN_TILES(1);
+        fn_tiles(1, M, K, Ap, 0, Bp + p * K * 16, fn_zero16, C + p * 16, ldc, nr, accumulate);
     }
 }
-#undef FN_TILES
-#undef FN_TILE
 #else
 static void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
                            Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,

@@ -206,8 +206,8 @@ cdef Py_ssize_t WINO_TILES = 128
 # Below these channel counts the 16 small GEMMs cost more than one im2col GEMM.
 cdef Py_ssize_t WINO_MIN_C = 8
 cdef Py_ssize_t WINO_MIN_F = 8
-# Largest Winograd/im2col GEMM work ratio at which Winograd is used (measured on
-# the MNIST convnet: its forward (0.53) gains ~35%, its input gradient (0.72) ~10%).
+# Largest Winograd/im2col GEMM work ratio at which Winograd is used: below it the
+# smaller GEMMs outweigh the transforms (docs/kernels.rst, "Measurements").
 cdef double WINO_RATIO = 0.75
 
 
@@ -911,8 +911,8 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
         return
     cdef Py_ssize_t per = (P + nt - 1) // nt
     # Without a z output the GEMM writes a cache-resident chunk that the bias and
-    # activation pass then reads once, writing y once (writing y twice, GEMM then
-    # activation, cost ~1 ms more on the MNIST convnet's first layer).
+    # activation pass then reads once, writing y once rather than twice (GEMM, then
+    # activation); docs/kernels.rst ("Measurements") has what that saves.
     cdef bint via_scratch = not keep_z
     cdef Py_ssize_t s_cols = 0 if direct else rows * K
     cdef floating[:, ::1] work = scratch("work", (nt, s_cols + (rows * F if via_scratch else 0) + 1),

@@ -632,43 +632,19 @@ cdef double _sparse(int code, const int64_t[::1] labels, const floating[:, ::1] 
 
 
 # ---------------------------------------------------------------- entry points
-def loss_f32(int code, const float[:, ::1] t, const float[:, ::1] p, const int64_t[::1] labels,
-             const double[::1] w, double scale, float[:, ::1] dy, float[::1] per_sample,
-             double param, double eps, int n_threads=1, bint has_ignore=False, int64_t ignore=0,
-             const float[:, ::1] q=None):
-    """value (float) of loss ``code`` on float32 rows; fills dy / per_sample when given.
+def loss(int code, const floating[:, ::1] p, const floating[:, ::1] t, const int64_t[::1] labels,
+         const double[::1] w, double scale, floating[:, ::1] dy, floating[::1] per_sample,
+         double param, double eps, int n_threads=1, bint has_ignore=False, int64_t ignore=0,
+         const floating[:, ::1] q=None):
+    """value (float) of loss ``code`` on float32 or float64 rows; fills dy / per_sample
+    when given (of p's dtype).
 
+    p: (R, C) predictions (first: its dtype chooses the float32 or float64 code);
     t: (R, C) targets for elementwise and row-wise codes (None for sparse codes);
     labels: (R,) int64 class indices for sparse codes; w: (R,) float64 row weights
     or None; q: (R, C) sigmoid/softmax of the logits p for the ``*_LOGITS_P`` codes.
     Raises ValueError on a label outside [0, C).
     """
-    cdef Py_ssize_t bad = -1
-    cdef double v
-    if (code == BCE_LOGITS_P or code == CCE_LOGITS_P or code == SCCE_LOGITS_P) and (
-            q is None or q.shape[0] != p.shape[0] or q.shape[1] != p.shape[1]):
-        raise ValueError("loss kernel: the probabilities q must have the logits' shape")
-    if code >= 30:
-        with nogil:
-            v = _sparse(code, labels, p, q, w, scale, dy, per_sample, eps, has_ignore, ignore,
-                        n_threads, &bad)
-        if bad >= 0:
-            raise ValueError(f"Received a label value of {labels[bad]} which is outside the "
-                             f"valid range of [0, {p.shape[1]})")
-        return v
-    with nogil:
-        if code < 20:
-            v = _elementwise(code, t, p, q, w, scale, dy, per_sample, param, eps, n_threads)
-        else:
-            v = _rowwise(code, t, p, q, w, scale, dy, per_sample, param, eps, n_threads)
-    return v
-
-
-def loss_f64(int code, const double[:, ::1] t, const double[:, ::1] p, const int64_t[::1] labels,
-             const double[::1] w, double scale, double[:, ::1] dy, double[::1] per_sample,
-             double param, double eps, int n_threads=1, bint has_ignore=False, int64_t ignore=0,
-             const double[:, ::1] q=None):
-    """float64 twin of :func:`loss_f32`."""
     cdef Py_ssize_t bad = -1
     cdef double v
     if (code == BCE_LOGITS_P or code == CCE_LOGITS_P or code == SCCE_LOGITS_P) and (

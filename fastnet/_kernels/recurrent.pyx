@@ -30,7 +30,7 @@ float32 specifics (float64, used for gradient checks, goes through BLAS and libm
   the input projection and the [dW; dR] = [X | H]^T dG product use the same kernel
   (the latter K-blocked: each block of dG packed into panels, and of [X | H] into
   the micro-kernel's row tiles, so that both stream from cache in order).
-* Sigmoid and tanh use the inline polynomial exp below (<= 2.5 ulp), and the default
+* Sigmoid and tanh are _fastmath.h's (polynomial exp, <= 3 ulp), and the default
   activations run as one fused, vectorised pass per row (fn_lstm_fwd_rowf ...). The C
   helpers are compiled for AVX2+FMA and a baseline, chosen at load time.
 * Inference (keep=False) of LSTM and SimpleRNN computes each step's gates with one
@@ -54,61 +54,19 @@ cdef extern from *:
     #include <math.h>
     /* the packed GEMM; also defines restrict (MSVC) and FN_KERNEL_CLONES */
     #include "_packed_gemm.h"
-
-    /* exp(x) for float32: Cody-Waite reduction by ln 2 and a degree-6 polynomial
-       (about 1 ulp), 2^n put into the exponent bits. Branch-free so that loops
-       calling it vectorise. Inputs are clamped to [-86.5, 88.3]. */
-    static inline float fn_rnn_expf(float x) {
-        float t, n, r, p;
-        int32_t ti, pi;
-        x = x < -86.5f ? -86.5f : x;
-        x = x > 88.3f ? 88.3f : x;
-        t = x * 1.44269504088896341f + 12582912.0f;
-        n = t - 12582912.0f;
-        memcpy(&ti, &t, 4);
-        r = x - n * 0.693359375f;
-        r = r + n * 2.12194440e-4f;
-        p = 1.9875691500e-4f;
-        p = p * r + 1.3981999507e-3f;
-        p = p * r + 8.3334519073e-3f;
-        p = p * r + 4.1665795894e-2f;
-        p = p * r + 1.6666665459e-1f;
-        p = p * r + 5.0000001201e-1f;
-        p = p * r * r + r + 1.0f;
-        memcpy(&pi, &p, 4);
-        pi += (ti - 0x4B400000) * (1 << 23);
-        memcpy(&p, &pi, 4);
-        return p;
-    }
-
-    static inline float fn_rnn_sigmoidf(float x) {
-        return 1.0f / (1.0f + fn_rnn_expf(-x));
-    }
-
-    /* tanh for float32: odd polynomial below |x| = 0.625, 1 - 2 / (1 + e^{2|x|}) above. */
-    static inline float fn_rnn_tanhf(float x) {
-        float a = fabsf(x), z = x * x, s, big;
-        s = -5.70498872745e-3f;
-        s = s * z + 2.06390887954e-2f;
-        s = s * z - 5.37397155531e-2f;
-        s = s * z + 1.33314422036e-1f;
-        s = s * z - 3.33332819422e-1f;
-        s = s * z * x + x;
-        big = 1.0f - 2.0f / (1.0f + fn_rnn_expf(2.0f * a));
-        big = copysignf(big, x);
-        return a < 0.625f ? s : big;
-    }
+    /* fn_expf, fn_sigmoidf, fn_tanhf: the vectorisable float32 functions every kernel uses */
+    #include "_fastmath.h"
 
     FN_KERNEL_CLONES
     static void fn_rnn_sigmoid_rowf(const float *z, float *y, Py_ssize_t n) {
         Py_ssize_t i;
-        for (i = 0; i < n; i++) y[i] = fn_rnn_sigmoidf(z[i]);
+        for (i = 0; i < n; i++) y[i] = fn_sigmoidf(z[i]);
     }
 
     FN_KERNEL_CLONES
     static void fn_rnn_tanh_rowf(const float *z, float *y, Py_ssize_t n) {
         Py_ssize_t i;
-        for (i = 0; i < n; i++) y[i] = fn_rnn_tanhf(z[i]);
+        for (i = 0; i < n; i++) y[i] = fn_tanhf(z[i]);
     }
 
     /* Fused rows for the default activations (tanh, sigmoid) in float32: one pass
@@ -120,9 +78,9 @@ cdef extern from *:
                                  Py_ssize_t U) {
         Py_ssize_t j;
         for (j = 0; j < U; j++) {
-            float i = fn_rnn_sigmoidf(z[j]), f = fn_rnn_sigmoidf(z[U + j]);
-            float g = fn_rnn_tanhf(z[2 * U + j]), o = fn_rnn_sigmoidf(z[3 * U + j]);
-            float c = f * cp[j] + i * g, t = fn_rnn_tanhf(c);
+            float i = fn_sigmoidf(z[j]), f = fn_sigmoidf(z[U + j]);
+            float g = fn_tanhf(z[2 * U + j]), o = fn_sigmoidf(z[3 * U + j]);
+            float c = f * cp[j] + i * g, t = fn_tanhf(c);
             z[j] = i; z[U + j] = f; z[2 * U + j] = g; z[3 * U + j] = o;
             cn[j] = c; tc[j] = t; h[j] = o * t;
         }
@@ -163,10 +121,10 @@ cdef extern from *:
         /* Two copies of the loop (with and without the recurrent bias) so that each
            vectorises: a select on a possibly-NULL pointer would not. */
         #define FN_GRU_FWD_BODY(BZ, BR, BH) { \
-            float zg = fn_rnn_sigmoidf(z[j] + rr[j] + (BZ)); \
-            float rg = fn_rnn_sigmoidf(z[U + j] + rr[U + j] + (BR)); \
+            float zg = fn_sigmoidf(z[j] + rr[j] + (BZ)); \
+            float rg = fn_sigmoidf(z[U + j] + rr[U + j] + (BR)); \
             float rh = rr[2 * U + j] + (BH); \
-            float hh = fn_rnn_tanhf(z[2 * U + j] + rg * rh); \
+            float hh = fn_tanhf(z[2 * U + j] + rg * rh); \
             z[j] = zg; z[U + j] = rg; z[2 * U + j] = hh; ax[j] = rh; \
             hn[j] = zg * hp[j] + (1.0f - zg) * hh; }
         if (rb) {
@@ -203,7 +161,7 @@ cdef extern from *:
     FN_KERNEL_CLONES
     static void fn_rnn_fwd_rowf(float *restrict z, float *restrict h, Py_ssize_t U) {
         Py_ssize_t j;
-        for (j = 0; j < U; j++) { float t = fn_rnn_tanhf(z[j]); z[j] = t; h[j] = t; }
+        for (j = 0; j < U; j++) { float t = fn_tanhf(z[j]); z[j] = t; h[j] = t; }
     }
 
     FN_KERNEL_CLONES

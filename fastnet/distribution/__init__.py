@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from fastnet.distribution._runner import Runner
-    from fastnet.layers.base import Layer
+    from fastnet.layers.normalization import BatchNormalization
     from fastnet.models.model import Model
 
 __all__ = ["DataParallel", "set_distribution", "distribution", "list_devices", "initialize",
@@ -199,7 +199,7 @@ class DataParallel:
 
     # ------------------------------------------------------------------ scope
     @contextlib.contextmanager
-    def scope(self) -> Iterator[None]:
+    def scope(self) -> Iterator[DataParallel]:
         """Makes this the distribution in force inside a ``with`` block."""
         previous = _ACTIVE
         set_distribution(self)
@@ -299,7 +299,7 @@ def runner(model: Model) -> Runner | None:
     return r
 
 
-def batchnorm_sync(layer: Layer) -> Any:
+def batchnorm_sync(layer: BatchNormalization) -> Any:
     """The synchronised-statistics helper for ``layer`` (a BatchNormalization in a training
     step of a data-parallel fit), or None when it normalises with its own rows' statistics."""
     from fastnet.distribution import _runner

@@ -102,7 +102,7 @@ class Optimizer:
         name: the optimizer's name; unique automatic names otherwise.
     """
 
-    _algo = None
+    _algo: int | None = None
     _dtype_of_build = None
 
     def __init__(self, learning_rate: float | LearningRateSchedule | Callable[[], float],
@@ -149,22 +149,23 @@ class Optimizer:
         self.gradient_accumulation_steps = None
 
         self._iterations = np.zeros((), dtype=np.int64)
-        self._lr_var = None          # 0-d array when the learning rate is a number
-        self._lr_fn = None           # schedule or callable otherwise
+        self._lr_var: Any = None  # 0-d array when the learning rate is a number
+        self._lr_fn: Any = None  # schedule or callable otherwise
         self._lr_is_schedule = False
         self._set_initial_learning_rate(learning_rate)
 
         self.built = False
-        self._trainable_variables = []
-        self._index = {}
-        self._slot_views = []
-        self._slot_names = []
-        self._extra_views = []
-        self._extra_names = []
-        self._exclude_ids = set()
-        self._exclude_pattern = None
+        self._trainable_variables: list[Variable] = []
+        self._index: dict[int, int] = {}
+        self._slot_views: list[np.ndarray] = []
+        self._slot_names: list[str] = []
+        self._extra_views: list[np.ndarray] = []
+        self._extra_names: list[str] = []
+        self._exclude_ids: set[int] = set()
+        self._exclude_pattern: re.Pattern[str] | None = None
+        self._shapes: list[tuple[int, ...]] = []
         self._flat_offsets = None
-        self._plan = None
+        self._plan: Any = None
 
     # ------------------------------------------------------------------ hyperparameters
 
@@ -459,7 +460,7 @@ class Optimizer:
                 self.build(variables)
         index = self._index
         items = []
-        missing = []
+        missing: list[str] = []
         for g, v in zip(grads, variables):
             i = index.get(id(v))
             if i is None:

@@ -50,6 +50,8 @@ from fastnet.saving.serialization import (
 )
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from fastnet._typing import CustomObjects
     from fastnet.models.model import Model
 
@@ -290,9 +292,9 @@ class _Plan:
     def __init__(self, what: str, skip_mismatch: bool) -> None:
         self.what = what
         self.skip_mismatch = skip_mismatch
-        self.assignments = []
-        self.hooks = []  # (layer, load_own_variables, store): layers with their own state hooks
-        self.visited_keys = set()
+        self.assignments: list[Any] = []
+        self.hooks: list[Any] = []  # (layer, load_own_variables, store): layers with their own state hooks
+        self.visited_keys: set[str] = set()
 
     def problem(self, message: str) -> None:
         message = f"{self.what}: {message}"

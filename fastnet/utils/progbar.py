@@ -133,8 +133,8 @@ class Progbar:
         self._dynamic_display = dynamic_display()
         self._total_width = 0
         self._seen_so_far = 0
-        self._values = {}         # name -> [weighted sum, weight]
-        self._values_order = []
+        self._values: dict[str, Any] = {}  # name -> [weighted sum, weight]
+        self._values_order: list[str] = []
         self._start = _now()
         self._last_update = None
         self._time_at_epoch_start = self._start

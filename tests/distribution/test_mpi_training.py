@@ -1,8 +1,8 @@
 """Data-parallel training on 1, 2 and 4 MPI processes against one process.
 
 Each test launches ``mpiexec`` in a subprocess (with a timeout) on the scripts beside
-this file. They are skipped only when mpi4py or an ``mpiexec`` is absent (the ``mpi``
-and ``test`` extras install both).
+this file. They are skipped only when mpi4py or an ``mpiexec`` is absent (the ``mpi`` extra
+installs both), and never in CI (tests/helpers.py: optional_required).
 """
 import json
 import os
@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import optional_import, skip_unless
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -39,18 +40,9 @@ def _mpiexec():
     return None
 
 
-def _have_mpi4py():
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
+optional_import("mpi4py", "mpi")
 MPIEXEC = _mpiexec()
-pytestmark = pytest.mark.skipif(
-    MPIEXEC is None or not _have_mpi4py(),
-    reason="needs mpi4py and mpiexec (pip install fastnet[mpi])")
+skip_unless(MPIEXEC is not None, "needs an mpiexec (the mpi extra installs MPICH's: pip install -e '.[test,mpi]')")
 
 
 def _env(**extra):

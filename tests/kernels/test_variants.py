@@ -51,3 +51,22 @@ def test_loaded_module_keeps_its_canonical_name():
     assert dense.__name__ == "fastnet._kernels.dense"
     if K.VARIANT == "avx2":
         assert os.sep + "_avx2" + os.sep in dense.__file__
+
+
+def test_cpu_features_come_from_cpuid():
+    # fastnet reads CPUID itself; where numpy's (private) table of the same bits exists,
+    # both must agree, and the choice of build follows them.
+    from fastnet._kernels import _cpu
+
+    ours = _cpu.features()
+    assert set(ours) == {"AVX", "AVX2", "FMA3", "F16C"}
+    assert _cpu.has_avx2() == all(ours.values())
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as numpy_table
+    except ImportError:
+        numpy_table = None
+    if numpy_table is not None:
+        assert ours == {k: bool(numpy_table.get(k)) for k in ours}
+    if os.environ.get("FASTNET_KERNELS", "auto") == "auto" and os.path.isdir(
+            os.path.join(os.path.dirname(K.__file__), "_avx2")):
+        assert (K.VARIANT == "avx2") == _cpu.has_avx2()
