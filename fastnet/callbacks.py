@@ -278,8 +278,7 @@ class CallbackList(Callback):
             return
         self._model = model
         if self._history is not None:
-            # (Model.__init__ leaves history None untyped: the models rewrite annotates it)
-            model.history = self._history  # type: ignore[assignment]
+            model.history = self._history
         for cb in self.callbacks:
             cb.set_model(model)
         self._build_dispatch()
@@ -434,7 +433,7 @@ class History(Callback):
     def set_model(self, model: Model | None) -> None:
         super().set_model(model)
         if model is not None:
-            model.history = self  # type: ignore[assignment]
+            model.history = self
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.epoch = []
@@ -444,7 +443,7 @@ class History(Callback):
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(value)
         if self._model is not None:
-            self._model.history = self  # type: ignore[assignment]
+            self._model.history = self
 
     def __repr__(self):
         return f"<History: {len(self.epoch)} epochs, keys {list(self.history)}>"

@@ -239,6 +239,10 @@ class Model(Trainer, Layer):
     def losses(self) -> list[float]:
         return [float(v.regularizer(v.value)) for v in self.weights if v.regularizer is not None]
 
+    def _layer_output_shapes(self) -> list[Any]:
+        """Each layer's output shape for summary() (unknown for a model without a graph)."""
+        return [None] * len(self.layers)
+
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         """A layer by name or by index (exactly one of the two)."""
         if (name is None) == (index is None):

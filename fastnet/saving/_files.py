@@ -15,7 +15,7 @@ import zlib
 try:
     import fcntl
 except ImportError:  # not on Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["require_h5py", "atomic_output", "open_checked_zip", "read_member", "open_member",
            "clean_stale_temp_files", "resolve_target", "FileFormatError", "WeightsMismatchError"]

@@ -38,10 +38,10 @@ def _html(text):
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _label(layer, model, show_shapes, show_dtype, show_layer_names, show_layer_activations, show_trainable):
+def _label(layer, members, show_shapes, show_dtype, show_layer_names, show_layer_activations, show_trainable):
     title = f"{layer.name} ({type(layer).__name__})" if show_layer_names else type(layer).__name__
     rows = [f'<tr><td colspan="2" bgcolor="#dbe9f6"><b>{_html(title)}</b></td></tr>']
-    nodes = [n for n in layer._inbound_nodes if id(n) in model._dot_members]
+    nodes = [n for n in layer._inbound_nodes if id(n) in members]
     if show_shapes and nodes:
         ins = [t.shape for t in nodes[0].inputs]
         outs = [t.shape for t in nodes[0].outputs]
@@ -75,22 +75,19 @@ def model_to_dot(model: Model, show_shapes: bool = False, show_dtype: bool = Fal
                          f"keras.Input) before plotting it")
     dot = pydot.Dot(graph_type="digraph", rankdir=rankdir, dpi=dpi)
     dot.set_node_defaults(shape="plaintext", fontname="Helvetica")
-    model._dot_members = {id(n) for n in graph.nodes} | {id(t.node) for t in graph.inputs if t.node is not None}
-    try:
-        layers = list(model.layers)
-        input_layers = [t.node.layer for t in graph.inputs if t.node is not None]
-        for layer in input_layers:
-            if all(layer is not other for other in layers):
-                layers.insert(0, layer)
-        for layer in layers:
-            dot.add_node(pydot.Node(str(id(layer)), label=_label(
-                layer, model, show_shapes, show_dtype, show_layer_names, show_layer_activations, show_trainable)))
-        for node in graph.nodes:
-            for t in node.inputs:
-                src = t._keras_history[0]
-                dot.add_edge(pydot.Edge(str(id(src)), str(id(node.layer))))
-    finally:
-        del model._dot_members
+    members = {id(n) for n in graph.nodes} | {id(t.node) for t in graph.inputs if t.node is not None}
+    layers = list(model.layers)
+    input_layers = [t.node.layer for t in graph.inputs if t.node is not None]
+    for layer in input_layers:
+        if all(layer is not other for other in layers):
+            layers.insert(0, layer)
+    for layer in layers:
+        dot.add_node(pydot.Node(str(id(layer)), label=_label(
+            layer, members, show_shapes, show_dtype, show_layer_names, show_layer_activations, show_trainable)))
+    for node in graph.nodes:
+        for t in node.inputs:
+            src = t._keras_history[0]
+            dot.add_edge(pydot.Edge(str(id(src)), str(id(node.layer))))
     return dot
 
 

@@ -5,11 +5,10 @@ flattens to the same order wherever it was built.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
 __all__ = ["flatten", "pack_sequence_as", "map_structure", "is_nested"]
 
@@ -20,7 +19,7 @@ def is_nested(x: Any) -> bool:
 
 def flatten(x: Any) -> list[Any]:
     """The leaves of ``x`` in order (None is a leaf)."""
-    out = []
+    out: list[Any] = []
     _flatten_into(x, out)
     return out
 
