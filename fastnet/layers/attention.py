@@ -151,8 +151,9 @@ class MultiHeadAttention(Layer):
             positions of it (one attention axis).
         flash_attention: accepted for Keras compatibility; fastnet's kernel is always the
             blocked fused one, and returns scores when asked.
-        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-        activity_regularizer, kernel_constraint, bias_constraint: for the projections.
+        kernel_initializer, bias_initializer: initializers of the projections.
+        kernel_regularizer, bias_regularizer, activity_regularizer: their penalties.
+        kernel_constraint, bias_constraint: their constraints.
         use_gate: must be False (gated attention is not available in fastnet).
         seed: optional int for reproducible dropout.
 
@@ -346,7 +347,7 @@ class MultiHeadAttention(Layer):
         return query_shape
 
     def compute_scores_shape(self, query_shape: ShapeLike, value_shape: ShapeLike) -> Shape:
-        """Shape of the attention scores: (batch, *other axes, heads, *query axes, *key axes)."""
+        """Shape of the attention scores: ``(batch, *other_axes, heads, *query_axes, *key_axes)``."""
         rank = len(query_shape)
         axes = self._attention_axes if self.built else (
             tuple(range(1, rank - 1)) if self._attention_axes is None
