@@ -80,7 +80,13 @@ class ReLU(_KernelActivation):
     def _plain(self):
         return self.threshold == 0 and self.max_value is None
 
+    def _is_plain_relu(self):
+        """max(x, 0) exactly: what a graph fusion may apply in the layer before."""
+        return self._plain() and self.negative_slope == 0
+
     def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False, **kwargs) -> np.ndarray:
+        if ctx.relu_done:  # the layer before applied it (a graph fusion)
+            return inputs
         x = inputs
         if self._plain():
             if self.negative_slope == 0:
@@ -99,6 +105,8 @@ class ReLU(_KernelActivation):
         return y
 
     def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
+        if ctx.relu_done:
+            return dy if ctx.need_dx else None
         if self._plain():
             if self.negative_slope == 0:
                 return self._kernel_backward(ctx, dy, activations.relu.code, 0.0)

@@ -105,6 +105,10 @@ class CallContext:
     - ``defer_updates``: state updates (moving statistics) wait for ``commit_updates``.
     - ``relu_input`` / ``act_grad_in_dy``: a max pooling applies the ReLU derivative of
       the convolution feeding it, which then skips its own.
+    - ``fuse_relu`` / ``relu_done``: a ReLU that alone reads a layer's output is applied
+      by that layer (``fuse_relu``: its output is already rectified and its backward
+      applies the ReLU's derivative); the ReLU's own call (``relu_done``) passes its
+      input and gradient through.
     """
 
     record = True
@@ -114,6 +118,8 @@ class CallContext:
     defer_updates = False
     relu_input = False
     act_grad_in_dy = False
+    fuse_relu = False
+    relu_done = False
     pool = None
 
     def __init__(self, record: bool = True, pooled: bool = False) -> None:
@@ -195,6 +201,9 @@ class Layer:
                  batch_input_shape: ShapeLike | None = None, batch_size: int | None = None, **kwargs) -> None:
         kwargs.pop("autocast", None)
         input_length = kwargs.pop("input_length", None)
+        # Every layer takes an activity regularizer (Keras 3): the executor adds its
+        # penalty of the layer's output (divided by the batch size) to the loss.
+        activity_regularizer = kwargs.pop("activity_regularizer", None)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
@@ -207,6 +216,10 @@ class Layer:
         self._dtype = np.dtype(dtype).name if dtype is not None else None
         self.built = False
         self._variables = []
+        if activity_regularizer is not None or not hasattr(self, "activity_regularizer"):
+            from fastnet import regularizers
+
+            self.activity_regularizer = regularizers.get(activity_regularizer)
         self.input_spec = None
         self._build_shape = None
         self._inbound_nodes = []
@@ -576,6 +589,11 @@ class Layer:
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             cfg["batch_input_shape"] = list(self._batch_input_shape)
+        reg = getattr(self, "activity_regularizer", None)
+        if reg is not None:
+            from fastnet.layers.core import _serialize_regularizer
+
+            cfg["activity_regularizer"] = _serialize_regularizer(reg)
         return cfg
 
     @classmethod

@@ -215,6 +215,8 @@ class Activation(Layer):
         self.activation = FusedActivation(activation)
 
     def forward(self, ctx: CallContext, inputs: ArrayLike, training: bool = False) -> np.ndarray:
+        if ctx.relu_done:  # the layer before applied it (a graph fusion)
+            return inputs
         act = self.activation
         if not act.fused:
             y = act.apply_python(inputs)
@@ -231,6 +233,8 @@ class Activation(Layer):
 
     def backward(self, ctx: CallContext, dy: np.ndarray) -> np.ndarray | None:
         need_dx = ctx.need_dx
+        if ctx.relu_done:
+            return dy if need_dx else None
         act, x, y = self.activation, ctx.x, ctx.y
         dy = np.ascontiguousarray(dy, dtype=y.dtype)
         if ctx.logits_grad:
@@ -246,6 +250,11 @@ class Activation(Layer):
                                   x.reshape(shp) if act.needs_input else None, dx.reshape(shp),
                                   act.alpha, config._n_threads)
         return dx
+
+    def _is_plain_relu(self):
+        """max(x, 0) exactly: what a graph fusion may apply in the layer before."""
+        act = self.activation
+        return act.fused and act.fn.name == "relu"
 
     def get_config(self) -> Config:
         cfg = super().get_config()

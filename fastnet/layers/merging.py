@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fastnet import activations, config
+from fastnet._kernels import _activations as _act_kernels
 from fastnet.layers.base import CallContext, Layer, _shape_str
 
 if TYPE_CHECKING:
@@ -122,6 +124,10 @@ class _Merge(Layer):
         raise NotImplementedError
 
 
+def _rows(x):
+    return x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+
+
 class Add(_Merge):
     """Sums a list of tensors of the same shape (numpy broadcasting allowed)."""
 
@@ -130,9 +136,27 @@ class Add(_Merge):
         np.add(xs[0], xs[1], out=y)
         for x in xs[2:]:
             y += x
+        if ctx.fuse_relu:  # a ReLU reading only this sum (a graph fusion), in place
+            if y.dtype.kind != "f":
+                np.maximum(y, 0, out=y)
+            elif y.size:
+                r = _rows(y)
+                _act_kernels.forward(activations.relu.code, r, r, 0.0, config._n_threads)
+            if ctx.record:
+                ctx.y = y
         return y
 
     def _grads(self, ctx, dy):
+        if ctx.fuse_relu:
+            y = ctx.y
+            if y.dtype.kind != "f":
+                return [dy * (y > 0)] * len(ctx.shapes)
+            dy = np.ascontiguousarray(dy, dtype=y.dtype)
+            g = ctx.buf("dx", y.shape, y.dtype)
+            if y.size:
+                _act_kernels.backward(activations.relu.code, _rows(dy), _rows(y), None, _rows(g), 0.0,
+                                      config._n_threads)
+            dy = g
         return [dy] * len(ctx.shapes)
 
 

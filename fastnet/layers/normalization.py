@@ -110,6 +110,7 @@ class BatchNormalization(Layer):
         gamma, beta = self._gamma_beta(dt)
         y = ctx.buf("y", x.shape, dt)
         nt = config._n_threads
+        relu = ctx.fuse_relu
         if training:
             ch = self._channels
             mean = np.empty(ch, dt)
@@ -120,9 +121,11 @@ class BatchNormalization(Layer):
             sync = getattr(ctx.defer_updates, "sync", None) if ctx.defer_updates else None
             ctx.sync = sync(self) if sync is not None else None
             if ctx.sync is None:
-                _bn.forward_train(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
+                _bn.forward_train(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt, relu)
             else:
                 ctx.sync.forward(x, gamma, beta, mean, var, invstd, y, self.epsilon, nt)
+                if relu:
+                    np.maximum(y, 0, out=y)
             # In a training loop the update waits for the optimizer step (the loop's
             # DeferredUpdates); called on its own the layer updates at once.
             if ctx.defer_updates:
@@ -133,10 +136,11 @@ class BatchNormalization(Layer):
             mean = self.moving_mean.value
             invstd = (1.0 / np.sqrt(self.moving_variance.value + dt.type(self.epsilon))).astype(dt)
             scale = gamma * invstd
-            _bn.forward_infer(x, scale, (beta - mean * scale).astype(dt), y, nt)
+            _bn.forward_infer(x, scale, (beta - mean * scale).astype(dt), y, nt, relu)
         if ctx.record:
             ctx.x, ctx.mean, ctx.invstd, ctx.training = x, mean.copy(), invstd, training
             ctx.in_shape = inputs.shape
+            ctx.y = y if relu else None
         return self._from_rows(y, inputs.shape)
 
     def _apply_update(self, stats):
@@ -159,10 +163,14 @@ class BatchNormalization(Layer):
         dgamma = self.gamma.grad_buffer() if (train and self.scale) else None
         dbeta = self.beta.grad_buffer() if (train and self.center) else None
         dx = ctx.buf("dx", x.shape, dt) if need_dx else None
-        fn = _bn.backward_train if ctx.training else _bn.backward_infer
+        relu_out = ctx.y if ctx.fuse_relu else None  # the fused ReLU's output: its derivative
         if ctx.training and ctx.sync is not None:
-            fn = ctx.sync.backward
-        fn(dy, x, ctx.mean, ctx.invstd, gamma, dx, dgamma, dbeta, config._n_threads)
+            if relu_out is not None:
+                dy = dy * (relu_out > 0)
+            ctx.sync.backward(dy, x, ctx.mean, ctx.invstd, gamma, dx, dgamma, dbeta, config._n_threads)
+        else:
+            fn = _bn.backward_train if ctx.training else _bn.backward_infer
+            fn(dy, x, ctx.mean, ctx.invstd, gamma, dx, dgamma, dbeta, config._n_threads, relu_out)
         return None if dx is None else self._from_rows(dx, ctx.in_shape)
 
     def get_config(self) -> Config:

@@ -215,6 +215,7 @@ class Graph:
             if s not in keep:
                 self.free_after[i].append(s)
         self.relu_pool_pairs = self._find_relu_pool_pairs()
+        self.relu_fusions = self._find_relu_fusions()
         self.linear = self._is_linear()
         self._plan_chain()
 
@@ -282,6 +283,36 @@ class Graph:
             if (isinstance(conv, BaseConv) and conv.activation.fused and conv.activation.fn.name == "relu"
                     and src.single):
                 pairs.append((src.index, st.index))
+        return pairs
+
+    def _find_relu_fusions(self):
+        """(producer, ReLU) steps where a plain ReLU (``ReLU()`` or ``Activation("relu")``)
+        alone reads the output of a BatchNormalization or an Add: the producer applies
+        the ReLU in its own pass over the data (and its derivative in its backward), and
+        the ReLU's call passes through. This saves a read and a write of the tensor each
+        way, the pattern of every residual network."""
+        try:
+            from fastnet.layers.merging import Add
+            from fastnet.layers.normalization import BatchNormalization
+        except ImportError:  # pragma: no cover
+            return []
+        producers = {BatchNormalization: BatchNormalization.forward, Add: Add.forward}
+        pairs = []
+        for st in self.steps:
+            relu = st.layer
+            plain = getattr(relu, "_is_plain_relu", None)
+            if plain is None or not st.single or st.kwargs or st.act_reg is not None or not plain():
+                continue
+            slot = st.in_slots[0]
+            src = self.producer.get(slot)
+            if src is None or self.consumers[slot] != 1 or src.n_out != 1 or src.act_reg is not None:
+                continue
+            prod = src.layer
+            kind = next((k for k in producers if isinstance(prod, k)), None)
+            # The producer's own forward (a subclass overriding it is left alone).
+            if kind is None or type(prod).forward is not producers[kind] or src.kwargs:
+                continue
+            pairs.append((src.index, st.index))
         return pairs
 
     # ------------------------------------------------------------------ running
@@ -502,6 +533,9 @@ class RunState:
             for a, b in graph.relu_pool_pairs:
                 self.ctxs[a].act_grad_in_dy = True
                 self.ctxs[b].relu_input = True
+        for a, b in graph.relu_fusions:
+            self.ctxs[a].fuse_relu = True
+            self.ctxs[b].relu_done = True
 
     def chain(self):
         """A chain's (bound forward, context) pairs, made once per state (the plan of

@@ -39,7 +39,6 @@ _ANY_CLASS_DEFAULTS = {
     "quantization_config": None,
     "lora_rank": None,
     "lora_alpha": None,
-    "activity_regularizer": None,
     "autocast": True,
 }
 _CLASS_DEFAULTS = {

@@ -85,3 +85,26 @@ def test_activity_regularizer_adds_its_penalty_and_gradient():
     assert model.evaluate(x, y, verbose=0, batch_size=8) == pytest.approx(total_loss(k1), rel=1e-7)
     model.train_on_batch(x, y)
     np.testing.assert_allclose(k1 - model.get_weights()[0], numeric_grad(total_loss, k1), rtol=1e-6, atol=1e-9)
+
+
+def test_every_layer_takes_an_activity_regularizer():
+    """Keras 3's base Layer takes ``activity_regularizer``: on a layer without its own
+    (BatchNormalization, ReLU) the penalty of its output joins the loss too, and the
+    option survives get_config."""
+    from fastnet import regularizers
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 4))
+    y = rng.standard_normal((8, 4))
+    bn = layers.BatchNormalization(activity_regularizer=regularizers.L2(0.1), dtype="float64")
+    relu = layers.ReLU(activity_regularizer="l1", dtype="float64")
+    model = keras.Sequential([keras.Input((4,), dtype="float64"), bn, relu])
+    model.compile(optimizer="sgd", loss="mse")
+    z = model.layers[0](x, training=False)
+    r = np.maximum(z, 0)
+    want = np.mean((r - y) ** 2) + (0.1 * np.sum(z ** 2) + 0.01 * np.sum(np.abs(r))) / len(x)
+    assert model.evaluate(x, y, verbose=0, batch_size=8) == pytest.approx(want, rel=1e-7)
+    assert bn.get_config()["activity_regularizer"]["config"]["l2"] == pytest.approx(0.1)
+    again = layers.BatchNormalization.from_config(bn.get_config())
+    assert again.activity_regularizer.l2 == pytest.approx(0.1)
+    assert model._graph.relu_fusions == []  # the penalty must see BN's output before the ReLU

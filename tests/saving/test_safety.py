@@ -277,10 +277,6 @@ NON_DEFAULT = [
     ("seed_mlp", lambda c: _dense(c).__setitem__("quantization_config", {"mode": "int8"}),
      "dense", "quantization_config"),
     ("seed_mlp", lambda c: _dense(c).__setitem__("lora_rank", 4), "dense", "lora_rank"),
-    ("seed_mlp", lambda c: _dense(c).__setitem__("activity_regularizer",
-                                                  {"module": "keras.regularizers", "class_name": "L2",
-                                                   "config": {"l2": 0.1}, "registered_name": None}),
-     "dense", "activity_regularizer"),
     ("seed_mlp", lambda c: _layer_cfg(c, 0).__setitem__("ragged", True), "input_layer", "ragged"),
     ("seed_mlp", lambda c: _layer_cfg(c, 0).__setitem__("sparse", True), "input_layer", "sparse"),
     ("seed_mlp", lambda c: _layer_cfg(c, 0).__setitem__("optional", True), "input_layer", "optional"),
@@ -309,6 +305,24 @@ def test_keras_options_fastnet_cannot_honour_are_refused(tmp_path, name, edit, l
         load_model(bad)
     message = str(info.value)
     assert "bad.keras" in message and key in message and f"'{layer}" in message
+
+
+def test_activity_regularizers_keras_wrote_load_on_every_layer(tmp_path):
+    """Keras 3 takes ``activity_regularizer`` on every layer (BatchNormalization too);
+    fastnet applies it, so a file that sets it loads with it."""
+    l2 = {"module": "keras.regularizers", "class_name": "L2", "config": {"l2": 0.1}, "registered_name": None}
+
+    def edit(cfg):
+        _dense(cfg)["activity_regularizer"] = dict(l2)
+        _layer_cfg(cfg, 2)["activity_regularizer"] = dict(l2)
+    ok = _rewrite(path("mlp_bn_sgd", ".keras"), tmp_path / "ok.keras", edit)
+    model = load_model(ok)
+    regs = [getattr(layer, "activity_regularizer", None) for layer in model.layers[:2]]
+    assert [type(r).__name__ for r in regs] == ["L2", "L2"]
+    assert [r.l2 for r in regs] == pytest.approx([0.1, 0.1])
+    bn = model.layers[1]
+    assert type(bn).__name__ == "BatchNormalization"
+    assert bn.get_config()["activity_regularizer"]["config"]["l2"] == pytest.approx(0.1)
 
 
 def test_keras_options_at_their_defaults_are_accepted(tmp_path):
