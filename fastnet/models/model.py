@@ -235,10 +235,6 @@ class Model(Trainer, Layer):
                              f"fit or predict on data, or give the first layer input_shape=")
         return int(sum(w.size for w in self.weights))
 
-    @property
-    def losses(self) -> list[float]:
-        return [float(v.regularizer(v.value)) for v in self.weights if v.regularizer is not None]
-
     def _layer_output_shapes(self) -> list[Any]:
         """Each layer's output shape for summary() (unknown for a model without a graph)."""
         return [None] * len(self.layers)

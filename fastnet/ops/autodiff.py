@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-__all__ = ["Tape", "Tracer", "Recording", "unwrap", "is_traced", "apply", "record", "record_layer", "call_recorded",
+__all__ = ["GradientTape", "Tape", "Tracer", "Recording", "unwrap", "is_traced", "apply", "record", "record_layer", "call_recorded",
            "active_tape", "value_of"]
 
 _TLS = threading.local()
@@ -181,10 +181,11 @@ class Tape:
         wanted = set()
         in_ids = []
         for t in inputs:
+            orig = t
             if isinstance(t, Variable):
                 t = self.leaf(t)
             i = t._id if type(t) is Tracer and t._tape is self else None
-            in_ids.append((i, t))
+            in_ids.append((i, orig if t is None else t))
             if i is not None:
                 wanted.add(i)
         var_ids = []
@@ -576,6 +577,13 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
         The output (a Tracer when recorded, an array otherwise).
     """
     s = getattr(_TLS, "stack", None)
+    for a in args:
+        t = type(a)
+        if (t is list or t is tuple) and a and any(type(e) is Tracer for e in a):
+            # a list of traced values given as one array: stacked (with its gradient)
+            args = [_np().stack(list(e)) if (type(e) is list or type(e) is tuple) and any(
+                type(v) is Tracer for v in e) else e for e in args]
+            break
     if s and len(s) == 1:
         # the common case, one active tape: a single pass over the arguments
         tape = s[0]
@@ -712,13 +720,18 @@ class Recording:
         self.outputs = outputs    # the traced outputs, as the function returned them
 
     def backward(self, dy: Any, variables: Sequence[Variable] = (), need_dx: bool = True,
-                 release: bool = True) -> tuple[list, list]:
+                 release: bool = True, added: Sequence[Any] = ()) -> tuple[list, list]:
         """(gradients of the flattened inputs, gradients of ``variables``) for the
         cotangent ``dy`` (the structure of the outputs; None entries allowed). Input
         gradients are None when ``need_dx`` is false or the input is not a float array;
-        a variable the call never read gets zeros."""
+        a variable the call never read gets zeros. ``added``: scalar values of this
+        recording (losses the call added) that enter the total loss with weight 1."""
         ins = self.inputs if need_dx else []
-        gi, gv = self.tape.gradient(self.outputs, dy, inputs=ins, variables=variables)
+        if added:
+            gi, gv = self.tape.gradient([self.outputs, list(added)], [dy, [1.0] * len(added)], inputs=ins,
+                                        variables=variables)
+        else:
+            gi, gv = self.tape.gradient(self.outputs, dy, inputs=ins, variables=variables)
         if not need_dx:
             gi = [None] * len(self.inputs)
         if release:
@@ -779,3 +792,91 @@ def record_layer(backward: Callable[[Any], Any], inputs: Sequence[Any], outputs:
         return dxs + dvs
 
     return record(outputs, inputs + variables, vjp)
+
+
+# ---------------------------------------------------------------------------- the user-facing recorder
+
+class GradientTape:
+    """Records the ops run inside ``with`` so that :meth:`gradient` can differentiate
+    them: fastnet's gradient API for custom training steps (the shape of the
+    TensorFlow-flavoured Keras guide)::
+
+        with fastnet.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(y=y, y_pred=y_pred)
+        grads = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply(grads, model.trainable_variables)
+
+    Every Variable read by an op or a layer inside the block is watched; arrays are
+    watched with :meth:`watch`. Values computed inside are traced values (``.numpy()``
+    or ``np.asarray`` give the array).
+
+    Args:
+        persistent: allow several :meth:`gradient` calls (else the records are dropped
+            after the first).
+    """
+
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True) -> None:
+        self._tape = Tape(persistent=True)
+        self.persistent = persistent
+        self._used = False
+
+    def __enter__(self) -> GradientTape:
+        self._tape.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._tape.__exit__(*exc)
+
+    def watch(self, x: Any) -> Any:
+        """A traced copy of ``x`` (an array, or a structure of arrays) to differentiate
+        against; Variables are watched as they are read, so watching them is optional."""
+        return _tree_map(lambda a: self._tape.watch(a) if isinstance(a, (np.ndarray, np.generic, Variable, Tracer,
+                                                                          float, int)) else a, x)
+
+    def watched_variables(self) -> list[Variable]:
+        return self._tape.watched_variables
+
+    def gradient(self, target: Any, sources: Any, output_gradients: Any = None,
+                 unconnected_gradients: str = "none") -> Any:
+        """Gradients of ``target`` (a traced value or a structure of them; their sum)
+        with respect to ``sources`` (Variables or watched values, any nesting), in the
+        structure of ``sources``; None (or zeros with ``unconnected_gradients="zero"``)
+        where the target does not depend on a source."""
+        if self._used and not self.persistent:
+            raise RuntimeError("GradientTape.gradient can only be called once on a non-persistent tape; "
+                               "create the tape with GradientTape(persistent=True) to call it several times")
+        flat_t = _flatten(target)
+        if not any(type(t) is Tracer and t._tape is self._tape for t in flat_t):
+            raise ValueError(
+                "GradientTape.gradient: the target was not computed inside this tape from its watched values "
+                "(compute it with fastnet.ops, layers and models inside `with tape:`; a value converted to "
+                "numpy, or computed with another framework, has no gradient)")
+        unconnected = getattr(unconnected_gradients, "value", unconnected_gradients)
+        if unconnected not in ("none", "zero"):
+            raise ValueError(f"unconnected_gradients must be 'none' or 'zero', received {unconnected_gradients!r}")
+        single = isinstance(sources, (Variable, Tracer, np.ndarray))
+        flat_s = [sources] if single else _flatten(sources)
+        grads, _ = self._tape.gradient(target, output_gradients, inputs=flat_s, unconnected=unconnected)
+        self._used = True
+        if not self.persistent:
+            self._tape.release()
+        if single:
+            return grads[0]
+        it = iter(grads)
+        return _tree_map(lambda _: next(it), sources) if not isinstance(sources, dict) else \
+            _pack_sorted(sources, grads)
+
+
+def _pack_sorted(d, flat):
+    it = iter(flat)
+    out = {}
+    for k in sorted(d, key=str):
+        v = d[k]
+        n = len(_flatten(v))
+        vals = [next(it) for _ in range(n)]
+        if isinstance(v, (list, tuple, dict)):
+            out[k] = _pack_sorted(v, vals) if isinstance(v, dict) else type(v)(vals)
+        else:
+            out[k] = vals[0]
+    return {k: out[k] for k in d}
