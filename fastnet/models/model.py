@@ -31,6 +31,21 @@ if TYPE_CHECKING:
 
 __all__ = ["Model"]
 
+_FUNCTIONAL_SUBCLASSES = {}
+
+
+def _functional_args(args, kwargs):
+    first = args[0] if args else kwargs.get("inputs")
+    return bool(first is not None and any(isinstance(t, KerasTensor) for t in tree.flatten(first)))
+
+
+def _functional_subclass(cls, functional):
+    sub = _FUNCTIONAL_SUBCLASSES.get(cls)
+    if sub is None:
+        sub = _FUNCTIONAL_SUBCLASSES[cls] = type(cls.__name__, (cls, functional),
+                                                 {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    return sub
+
 
 class Model(Trainer, Layer):
     """Groups layers into an object with training and inference features.
@@ -41,10 +56,15 @@ class Model(Trainer, Layer):
     """
 
     def __new__(cls, *args, **kwargs):
-        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+        if args or "inputs" in kwargs or "outputs" in kwargs:
             from fastnet.models.functional import Functional
 
-            return super().__new__(Functional)
+            if cls is Model:
+                return super().__new__(Functional)
+            if not issubclass(cls, Functional) and _functional_args(args, kwargs):
+                # A Model subclass built as Model(inputs, outputs) (to override train_step, say):
+                # a functional model of that class, as in Keras.
+                return super().__new__(_functional_subclass(cls, Functional))
         return super().__new__(cls)
 
     def __init__(self, *args, name: str | None = None, trainable: bool = True, **kwargs) -> None:

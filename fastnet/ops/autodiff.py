@@ -385,6 +385,11 @@ class Tracer:
     def argmax(self, axis=None) -> np.ndarray:
         return np.argmax(self.value, axis=axis)
 
+    def backward(self, *args, **kwargs):
+        raise TypeError("Traced fastnet values have no backward() (that is PyTorch's autograd): record the "
+                        "computation in `with fastnet.GradientTape() as tape:` and call "
+                        "`tape.gradient(loss, variables)`")
+
     def argmin(self, axis=None) -> np.ndarray:
         return np.argmin(self.value, axis=axis)
 
