@@ -137,6 +137,7 @@ class Trainer(StepAPI):
             raise ValueError(f"Model '{self.name}' needs a loss to compile, e.g. "
                              f"compile(optimizer='adam', loss='mse')")
         self.loss = loss
+        self.run_eagerly = bool(run_eagerly)  # (a subclassed model's call is then recorded, not traced)
         self._compile_args = (loss, metrics, loss_weights, weighted_metrics)
         self._outputs_cfg = None  # resolved against the outputs once the model is built
         self._losses_mod = losses_mod
