@@ -147,8 +147,8 @@ class Trainer(StepAPI):
         self._packed = None
         self._metrics = None
         self._train_state = None
-        if self.built and loss is not None:
-            self._configure_outputs()
+        if self.built and loss is not None and self._graph is not None:  # (a subclassed model called
+            self._configure_outputs()                                    # eagerly gets its graph in fit)
 
     def _per_output(self, value, what, names, allow_broadcast):
         """``value`` spread over the outputs: a dict by name, a list in order, or (when
