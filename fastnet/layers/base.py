@@ -562,8 +562,14 @@ class Layer:
             if ctx.record and type(self).backward is Layer.backward and _autodiff is not None:
                 def run(traced, *a, **k):
                     return self._call_user(ctx, traced, a, k, training)
-                out, rec = _autodiff.call_recorded(run, inputs, *args, **kwargs)
+                # ``ctx.need_dx`` still holds the last backward's answer (a graph reuses a
+                # node's ctx every step): when no input gradient was wanted, the inputs are
+                # not watched, so their gradient (a first layer's matmul, say) is never
+                # computed; backward records the call again should one be wanted after all.
+                watch = ctx.need_dx
+                out, rec = _autodiff.call_recorded(run, inputs, *args, _watch=watch, **kwargs)
                 ctx.recording = rec
+                ctx.rerecord = None if watch else (inputs, args, kwargs, training)
                 tape = rec.tape
             else:
                 out = self._call_user(ctx, inputs, args, kwargs, training)
@@ -601,6 +607,12 @@ class Layer:
                 f'Layer "{self.name}" ({type(self).__name__}): its call() returned values computed outside '
                 f"fastnet.ops (numpy functions, for instance), so no gradient can flow through it. Write call() "
                 f"with fastnet.ops (keras.ops) and layers, or define backward(ctx, dy)")
+        again = ctx.__dict__.get("rerecord")
+        if again is not None and ctx.need_dx:   # the forward did not watch the inputs: record it anew
+            inputs, args, kwargs, training = again
+            rec.tape.release()
+            self.forward(ctx, inputs, *args, training=training, **kwargs)
+            rec = ctx.recording
         variables = self.trainable_weights
         grads_in, grads_vars = rec.backward(dy, variables=variables, need_dx=ctx.need_dx,
                                             added=ctx.__dict__.get("added") or ())

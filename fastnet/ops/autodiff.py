@@ -731,6 +731,10 @@ class Recording:
         gradients are None when ``need_dx`` is false or the input is not a float array;
         a variable the call never read gets zeros. ``added``: scalar values of this
         recording (losses the call added) that enter the total loss with weight 1."""
+        out = self.outputs
+        if (not added and type(out) is Tracer and type(dy) is np.ndarray and out._tape is self.tape
+                and dy.shape == out.value.shape and dy.dtype == out.value.dtype):
+            return self._backward_one(dy, variables, need_dx, release)
         ins = self.inputs if need_dx else []
         if added:
             gi, gv = self.tape.gradient([self.outputs, list(added)], [dy, [1.0] * len(added)], inputs=ins,
@@ -744,7 +748,60 @@ class Recording:
         return gi, gv
 
 
-def call_recorded(fn: Callable[..., Any], inputs: Any, *args, **kwargs) -> tuple[Any, Recording]:
+    def _backward_one(self, dy, variables, need_dx, release):
+        """:meth:`backward` for one output array and its cotangent (the common case of a
+        layer's call): the reverse sweep alone, without the general entry checks."""
+        tape = self.tape
+        leaves = tape._leaves
+        var_ids = []
+        for v in variables:
+            e = leaves.get(id(v))
+            var_ids.append(-1 if e is None else e[1]._id)
+        in_ids = [t._id for t in self.inputs] if need_dx else []
+        wanted = set(var_ids)
+        wanted.update(in_ids)
+        wanted.discard(-1)
+        grads = {self.outputs._id: dy}
+        lo = min(wanted) if wanted else 0
+        get, pop = grads.get, grads.pop
+        for out_ids, ids, vjp, res in reversed(tape._nodes):
+            if type(out_ids) is int:
+                if out_ids < lo:
+                    break
+                g = get(out_ids) if out_ids in wanted else pop(out_ids, None)
+                if g is None:
+                    continue
+            else:
+                if out_ids[-1] < lo:
+                    break
+                g = [get(k) if k in wanted else pop(k, None) for k in out_ids]
+                if all(x is None for x in g):
+                    continue
+            for i, gi in zip(ids, vjp(g, res)):
+                if i >= 0 and gi is not None:
+                    old = get(i)
+                    grads[i] = gi if old is None else old + gi
+        gv = []
+        for i, v in zip(var_ids, variables):
+            g = get(i) if i >= 0 else None
+            value = v.value
+            if g is None:
+                gv.append(np.zeros_like(value) if value.dtype.kind in "fc" else None)
+                continue
+            if g.shape != value.shape:
+                g = _unbroadcast(g, value.shape)
+            gv.append(g)
+        if need_dx:
+            gi = [_result(grads, t._id, t, "zero") for t in self.inputs]
+        else:
+            gi = [None] * len(self.inputs)
+        if release:
+            tape.release()
+        return gi, gv
+
+
+def call_recorded(fn: Callable[..., Any], inputs: Any, *args, _watch: bool = True,
+                  **kwargs) -> tuple[Any, Recording]:
     """Runs ``fn(traced inputs, *args, **kwargs)`` on a fresh tape.
 
     ``inputs`` may be an array or a nesting of lists/tuples/dicts of arrays; each float
@@ -756,6 +813,8 @@ def call_recorded(fn: Callable[..., Any], inputs: Any, *args, **kwargs) -> tuple
     flat = []
 
     def watch(a):
+        if not _watch:   # (the caller wants no input gradient: the inputs stay constants)
+            return a.value if type(a) is Tracer else a
         if isinstance(a, (np.ndarray, np.generic)) or type(a) is Tracer:
             t = tape.watch(a)
             flat.append(t)
