@@ -582,13 +582,6 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
         The output (a Tracer when recorded, an array otherwise).
     """
     s = getattr(_TLS, "stack", None)
-    for a in args:
-        t = type(a)
-        if (t is list or t is tuple) and a and any(type(e) is Tracer for e in a):
-            # a list of traced values given as one array: stacked (with its gradient)
-            args = [_np().stack(list(e)) if (type(e) is list or type(e) is tuple) and any(
-                type(v) is Tracer for v in e) else e for e in args]
-            break
     if s and len(s) == 1:
         # the common case, one active tape: a single pass over the arguments
         tape = s[0]
@@ -613,6 +606,9 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
                 ids.append(leaf._id)
                 hit = True
         if not hit:
+            stacked = _stack_lists(args)
+            if stacked is not None:
+                return apply(fwd, bwd, stacked, nout, need)
             if need:
                 vals.append(None)
             return fwd(*vals)[0]
@@ -620,6 +616,9 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
             vals.append(tuple(i >= 0 for i in ids))
         out, res = fwd(*vals)
         return _emit(tape, out, ids, bwd, res, nout)
+    stacked = _stack_lists(args)
+    if stacked is not None:
+        return apply(fwd, bwd, stacked, nout, need)
     tape = _tape_for(args) if s else None
     if tape is None:
         vals = [_val(a) for a in args]
@@ -644,6 +643,17 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
         vals.append(tuple(i >= 0 for i in ids))
     out, res = fwd(*vals)
     return _emit(tape, out, ids, bwd, res, nout)
+
+
+def _stack_lists(args):
+    """``args`` with each list of traced values (given where an array goes, as in
+    ``ops.sum(model.losses)``) stacked with its gradient; None when there is none."""
+    for a in args:
+        t = type(a)
+        if (t is list or t is tuple) and a and any(type(e) is Tracer for e in a):
+            return [_np().stack(list(e)) if (type(e) is list or type(e) is tuple) and any(
+                type(v) is Tracer for v in e) else e for e in args]
+    return None
 
 
 def _emit(tape, out, ids, bwd, res, nout):
