@@ -9,9 +9,9 @@ __version__ = "0.1.0"
 
 from fastnet import activations, backend, config, initializers, layers, models, random, regularizers, utils  # noqa: E402  # noqa: E402  # noqa: E402
 from fastnet.backend import Variable  # noqa: E402
-from fastnet.ops.autodiff import GradientTape  # noqa: E402
 from fastnet.layers import Input  # noqa: E402
 from fastnet.models import Model, Sequential  # noqa: E402
+from fastnet.ops.autodiff import GradientTape  # noqa: E402
 
 config._apply_blas_policy()
 

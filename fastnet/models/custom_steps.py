@@ -382,8 +382,12 @@ class StepAPI:
                     validation_data, shuffle, class_weight, initial_epoch, steps_per_epoch, validation_steps,
                     validation_batch_size, validation_freq):
         from fastnet import callbacks as callbacks_mod
-        from fastnet.data.adapters import EpochIterator, get_data_adapter, train_validation_split, \
-            unpack_x_y_sample_weight
+        from fastnet.data.adapters import (
+            EpochIterator,
+            get_data_adapter,
+            train_validation_split,
+            unpack_x_y_sample_weight,
+        )
         from fastnet.models.trainer import _validate_now
 
         if validation_split and validation_data is None:

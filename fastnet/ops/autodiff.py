@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-__all__ = ["GradientTape", "Tape", "Tracer", "Recording", "unwrap", "is_traced", "apply", "record", "record_layer", "call_recorded",
-           "active_tape", "value_of"]
+__all__ = ["GradientTape", "Tape", "Tracer", "Recording", "unwrap", "is_traced", "apply", "record", "record_layer",
+           "call_recorded", "active_tape", "value_of"]
 
 _TLS = threading.local()
 
