@@ -33,7 +33,7 @@ from fastnet.ops import autodiff
 from fastnet.utils import tree
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 __all__ = ["StepAPI", "foreign_api_message"]
 
@@ -337,10 +337,10 @@ class StepAPI:
         return self.compute_metrics(x, y, y_pred, sw)
 
     # ------------------------------------------------------------------ other frameworks' APIs
-    def zero_grad(self, *args, **kwargs):
+    def zero_grad(self, *args, **kwargs) -> NoReturn:
         raise TypeError(foreign_api_message(f"Model '{self.name}': zero_grad()", "PyTorch's autograd"))
 
-    def stateless_call(self, *args, **kwargs):
+    def stateless_call(self, *args, **kwargs) -> NoReturn:
         raise TypeError(foreign_api_message(f"Model '{self.name}': stateless_call() (used with jax.grad)", "JAX"))
 
     # ------------------------------------------------------------------ loops
