@@ -11,13 +11,14 @@ from fastnet import activations, backend, config, initializers, layers, models, 
 from fastnet.backend import Variable  # noqa: E402
 from fastnet.layers import Input  # noqa: E402
 from fastnet.models import Model, Sequential  # noqa: E402
+from fastnet.ops.autodiff import GradientTape  # noqa: E402
 
 config._apply_blas_policy()
 
 __all__ = [
     "__version__", "Sequential", "Model", "Input", "activations", "backend", "callbacks",
     "config", "initializers", "layers", "losses", "metrics", "models", "optimizers",
-    "random", "regularizers", "utils", "data", "datasets", "ops", "Variable",
+    "random", "regularizers", "utils", "data", "datasets", "ops", "Variable", "GradientTape",
 ]
 
 _LAZY = ("callbacks", "losses", "metrics", "optimizers", "saving", "distribution", "data", "datasets", "ops")

@@ -122,6 +122,12 @@ __all__ += [
 ]
 __all__ += ["Lambda"]
 
+from fastnet.layers.op_layer import OpLayer  # noqa: E402
+from fastnet.layers.op_layer import install as _install_symbolic_ops  # noqa: E402
+
+__all__ += ["OpLayer"]
+_install_symbolic_ops()
+
 
 def _registry():
     """Every layer class fastnet exports, by class name: the only classes a config may name."""

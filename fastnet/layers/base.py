@@ -11,6 +11,7 @@ adds a node to a graph (``fastnet.layers.graph``).
 """
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -380,9 +381,46 @@ class Layer:
         return int(sum(v.size for v in self.weights))
 
     @property
-    def losses(self) -> list[float]:
-        """Regularisation penalties of this layer's (and its sublayers') weights, as floats."""
-        return [float(v.regularizer(v.value)) for v in self._all_variables() if v.regularizer is not None]
+    def losses(self) -> list[Any]:
+        """The losses of the last call: those added with :meth:`add_loss` by this layer
+        and its sublayers (nested ones included), then the regularisation penalties of
+        the weights. Inside a recording (a ``GradientTape``) the values are traced, so
+        their gradients flow; elsewhere they are floats or arrays. As in Keras, the
+        added losses are reset when the outermost layer call begins."""
+        out = []
+        for layer in [self] + _flatten_layers(self):
+            own = layer.__dict__.get("_losses")
+            if own:
+                out.extend(v if _autodiff is None or _autodiff.is_traced(v) else _autodiff.value_of(v) for v in own)
+        on_tape = _autodiff is not None and _autodiff.active_tape() is not None
+        for v in self._all_variables():
+            if v.regularizer is not None:
+                out.append(_regularization_loss(v) if on_tape else float(v.regularizer(v.value)))
+        return out
+
+    def add_loss(self, loss: Any) -> None:
+        """Adds a loss (a scalar, or an array that is summed) to the training loss; call it
+        inside ``call`` with a value computed with ``fastnet.ops`` so that its gradient
+        flows. The losses of a call are listed in ``layer.losses`` (and in the enclosing
+        model's); ``fit`` adds them to the compiled loss, ``evaluate`` reports them."""
+        own = self.__dict__.get("_losses")
+        if own is None:
+            own = []
+            object.__setattr__(self, "_losses", own)
+        own.append(loss)
+        self.__dict__["_adds_losses_seen"] = True
+        stack = getattr(_CALLS, "scopes", None)
+        if stack:
+            stack[-1].append(loss)
+
+    @property
+    def _adds_losses(self) -> bool:
+        """Whether a call may add losses (the graph executor then collects ``ctx.losses``):
+        a layer class whose methods call ``add_loss``, one that has added one, or one with
+        such a sublayer."""
+        if self.__dict__.get("_adds_losses_seen") or _class_adds_losses(type(self)):
+            return True
+        return any(getattr(layer, "_adds_losses", False) for layer in self._sublayers())
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape: ShapeLike) -> None:
@@ -446,9 +484,10 @@ class Layer:
             raise TypeError(f'Layer "{self.name}" was called without inputs')
         training = kwargs.pop("training", False)
         if _autodiff is not None and _autodiff.active_tape() is not None:
-            traced = [t for t in tree.flatten([inputs, list(rest)]) if _autodiff.is_traced(t)]
-            if traced:
-                return self._call_on_tape(inputs, rest, kwargs, bool(training))
+            cls = type(self)
+            if cls.forward is Layer.forward and cls.backward is Layer.backward:
+                return self._call_direct(inputs, rest, kwargs, bool(training))
+            return self._call_on_tape(inputs, rest, kwargs, bool(training))
         x = self._convert(inputs)
         shape = [v.shape for v in x] if isinstance(x, list) else x.shape
         if not self.built:
@@ -474,12 +513,45 @@ class Layer:
         ctx = CallContext()
         out = self.forward(ctx, x, *[_autodiff.unwrap(a) for a in rest], training=training, **kwargs)
         flat_in = [t for t in tree.flatten([inputs, list(rest)]) if not isinstance(t, (int, float, str))]
+        added = ctx.__dict__.get("losses")
+        if added:  # (their gradients come from this layer's own backward)
+            object.__setattr__(self, "_losses", list(added))
+            stack = getattr(_CALLS, "scopes", None)
+            if stack:
+                stack[-1].extend(float(v) for v in added)
 
         def vjp(dy, ctx=ctx):
             ctx.need_dx = True
             return self.backward(ctx, dy)
 
         return _autodiff.record_layer(vjp, flat_in, out, self.trainable_weights)
+
+    def _call_direct(self, inputs, rest, kwargs, training):
+        """A call of a layer written with ``call`` inside an active recording: ``call``
+        runs on the recording itself, so its ops (and the losses it adds) are traced
+        there with this layer's weights as leaves."""
+        def conv(a):
+            if a is None or type(a) is _autodiff.Tracer or isinstance(a, (backend.Variable, str, bytes)):
+                return a
+            return self._convert_one(a)
+
+        x = tree.map_structure(conv, inputs)
+        if not self.built:
+            if isinstance(x, dict):
+                shape = {k: np.shape(v) for k, v in x.items()}
+            elif isinstance(x, (list, tuple)):
+                shape = [np.shape(v) for v in x]
+            else:
+                shape = np.shape(x)
+            self._maybe_build(shape)
+        depth = getattr(_CALLS, "depth", 0)
+        if depth == 0:
+            _clear_losses(self)
+        _CALLS.depth = depth + 1
+        try:
+            return self._call_user(None, x, rest, kwargs, training)
+        finally:
+            _CALLS.depth = depth
 
     def forward(self, ctx: CallContext, inputs: Any, *args, training: bool = False, **kwargs) -> Any:
         """Computes the outputs; keeps in ``ctx`` what ``backward`` needs when ``ctx.record``.
@@ -490,13 +562,39 @@ class Layer:
         backward pass."""
         if type(self).call is Layer.call:
             raise NotImplementedError(f"{type(self).__name__} defines neither forward nor call")
-        if ctx.record and type(self).backward is Layer.backward and _autodiff is not None:
-            def run(traced, *a, **k):
-                return self._call_user(ctx, traced, a, k, training)
-            out, ctx.recording = _autodiff.call_recorded(run, inputs, *args, **kwargs)
-            return out
-        return _autodiff.unwrap(self._call_user(ctx, inputs, args, kwargs, training)) \
-            if _autodiff is not None else self._call_user(ctx, inputs, args, kwargs, training)
+        depth = getattr(_CALLS, "depth", 0)
+        if depth == 0:
+            _clear_losses(self)
+        scopes = getattr(_CALLS, "scopes", None)
+        if scopes is None:
+            scopes = _CALLS.scopes = []
+        scope = []
+        scopes.append(scope)
+        _CALLS.depth = depth + 1
+        try:
+            if ctx.record and type(self).backward is Layer.backward and _autodiff is not None:
+                def run(traced, *a, **k):
+                    return self._call_user(ctx, traced, a, k, training)
+                # ``ctx.need_dx`` still holds the last backward's answer (a graph reuses a
+                # node's ctx every step): when no input gradient was wanted, the inputs are
+                # not watched, so their gradient (a first layer's matmul, say) is never
+                # computed; backward records the call again should one be wanted after all.
+                watch = ctx.need_dx
+                out, rec = _autodiff.call_recorded(run, inputs, *args, _watch=watch, **kwargs)
+                ctx.recording = rec
+                ctx.rerecord = None if watch else (inputs, args, kwargs, training)
+                tape = rec.tape
+            else:
+                out = self._call_user(ctx, inputs, args, kwargs, training)
+                if _autodiff is not None:
+                    out = _autodiff.unwrap(out)
+                tape = None
+        finally:
+            _CALLS.depth = depth
+            scopes.pop()
+        if scope or ctx.__dict__.get("losses") is not None:
+            _finish_losses(ctx, scope, tape, scopes)
+        return out
 
     def _call_user(self, ctx, inputs, args, kwargs, training):
         if _takes_training(type(self)):
@@ -522,8 +620,15 @@ class Layer:
                 f'Layer "{self.name}" ({type(self).__name__}): its call() returned values computed outside '
                 f"fastnet.ops (numpy functions, for instance), so no gradient can flow through it. Write call() "
                 f"with fastnet.ops (keras.ops) and layers, or define backward(ctx, dy)")
+        again = ctx.__dict__.get("rerecord")
+        if again is not None and ctx.need_dx:   # the forward did not watch the inputs: record it anew
+            inputs, args, kwargs, training = again
+            rec.tape.release()
+            self.forward(ctx, inputs, *args, training=training, **kwargs)
+            rec = ctx.recording
         variables = self.trainable_weights
-        grads_in, grads_vars = rec.backward(dy, variables=variables, need_dx=ctx.need_dx)
+        grads_in, grads_vars = rec.backward(dy, variables=variables, need_dx=ctx.need_dx,
+                                            added=ctx.__dict__.get("added") or ())
         ctx.recording = None
         for v, g in zip(variables, grads_vars):
             buf = v.grad_buffer()
@@ -635,6 +740,87 @@ class Layer:
 
 
 _TAKES_TRAINING = {}
+
+# The calls in progress on this thread: ``depth`` (nesting of layer calls; the outermost
+# one resets the added losses) and ``scopes`` (one list per recorded call, receiving the
+# losses added during it).
+_CALLS = threading.local()
+
+
+def _flatten_layers(layer):
+    """Every layer nested in ``layer`` (depth first, each once), itself excluded."""
+    out, seen = [], {id(layer)}
+
+    def visit(lay):
+        subs = lay.layers if isinstance(getattr(type(lay), "layers", None), property) else lay._sublayers()
+        for s in subs:
+            if id(s) not in seen:
+                seen.add(id(s))
+                out.append(s)
+                visit(s)
+
+    visit(layer)
+    return out
+
+
+def _clear_losses(layer):
+    if layer.__dict__.get("_losses"):
+        layer.__dict__["_losses"] = []
+    for s in _flatten_layers(layer) if layer.__dict__.get("_tracked") or hasattr(type(layer), "layers") else ():
+        if s.__dict__.get("_losses"):
+            s.__dict__["_losses"] = []
+
+
+def _finish_losses(ctx, scope, tape, scopes):
+    """The losses a call added: their sum enters the step's loss (``ctx.losses``), those
+    traced on the call's own recording get a unit cotangent in backward (``ctx.added``),
+    and an enclosing recorded call receives their values."""
+    added, values = [], []
+    for v in scope:
+        if type(v) is _autodiff.Tracer and v._tape is tape:
+            added.append(v)
+        values.append(float(np.sum(_autodiff.value_of(v))) if _autodiff is not None else float(np.sum(v)))
+    ctx.added = added or None
+    ctx.losses = values or None
+    if values and scopes:
+        scopes[-1].extend(values)
+
+
+def _regularization_loss(v):
+    """A weight's regularisation penalty recorded on the active tape."""
+    value = np.asarray(v.regularizer(v.value), dtype=v.value.dtype)
+    return _autodiff.record(value, [v], lambda g, v=v: [np.asarray(g) * v.regularizer.gradient(v.value)])
+
+
+_ADDS_LOSSES = {}
+
+
+def _code_names(code, acc):
+    acc.update(code.co_names)
+    for c in code.co_consts:
+        if hasattr(c, "co_names"):
+            _code_names(c, acc)
+    return acc
+
+
+def _class_adds_losses(cls):
+    v = _ADDS_LOSSES.get(cls)
+    if v is None:
+        v = False
+        for klass in cls.__mro__:
+            if klass is object or klass.__module__.startswith("fastnet."):
+                continue
+            for f in vars(klass).values():
+                f = getattr(f, "__func__", f)
+                f = getattr(f, "fget", f)
+                code = getattr(f, "__code__", None)
+                if code is not None and "add_loss" in _code_names(code, set()):
+                    v = True
+                    break
+            if v:
+                break
+        _ADDS_LOSSES[cls] = v
+    return v
 
 
 def _takes_training(cls):

@@ -67,14 +67,64 @@ class KerasTensor:
 
     __hash__ = object.__hash__
 
-    # Arithmetic on symbolic tensors builds merge-layer nodes, as in Keras.
+    # Arithmetic between symbolic tensors builds merge-layer nodes; with a constant (and
+    # the other operators) it builds op nodes (fastnet.layers.op_layer), as in Keras.
     def _merge(self, other, cls, swap=False):
         from fastnet.layers import merging
 
         if not isinstance(other, KerasTensor):
-            return NotImplemented
+            op = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply"}[cls]
+            return self._op(other, op, swap)
         a, b = (other, self) if swap else (self, other)
         return getattr(merging, cls)()([a, b])
+
+    def _op(self, other, name, swap=False):
+        from fastnet import ops
+
+        if not isinstance(other, (KerasTensor, int, float, np.ndarray, np.generic)):
+            return NotImplemented
+        a, b = (other, self) if swap else (self, other)
+        return getattr(ops, name)(a, b)
+
+    def __truediv__(self, other):
+        return self._op(other, "divide")
+
+    def __rtruediv__(self, other):
+        return self._op(other, "divide", swap=True)
+
+    def __pow__(self, other):
+        return self._op(other, "power")
+
+    def __rpow__(self, other):
+        return self._op(other, "power", swap=True)
+
+    def __matmul__(self, other):
+        return self._op(other, "matmul")
+
+    def __rmatmul__(self, other):
+        return self._op(other, "matmul", swap=True)
+
+    def __lt__(self, other):
+        return self._op(other, "less")
+
+    def __le__(self, other):
+        return self._op(other, "less_equal")
+
+    def __gt__(self, other):
+        return self._op(other, "greater")
+
+    def __ge__(self, other):
+        return self._op(other, "greater_equal")
+
+    def __neg__(self):
+        from fastnet import ops
+
+        return ops.negative(self)
+
+    def __getitem__(self, key):
+        from fastnet import ops
+
+        return ops.numpy.get_item(self, key)
 
     def __add__(self, other):
         return self._merge(other, "Add")

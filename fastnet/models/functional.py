@@ -14,6 +14,7 @@ from fastnet.layers.base import CallContext, InputLayer, Layer
 from fastnet.layers.graph import KerasTensor
 from fastnet.models.graph import DeferredUpdates
 from fastnet.models.model import Model
+from fastnet.ops import autodiff as _autodiff
 from fastnet.utils import tree
 
 if TYPE_CHECKING:
@@ -121,6 +122,8 @@ class Functional(Model):
         inputs = args[0] if args else kwargs.pop("inputs")
         training = bool(kwargs.pop("training", False))
         kwargs.pop("mask", None)
+        if _autodiff.active_tape() is not None:
+            return self._call_recorded_graph(inputs, training)
         self._ensure_built_for(inputs)
         xs = self._flatten_x(inputs, "input")
         self._check_inputs(xs)
@@ -128,6 +131,35 @@ class Functional(Model):
         out = self._run(ctx, xs, training)
         self._last_ctx = ctx
         return out
+
+    def _call_recorded_graph(self, inputs, training):
+        """A call inside an active recording (a ``GradientTape`` in a custom train_step, a
+        model used in a ``call`` written with ops): the graph runs forward on the arrays,
+        and the call is recorded with the graph's backward as its vector-Jacobian product."""
+        if isinstance(inputs, dict):
+            flat_in = [inputs[n] for n in self._input_names]
+        elif isinstance(inputs, (list, tuple)):
+            flat_in = list(inputs)
+        else:
+            flat_in = [inputs]
+        xs = self._flatten_x([_autodiff.unwrap(v) for v in flat_in] if len(flat_in) > 1
+                             else _autodiff.unwrap(flat_in[0]), "input")
+        self._check_inputs(xs)
+        ctx = CallContext()
+        out = self._run(ctx, xs, training)
+        if ctx.losses:
+            object.__setattr__(self, "_losses", list(ctx.losses))
+
+        def vjp(dy, ctx=ctx):
+            ctx.need_dx = True
+            return self.backward(ctx, dy)
+
+        flat_out = tree.flatten(out)
+        rec = _autodiff.record_layer(vjp, flat_in, flat_out if len(flat_out) > 1 else flat_out[0],
+                                     self.trainable_weights)
+        if len(flat_out) == 1:
+            return self._pack_outputs([rec])
+        return self._pack_outputs(list(rec))
 
     def _run(self, ctx, xs, training):
         state = ctx.__dict__.get("run")

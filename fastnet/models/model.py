@@ -31,6 +31,21 @@ if TYPE_CHECKING:
 
 __all__ = ["Model"]
 
+_FUNCTIONAL_SUBCLASSES = {}
+
+
+def _functional_args(args, kwargs):
+    first = args[0] if args else kwargs.get("inputs")
+    return bool(first is not None and any(isinstance(t, KerasTensor) for t in tree.flatten(first)))
+
+
+def _functional_subclass(cls, functional):
+    sub = _FUNCTIONAL_SUBCLASSES.get(cls)
+    if sub is None:
+        sub = _FUNCTIONAL_SUBCLASSES[cls] = type(cls.__name__, (cls, functional),
+                                                 {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    return sub
+
 
 class Model(Trainer, Layer):
     """Groups layers into an object with training and inference features.
@@ -41,10 +56,15 @@ class Model(Trainer, Layer):
     """
 
     def __new__(cls, *args, **kwargs):
-        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+        if args or "inputs" in kwargs or "outputs" in kwargs:
             from fastnet.models.functional import Functional
 
-            return super().__new__(Functional)
+            if cls is Model:
+                return super().__new__(Functional)
+            if not issubclass(cls, Functional) and _functional_args(args, kwargs):
+                # A Model subclass built as Model(inputs, outputs) (to override train_step, say):
+                # a functional model of that class, as in Keras.
+                return super().__new__(_functional_subclass(cls, Functional))
         return super().__new__(cls)
 
     def __init__(self, *args, name: str | None = None, trainable: bool = True, **kwargs) -> None:
@@ -130,10 +150,19 @@ class Model(Trainer, Layer):
     # ------------------------------------------------------------------ subclassed models
     def _ensure_built_for(self, x):
         """A subclassed model (``__init__`` + ``call``) gets its graph from the first data:
-        one input per array of ``x`` and one node, the model's own call (recorded on a tape
-        each step, so Python control flow in ``call`` runs anew every step)."""
+        one input per array of ``x``. ``call`` is traced once on those symbolic inputs
+        (as ``tf.function`` or ``jax.jit`` would): the layers and ops it calls become the
+        graph's nodes, run by the same executor as a Sequential, and Python control flow
+        in ``call`` is fixed at trace time. When ``call`` cannot be traced (it branches on
+        a tensor's value or on ``training``, adds a loss itself, computes with numpy, or
+        uses the model's own weights through ops) or the model was compiled with
+        ``run_eagerly=True``, the graph is one node, the model's own call, recorded on a
+        tape each step so that its Python code runs anew every step."""
+        eager = bool(getattr(self, "run_eagerly", False))
         if self._graph is not None:
-            return
+            if not (eager and self.__dict__.get("_traced_call")):
+                return
+            self._graph = None   # compiled with run_eagerly=True after a trace: record instead
         from fastnet.layers.base import Input
 
         def spec(v, name):
@@ -143,13 +172,20 @@ class Model(Trainer, Layer):
             dt = a.dtype if a.dtype.kind in "iub" else config.floatx()
             return Input(shape=a.shape[1:], dtype=np.dtype(dt).name, name=name)
 
-        if isinstance(x, dict):
-            inputs = {k: spec(v, k) for k, v in x.items()}
-        elif isinstance(x, (list, tuple)) and x and not isinstance(x[0], (int, float, np.number)):
-            inputs = [spec(v, None) for v in x]
+        def make():
+            if isinstance(x, dict):
+                return {k: spec(v, k) for k, v in x.items()}
+            if isinstance(x, (list, tuple)) and x and not isinstance(x[0], (int, float, np.number)):
+                return [spec(v, None) for v in x]
+            return spec(x, None)
+
+        traced = None if eager or type(self).call is Layer.call else _trace_call(self, make())
+        self.__dict__["_traced_call"] = traced is not None
+        if traced is not None:
+            inputs, outputs = traced
         else:
-            inputs = spec(x, None)
-        outputs = self(inputs)
+            inputs = make()
+            outputs = self(inputs)
         self._set_graph(inputs, outputs)
 
     def __call__(self, *args, **kwargs) -> Any:
@@ -235,10 +271,6 @@ class Model(Trainer, Layer):
                              f"fit or predict on data, or give the first layer input_shape=")
         return int(sum(w.size for w in self.weights))
 
-    @property
-    def losses(self) -> list[float]:
-        return [float(v.regularizer(v.value)) for v in self.weights if v.regularizer is not None]
-
     def _layer_output_shapes(self) -> list[Any]:
         """Each layer's output shape for summary() (unknown for a model without a graph)."""
         return [None] * len(self.layers)
@@ -302,3 +334,70 @@ class Model(Trainer, Layer):
 
         return saving.model_to_json(self, **kwargs)
 
+
+class _TraceAbort(Exception):
+    """A subclassed model's ``call`` cannot be traced into a graph."""
+
+
+class _TracedTraining:
+    """The ``training`` argument while a subclassed model's ``call`` is traced: passed on
+    to layers it is the run's flag (each graph node receives it); branching on it in
+    Python cannot be traced."""
+
+    def __bool__(self):
+        raise _TraceAbort("call() branches on `training`")
+
+    def __repr__(self):
+        return "<training flag of the run>"
+
+
+def _trace_call(model, inputs):
+    """``(inputs, outputs)`` of ``model.call`` traced on symbolic ``inputs``, or None when
+    the call cannot be traced exactly (the nodes made by a failed trace are dropped)."""
+    from fastnet.layers.base import _flatten_layers, _takes_training
+
+    layers = _flatten_layers(model)
+    marks = [(lay, len(lay._inbound_nodes)) for lay in layers]
+    kwargs = {"training": _TracedTraining()} if _takes_training(type(model)) else {}
+    try:
+        outputs = model.call(inputs, **kwargs)
+        flat = tree.flatten(outputs)
+        if not flat or not all(isinstance(t, KerasTensor) and t.node is not None for t in flat):
+            raise _TraceAbort("call() did not return symbolic tensors")
+        if isinstance(outputs, tuple):
+            outputs = list(outputs)
+        _check_trace(model, inputs, flat)
+        return inputs, outputs
+    except Exception:  # noqa: BLE001 (any failure means: run call eagerly on a tape instead)
+        for lay, n in marks:
+            del lay._inbound_nodes[n:]
+        return None
+
+
+def _check_trace(model, inputs, outputs):
+    """The traced graph must compute what the recorded call computes, with every
+    trainable weight updated by its nodes: no weight used as a constant op argument,
+    no weight of the model outside the graph's layers, no loss added by the model."""
+    from fastnet.backend import Variable
+
+    if model.__dict__.get("_losses"):
+        raise _TraceAbort("call() adds losses to the model itself")
+    ins = {id(t) for t in tree.flatten(inputs)}
+    seen, stack, owned = set(), list(outputs), set()
+    while stack:
+        t = stack.pop()
+        node = t.node
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.is_input:
+            if id(t) not in ins:
+                raise _TraceAbort("the outputs depend on a symbolic input that is not the model's")
+            continue
+        for v in tree.flatten([list(node.args), node.kwargs]):
+            if isinstance(v, Variable):
+                raise _TraceAbort("a weight is used as an op argument")
+        owned.update(id(v) for v in node.layer.weights)
+        stack.extend(node.inputs)
+    if any(id(v) not in owned for v in model.weights):
+        raise _TraceAbort("a weight of the model is not used by the traced layers")

@@ -26,6 +26,7 @@ import numpy as np
 
 from fastnet import backend, config
 from fastnet import random as _random
+from fastnet.models.custom_steps import StepAPI
 from fastnet.models.graph import DeferredUpdates
 from fastnet.utils import tree
 
@@ -95,8 +96,11 @@ class _Output:
         self.prefix = ""
 
 
-class Trainer:
-    """The Keras training API of ``Model``: compile, fit, evaluate, predict."""
+class Trainer(StepAPI):
+    """The Keras training API of ``Model``: compile, fit, evaluate, predict.
+
+    A model class that overrides ``train_step``, ``test_step`` or ``compute_loss``
+    (``fastnet.models.custom_steps``) is trained and evaluated by loops that call them."""
 
     # The data-parallel runner of the loop in progress (fastnet.distribution), None on one process.
     _dist = None
@@ -129,10 +133,11 @@ class Trainer:
         from fastnet import optimizers as optimizers_mod
 
         self.optimizer = optimizers_mod.get(optimizer)
-        if loss is None:
+        if loss is None and not self._overrides_steps():
             raise ValueError(f"Model '{self.name}' needs a loss to compile, e.g. "
                              f"compile(optimizer='adam', loss='mse')")
         self.loss = loss
+        self.run_eagerly = bool(run_eagerly)  # (a subclassed model's call is then recorded, not traced)
         self._compile_args = (loss, metrics, loss_weights, weighted_metrics)
         self._outputs_cfg = None  # resolved against the outputs once the model is built
         self._losses_mod = losses_mod
@@ -142,8 +147,8 @@ class Trainer:
         self._packed = None
         self._metrics = None
         self._train_state = None
-        if self.built:
-            self._configure_outputs()
+        if self.built and loss is not None and self._graph is not None:  # (a subclassed model called
+            self._configure_outputs()                                    # eagerly gets its graph in fit)
 
     def _per_output(self, value, what, names, allow_broadcast):
         """``value`` spread over the outputs: a dict by name, a list in order, or (when
@@ -286,6 +291,8 @@ class Trainer:
 
     @property
     def metrics(self) -> list[Metric]:
+        if self._overrides_steps():  # Keras 3's list: the loss tracker, compiled metrics, metric attributes
+            return self._step_metrics()
         return list(self._metrics or [])
 
     @property
@@ -669,6 +676,10 @@ class Trainer:
             raise ValueError(f"steps_per_epoch must be a positive integer, received {steps_per_epoch!r}")
         if verbose == "auto":
             verbose = 1
+        if self._overrides_steps():
+            return self._fit_custom(x, y, sample_weight, batch_size, epochs, verbose, callbacks, validation_split,
+                                    validation_data, shuffle, class_weight, initial_epoch, steps_per_epoch,
+                                    validation_steps, validation_batch_size, validation_freq)
         if not _is_arrays(x):
             return self._fit_iterating(x, y, sample_weight, batch_size, epochs, verbose, callbacks,
                                        validation_split, validation_data, shuffle, class_weight, initial_epoch,
@@ -1027,6 +1038,8 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         if verbose == "auto":
             verbose = 1
+        if self._overrides_steps():
+            return self._evaluate_custom(x, y, sample_weight, batch_size, verbose, steps, callbacks, return_dict)
         if not _is_arrays(x):
             return self._evaluate_other(x, y, sample_weight, batch_size, verbose, steps, callbacks, return_dict)
         xs, ys, sws = self._prepare_xy(x, y, sample_weight, "evaluate")

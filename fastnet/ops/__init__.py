@@ -42,18 +42,38 @@ def _any(pred, x):
 
 
 def _wrap(fn):
-    @_functools.wraps(fn)
-    def op(*args, **kwargs):
-        sym = _SYMBOLIC
-        if sym is not None and (_any(sym[0], args) or _any(sym[0], kwargs)):
-            return sym[1](fn, args, kwargs)
-        return fn(*args, **kwargs)
+    sym = _SYMBOLIC
+    kind = sym[2] if sym is not None else None
+    if kind is not None:
+        # The fast check: the engine's symbolic type among the arguments (or one level
+        # inside a list/tuple argument); everything else calls the op at once.
+        handler = sym[1]
+
+        @_functools.wraps(fn)
+        def op(*args, **kwargs):
+            for a in args:
+                t = type(a)
+                if t is kind or ((t is list or t is tuple) and _any(lambda v: type(v) is kind, a)):
+                    return handler(fn, args, kwargs)
+            if kwargs:
+                for a in kwargs.values():
+                    t = type(a)
+                    if t is kind or ((t is list or t is tuple) and _any(lambda v: type(v) is kind, a)):
+                        return handler(fn, args, kwargs)
+            return fn(*args, **kwargs)
+    else:
+        @_functools.wraps(fn)
+        def op(*args, **kwargs):
+            s = _SYMBOLIC
+            if s is not None and (_any(s[0], args) or _any(s[0], kwargs)):
+                return s[1](fn, args, kwargs)
+            return fn(*args, **kwargs)
 
     op.__wrapped_op__ = fn
     return op
 
 
-def set_symbolic_dispatch(is_symbolic, handler) -> None:
+def set_symbolic_dispatch(is_symbolic, handler, symbolic_type=None) -> None:
     """Lets a graph engine take ops applied to its symbolic tensors.
 
     Once set, every public op checks its arguments (nested lists/tuples/dicts included)
@@ -61,6 +81,8 @@ def set_symbolic_dispatch(is_symbolic, handler) -> None:
     ``handler(op_function, args, kwargs)`` (the engine typically makes a node that calls
     ``op_function(*args, **kwargs)`` on the concrete values later). Ops on arrays and
     traced values are unchanged. ``set_symbolic_dispatch(None, None)`` removes it.
+    ``symbolic_type``: the engine's symbolic class, when ``is_symbolic`` is an
+    ``isinstance`` test for it: ops then check argument types directly (cheaper).
     """
     global _SYMBOLIC
     import sys
@@ -73,8 +95,10 @@ def set_symbolic_dispatch(is_symbolic, handler) -> None:
             setattr(mod, name, fn)
         _WRAPPED.clear()
         return
-    _SYMBOLIC = (is_symbolic, handler)
+    _SYMBOLIC = (is_symbolic, handler, symbolic_type)
     if _WRAPPED:
+        for (mod, name), fn in _WRAPPED.items():
+            setattr(mod, name, _wrap(fn))
         return
     for mod in mods:
         names = getattr(mod, "__all__", None) or [n for n in dir(mod) if not n.startswith("_")]

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-__all__ = ["Tape", "Tracer", "Recording", "unwrap", "is_traced", "apply", "record", "record_layer", "call_recorded",
-           "active_tape", "value_of"]
+__all__ = ["GradientTape", "Tape", "Tracer", "Recording", "unwrap", "is_traced", "apply", "record", "record_layer",
+           "call_recorded", "active_tape", "value_of"]
 
 _TLS = threading.local()
 
@@ -181,10 +181,11 @@ class Tape:
         wanted = set()
         in_ids = []
         for t in inputs:
+            orig = t
             if isinstance(t, Variable):
                 t = self.leaf(t)
             i = t._id if type(t) is Tracer and t._tape is self else None
-            in_ids.append((i, t))
+            in_ids.append((i, orig if t is None else t))
             if i is not None:
                 wanted.add(i)
         var_ids = []
@@ -383,6 +384,11 @@ class Tracer:
 
     def argmax(self, axis=None) -> np.ndarray:
         return np.argmax(self.value, axis=axis)
+
+    def backward(self, *args, **kwargs):
+        raise TypeError("Traced fastnet values have no backward() (that is PyTorch's autograd): record the "
+                        "computation in `with fastnet.GradientTape() as tape:` and call "
+                        "`tape.gradient(loss, variables)`")
 
     def argmin(self, axis=None) -> np.ndarray:
         return np.argmin(self.value, axis=axis)
@@ -600,6 +606,9 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
                 ids.append(leaf._id)
                 hit = True
         if not hit:
+            stacked = _stack_lists(args)
+            if stacked is not None:
+                return apply(fwd, bwd, stacked, nout, need)
             if need:
                 vals.append(None)
             return fwd(*vals)[0]
@@ -607,6 +616,9 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
             vals.append(tuple(i >= 0 for i in ids))
         out, res = fwd(*vals)
         return _emit(tape, out, ids, bwd, res, nout)
+    stacked = _stack_lists(args)
+    if stacked is not None:
+        return apply(fwd, bwd, stacked, nout, need)
     tape = _tape_for(args) if s else None
     if tape is None:
         vals = [_val(a) for a in args]
@@ -631,6 +643,17 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
         vals.append(tuple(i >= 0 for i in ids))
     out, res = fwd(*vals)
     return _emit(tape, out, ids, bwd, res, nout)
+
+
+def _stack_lists(args):
+    """``args`` with each list of traced values (given where an array goes, as in
+    ``ops.sum(model.losses)``) stacked with its gradient; None when there is none."""
+    for a in args:
+        t = type(a)
+        if (t is list or t is tuple) and a and any(type(e) is Tracer for e in a):
+            return [_np().stack(list(e)) if (type(e) is list or type(e) is tuple) and any(
+                type(v) is Tracer for v in e) else e for e in args]
+    return None
 
 
 def _emit(tape, out, ids, bwd, res, nout):
@@ -712,13 +735,22 @@ class Recording:
         self.outputs = outputs    # the traced outputs, as the function returned them
 
     def backward(self, dy: Any, variables: Sequence[Variable] = (), need_dx: bool = True,
-                 release: bool = True) -> tuple[list, list]:
+                 release: bool = True, added: Sequence[Any] = ()) -> tuple[list, list]:
         """(gradients of the flattened inputs, gradients of ``variables``) for the
         cotangent ``dy`` (the structure of the outputs; None entries allowed). Input
         gradients are None when ``need_dx`` is false or the input is not a float array;
-        a variable the call never read gets zeros."""
+        a variable the call never read gets zeros. ``added``: scalar values of this
+        recording (losses the call added) that enter the total loss with weight 1."""
+        out = self.outputs
+        if (not added and type(out) is Tracer and type(dy) is np.ndarray and out._tape is self.tape
+                and dy.shape == out.value.shape and dy.dtype == out.value.dtype):
+            return self._backward_one(dy, variables, need_dx, release)
         ins = self.inputs if need_dx else []
-        gi, gv = self.tape.gradient(self.outputs, dy, inputs=ins, variables=variables)
+        if added:
+            gi, gv = self.tape.gradient([self.outputs, list(added)], [dy, [1.0] * len(added)], inputs=ins,
+                                        variables=variables)
+        else:
+            gi, gv = self.tape.gradient(self.outputs, dy, inputs=ins, variables=variables)
         if not need_dx:
             gi = [None] * len(self.inputs)
         if release:
@@ -726,7 +758,60 @@ class Recording:
         return gi, gv
 
 
-def call_recorded(fn: Callable[..., Any], inputs: Any, *args, **kwargs) -> tuple[Any, Recording]:
+    def _backward_one(self, dy, variables, need_dx, release):
+        """:meth:`backward` for one output array and its cotangent (the common case of a
+        layer's call): the reverse sweep alone, without the general entry checks."""
+        tape = self.tape
+        leaves = tape._leaves
+        var_ids = []
+        for v in variables:
+            e = leaves.get(id(v))
+            var_ids.append(-1 if e is None else e[1]._id)
+        in_ids = [t._id for t in self.inputs] if need_dx else []
+        wanted = set(var_ids)
+        wanted.update(in_ids)
+        wanted.discard(-1)
+        grads = {self.outputs._id: dy}
+        lo = min(wanted) if wanted else 0
+        get, pop = grads.get, grads.pop
+        for out_ids, ids, vjp, res in reversed(tape._nodes):
+            if type(out_ids) is int:
+                if out_ids < lo:
+                    break
+                g = get(out_ids) if out_ids in wanted else pop(out_ids, None)
+                if g is None:
+                    continue
+            else:
+                if out_ids[-1] < lo:
+                    break
+                g = [get(k) if k in wanted else pop(k, None) for k in out_ids]
+                if all(x is None for x in g):
+                    continue
+            for i, gi in zip(ids, vjp(g, res)):
+                if i >= 0 and gi is not None:
+                    old = get(i)
+                    grads[i] = gi if old is None else old + gi
+        gv = []
+        for i, v in zip(var_ids, variables):
+            g = get(i) if i >= 0 else None
+            value = v.value
+            if g is None:
+                gv.append(np.zeros_like(value) if value.dtype.kind in "fc" else None)
+                continue
+            if g.shape != value.shape:
+                g = _unbroadcast(g, value.shape)
+            gv.append(g)
+        if need_dx:
+            gi = [_result(grads, t._id, t, "zero") for t in self.inputs]
+        else:
+            gi = [None] * len(self.inputs)
+        if release:
+            tape.release()
+        return gi, gv
+
+
+def call_recorded(fn: Callable[..., Any], inputs: Any, *args, _watch: bool = True,
+                  **kwargs) -> tuple[Any, Recording]:
     """Runs ``fn(traced inputs, *args, **kwargs)`` on a fresh tape.
 
     ``inputs`` may be an array or a nesting of lists/tuples/dicts of arrays; each float
@@ -738,6 +823,8 @@ def call_recorded(fn: Callable[..., Any], inputs: Any, *args, **kwargs) -> tuple
     flat = []
 
     def watch(a):
+        if not _watch:   # (the caller wants no input gradient: the inputs stay constants)
+            return a.value if type(a) is Tracer else a
         if isinstance(a, (np.ndarray, np.generic)) or type(a) is Tracer:
             t = tape.watch(a)
             flat.append(t)
@@ -779,3 +866,91 @@ def record_layer(backward: Callable[[Any], Any], inputs: Sequence[Any], outputs:
         return dxs + dvs
 
     return record(outputs, inputs + variables, vjp)
+
+
+# ---------------------------------------------------------------------------- the user-facing recorder
+
+class GradientTape:
+    """Records the ops run inside ``with`` so that :meth:`gradient` can differentiate
+    them: fastnet's gradient API for custom training steps (the shape of the
+    TensorFlow-flavoured Keras guide)::
+
+        with fastnet.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(y=y, y_pred=y_pred)
+        grads = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply(grads, model.trainable_variables)
+
+    Every Variable read by an op or a layer inside the block is watched; arrays are
+    watched with :meth:`watch`. Values computed inside are traced values (``.numpy()``
+    or ``np.asarray`` give the array).
+
+    Args:
+        persistent: allow several :meth:`gradient` calls (else the records are dropped
+            after the first).
+    """
+
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True) -> None:
+        self._tape = Tape(persistent=True)
+        self.persistent = persistent
+        self._used = False
+
+    def __enter__(self) -> GradientTape:
+        self._tape.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._tape.__exit__(*exc)
+
+    def watch(self, x: Any) -> Any:
+        """A traced copy of ``x`` (an array, or a structure of arrays) to differentiate
+        against; Variables are watched as they are read, so watching them is optional."""
+        return _tree_map(lambda a: self._tape.watch(a) if isinstance(a, (np.ndarray, np.generic, Variable, Tracer,
+                                                                          float, int)) else a, x)
+
+    def watched_variables(self) -> list[Variable]:
+        return self._tape.watched_variables
+
+    def gradient(self, target: Any, sources: Any, output_gradients: Any = None,
+                 unconnected_gradients: str = "none") -> Any:
+        """Gradients of ``target`` (a traced value or a structure of them; their sum)
+        with respect to ``sources`` (Variables or watched values, any nesting), in the
+        structure of ``sources``; None (or zeros with ``unconnected_gradients="zero"``)
+        where the target does not depend on a source."""
+        if self._used and not self.persistent:
+            raise RuntimeError("GradientTape.gradient can only be called once on a non-persistent tape; "
+                               "create the tape with GradientTape(persistent=True) to call it several times")
+        flat_t = _flatten(target)
+        if not any(type(t) is Tracer and t._tape is self._tape for t in flat_t):
+            raise ValueError(
+                "GradientTape.gradient: the target was not computed inside this tape from its watched values "
+                "(compute it with fastnet.ops, layers and models inside `with tape:`; a value converted to "
+                "numpy, or computed with another framework, has no gradient)")
+        unconnected = getattr(unconnected_gradients, "value", unconnected_gradients)
+        if unconnected not in ("none", "zero"):
+            raise ValueError(f"unconnected_gradients must be 'none' or 'zero', received {unconnected_gradients!r}")
+        single = isinstance(sources, (Variable, Tracer, np.ndarray))
+        flat_s = [sources] if single else _flatten(sources)
+        grads, _ = self._tape.gradient(target, output_gradients, inputs=flat_s, unconnected=unconnected)
+        self._used = True
+        if not self.persistent:
+            self._tape.release()
+        if single:
+            return grads[0]
+        it = iter(grads)
+        return _tree_map(lambda _: next(it), sources) if not isinstance(sources, dict) else \
+            _pack_sorted(sources, grads)
+
+
+def _pack_sorted(d, flat):
+    it = iter(flat)
+    out = {}
+    for k in sorted(d, key=str):
+        v = d[k]
+        n = len(_flatten(v))
+        vals = [next(it) for _ in range(n)]
+        if isinstance(v, (list, tuple, dict)):
+            out[k] = _pack_sorted(v, vals) if isinstance(v, dict) else type(v)(vals)
+        else:
+            out[k] = vals[0]
+    return {k: out[k] for k in d}

@@ -323,4 +323,8 @@ def test_symbolic_dispatch_hands_ops_on_symbolic_values_to_the_engine():
         assert tape.gradient(y, 1.0, inputs=[t])[0][0].tolist() == [1.0, 0.0]
     finally:
         ops.set_symbolic_dispatch(None, None)
-    assert not hasattr(ops.relu, "__wrapped_op__")
+        assert not hasattr(ops.relu, "__wrapped_op__")
+        from fastnet.layers import op_layer
+
+        op_layer.install()  # fastnet's own dispatch (ops on keras.Input tensors)
+    assert hasattr(ops.relu, "__wrapped_op__")

@@ -104,6 +104,8 @@ def _lambda_fn(x):
 
 
 FACTORIES["Lambda"] = ((4,), lambda: layers.Lambda(_lambda_fn))
+# An op applied to a symbolic tensor (ops.clip(x, -0.5, 0.5) on a keras.Input): saved by the op's name.
+FACTORIES["OpLayer"] = ((4,), lambda: layers.OpLayer("numpy.clip", [[{"__tensor__": 0}, -0.5, 0.5], {}]))
 # Registered classes that only exist inside another layer (covered through it).
 INNER_ONLY = {"InputLayer", "SimpleRNNCell", "LSTMCell", "GRUCell"}
 # Layers of string inputs: their round trip through a file is in
