@@ -24,8 +24,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=3)
     a = ap.parse_args()
-    import fastnet
     from workloads import WORKLOADS
+
+    import fastnet
 
     fastnet.config.set_num_threads(a.threads)
     times = collections.defaultdict(list)

@@ -100,11 +100,6 @@ def _rate(value, layer):
     return float(value)
 
 
-def _matmul_into(out, a, b):
-    np.matmul(a, b, out=out)
-    return out
-
-
 class _Projection(Layer):
     """The weights of one of MultiHeadAttention's projections (Keras's EinsumDense sub-layers
     ``query``, ``key``, ``value``, ``attention_output``). Computation happens in the owning
