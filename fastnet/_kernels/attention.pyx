@@ -84,6 +84,49 @@ cdef inline floating _tanh(floating x) noexcept nogil:
         return tanh(x)
 
 
+# Row reductions in LANES independent partial results, combined at the end: a single
+# running max or sum is a dependency chain the compiler may not reorder (and so cannot
+# vectorize) without fast-math; lanes give it independent chains to put in vector registers.
+cdef enum:
+    LANES = 8
+
+
+cdef inline floating _row_max(const floating *row, Py_ssize_t n) noexcept nogil:
+    cdef floating part[LANES]
+    cdef floating mx = -INFINITY
+    cdef Py_ssize_t j = 0, l
+    for l in range(LANES):
+        part[l] = -INFINITY
+    while j + LANES <= n:
+        for l in range(LANES):
+            part[l] = row[j + l] if row[j + l] > part[l] else part[l]
+        j += LANES
+    for l in range(LANES):
+        mx = part[l] if part[l] > mx else mx
+    while j < n:
+        mx = row[j] if row[j] > mx else mx
+        j += 1
+    return mx
+
+
+cdef inline floating _row_sum(const floating *row, Py_ssize_t n) noexcept nogil:
+    cdef floating part[LANES]
+    cdef floating total = 0
+    cdef Py_ssize_t j = 0, l
+    for l in range(LANES):
+        part[l] = 0
+    while j + LANES <= n:
+        for l in range(LANES):
+            part[l] = part[l] + row[j + l]
+        j += LANES
+    for l in range(LANES):
+        total = total + part[l]
+    while j < n:
+        total = total + row[j]
+        j += 1
+    return total
+
+
 cdef struct Dims:
     Py_ssize_t B, H, Lq, Lk, dk, dv, nb, n_blocks, Bm, Hm
     Py_ssize_t ldq, ldk, ldv, ldo  # row strides (elements) of q, k, v, o and their gradients
@@ -140,17 +183,13 @@ cdef void _forward_task(const Dims *d, const floating *q, const floating *k, con
             mrow = mask + (((b if d.Bm > 1 else 0) * d.Hm + (h if d.Hm > 1 else 0)) * d.Lq + i) * Lk
             for j in range(jend):
                 row[j] = row[j] if mrow[j] else -INFINITY
-        mx = -INFINITY
-        for j in range(jend):
-            mx = row[j] if row[j] > mx else mx
+        mx = _row_max(row, jend)
         if mx == -INFINITY:  # every key masked: probabilities 0
             memset(row, 0, Lk * sizeof(floating))
             continue
-        total = 0
-        for j in range(jend):
-            e = _exp(row[j] - mx)
-            row[j] = e
-            total = total + e
+        for j in range(jend):  # no reduction in this loop: the compiler vectorizes the exp
+            row[j] = _exp(row[j] - mx)
+        total = _row_sum(row, jend)
         inv = 1 / total
         for j in range(jend):
             row[j] = row[j] * inv
