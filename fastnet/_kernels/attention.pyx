@@ -41,7 +41,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from fastnet._kernels cimport _arrays as A
-from fastnet._kernels._blas cimport gemm
+from fastnet._kernels._blas cimport gemm, gemm_parallel
 from fastnet._kernels._openmp cimport fn_expf, fn_tanhf, omp_get_thread_num
 
 cnp.import_array()
@@ -84,8 +84,52 @@ cdef inline floating _tanh(floating x) noexcept nogil:
         return tanh(x)
 
 
+# Row reductions in LANES independent partial results, combined at the end: a single
+# running max or sum is a dependency chain the compiler may not reorder (and so cannot
+# vectorize) without fast-math; lanes give it independent chains to put in vector registers.
+cdef enum:
+    LANES = 8
+
+
+cdef inline floating _row_max(const floating *row, Py_ssize_t n) noexcept nogil:
+    cdef floating part[LANES]
+    cdef floating mx = -INFINITY
+    cdef Py_ssize_t j = 0, l
+    for l in range(LANES):
+        part[l] = -INFINITY
+    while j + LANES <= n:
+        for l in range(LANES):
+            part[l] = row[j + l] if row[j + l] > part[l] else part[l]
+        j += LANES
+    for l in range(LANES):
+        mx = part[l] if part[l] > mx else mx
+    while j < n:
+        mx = row[j] if row[j] > mx else mx
+        j += 1
+    return mx
+
+
+cdef inline floating _row_sum(const floating *row, Py_ssize_t n) noexcept nogil:
+    cdef floating part[LANES]
+    cdef floating total = 0
+    cdef Py_ssize_t j = 0, l
+    for l in range(LANES):
+        part[l] = 0
+    while j + LANES <= n:
+        for l in range(LANES):
+            part[l] = part[l] + row[j + l]
+        j += LANES
+    for l in range(LANES):
+        total = total + part[l]
+    while j < n:
+        total = total + row[j]
+        j += 1
+    return total
+
+
 cdef struct Dims:
     Py_ssize_t B, H, Lq, Lk, dk, dv, nb, n_blocks, Bm, Hm
+    Py_ssize_t ldq, ldk, ldv, ldo  # row strides (elements) of q, k, v, o and their gradients
     int causal
     double scale, rate
     uint32_t threshold, k1, k2
@@ -119,7 +163,7 @@ cdef void _forward_task(const Dims *d, const floating *q, const floating *k, con
     cdef Py_ssize_t i0 = blk * d.nb
     cdef Py_ssize_t m = min(d.nb, d.Lq - i0)
     cdef Py_ssize_t kend = _key_end(d, i0 + m)
-    cdef Py_ssize_t Lk = d.Lk, ldq = d.H * d.dk, ldv = d.H * d.dv
+    cdef Py_ssize_t Lk = d.Lk, ldq = d.ldq, ldk = d.ldk, ldv = d.ldv, ldo = d.ldo
     cdef Py_ssize_t r, j, jend, i
     cdef floating *s
     cdef floating *row
@@ -130,7 +174,7 @@ cdef void _forward_task(const Dims *d, const floating *q, const floating *k, con
     s = p + (bh * d.Lq + i0) * Lk if p != NULL else scratch
     pd = scratch + d.nb * Lk
     gemm(False, True, m, kend, d.dk, <floating>d.scale, q + (b * d.Lq + i0) * ldq + h * d.dk, ldq,
-         k + b * Lk * ldq + h * d.dk, ldq, <floating>0, s, Lk)
+         k + b * Lk * ldk + h * d.dk, ldk, <floating>0, s, Lk)
     for r in range(m):
         i = i0 + r
         row = s + r * Lk
@@ -139,17 +183,13 @@ cdef void _forward_task(const Dims *d, const floating *q, const floating *k, con
             mrow = mask + (((b if d.Bm > 1 else 0) * d.Hm + (h if d.Hm > 1 else 0)) * d.Lq + i) * Lk
             for j in range(jend):
                 row[j] = row[j] if mrow[j] else -INFINITY
-        mx = -INFINITY
-        for j in range(jend):
-            mx = row[j] if row[j] > mx else mx
+        mx = _row_max(row, jend)
         if mx == -INFINITY:  # every key masked: probabilities 0
             memset(row, 0, Lk * sizeof(floating))
             continue
-        total = 0
-        for j in range(jend):
-            e = _exp(row[j] - mx)
-            row[j] = e
-            total = total + e
+        for j in range(jend):  # no reduction in this loop: the compiler vectorizes the exp
+            row[j] = _exp(row[j] - mx)
+        total = _row_sum(row, jend)
         inv = 1 / total
         for j in range(jend):
             row[j] = row[j] * inv
@@ -159,7 +199,7 @@ cdef void _forward_task(const Dims *d, const floating *q, const floating *k, con
         _dropout_rows(d, s, pd, bh, i0, m, kend)
         s = pd
     gemm(False, False, m, d.dv, kend, <floating>1, s, Lk, v + b * Lk * ldv + h * d.dv, ldv,
-         <floating>0, o + (b * d.Lq + i0) * ldv + h * d.dv, ldv)
+         <floating>0, o + (b * d.Lq + i0) * ldo + h * d.dv, ldo)
 
 
 cdef void _backward_task(const Dims *d, const floating *q, const floating *k, const floating *v,
@@ -169,7 +209,7 @@ cdef void _backward_task(const Dims *d, const floating *q, const floating *k, co
     cdef Py_ssize_t c = task % n_chunks
     cdef Py_ssize_t bh = task // n_chunks
     cdef Py_ssize_t b = bh // d.H, h = bh % d.H
-    cdef Py_ssize_t Lk = d.Lk, ldq = d.H * d.dk, ldv = d.H * d.dv
+    cdef Py_ssize_t Lk = d.Lk, ldq = d.ldq, ldk = d.ldk, ldv = d.ldv, ldo = d.ldo
     cdef Py_ssize_t per = (d.n_blocks + n_chunks - 1) // n_chunks
     cdef Py_ssize_t blk, i0, m, kend, r, j, col
     cdef Py_ssize_t ldka, ldva
@@ -185,9 +225,9 @@ cdef void _backward_task(const Dims *d, const floating *q, const floating *k, co
     cdef uint32_t thr = d.threshold, k1 = d.k1, k2 = d.k2
     cdef Py_ssize_t base
     if n_chunks == 1:
-        dka = dkey + b * Lk * ldq + h * d.dk
+        dka = dkey + b * Lk * ldk + h * d.dk
         dva = dval + b * Lk * ldv + h * d.dv
-        ldka = ldq
+        ldka = ldk
         ldva = ldv
         for r in range(Lk):
             memset(dka + r * ldka, 0, d.dk * sizeof(floating))
@@ -204,12 +244,12 @@ cdef void _backward_task(const Dims *d, const floating *q, const floating *k, co
         kend = _key_end(d, i0 + m)
         prow = p + (bh * d.Lq + i0) * Lk
         # dPd = dO V^T for the block
-        gemm(False, True, m, kend, d.dv, <floating>1, do_ + (b * d.Lq + i0) * ldv + h * d.dv, ldv,
+        gemm(False, True, m, kend, d.dv, <floating>1, do_ + (b * d.Lq + i0) * ldo + h * d.dv, ldo,
              v + b * Lk * ldv + h * d.dv, ldv, <floating>0, ds, Lk)
         for r in range(m):
             acc = 0
             for col in range(d.dv):
-                acc = acc + do_[(b * d.Lq + i0 + r) * ldv + h * d.dv + col] * o[(b * d.Lq + i0 + r) * ldv + h * d.dv + col]
+                acc = acc + do_[(b * d.Lq + i0 + r) * ldo + h * d.dv + col] * o[(b * d.Lq + i0 + r) * ldo + h * d.dv + col]
             if g != NULL:  # a gradient on the probabilities themselves joins dP
                 grow = g + (bh * d.Lq + i0 + r) * Lk
                 for j in range(kend):
@@ -236,11 +276,11 @@ cdef void _backward_task(const Dims *d, const floating *q, const floating *k, co
             else:
                 for j in range(kend):
                     ds[r * Lk + j] = prow[r * Lk + j] * (ds[r * Lk + j] - dsum[r])
-        gemm(False, False, m, d.dk, kend, <floating>d.scale, ds, Lk, k + b * Lk * ldq + h * d.dk, ldq,
+        gemm(False, False, m, d.dk, kend, <floating>d.scale, ds, Lk, k + b * Lk * ldk + h * d.dk, ldk,
              <floating>0, dq + (b * d.Lq + i0) * ldq + h * d.dk, ldq)
         gemm(True, False, kend, d.dk, m, <floating>d.scale, ds, Lk, q + (b * d.Lq + i0) * ldq + h * d.dk, ldq,
              <floating>1, dka, ldka)
-        gemm(True, False, kend, d.dv, m, <floating>1, pv, Lk, do_ + (b * d.Lq + i0) * ldv + h * d.dv, ldv,
+        gemm(True, False, kend, d.dv, m, <floating>1, pv, Lk, do_ + (b * d.Lq + i0) * ldo + h * d.dv, ldo,
              <floating>1, dva, ldva)
 
 
@@ -274,7 +314,7 @@ cdef int _backward(Dims *d, const floating *q, const floating *k, const floating
     cdef floating *src
     cdef floating acc
     cdef Py_ssize_t per_thread = 2 * d.nb * d.Lk + d.nb
-    cdef Py_ssize_t ldq = d.H * d.dk, ldv = d.H * d.dv, width = d.dk + d.dv
+    cdef Py_ssize_t ldk = d.ldk, ldv = d.ldv, width = d.dk + d.dv
     if n_threads > 1 and n_bh < n_threads:
         n_chunks = min((n_threads + n_bh - 1) // n_bh, d.n_blocks)
     n_tasks = n_bh * n_chunks
@@ -311,7 +351,7 @@ cdef int _backward(Dims *d, const floating *q, const floating *k, const floating
                     else:
                         acc = acc + src[d.Lk * d.dk + r * d.dv + col - d.dk]
                 if col < d.dk:
-                    dkey[((t // d.H) * d.Lk + r) * ldq + (t % d.H) * d.dk + col] = acc
+                    dkey[((t // d.H) * d.Lk + r) * ldk + (t % d.H) * d.dk + col] = acc
                 else:
                     dval[((t // d.H) * d.Lk + r) * ldv + (t % d.H) * d.dv + col - d.dk] = acc
         free(part)
@@ -360,16 +400,46 @@ def block_rows(Py_ssize_t n_queries, Py_ssize_t n_keys, Py_ssize_t itemsize):
     return max(1, min(n_queries, max(8, nb)))
 
 
+cdef char *_rows(object a, int typenum, bint writable, const char *what, Py_ssize_t *ld) except NULL:
+    """Data pointer and row stride (in elements) of a 4-D (batch, length, heads, depth) array
+    whose (heads, depth) part is contiguous and whose batch stride is length rows: a C-contiguous
+    array, or a slice of the last axis of a wider contiguous buffer (the packed projections)."""
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"{what.decode()} must be a numpy array, received {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if cnp.PyArray_TYPE(arr) != typenum:
+        raise TypeError(f"{what.decode()} has dtype {(<object>arr).dtype}; all arrays of a call must share one float dtype")
+    if cnp.PyArray_NDIM(arr) != 4:
+        raise ValueError(f"{what.decode()} must have 4 dimensions, received shape {(<object>arr).shape}")
+    if writable and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{what.decode()} must be writable")
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(arr)
+    cdef Py_ssize_t n0 = cnp.PyArray_DIM(arr, 0), n1 = cnp.PyArray_DIM(arr, 1)
+    cdef Py_ssize_t n2 = cnp.PyArray_DIM(arr, 2), n3 = cnp.PyArray_DIM(arr, 3)
+    cdef Py_ssize_t s0 = cnp.PyArray_STRIDE(arr, 0), s1 = cnp.PyArray_STRIDE(arr, 1)
+    cdef Py_ssize_t s2 = cnp.PyArray_STRIDE(arr, 2), s3 = cnp.PyArray_STRIDE(arr, 3)
+    if cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        ld[0] = n2 * n3
+    elif ((n3 <= 1 or s3 == item) and (n2 <= 1 or s2 == n3 * item) and s1 % item == 0
+          and s1 >= n2 * n3 * item and (n0 <= 1 or s0 == n1 * s1)):
+        ld[0] = s1 // item
+    else:
+        raise ValueError(f"{what.decode()} must be C-contiguous, or a slice of the last axis of a contiguous "
+                         f"(batch, length, width) buffer; received strides {(<object>arr).strides}")
+    return <char *>cnp.PyArray_DATA(arr)
+
+
 def forward(q, k, v, o, p, mask, bint causal, double scale, double rate=0.0, uint64_t seed=0,
             int n_threads=1):
     """o = dropout(softmax(scale * q k^T, masked)) v per (batch, head); p (or None) receives the
-    probabilities before dropout. Shapes in the module docstring."""
+    probabilities before dropout. Shapes in the module docstring. q, k, v and o may be views of
+    a slice of the last axis of a wider buffer (the packed query/key/value projections)."""
     cdef Dims d
     cdef int t = A.float_type(q, b"q")
-    cdef char *pq = A.data(q, t, 4, False, b"q")
-    cdef char *pk = A.data(k, t, 4, False, b"k")
-    cdef char *pv = A.data(v, t, 4, False, b"v")
-    cdef char *po = A.data(o, t, 4, True, b"o")
+    cdef char *pq = _rows(q, t, False, b"q", &d.ldq)
+    cdef char *pk = _rows(k, t, False, b"k", &d.ldk)
+    cdef char *pv = _rows(v, t, False, b"v", &d.ldv)
+    cdef char *po = _rows(o, t, True, b"o", &d.ldo)
     cdef char *pp = NULL
     cdef const uint8_t *pm = NULL
     _dims(&d, q, k, v, mask, causal, scale, rate, seed)
@@ -393,21 +463,25 @@ def forward(q, k, v, o, p, mask, bint causal, double scale, double rate=0.0, uin
 
 def backward(q, k, v, o, p, do, dq, dk, dv, bint causal, double scale, double rate=0.0,
              uint64_t seed=0, int n_threads=1, dp=None):
-    """Gradients of the forward pass for upstream do: dq, dk, dv (same layouts as q, k, v).
+    """Gradients of the forward pass for upstream do: dq, dk, dv (same layouts as q, k, v:
+    each gradient has the row stride of its input, so a packed buffer's gradient is packed too).
     p and o are the forward's probabilities and output; rate and seed must be the forward's.
     dp (or None): an upstream gradient on the probabilities p, shaped like p."""
     cdef Dims d
+    cdef Py_ssize_t ld_do, ld_dq, ld_dk, ld_dv
     cdef int t = A.float_type(q, b"q")
-    cdef char *pq = A.data(q, t, 4, False, b"q")
-    cdef char *pk = A.data(k, t, 4, False, b"k")
-    cdef char *pv = A.data(v, t, 4, False, b"v")
-    cdef char *po = A.data(o, t, 4, False, b"o")
+    cdef char *pq = _rows(q, t, False, b"q", &d.ldq)
+    cdef char *pk = _rows(k, t, False, b"k", &d.ldk)
+    cdef char *pv = _rows(v, t, False, b"v", &d.ldv)
+    cdef char *po = _rows(o, t, False, b"o", &d.ldo)
     cdef char *pp = A.data(p, t, 4, False, b"p")
-    cdef char *pdo = A.data(do, t, 4, False, b"do")
-    cdef char *pdq = A.data(dq, t, 4, True, b"dq")
-    cdef char *pdk = A.data(dk, t, 4, True, b"dk")
-    cdef char *pdv = A.data(dv, t, 4, True, b"dv")
+    cdef char *pdo = _rows(do, t, False, b"do", &ld_do)
+    cdef char *pdq = _rows(dq, t, True, b"dq", &ld_dq)
+    cdef char *pdk = _rows(dk, t, True, b"dk", &ld_dk)
+    cdef char *pdv = _rows(dv, t, True, b"dv", &ld_dv)
     cdef char *pg = NULL
+    if ld_do != d.ldo or ld_dq != d.ldq or ld_dk != d.ldk or ld_dv != d.ldv:
+        raise ValueError("attention backward: do, dq, dk, dv must have the row strides of o, q, k, v")
     _dims(&d, q, k, v, None, causal, scale, rate, seed)
     if o.shape != do.shape or o.shape != (d.B, d.Lq, d.H, d.dv):
         raise ValueError(f"attention backward: o {o.shape} and do {do.shape} must be ({d.B}, {d.Lq}, {d.H}, {d.dv})")
@@ -552,3 +626,32 @@ def additive_backward(q, k, w, double a, g, dq, dk, dw, int n_threads=1):
             da += part[th * (D + 1) + D]
     free(part)
     return da
+
+
+# ----------------------------------------------------------------------------- packed projections
+def column_block_grad(g, w, out, Py_ssize_t c0, Py_ssize_t c1, int n_threads=1):
+    """out = g[:, c0:c1] @ w[:, c0:c1].T for C-contiguous g (n, W), w (E, W), out (n, E).
+
+    The input gradient of one input of a packed projection: when one GEMM projected the
+    same rows for several uses (query, key and value of self-attention), columns c0:c1 of
+    the packed output's gradient belong to one of them."""
+    cdef int t = A.float_type(g, b"g")
+    cdef char *pg = A.data(g, t, 2, False, b"g")
+    cdef char *pw = A.data(w, t, 2, False, b"w")
+    cdef char *po = A.data(out, t, 2, True, b"out")
+    cdef Py_ssize_t n = A.dim(g, 0), W = A.dim(g, 1), E = A.dim(w, 0)
+    if A.dim(w, 1) != W or A.dim(out, 0) != n or A.dim(out, 1) != E or not 0 <= c0 <= c1 <= W:
+        raise ValueError(f"column_block_grad: g {g.shape}, w {w.shape}, out {out.shape} and columns "
+                         f"{c0}:{c1} do not agree")
+    if n == 0 or E == 0:
+        return
+    if c1 == c0:
+        out[...] = 0
+        return
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            gemm_parallel(False, True, n, E, c1 - c0, <float>1, <float *>pg + c0, W, <float *>pw + c0, W,
+                          <float>0, <float *>po, E, n_threads)
+        else:
+            gemm_parallel(False, True, n, E, c1 - c0, <double>1, <double *>pg + c0, W, <double *>pw + c0, W,
+                          <double>0, <double *>po, E, n_threads)

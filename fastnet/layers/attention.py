@@ -19,6 +19,7 @@ import numpy as np
 from fastnet import config, initializers, regularizers
 from fastnet import random as _random
 from fastnet._kernels import attention as _attn
+from fastnet._kernels import dense as _dense
 from fastnet._kernels import dropout as _dropout
 from fastnet.layers.base import KerasTensor, Layer, _shape_str
 
@@ -97,11 +98,6 @@ def _rate(value, layer):
         raise ValueError(f"Invalid value received for argument `dropout` of {layer}: expected a float in "
                          f"[0, 1), received dropout={value!r}")
     return float(value)
-
-
-def _matmul_into(out, a, b):
-    np.matmul(a, b, out=out)
-    return out
 
 
 class _Projection(Layer):
@@ -473,14 +469,36 @@ class MultiHeadAttention(Layer):
             raise ValueError(f'Layer "{self.name}" (MultiHeadAttention) was built for {what} shape '
                              f"{_shape_str(built_shape)}, received {what} of shape {_shape_str(x.shape)}")
 
-    def _project(self, ctx, key, x, sub):
+    def _rows(self, x, dt):
+        """x as C-contiguous rows (n, features) of the weights' dtype."""
         rows = x.reshape(-1, x.shape[-1])
-        w = sub.kernel.value
-        out = ctx.buf(key, (rows.shape[0], w.shape[1] * w.shape[2]), x.dtype)
-        np.matmul(rows, w.reshape(w.shape[0], -1), out=out)
-        if sub.bias is not None:
-            out += sub.bias.value.reshape(-1)
-        return rows, out
+        if rows.dtype != dt or not rows.flags.c_contiguous:
+            rows = np.ascontiguousarray(rows, dtype=dt)
+        return rows
+
+    def _packed_weights(self, ctx, key, subs):
+        """The kernels of ``subs`` side by side as one (dim, sum of widths) matrix, and their
+        biases as one vector (or None): one GEMM then projects the same rows for all of them.
+        Built at each call from the weights as stored (Keras's layout), so saved files and
+        optimizers see the separate weights."""
+        ws = [sub.kernel.value.reshape(sub.kernel.value.shape[0], -1) for sub in subs]
+        width = sum(w.shape[1] for w in ws)
+        wp = ctx.buf(key + "_w", (ws[0].shape[0], width), ws[0].dtype)
+        np.concatenate(ws, axis=1, out=wp)
+        if not self._use_bias:
+            return wp, None
+        bp = ctx.buf(key + "_b", (width,), ws[0].dtype)
+        np.concatenate([sub.bias.value.reshape(-1) for sub in subs], out=bp)
+        return wp, bp
+
+    def _project(self, ctx, key, rows, subs):
+        """rows @ [kernels of subs] + biases: (n, sum of widths), with the packed weights."""
+        wp, bp = self._packed_weights(ctx, key, subs) if len(subs) > 1 else (
+            subs[0].kernel.value.reshape(rows.shape[1], -1),
+            subs[0].bias.value.reshape(-1) if subs[0].bias is not None else None)
+        out = ctx.buf(key, (rows.shape[0], wp.shape[1]), rows.dtype)
+        _dense.forward(rows, wp, bp, None, out, 0, 0.0, config._n_threads)
+        return out, wp
 
     def forward(self, ctx: Any, query: np.ndarray, value: np.ndarray, key: np.ndarray | None = None,
                 query_mask: ArrayLike | None = None, value_mask: ArrayLike | None = None,
@@ -489,6 +507,13 @@ class MultiHeadAttention(Layer):
                 use_causal_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         given = [query is not None, value is not None, key is not None, query_mask is not None,
                  value_mask is not None, key_mask is not None, attention_mask is not None]
+        # Projections that read the same rows share one GEMM: query, key and value of
+        # self-attention (query is value, no separate key), or key and value.
+        # (Only where the kernel's row order is the inputs': attention over the axis after batch.)
+        if key is None and self._identity_perm:
+            mode = "qkv" if query is value else "kv"
+        else:
+            mode = "sep"
         if key is None:
             key = value
         qs, vs = self._shapes["query_shape"], self._shapes["value_shape"]
@@ -504,15 +529,31 @@ class MultiHeadAttention(Layer):
                 raise ValueError(f'Layer "{self.name}" (MultiHeadAttention): axis {a} is not an attention axis, '
                                  f"so query and value must agree on it; received query {_shape_str(query.shape)} "
                                  f"and value {_shape_str(value.shape)}")
-        dt = query.dtype
+        dt = self.query_dense.kernel.value.dtype
         H, dk, dv = self._num_heads, self._key_dim, self._value_dim
         B = query.shape[0]
         lead = B * math.prod(query.shape[a] for a in self._others)
-        xq, qp = self._project(ctx, "q", query, self.query_dense)
-        xk, kp = self._project(ctx, "k", key, self.key_dense)
-        xv, vp = self._project(ctx, "v", value, self.value_dense)
         q_full = query.shape[:-1] + (H, dk)
         kv_mid = value.shape[:-1]
+        hk, hv = H * dk, H * dv
+        xq = self._rows(query, dt)
+        if mode == "qkv":
+            xk = xv = xq
+            proj, wq = self._project(ctx, "qkv", xq, (self.query_dense, self.key_dense, self.value_dense))
+            qp, kp, vp = proj[:, :hk], proj[:, hk:2 * hk], proj[:, 2 * hk:]
+            wkv = None
+        elif mode == "kv":
+            xv = self._rows(value, dt)
+            xk = xv
+            qp, wq = self._project(ctx, "q", xq, (self.query_dense,))
+            proj, wkv = self._project(ctx, "kv", xv, (self.key_dense, self.value_dense))
+            kp, vp = proj[:, :hk], proj[:, hk:]
+        else:
+            xk, xv = self._rows(key, dt), self._rows(value, dt)
+            qp, wq = self._project(ctx, "q", xq, (self.query_dense,))
+            kp, _ = self._project(ctx, "k", xk, (self.key_dense,))
+            vp, _ = self._project(ctx, "v", xv, (self.value_dense,))
+            wkv = None
         qk = self._to_kernel(ctx, "qk", qp.reshape(q_full), lead)
         kk = self._to_kernel(ctx, "kk", kp.reshape(kv_mid + (H, dk)), lead)
         vk = self._to_kernel(ctx, "vk", vp.reshape(kv_mid + (H, dv)), lead)
@@ -525,17 +566,19 @@ class MultiHeadAttention(Layer):
         o = ctx.buf("o", (lead, Lq, H, dv), dt)
         p = ctx.buf("p", (lead, H, Lq, Lk), dt) if (ctx.record or return_attention_scores) else None
         _attn.forward(qk, kk, vk, o, p, mask, causal, self._inverse_sqrt_key_dim, rate, seed, config._n_threads)
-        heads = self._from_kernel(ctx, "o_full", o, query.shape[:-1] + (H, dv)).reshape(-1, H * dv)
+        heads = self._from_kernel(ctx, "o_full", o, query.shape[:-1] + (H, dv)).reshape(-1, hv)
         wo = self.output_dense.kernel.value
         n_out = math.prod(self._out_tail)
         y = ctx.buf("y", (heads.shape[0], n_out), dt)
-        np.matmul(heads, wo.reshape(H * dv, n_out), out=y)
-        if self.output_dense.bias is not None:
-            y += self.output_dense.bias.value.reshape(-1)
+        bo = self.output_dense.bias
+        _dense.forward(heads, wo.reshape(hv, n_out), bo.value.reshape(-1) if bo is not None else None, None, y,
+                       0, 0.0, config._n_threads)
         if ctx.record:
             ctx.given = given
+            ctx.mode = mode
             ctx.shapes = (query.shape, key.shape, value.shape)
             ctx.xq, ctx.xk, ctx.xv = xq, xk, xv
+            ctx.wq, ctx.wkv = wq, wkv
             ctx.qk, ctx.kk, ctx.vk, ctx.o, ctx.p, ctx.heads = qk, kk, vk, o, p, heads
             ctx.causal, ctx.rate, ctx.seed, ctx.lead = causal, rate, seed, lead
             ctx.scores_shape = scores_shape
@@ -543,6 +586,36 @@ class MultiHeadAttention(Layer):
         if return_attention_scores:
             return y, p.reshape(scores_shape)
         return y
+
+    def _packed_backward(self, ctx, key, x, g, w, subs, need_dx):
+        """Weight gradients of the projections ``subs`` packed side by side (g: the gradient
+        of their packed output, w: their packed kernels); returns the input gradient (the sum
+        over subs) or None."""
+        train = self.trainable
+        dt = g.dtype
+        single = len(subs) == 1
+        want_w = train and any(sub.kernel.trainable for sub in subs)
+        want_b = train and self._use_bias and any(sub.bias.trainable for sub in subs)
+        if single:
+            sub = subs[0]
+            dw = sub.kernel.grad_buffer().reshape(w.shape) if want_w else None
+            db = sub.bias.grad_buffer().reshape(-1) if want_b else None
+        else:
+            dw = ctx.buf(key + "_dw", w.shape, dt) if want_w else None
+            db = ctx.buf(key + "_db", (w.shape[1],), dt) if want_b else None
+        dx = ctx.buf("dx" + key, x.shape, dt) if need_dx else None
+        if dw is not None or db is not None or dx is not None:
+            _dense.backward(g, x, w, g, None, None, dw, db, dx, 0, 0.0, config._n_threads)
+        if not single:
+            c0 = 0
+            for sub in subs:
+                width = math.prod(sub.kernel.value.shape[1:])
+                if dw is not None and sub.kernel.trainable:
+                    sub.kernel.grad_buffer().reshape(w.shape[0], width)[...] = dw[:, c0:c0 + width]
+                if db is not None and sub.bias.trainable:
+                    sub.bias.grad_buffer().reshape(-1)[...] = db[c0:c0 + width]
+                c0 += width
+        return dx
 
     def backward(self, ctx: Any, dy: np.ndarray | Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
         """Gradients for the tensor arguments forward received, in the order query, value, key,
@@ -553,6 +626,7 @@ class MultiHeadAttention(Layer):
             dy, dscores = dy[0], (dy[1] if len(dy) > 1 else None)
         qshape, kshape, vshape = ctx.shapes
         H, dk, dv = self._num_heads, self._key_dim, self._value_dim
+        hk, hv = H * dk, H * dv
         dt = ctx.heads.dtype
         n_out = math.prod(self._out_tail)
         if dy is None:
@@ -560,43 +634,67 @@ class MultiHeadAttention(Layer):
         else:
             dy2 = np.ascontiguousarray(dy, dtype=dt).reshape(-1, n_out)
         train = self.trainable
-        wo = self.output_dense.kernel
-        if train and wo.trainable:
-            _matmul_into(wo.grad_buffer().reshape(H * dv, n_out), ctx.heads.T, dy2)
-        bo = self.output_dense.bias
-        if train and bo is not None and bo.trainable:
-            np.sum(dy2, axis=0, out=bo.grad_buffer().reshape(-1))
-        dheads = ctx.buf("dheads", (dy2.shape[0], H * dv), dt)
-        np.matmul(dy2, wo.value.reshape(H * dv, n_out).T, out=dheads)
+        wo, bo = self.output_dense.kernel, self.output_dense.bias
+        dwo = wo.grad_buffer().reshape(hv, n_out) if train and wo.trainable else None
+        dbo = bo.grad_buffer().reshape(-1) if train and bo is not None and bo.trainable else None
+        dheads = ctx.buf("dheads", (dy2.shape[0], hv), dt)
+        _dense.backward(dy2, ctx.heads, wo.value.reshape(hv, n_out), dy2, None, None, dwo, dbo, dheads, 0, 0.0,
+                        config._n_threads)
         do = self._to_kernel(ctx, "dok", dheads.reshape(qshape[:-1] + (H, dv)), ctx.lead)
-        dqk = ctx.buf("dqk", ctx.qk.shape, dt)
-        dkk = ctx.buf("dkk", ctx.kk.shape, dt)
-        dvk = ctx.buf("dvk", ctx.vk.shape, dt)
         if dscores is not None:
             dscores = np.ascontiguousarray(dscores, dtype=dt).reshape(ctx.p.shape)
+        need_dx = getattr(ctx, "need_dx", True)
+        mode = ctx.mode
+        lead, Lq, Lk = ctx.lead, ctx.qk.shape[1], ctx.kk.shape[1]
+        if mode == "qkv":  # the kernel writes the three gradients side by side, as projected
+            g = ctx.buf("dqkv", (ctx.xq.shape[0], 2 * hk + hv), dt)
+            dqk = g[:, :hk].reshape(lead, Lq, H, dk)
+            dkk = g[:, hk:2 * hk].reshape(lead, Lk, H, dk)
+            dvk = g[:, 2 * hk:].reshape(lead, Lk, H, dv)
+        elif mode == "kv":
+            g = ctx.buf("dkv", (ctx.xv.shape[0], hk + hv), dt)
+            dqk = ctx.buf("dqk", ctx.qk.shape, dt)
+            dkk = g[:, :hk].reshape(lead, Lk, H, dk)
+            dvk = g[:, hk:].reshape(lead, Lk, H, dv)
+        else:
+            dqk = ctx.buf("dqk", ctx.qk.shape, dt)
+            dkk = ctx.buf("dkk", ctx.kk.shape, dt)
+            dvk = ctx.buf("dvk", ctx.vk.shape, dt)
         _attn.backward(ctx.qk, ctx.kk, ctx.vk, ctx.o, ctx.p, do, dqk, dkk, dvk, ctx.causal,
                        self._inverse_sqrt_key_dim, ctx.rate, ctx.seed, config._n_threads, dscores)
-        need_dx = getattr(ctx, "need_dx", True)
-        grads = []
-        for tag, sub, x, dker, shape, d in (("q", self.query_dense, ctx.xq, dqk, qshape, dk),
-                                            ("k", self.key_dense, ctx.xk, dkk, kshape, dk),
-                                            ("v", self.value_dense, ctx.xv, dvk, vshape, dv)):
-            dproj = self._from_kernel(ctx, "d" + tag + "_full", dker, shape[:-1] + (H, d)).reshape(-1, H * d)
-            if train and sub.kernel.trainable:
-                _matmul_into(sub.kernel.grad_buffer().reshape(x.shape[1], H * d), x.T, dproj)
-            if train and sub.bias is not None and sub.bias.trainable:
-                np.sum(dproj, axis=0, out=sub.bias.grad_buffer().reshape(-1))
+        subs = (self.query_dense, self.key_dense, self.value_dense)
+        if mode == "qkv":
+            self._packed_backward(ctx, "qkv", ctx.xq, g, ctx.wq, subs, False)
+            dq = dval = None
             if need_dx:
-                dx = ctx.buf("dx" + tag, (x.shape[0], x.shape[1]), dt)
-                np.matmul(dproj, sub.kernel.value.reshape(x.shape[1], H * d).T, out=dx)
-                grads.append(dx.reshape(shape))
-            else:
-                grads.append(None)
-        dq, dkey, dval = grads
-        if not ctx.given[2]:  # key was value: both gradients belong to value
-            if dval is not None:
-                dval += dkey
+                # query's and value's gradients kept apart: the caller sums them when they are one tensor
+                dq = ctx.buf("dxq", ctx.xq.shape, dt)
+                _attn.column_block_grad(g, ctx.wq, dq, 0, hk, config._n_threads)
+                dval = ctx.buf("dxv", ctx.xq.shape, dt)
+                _attn.column_block_grad(g, ctx.wq, dval, hk, 2 * hk + hv, config._n_threads)
+                dq, dval = dq.reshape(qshape), dval.reshape(vshape)
             dkey = None
+        else:
+            dqf = self._from_kernel(ctx, "dq_full", dqk, qshape[:-1] + (H, dk)).reshape(-1, hk)
+            dq = self._packed_backward(ctx, "q", ctx.xq, np.ascontiguousarray(dqf), ctx.wq, subs[:1], need_dx)
+            dq = None if dq is None else dq.reshape(qshape)
+            if mode == "kv":
+                dval = self._packed_backward(ctx, "kv", ctx.xv, g, ctx.wkv, subs[1:], need_dx)
+                dval = None if dval is None else dval.reshape(vshape)
+                dkey = None
+            else:
+                grads = []
+                for tag, sub, x, dker, shape, d in (("k", self.key_dense, ctx.xk, dkk, kshape, dk),
+                                                    ("v", self.value_dense, ctx.xv, dvk, vshape, dv)):
+                    dproj = self._from_kernel(ctx, "d" + tag + "_full", dker, shape[:-1] + (H, d)).reshape(-1, H * d)
+                    w = sub.kernel.value.reshape(x.shape[1], H * d)
+                    dx = self._packed_backward(ctx, tag, x, np.ascontiguousarray(dproj), w, (sub,), need_dx)
+                    grads.append(None if dx is None else dx.reshape(shape))
+                dkey, dval = grads
+                if not ctx.given[2]:  # key was value: both gradients belong to value
+                    if dval is not None:
+                        dval += dkey
+                    dkey = None
         full = [dq, dval, dkey, None, None, None, None]
         return [g for g, present in zip(full, ctx.given) if present]
 

@@ -159,3 +159,91 @@ def test_additive_bad_shapes():
     with pytest.raises(ValueError, match="out has shape"):
         K.additive_forward(q, np.zeros((2, 5, 4), np.float32), np.zeros(4, np.float32), 1.0,
                            np.zeros((2, 3, 4), np.float32))
+
+
+def _packed(rng, dt, B, L, widths):
+    """A (B, L, sum(widths)) buffer and 4-D views of its column blocks, each (B, L, H, d)."""
+    buf = rng.standard_normal((B, L, sum(w for w, _ in widths))).astype(dt)
+    views, c0 = [], 0
+    for w, d in widths:
+        views.append(buf[:, :, c0:c0 + w].reshape(B, L, w // d, d))
+        c0 += w
+    return buf, views
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("causal, rate, masked", [(False, 0.0, False), (True, 0.3, True)])
+def test_packed_self_attention_views_match_contiguous(dt, n_threads, causal, rate, masked):
+    # q, k, v as column blocks of one projected buffer (self-attention), the gradients
+    # written into the same blocks of a gradient buffer: the values of the contiguous call
+    B, L, H, dk, dv = 3, 37, 2, 5, 4
+    rng = np.random.default_rng(11)
+    buf, (q, k, v) = _packed(rng, dt, B, L, [(H * dk, dk), (H * dk, dk), (H * dv, dv)])
+    mask = (rng.random((B, 1, L, L)) > 0.3).astype(np.uint8) if masked else None
+    qc, kc, vc = (np.ascontiguousarray(a) for a in (q, k, v))
+    assert not q.flags.c_contiguous
+    o_ref, p_ref, do, grads_ref = _run(qc, kc, vc, mask, causal, 0.6, rate, 99, n_threads, rng=rng)
+    o = np.empty_like(o_ref)
+    p = np.empty_like(p_ref)
+    K.forward(q, k, v, o, p, mask, causal, 0.6, rate, 99, n_threads)
+    np.testing.assert_array_equal(o, o_ref)
+    np.testing.assert_array_equal(p, p_ref)
+    g = np.full_like(buf, np.nan)
+    gq, gk, gv = (g[:, :, a:b].reshape(B, L, H, -1) for a, b in ((0, 10), (10, 20), (20, 28)))
+    K.backward(q, k, v, o, p, do, gq, gk, gv, causal, 0.6, rate, 99, n_threads)
+    for name, got, want in zip(("dq", "dk", "dv"), (gq, gk, gv), grads_ref):
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert np.isfinite(g).all()  # every column of the gradient buffer written
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_packed_key_value_views_with_separate_query(dt):
+    # cross-attention: key and value packed side by side, query and output contiguous;
+    # one (batch, head) pair on two threads (the chunked dK/dV sums) too
+    rng = np.random.default_rng(12)
+    for B, H, n_threads in ((2, 3, 1), (1, 1, 2)):
+        Lq, Lk, dk, dv = 19, 300, 4, 6
+        q = rng.standard_normal((B, Lq, H, dk)).astype(dt)
+        buf, (k, v) = _packed(rng, dt, B, Lk, [(H * dk, dk), (H * dv, dv)])
+        o_ref, p_ref, do, grads_ref = _run(q, np.ascontiguousarray(k), np.ascontiguousarray(v), None, False,
+                                           0.5, 0.0, 0, n_threads, rng=rng)
+        o, p = np.empty_like(o_ref), np.empty_like(p_ref)
+        K.forward(q, k, v, o, p, None, False, 0.5, 0.0, 0, n_threads)
+        np.testing.assert_array_equal(o, o_ref)
+        g = np.empty_like(buf)
+        gk, gv = g[:, :, :H * dk].reshape(k.shape), g[:, :, H * dk:].reshape(v.shape)
+        dq = np.empty_like(q)
+        K.backward(q, k, v, o, p, do, dq, gk, gv, False, 0.5, 0.0, 0, n_threads)
+        for got, want in zip((dq, gk, gv), grads_ref):
+            np.testing.assert_allclose(got, want, rtol=1e-6 if dt == np.float32 else 1e-13, atol=1e-7)
+
+
+def test_views_that_are_not_row_blocks_are_refused():
+    q = np.zeros((2, 3, 2, 4), np.float32)
+    o = np.zeros((2, 3, 2, 4), np.float32)
+    with pytest.raises(ValueError, match="slice of the last axis"):
+        K.forward(q.transpose(1, 0, 2, 3), q, q, o, None, None, False, 1.0)
+    with pytest.raises(ValueError, match="slice of the last axis"):
+        K.forward(q[:, :, :, :2], q[:, :, :, :2], q[:, :, :, :2], o[..., :2].copy(), None, None, False, 1.0)
+    with pytest.raises(ValueError, match="row strides"):
+        wide = np.zeros((2, 3, 16), np.float32)
+        K.backward(q, q, q, o, np.zeros((2, 2, 3, 3), np.float32), o, wide[:, :, :8].reshape(q.shape),
+                   np.empty_like(q), np.empty_like(q), False, 1.0)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_column_block_grad_matches_numpy(dt, n_threads):
+    rng = np.random.default_rng(13)
+    g = rng.standard_normal((700, 24)).astype(dt)
+    w = rng.standard_normal((9, 24)).astype(dt)
+    out = np.empty((700, 9), dt)
+    rtol = 1e-5 if dt == np.float32 else 1e-12
+    for c0, c1 in ((0, 8), (8, 24), (0, 24)):
+        K.column_block_grad(g, w, out, c0, c1, n_threads)
+        np.testing.assert_allclose(out, g[:, c0:c1] @ w[:, c0:c1].T, rtol=rtol, atol=rtol)
+    K.column_block_grad(g, w, out, 5, 5, n_threads)
+    assert not out.any()
+    with pytest.raises(ValueError, match="do not agree"):
+        K.column_block_grad(g, w, out, 0, 25, n_threads)

@@ -437,3 +437,79 @@ def test_keras_weights_file_layout_matches_sub_layers():
     assert sorted(n for n in names if n.count("/") == 4) == sorted(
         f"layers/multi_head_attention/{a}/vars/{i}" for a in ("key_dense", "output_dense", "query_dense",
                                                               "value_dense") for i in range(2))
+
+
+def _mha_numpy(layer, query, value, key=None):
+    """MultiHeadAttention over axis 1 in numpy from the layer's weights (no mask, no dropout)."""
+    key = value if key is None else key
+    wq, bq, wk, bk, wv, bv, wo, bo = layer.get_weights()
+    q = np.einsum("bte,ehd->bthd", query, wq) + bq
+    k = np.einsum("bse,ehd->bshd", key, wk) + bk
+    v = np.einsum("bse,ehd->bshd", value, wv) + bv
+    s = np.einsum("bthd,bshd->bhts", q, k) / np.sqrt(wq.shape[-1])
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return np.einsum("bhts,bshd,hdo->bto", p, v, wo) + bo
+
+
+def test_mha_packed_projections_match_separate_ones():
+    # self-attention (query is value: one GEMM for the three projections), key and value
+    # packed (query apart) and three separate projections give the same values and gradients
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((3, 7, 6)).astype(np.float32)
+    layer = MultiHeadAttention(2, 4, value_dim=3, bias_initializer="glorot_uniform")
+    layer(x, x)
+    layer.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in layer.get_weights()])
+    want = _mha_numpy(layer, x.astype(np.float64), x.astype(np.float64))
+    u = rng.standard_normal(want.shape).astype(np.float32)
+    runs = {}
+    for mode, args, kw in (("qkv", (x, x), {}), ("kv", (x, x.copy()), {}), ("sep", (x, x.copy()), {"key": x.copy()})):
+        y = layer(*args, **kw)
+        assert layer._last_ctx.mode == mode
+        np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5, err_msg=mode)
+        grads = layer.backward(layer._last_ctx, u)
+        runs[mode] = (sum(grads), [v.grad.copy() for v in layer.trainable_weights])
+    for mode in ("qkv", "kv"):
+        np.testing.assert_allclose(runs[mode][0], runs["sep"][0], rtol=1e-4, atol=1e-5, err_msg=mode)
+        for a, b, v in zip(runs[mode][1], runs["sep"][1], layer.trainable_weights):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"{mode} {v.path}")
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_mha_self_attention_finite_differences(masked):
+    # the packed path: the gradient with respect to x is query's plus value's
+    rng = np.random.default_rng(22)
+    layer = MultiHeadAttention(2, 3, value_dim=2, dtype="float64", bias_initializer="ones", dropout=0.3)
+    layer._next_seed = lambda: 4321
+    x = rng.standard_normal((2, 5, 4))
+    kw = {"attention_mask": rng.random((2, 5, 5)) > 0.3, "use_causal_mask": True} if masked else {}
+
+    def fwd(xv):
+        return layer(xv, xv, training=True, **kw)
+
+    u = rng.standard_normal(fwd(x).shape)
+    assert layer._last_ctx.mode == "qkv"
+    dq, dv = layer.backward(layer._last_ctx, u)[:2]
+    wgrads = [v.grad.copy() for v in layer.trainable_weights]
+    np.testing.assert_allclose(dq + dv, numeric_grad(lambda xv: float(np.sum(fwd(xv) * u)), x),
+                               rtol=1e-6, atol=1e-8)
+    for var, g in zip(layer.trainable_weights, wgrads):
+        def fw(wv, var=var):
+            old = var.value.copy()
+            var.value[...] = wv
+            try:
+                return float(np.sum(fwd(x) * u))
+            finally:
+                var.value[...] = old
+        np.testing.assert_allclose(g, numeric_grad(fw, var.value), rtol=1e-6, atol=1e-8, err_msg=var.path)
+
+
+def test_mha_cross_attention_packed_key_value_finite_differences():
+    # query apart, key = value packed into one GEMM
+    rng = np.random.default_rng(23)
+    layer = MultiHeadAttention(2, 3, dtype="float64", bias_initializer="ones")
+    q, v = rng.standard_normal((2, 4, 5)), rng.standard_normal((2, 6, 3))
+    qm = rng.random((2, 4)) > 0.2
+    out = layer(q, v, query_mask=qm)
+    assert layer._last_ctx.mode == "kv"
+    _fd_check(lambda a, b: layer(a, b, query_mask=qm), layer, [q, v], rng.standard_normal(out.shape))
