@@ -165,3 +165,42 @@ def test_split_dataset_arrays_matches_keras_rule():
         split_dataset(x, left_size=10)
     with pytest.raises(TypeError, match="left_size must be an int, a float or None"):
         split_dataset(x, left_size="half")
+
+
+def _settled(made, wait=0.3):
+    """len(made) once the producer thread has stopped adding to it for ``wait`` seconds."""
+    n = -1
+    deadline = time.monotonic() + 10
+    while len(made) != n and time.monotonic() < deadline:
+        n = len(made)
+        time.sleep(wait)
+    return n
+
+
+def test_prefetcher_refills_in_bursts_once_half_drained():
+    from fastnet.data._prefetch import Prefetcher
+
+    made = []
+
+    def gen():
+        for i in range(100):
+            made.append(i)
+            yield i
+
+    reader = Prefetcher(gen(), max_queue_size=4)
+    try:
+        # 4 waiting, plus the one the producer holds while it waits for room.
+        assert _settled(made) == 5
+        assert next(reader) == 0  # 3 wait: above the low mark of 2, the producer sleeps on
+        assert _settled(made) == 5
+        assert next(reader) == 1  # 2 wait: it wakes and fills the buffer again in one go
+        assert _settled(made) == 7
+        assert next(reader) == 2
+        assert _settled(made) == 7
+        assert [next(reader) for _ in range(10)] == list(range(3, 13))
+    finally:
+        reader.close()
+    n = _settled(made)
+    assert n < 100  # closing stopped the producer
+    with pytest.raises(StopIteration):
+        next(reader)
