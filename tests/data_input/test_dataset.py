@@ -204,3 +204,22 @@ def test_prefetcher_refills_in_bursts_once_half_drained():
     assert n < 100  # closing stopped the producer
     with pytest.raises(StopIteration):
         next(reader)
+
+
+def test_batches_are_freed_without_the_garbage_collector():
+    # No reference cycle keeps a batch alive after the reader drops it (a folder of images
+    # would otherwise hold dozens of decoded batches between collections).
+    import gc
+    import weakref
+
+    x = np.arange(400, dtype=np.float32).reshape(100, 4)
+    ds = Dataset.from_tensor_slices((x, np.arange(100))).shuffle(30, seed=0).batch(10).map(lambda a, b: (a * 2, b))
+    refs = []
+    gc.disable()
+    try:
+        for xb, yb in ds.prefetch(2):
+            refs.append(weakref.ref(xb))
+            del xb, yb
+        assert sum(r() is not None for r in refs) == 0
+    finally:
+        gc.enable()
