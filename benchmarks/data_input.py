@@ -109,6 +109,10 @@ def make_fits(kind, steps, root, K):
     return fits
 
 
+def _ratio(value, base):
+    return f"{value / base:5.2f}x" if base else "    - "
+
+
 def decode_cost(root, repeats):
     """(wall, CPU) seconds to decode one batch of PNGs in this thread, as the loader does."""
     from fastnet.utils.dataset_utils import _finish_images, _image_loader
@@ -175,9 +179,8 @@ def main(argv=None):
                   f"   max")
             for s, ts in times.items():
                 med, lo, c = statistics.median(ts), min(ts), statistics.median(cpu[s])
-                r = (lambda v, b: f"{v / b:5.2f}x" if b else "    - ")
-                print(f"  {s:<20} {med:8.2f} {r(med, base)}   {lo:7.2f} {r(lo, base_min)}   {c:7.2f} "
-                      f"{r(c, base_cpu)}   {max(ts):.2f}")
+                print(f"  {s:<20} {med:8.2f} {_ratio(med, base)}   {lo:7.2f} {_ratio(lo, base_min)}   "
+                      f"{c:7.2f} {_ratio(c, base_cpu)}   {max(ts):.2f}")
             if args.decode:
                 wall, cpu = decode_cost(os.path.join(root, kind), max(args.repeats, 9))
                 print(f"  decode one batch of {BS} PNGs alone, in one thread: {wall * 1e3:.2f} ms wall, "
