@@ -27,20 +27,21 @@ def flatten(s) -> list:
 
 def pack_as(structure, leaves):
     """Rebuilds ``structure`` with ``leaves`` (in :func:`flatten` order)."""
-    it = iter(leaves)
+    return _build(structure, iter(leaves))
 
-    def build(s):
-        if isinstance(s, dict):
-            built = {k: build(s[k]) for k in sorted(s)}
-            return {k: built[k] for k in s}
-        if isinstance(s, tuple):
-            items = [build(v) for v in s]
-            return type(s)(*items) if hasattr(s, "_fields") else tuple(items)
-        if isinstance(s, list):
-            return [build(v) for v in s]
-        return next(it)
 
-    return build(structure)
+def _build(s, it):
+    # A module-level function, not a closure calling itself: that closure would be a
+    # reference cycle holding the leaves (whole batches) until the garbage collector ran.
+    if isinstance(s, dict):
+        built = {k: _build(s[k], it) for k in sorted(s)}
+        return {k: built[k] for k in s}
+    if isinstance(s, tuple):
+        items = [_build(v, it) for v in s]
+        return type(s)(*items) if hasattr(s, "_fields") else tuple(items)
+    if isinstance(s, list):
+        return [_build(v, it) for v in s]
+    return next(it)
 
 
 def map_structure(fn, *structures):

@@ -573,6 +573,7 @@ class DatasetAdapter(DataAdapter):
         self.class_weight = _check_class_weight(class_weight)
         self.max_queue_size = max_queue_size
         self.batch_size = None
+        self._started = None  # (first batch, the rest of its pass) once peek() began a pass
         if isinstance(dataset, Dataset):
             card = dataset.cardinality()
             self.num_batches = card if card >= 0 else None
@@ -596,17 +597,39 @@ class DatasetAdapter(DataAdapter):
         for batch in self._source():
             yield _standardize_batch(batch, self.class_weight)
 
-    def peek(self):
-        it = self._batches()
-        try:
-            return next(it, None)
-        finally:
-            it.close()
-
-    def get_numpy_iterator(self):
+    def _open(self):
         if self._ahead:
             return _closing_reader(Prefetcher(self._batches(), self.max_queue_size, name="fastnet-dataset"))
         return self._batches()
+
+    def peek(self):
+        # The pass started here is the one the first epoch iterates: the first batch is
+        # loaded (decoded, mapped) once, and the loader keeps running ahead meanwhile.
+        if self._started is None:
+            it = self._open()
+            self._started = (next(it, None), it)
+        return self._started[0]
+
+    def get_numpy_iterator(self):
+        if self._started is not None:
+            first, it = self._started
+            self._started = None
+            return _resume(first, it)
+        return self._open()
+
+    def close(self) -> None:
+        if self._started is not None:
+            self._started[1].close()
+            self._started = None
+
+
+def _resume(first, it):
+    try:
+        if first is not None:
+            yield first
+            yield from it
+    finally:
+        it.close()
 
 
 def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_epoch=None, shuffle=False,

@@ -38,8 +38,11 @@ INFINITE_CARDINALITY = -1
 UNKNOWN_CARDINALITY = -2
 
 _AUTO_PREFETCH = 2
-# AUTOTUNE: a few threads (decoding releases the GIL); each holds one batch in flight.
-_AUTO_PARALLEL = max(1, min(4, os.cpu_count() or 1))
+# AUTOTUNE: a few threads (decoding releases the GIL), each holding one batch in flight,
+# but at most half the cores: the training step's threads use all of them, and a loader
+# thread more than the loading needs only takes CPU time from the step (on 2 cores: one
+# thread, which runs map in the prefetching thread itself, without a pool).
+_AUTO_PARALLEL = max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 def _rng_for(seed):
@@ -73,6 +76,26 @@ def _batch_len(element) -> int:
     if len(lengths) != 1:
         raise ValueError(f"Dataset.unbatch: the arrays of an element have different batch sizes {sorted(lengths)}")
     return lengths.pop()
+
+
+def _buffered_order(n, size, rng):
+    """The order in which a shuffle buffer of ``size`` emits ``n`` elements (as tf.data:
+    each output is drawn at random from the buffer, which the next input refills)."""
+    order = np.empty(n, dtype=np.int64)
+    size = min(size, n)
+    buf = list(range(size))
+    picks = rng.integers(size, size=n - size).tolist()
+    for k, (j, i) in enumerate(zip(picks, range(size, n))):
+        order[k] = buf[j]
+        buf[j] = i
+    # Drain: a random one of the remaining m elements, m = size, size - 1, ..., 1.
+    tail = rng.integers(np.arange(size, 0, -1)).tolist() if size else []
+    k = n - size
+    for j in tail:
+        buf[j], buf[-1] = buf[-1], buf[j]
+        order[k] = buf.pop()
+        k += 1
+    return order
 
 
 def _positive_int(value, what, allow_auto=False):
@@ -335,6 +358,14 @@ class Dataset:
                                 n, _slices=self._slices, _order=lambda: next_rng().permutation(n))
         if size == AUTOTUNE:
             size = 1024
+        if self._slices is not None:
+            # In-memory arrays: the same buffered shuffle, computed on indices, so that
+            # batch() still gathers whole batches (image_dataset_from_directory shuffles
+            # its file indices through a buffer of 8 batches this way).
+            slices = self._slices
+            return self._derive(lambda: (_tree.map_structure(lambda a, i=i: a[i], slices)
+                                         for i in _buffered_order(n, size, next_rng())),
+                                n, _slices=slices, _order=lambda: _buffered_order(n, size, next_rng()))
         parent = self
 
         def make_iter():

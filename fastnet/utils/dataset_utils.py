@@ -10,8 +10,11 @@ iterated (on background threads), so a folder is never loaded whole.
 """
 from __future__ import annotations
 
+import io
 import os
 import random
+import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -19,6 +22,11 @@ import numpy as np
 from fastnet import config
 from fastnet.data import _tree
 from fastnet.data.dataset import AUTOTUNE, Dataset
+
+try:
+    from fastnet._kernels.png import unfilter as _png_unfilter
+except ImportError:  # a build without the module: Pillow decodes every image
+    _png_unfilter = None
 
 __all__ = ["image_dataset_from_directory", "text_dataset_from_directory", "timeseries_dataset_from_array",
            "split_dataset", "index_directory"]
@@ -139,8 +147,11 @@ def _encode_labels(labels, label_mode, num_classes):
 
 
 def _files_dataset(paths, labels, label_mode, num_classes, load_one, batch_size, shuffle, seed,
-                   class_names, buffer_default=1024):
-    """Dataset over files: shuffles indices, batches them, loads each batch on a thread pool."""
+                   class_names, buffer_default=1024, finish=None):
+    """Dataset over files: shuffles indices, batches them, loads each batch on a thread pool.
+
+    ``finish`` (optional) converts a loaded batch (or single item) once, e.g. to float32.
+    """
     n = len(paths)
     paths = np.asarray(paths, dtype=object)
     encoded = None if label_mode is None else _encode_labels(labels, label_mode, num_classes)
@@ -153,6 +164,8 @@ def _files_dataset(paths, labels, label_mode, num_classes, load_one, batch_size,
         if index.ndim == 0:
             data = load_one(paths[int(index)])
             data = np.asarray(data, dtype=object) if isinstance(data, str) else data
+            if finish is not None:
+                data = finish(data)
             return data if encoded is None else (data, encoded[int(index)])
         data = None
         for k, path in enumerate(paths[index]):  # into one batch array: no per-image copies kept
@@ -160,7 +173,11 @@ def _files_dataset(paths, labels, label_mode, num_classes, load_one, batch_size,
             if data is None:
                 data = (np.empty((len(index),) + item.shape, dtype=item.dtype) if isinstance(item, np.ndarray)
                         else np.empty(len(index), dtype=object))
+            elif isinstance(item, np.ndarray) and item.dtype != data.dtype:
+                data = data.astype(np.float32)  # integer pixels and resized (float) images mixed
             data[k] = item
+        if finish is not None:
+            data = finish(data)
         return data if encoded is None else (data, encoded[index])
 
     if batch_size is not None:
@@ -245,27 +262,83 @@ def _resize_image(img, image_size, interpolation, crop_to_aspect_ratio, pad_to_a
     return out.astype(np.float32)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG colour type -> channels, for the 8-bit, non-palette types decoded natively.
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
+
+
+def _png_pixels(data, num_channels):
+    """The pixels of an 8-bit, non-interlaced grey, RGB or RGBA PNG with ``num_channels``
+    channels as a uint8 ``(h, w, c)`` array; None for anything else (Pillow decodes it).
+
+    Parsing the chunks is a few ``struct`` reads; inflating (``zlib``) and undoing the
+    scanline filters (``fastnet._kernels.png``) run without the GIL, so a loader thread
+    holds it for a few microseconds per image instead of Pillow's Python-level open/load.
+    """
+    if _png_unfilter is None or not data.startswith(_PNG_SIGNATURE) or len(data) < 33:
+        return None
+    length, kind = struct.unpack_from(">I4s", data, 8)
+    if kind != b"IHDR" or length != 13:
+        return None
+    width, height, depth, colour, _, _, interlace = struct.unpack_from(">IIBBBBB", data, 16)
+    if depth != 8 or interlace or _PNG_CHANNELS.get(colour) != num_channels or not width or not height:
+        return None
+    idat = []
+    pos = 33
+    end = len(data)
+    while pos + 8 <= end:
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"IDAT":
+            idat.append(data[pos + 8:pos + 8 + length])
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    try:
+        raw = zlib.decompress(idat[0] if len(idat) == 1 else b"".join(idat))
+        out = np.empty((height, width, num_channels), dtype=np.uint8)
+        _png_unfilter(raw, out.reshape(height, width * num_channels), num_channels)
+    except (zlib.error, ValueError):
+        return None  # damaged or truncated: Pillow decides (and names the problem)
+    return out
+
+
 def _image_loader(image_size, num_channels, interpolation, data_format, crop_to_aspect_ratio,
                   pad_to_aspect_ratio):
+    """``load_one(path)``: one image as an ``(h, w, c)`` array (``(c, h, w)`` channels-first).
+
+    An image already of ``image_size`` (no crop or pad) keeps its integer pixels (uint8,
+    or 16/32-bit for such grey images); a resized one is float32. ``_finish_images`` makes
+    the batch float32 once, instead of converting image by image.
+    """
     from PIL import Image
 
     def load_one(path):
-        with Image.open(path) as img:
-            if num_channels == 1:
-                img = img if img.mode in ("L", "I;16", "I") else img.convert("L")
-            elif num_channels == 3:
-                img = img if img.mode == "RGB" else img.convert("RGB")
-            else:
-                img = img if img.mode == "RGBA" else img.convert("RGBA")
-            arr = np.asarray(img, dtype=np.float32)
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        arr = _resize_image(arr, image_size, interpolation, crop_to_aspect_ratio, pad_to_aspect_ratio)
+        with open(path, "rb") as f:
+            data = f.read()
+        arr = _png_pixels(data, num_channels)
+        if arr is None:
+            with Image.open(io.BytesIO(data)) as img:
+                if num_channels == 1:
+                    img = img if img.mode in ("L", "I;16", "I") else img.convert("L")
+                elif num_channels == 3:
+                    img = img if img.mode == "RGB" else img.convert("RGB")
+                else:
+                    img = img if img.mode == "RGBA" else img.convert("RGBA")
+                arr = np.asarray(img)
+            if arr.ndim == 2:
+                arr = arr[:, :, None]
+        if crop_to_aspect_ratio or pad_to_aspect_ratio or arr.shape[:2] != image_size:
+            arr = _resize_image(arr.astype(np.float32), image_size, interpolation, crop_to_aspect_ratio,
+                                pad_to_aspect_ratio)
         if data_format == "channels_first":
             arr = np.ascontiguousarray(arr.transpose(2, 0, 1))
         return arr
 
     return load_one
+
+
+def _finish_images(data):
+    return data if data.dtype == np.float32 else data.astype(np.float32)
 
 
 def image_dataset_from_directory(directory: str, labels: Any = "inferred", label_mode: str | None = "int",
@@ -363,7 +436,8 @@ def image_dataset_from_directory(directory: str, labels: Any = "inferred", label
             raise ValueError(f"No images found in directory {directory}"
                              + (f" for the {subset_name} subset" if subset_name else "")
                              + f". Allowed formats: {IMAGE_FORMATS}")
-        return _files_dataset(p, lab, label_mode, num_classes, load_one, batch_size, do_shuffle, seed, names)
+        return _files_dataset(p, lab, label_mode, num_classes, load_one, batch_size, do_shuffle, seed, names,
+                              finish=_finish_images)
 
     if subset == "both":
         return build("training", shuffle), build("validation", False)

@@ -165,3 +165,61 @@ def test_split_dataset_arrays_matches_keras_rule():
         split_dataset(x, left_size=10)
     with pytest.raises(TypeError, match="left_size must be an int, a float or None"):
         split_dataset(x, left_size="half")
+
+
+def _settled(made, wait=0.3):
+    """len(made) once the producer thread has stopped adding to it for ``wait`` seconds."""
+    n = -1
+    deadline = time.monotonic() + 10
+    while len(made) != n and time.monotonic() < deadline:
+        n = len(made)
+        time.sleep(wait)
+    return n
+
+
+def test_prefetcher_refills_in_bursts_once_half_drained():
+    from fastnet.data._prefetch import Prefetcher
+
+    made = []
+
+    def gen():
+        for i in range(100):
+            made.append(i)
+            yield i
+
+    reader = Prefetcher(gen(), max_queue_size=4)
+    try:
+        # 4 waiting, plus the one the producer holds while it waits for room.
+        assert _settled(made) == 5
+        assert next(reader) == 0  # 3 wait: above the low mark of 2, the producer sleeps on
+        assert _settled(made) == 5
+        assert next(reader) == 1  # 2 wait: it wakes and fills the buffer again in one go
+        assert _settled(made) == 7
+        assert next(reader) == 2
+        assert _settled(made) == 7
+        assert [next(reader) for _ in range(10)] == list(range(3, 13))
+    finally:
+        reader.close()
+    n = _settled(made)
+    assert n < 100  # closing stopped the producer
+    with pytest.raises(StopIteration):
+        next(reader)
+
+
+def test_batches_are_freed_without_the_garbage_collector():
+    # No reference cycle keeps a batch alive after the reader drops it (a folder of images
+    # would otherwise hold dozens of decoded batches between collections).
+    import gc
+    import weakref
+
+    x = np.arange(400, dtype=np.float32).reshape(100, 4)
+    ds = Dataset.from_tensor_slices((x, np.arange(100))).shuffle(30, seed=0).batch(10).map(lambda a, b: (a * 2, b))
+    refs = []
+    gc.disable()
+    try:
+        for xb, yb in ds.prefetch(2):
+            refs.append(weakref.ref(xb))
+            del xb, yb
+        assert sum(r() is not None for r in refs) == 0
+    finally:
+        gc.enable()

@@ -182,3 +182,28 @@ def test_unsupported_input_type_error():
     x, y = data()
     with pytest.raises(ValueError, match="When providing x as a generator, y should not be passed"):
         m.fit(batches_gen(x, y), y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("prefetched", [False, True])
+def test_dataset_batches_are_loaded_once_per_epoch(prefetched):
+    # The batch fit peeks at to build the model is the first batch of the first epoch:
+    # a mapped (decoding) pipeline does not run one batch more than it trains on.
+    x, y = data()
+    loads = []
+
+    def load(xb, yb):
+        loads.append(len(xb))
+        return xb, yb
+
+    ds = Dataset.from_tensor_slices((x, y)).batch(BS).map(load)
+    if prefetched:
+        ds = ds.prefetch(2)
+    ref, ref_hist = reference(epochs=2)
+    m = model()
+    hist = m.fit(ds, epochs=2, verbose=0)
+    assert len(loads) == 2 * (N // BS)
+    assert_same_weights(m, ref)
+    np.testing.assert_allclose(hist.history["loss"], ref_hist.history["loss"], rtol=1e-6)
+    loads.clear()
+    m.evaluate(ds, verbose=0)
+    assert len(loads) == N // BS
