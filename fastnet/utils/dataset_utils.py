@@ -10,11 +10,8 @@ iterated (on background threads), so a folder is never loaded whole.
 """
 from __future__ import annotations
 
-import io
 import os
 import random
-import struct
-import zlib
 from typing import Any
 
 import numpy as np
@@ -22,11 +19,6 @@ import numpy as np
 from fastnet import config
 from fastnet.data import _tree
 from fastnet.data.dataset import AUTOTUNE, Dataset
-
-try:
-    from fastnet._kernels.png import unfilter as _png_unfilter
-except ImportError:  # a build without the module: Pillow decodes every image
-    _png_unfilter = None
 
 __all__ = ["image_dataset_from_directory", "text_dataset_from_directory", "timeseries_dataset_from_array",
            "split_dataset", "index_directory"]
@@ -262,46 +254,6 @@ def _resize_image(img, image_size, interpolation, crop_to_aspect_ratio, pad_to_a
     return out.astype(np.float32)
 
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# PNG colour type -> channels, for the 8-bit, non-palette types decoded natively.
-_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
-
-
-def _png_pixels(data, num_channels):
-    """The pixels of an 8-bit, non-interlaced grey, RGB or RGBA PNG with ``num_channels``
-    channels as a uint8 ``(h, w, c)`` array; None for anything else (Pillow decodes it).
-
-    Parsing the chunks is a few ``struct`` reads; inflating (``zlib``) and undoing the
-    scanline filters (``fastnet._kernels.png``) run without the GIL, so a loader thread
-    holds it for a few microseconds per image instead of Pillow's Python-level open/load.
-    """
-    if _png_unfilter is None or not data.startswith(_PNG_SIGNATURE) or len(data) < 33:
-        return None
-    length, kind = struct.unpack_from(">I4s", data, 8)
-    if kind != b"IHDR" or length != 13:
-        return None
-    width, height, depth, colour, _, _, interlace = struct.unpack_from(">IIBBBBB", data, 16)
-    if depth != 8 or interlace or _PNG_CHANNELS.get(colour) != num_channels or not width or not height:
-        return None
-    idat = []
-    pos = 33
-    end = len(data)
-    while pos + 8 <= end:
-        length, kind = struct.unpack_from(">I4s", data, pos)
-        if kind == b"IDAT":
-            idat.append(data[pos + 8:pos + 8 + length])
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    try:
-        raw = zlib.decompress(idat[0] if len(idat) == 1 else b"".join(idat))
-        out = np.empty((height, width, num_channels), dtype=np.uint8)
-        _png_unfilter(raw, out.reshape(height, width * num_channels), num_channels)
-    except (zlib.error, ValueError):
-        return None  # damaged or truncated: Pillow decides (and names the problem)
-    return out
-
-
 def _image_loader(image_size, num_channels, interpolation, data_format, crop_to_aspect_ratio,
                   pad_to_aspect_ratio):
     """``load_one(path)``: one image as an ``(h, w, c)`` array (``(c, h, w)`` channels-first).
@@ -313,20 +265,16 @@ def _image_loader(image_size, num_channels, interpolation, data_format, crop_to_
     from PIL import Image
 
     def load_one(path):
-        with open(path, "rb") as f:
-            data = f.read()
-        arr = _png_pixels(data, num_channels)
-        if arr is None:
-            with Image.open(io.BytesIO(data)) as img:
-                if num_channels == 1:
-                    img = img if img.mode in ("L", "I;16", "I") else img.convert("L")
-                elif num_channels == 3:
-                    img = img if img.mode == "RGB" else img.convert("RGB")
-                else:
-                    img = img if img.mode == "RGBA" else img.convert("RGBA")
-                arr = np.asarray(img)
-            if arr.ndim == 2:
-                arr = arr[:, :, None]
+        with Image.open(path) as img:
+            if num_channels == 1:
+                img = img if img.mode in ("L", "I;16", "I") else img.convert("L")
+            elif num_channels == 3:
+                img = img if img.mode == "RGB" else img.convert("RGB")
+            else:
+                img = img if img.mode == "RGBA" else img.convert("RGBA")
+            arr = np.asarray(img)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
         if crop_to_aspect_ratio or pad_to_aspect_ratio or arr.shape[:2] != image_size:
             arr = _resize_image(arr.astype(np.float32), image_size, interpolation, crop_to_aspect_ratio,
                                 pad_to_aspect_ratio)
