@@ -1,4 +1,4 @@
-"""fastnet makes OpenMP's idle threads sleep unless the user chose a wait policy."""
+"""fastnet bounds OpenMP's spin-waiting unless the user chose a wait policy."""
 import os
 import subprocess
 import sys
@@ -6,7 +6,8 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROBE = "import os, fastnet; print(os.environ.get('OMP_WAIT_POLICY'))"
+PROBE = ("import os, fastnet; "
+         "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))")
 
 
 def _policy_after_import(**env):
@@ -18,12 +19,12 @@ def _policy_after_import(**env):
     return out.stdout.strip()
 
 
-def test_import_sets_the_passive_policy_by_default():
-    assert _policy_after_import() == "passive"
+def test_import_bounds_the_spin_by_default():
+    assert _policy_after_import() == "None 30000"
 
 
-@pytest.mark.parametrize("env,want", [({"OMP_WAIT_POLICY": "active"}, "active"),
-                                      ({"GOMP_SPINCOUNT": "10000"}, "None"),
-                                      ({"KMP_BLOCKTIME": "0"}, "None")])
+@pytest.mark.parametrize("env,want", [({"OMP_WAIT_POLICY": "active"}, "active None"),
+                                      ({"GOMP_SPINCOUNT": "10000"}, "None 10000"),
+                                      ({"KMP_BLOCKTIME": "0"}, "None None")])
 def test_a_policy_the_user_chose_is_kept(env, want):
     assert _policy_after_import(**env) == want
