@@ -18,6 +18,7 @@ import importlib.machinery
 import os
 import shutil
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,6 +47,17 @@ def main() -> int:
     newest_header = max((os.path.getmtime(h) for h in headers), default=0.0)
     dest_root = build_lib()
     problems, copied = [], 0
+    # Cython regenerates a module's C when any file it depends on is newer, numpy's .pxd
+    # included: a fresh environment installs numpy after the editable build compiled the
+    # kernels, which made the wheel step regenerate and recompile them all. The C files
+    # (and their AVX2 copies) are stamped a second before the staged modules, so both
+    # Cython and build_ext see up-to-date outputs.
+    now = time.time()
+    for src in sources:
+        for c_file in (src[:-4] + ".c", os.path.join(ROOT, "build", "fastnet_avx2_sources",
+                                                       os.path.basename(src)[:-4] + ".c")):
+            if os.path.exists(c_file):
+                os.utime(c_file, (now - 1, now - 1))
     for src in sources:
         # The portable build next to the source; the AVX2 build (x86-64) in _avx2/.
         builds = [compiled_module(src)]
@@ -62,7 +74,7 @@ def main() -> int:
             dest = os.path.join(dest_root, os.path.relpath(mod, ROOT))
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             shutil.copy2(mod, dest)
-            os.utime(dest)  # newer than every source: build_ext will skip it
+            os.utime(dest, (now, now))  # newer than every source: build_ext will skip it
             copied += 1
     for p in problems:
         print(p, file=sys.stderr)
