@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fastnet.layers.base import _code_names
 from fastnet.ops import autodiff
 from fastnet.utils import tree
 
@@ -58,14 +59,6 @@ def _framework_of(value):
     if not isinstance(mod, str):
         mod = getattr(type(value), "__module__", "") or ""
     return _FOREIGN.get(mod.split(".")[0])
-
-
-def _code_names(code, acc):
-    acc.update(code.co_names)
-    for c in code.co_consts:
-        if hasattr(c, "co_names"):
-            _code_names(c, acc)
-    return acc
 
 
 def _foreign_in(fn):
