@@ -27,7 +27,8 @@ recomputes the mask from the seed instead of storing it.
 
 Backward, per (batch, head): dPd = dO V^T, dP = dPd * keep / (1 - rate),
 dS = P * (dP - D) with D_i = sum_c dO_ic O_ic (equal to sum_j dP_ij P_ij, dropout
-included), dQ = scale dS K, dK = scale dS^T Q, dV = Pd^T dO. dK and dV gather over every
+included), dQ = scale dS K, dK = scale dS^T Q, dV = Pd^T dO (float32 through the packed GEMM
+of _packed_gemm.h, float64 through BLAS: see "float32, packed" below). dK and dV gather over every
 query block, so a task owns a whole (batch, head); when there are fewer (batch, head)
 pairs than threads, each pair's queries are split into chunks with private dK/dV
 partial sums that are added in a fixed order afterwards.
@@ -38,10 +39,10 @@ from cython.parallel cimport prange
 from libc.math cimport ceil, exp, tanh, INFINITY
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from fastnet._kernels cimport _arrays as A
-from fastnet._kernels._blas cimport gemm, gemm_parallel
+from fastnet._kernels._blas cimport gemm
 from fastnet._kernels._openmp cimport fn_expf, fn_tanhf, omp_get_thread_num
 
 cnp.import_array()
@@ -49,6 +50,126 @@ cnp.import_array()
 # Bytes of one block of scores: small enough to stay in a core's L2 cache with the block
 # of queries and its share of K and V.
 cdef Py_ssize_t BLOCK_BYTES = 128 * 1024
+
+cdef extern from *:
+    """
+    /* the packed float32 GEMM (16-column panels, FMA micro-kernels) */
+    #include "_packed_gemm.h"
+    #include "_fastmath.h"
+
+    /* Softmax of a float32 row in place: max, then exp(x - max) and its sum in one pass,
+       then the scale; returns 0 (row untouched) when every entry is -inf (all masked).
+       Eight lanes in a vector (GCC vector extensions): the compiler does not vectorize a
+       running max or sum by itself without fast-math. exp is fn_expf's formula lane by
+       lane, so the result equals the scalar loop's. */
+    #if defined(__GNUC__) && !defined(FN_SCALAR_GEMM)
+    typedef int32_t fn_v8i __attribute__((vector_size(32)));
+    static inline fn_v8f fn_sel8(fn_v8i m, fn_v8f a, fn_v8f b) {
+        return (fn_v8f)(((fn_v8i)a & m) | ((fn_v8i)b & ~m));
+    }
+    static inline fn_v8f fn_exp8(fn_v8f x0) {
+        const fn_v8f lo = {-87.33654f, -87.33654f, -87.33654f, -87.33654f,
+                           -87.33654f, -87.33654f, -87.33654f, -87.33654f};
+        const fn_v8f hi = {88.72283f, 88.72283f, 88.72283f, 88.72283f,
+                           88.72283f, 88.72283f, 88.72283f, 88.72283f};
+        fn_v8i below = x0 < lo;
+        fn_v8f x = fn_sel8(below, lo, x0);
+        x = fn_sel8(x > hi, hi, x);
+        fn_v8f t = x * 1.44269504088896341f + 12582912.0f;
+        fn_v8f n = t - 12582912.0f;
+        fn_v8f r = x - n * 0.693359375f;
+        r = r + n * 2.12194440e-4f;
+        fn_v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        p = p * r * r + r + 1.0f;
+        fn_v8i pi = (fn_v8i)p + ((fn_v8i)t - 0x4B400000) * (1 << 23);
+        return (fn_v8f)(pi & ~below);
+    }
+    #endif
+
+    static int fn_softmax_rowf(float *row, Py_ssize_t n) {
+        Py_ssize_t j = 0;
+        float mx = -INFINITY, total = 0.0f, inv;
+    #if defined(__GNUC__) && !defined(FN_SCALAR_GEMM)
+        if (n >= 8) {
+            fn_v8f vm, x, acc = {0};
+            memcpy(&vm, row, sizeof vm);
+            for (j = 8; j + 8 <= n; j += 8) {
+                memcpy(&x, row + j, sizeof x);
+                vm = fn_sel8(x > vm, x, vm);
+            }
+            for (int l = 0; l < 8; l++) mx = vm[l] > mx ? vm[l] : mx;
+            for (; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+            if (mx == -INFINITY) return 0;
+            for (j = 0; j + 8 <= n; j += 8) {
+                memcpy(&x, row + j, sizeof x);
+                x = fn_exp8(x - mx);
+                memcpy(row + j, &x, sizeof x);
+                acc += x;
+            }
+            for (int l = 0; l < 8; l++) total += acc[l];
+        } else
+    #endif
+        {
+            for (j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+            if (mx == -INFINITY) return 0;
+            j = 0;
+        }
+        for (Py_ssize_t t = j; t < n; t++) {
+            row[t] = fn_expf(row[t] - mx);
+            total += row[t];
+        }
+        inv = 1.0f / total;
+        for (j = 0; j < n; j++) row[j] *= inv;
+        return 1;
+    }
+    """
+    int fn_softmax_rowf(float *row, Py_ssize_t n) noexcept nogil
+    int fn_wide_tiles
+    int fn_wide_tiles_init() noexcept nogil
+    Py_ssize_t fn_tile_rows(Py_ssize_t M, Py_ssize_t i0) noexcept nogil
+    void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
+                   float *Bp) noexcept nogil
+    void fn_pack_b_rows(const float *B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssize_t K,
+                        Py_ssize_t Ktot, Py_ssize_t N, float *Bp) noexcept nogil
+    void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                        Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                        int accumulate, const float *bias) noexcept nogil
+    void fn_gemm_packed_pp(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *Ap,
+                           const float *Bp, float *C, Py_ssize_t ldc, int accumulate) noexcept nogil
+
+# Whether this CPU runs the packed GEMM's 512-bit micro-kernel (AVX-512).
+cdef bint _WIDE_OK = fn_wide_tiles_init() != 0
+# float32 products through the packed GEMM (True) or BLAS (False, the float64 path).
+cdef bint PACKED = True
+
+
+def use_packed_gemm(bint flag):
+    """Whether float32 attention's backward pass multiplies through the packed GEMM (True,
+    the default: V^T and K are packed once per (batch, head) and reused by every block of
+    queries) or through BLAS as float64 does (for tests and timing). Returns the previous
+    setting."""
+    global PACKED
+    cdef bint old = PACKED
+    PACKED = flag
+    return old
+
+
+def use_wide_tiles(bint flag):
+    """Whether the packed GEMM uses its 512-bit micro-kernel where the CPU has AVX-512
+    (True, the default). Returns the previous setting; stays False on CPUs without it."""
+    global fn_wide_tiles
+    cdef bint old = fn_wide_tiles != 0
+    fn_wide_tiles = 1 if (flag and _WIDE_OK) else 0
+    return old
+
+
+def wide_tiles_available():
+    """True when this CPU and build can run the packed GEMM's 512-bit micro-kernel."""
+    return _WIDE_OK
 
 
 cdef inline uint32_t _mix32(uint32_t x) noexcept nogil:
@@ -183,16 +304,21 @@ cdef void _forward_task(const Dims *d, const floating *q, const floating *k, con
             mrow = mask + (((b if d.Bm > 1 else 0) * d.Hm + (h if d.Hm > 1 else 0)) * d.Lq + i) * Lk
             for j in range(jend):
                 row[j] = row[j] if mrow[j] else -INFINITY
-        mx = _row_max(row, jend)
-        if mx == -INFINITY:  # every key masked: probabilities 0
-            memset(row, 0, Lk * sizeof(floating))
-            continue
-        for j in range(jend):  # no reduction in this loop: the compiler vectorizes the exp
-            row[j] = _exp(row[j] - mx)
-        total = _row_sum(row, jend)
-        inv = 1 / total
-        for j in range(jend):
-            row[j] = row[j] * inv
+        if floating is float:
+            if not fn_softmax_rowf(row, jend):  # every key masked: probabilities 0
+                memset(row, 0, Lk * sizeof(floating))
+                continue
+        else:
+            mx = _row_max(row, jend)
+            if mx == -INFINITY:  # every key masked: probabilities 0
+                memset(row, 0, Lk * sizeof(floating))
+                continue
+            for j in range(jend):
+                row[j] = _exp(row[j] - mx)
+            total = _row_sum(row, jend)
+            inv = 1 / total
+            for j in range(jend):
+                row[j] = row[j] * inv
         if jend < Lk:
             memset(row + jend, 0, (Lk - jend) * sizeof(floating))
     if d.rate > 0:
@@ -284,6 +410,157 @@ cdef void _backward_task(const Dims *d, const floating *q, const floating *k, co
              <floating>1, dva, ldva)
 
 
+# ----------------------------------------------------------------------------- float32, packed
+# The backward tasks with the packed GEMM of _packed_gemm.h. A task owns one (batch, head)
+# (or a run of its query blocks) and packs the operands every block shares once: V^T for
+# dP = dO V^T and K for dQ = dS K; dK and dV multiply packed copies of the block's dS^T and
+# P^T. BLAS would pack V and K again at every call, and at these sizes (depth 32-64, a few
+# hundred keys) its packing and setup cost about as much as the arithmetic. The forward
+# pass stays on BLAS: there each operand is used once per block and BLAS's micro-kernel
+# measured faster than the packed GEMM's on the short (depth-long) products.
+
+cdef inline Py_ssize_t _panels(Py_ssize_t n) noexcept nogil:
+    return (n + 15) // 16
+
+
+cdef void _pack_at(const float *a, Py_ssize_t lda, Py_ssize_t K, Py_ssize_t M, float *ap) noexcept nogil:
+    """a^T (M x K; a is K x M with row stride lda) packed in the micro-kernel's row tiles
+    for fn_gemm_packed_pp: ap[i0*K + k*mr + r] = a[k, i0 + r]."""
+    cdef Py_ssize_t i0 = 0, mr, k, r
+    cdef float *dst
+    cdef const float *src
+    while i0 < M:
+        mr = fn_tile_rows(M, i0)
+        dst = ap + i0 * K
+        src = a + i0
+        if mr == 8:
+            for k in range(K):
+                memcpy(dst + k * 8, src + k * lda, 8 * sizeof(float))
+        elif mr == 6:
+            for k in range(K):
+                memcpy(dst + k * 6, src + k * lda, 6 * sizeof(float))
+        else:
+            for k in range(K):
+                for r in range(mr):
+                    dst[k * mr + r] = src[k * lda + r]
+        i0 += mr
+
+
+cdef void _panel_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t kdim, const float *a, Py_ssize_t lda,
+                      const float *bp, Py_ssize_t ktot, float *c, Py_ssize_t ldc) noexcept nogil:
+    """c (m x n) = a (m x kdim) times the first kdim rows of a matrix packed with ktot rows
+    (fn_pack_b): one call per 16-column panel, so kdim may be less than ktot (causal blocks)."""
+    cdef Py_ssize_t pp
+    for pp in range(_panels(n)):
+        fn_gemm_packed(m, min(<Py_ssize_t>16, n - pp * 16), kdim, a, lda, bp + pp * ktot * 16,
+                       c + pp * 16, ldc, 0, NULL)
+
+
+cdef inline Py_ssize_t _bwd_scratch_f32(const Dims *d) noexcept nogil:
+    cdef Py_ssize_t w = max(_panels(d.dk), _panels(d.dv)) * 16
+    return (_panels(d.Lk) * 16 * d.dv + d.Lk * _panels(d.dk) * 16 + 2 * d.nb * d.Lk + d.nb
+            + d.Lk * d.nb + d.nb * w)
+
+
+cdef void _backward_task_f32(const Dims *d, const float *q, const float *k, const float *v,
+                             const float *o, const float *p, const float *do_, const float *g,
+                             float *dq, float *dkey, float *dval, float *part, Py_ssize_t n_chunks,
+                             float *scratch, Py_ssize_t task) noexcept nogil:
+    cdef Py_ssize_t c = task % n_chunks
+    cdef Py_ssize_t bh = task // n_chunks
+    cdef Py_ssize_t b = bh // d.H, h = bh % d.H
+    cdef Py_ssize_t Lk = d.Lk, ldq = d.ldq, ldk = d.ldk, ldv = d.ldv, ldo = d.ldo
+    cdef Py_ssize_t per = (d.n_blocks + n_chunks - 1) // n_chunks
+    cdef Py_ssize_t blk, i0, m, kend, r, j, col, base
+    cdef Py_ssize_t ldka, ldva
+    cdef float *dka
+    cdef float *dva
+    cdef float *vt = scratch
+    cdef float *kp = vt + _panels(Lk) * 16 * d.dv
+    cdef float *ds = kp + Lk * _panels(d.dk) * 16
+    cdef float *pd = ds + d.nb * Lk
+    cdef float *dsum = pd + d.nb * Lk
+    cdef float *at = dsum + d.nb
+    cdef float *bp = at + Lk * d.nb
+    cdef const float *prow
+    cdef const float *grow
+    cdef const float *pv
+    cdef const float *qb
+    cdef const float *dob
+    cdef float acc, scale = <float>d.scale
+    cdef float s = <float>(1.0 / (1.0 - d.rate)) if d.rate > 0 else 1
+    cdef uint32_t thr = d.threshold, k1 = d.k1, k2 = d.k2
+    cdef Py_ssize_t first = c * per, last = min(d.n_blocks, (c + 1) * per)
+    if n_chunks == 1:
+        dka = dkey + b * Lk * ldk + h * d.dk
+        dva = dval + b * Lk * ldv + h * d.dv
+        ldka = ldk
+        ldva = ldv
+    else:
+        dka = part + task * Lk * (d.dk + d.dv)
+        dva = dka + Lk * d.dk
+        ldka = d.dk
+        ldva = d.dv
+    # The first block stores its dK, dV rows (no zeroing pass first); rows of keys that
+    # no block of this task reads (causal attention, or an empty chunk) are zeroed.
+    cdef Py_ssize_t z0 = _key_end(d, min(d.Lq, first * d.nb + d.nb)) if first < last else 0
+    for r in range(z0, Lk):
+        for col in range(d.dk):
+            dka[r * ldka + col] = 0
+        for col in range(d.dv):
+            dva[r * ldva + col] = 0
+    fn_pack_b(v + b * Lk * ldv + h * d.dv, ldv, d.dv, Lk, 1, vt)
+    fn_pack_b(k + b * Lk * ldk + h * d.dk, ldk, Lk, d.dk, 0, kp)
+    for blk in range(first, last):
+        i0 = blk * d.nb
+        m = min(d.nb, d.Lq - i0)
+        kend = _key_end(d, i0 + m)
+        prow = p + (bh * d.Lq + i0) * Lk
+        qb = q + (b * d.Lq + i0) * ldq + h * d.dk
+        dob = do_ + (b * d.Lq + i0) * ldo + h * d.dv
+        # dPd = dO V^T for the block
+        fn_gemm_packed(m, kend, d.dv, dob, ldo, vt, ds, Lk, 0, NULL)
+        for r in range(m):
+            acc = 0
+            for col in range(d.dv):
+                acc = acc + dob[r * ldo + col] * o[(b * d.Lq + i0 + r) * ldo + h * d.dv + col]
+            if g != NULL:
+                grow = g + (bh * d.Lq + i0 + r) * Lk
+                for j in range(kend):
+                    acc = acc + grow[j] * prow[r * Lk + j]
+            dsum[r] = acc
+        if d.rate > 0:
+            for r in range(m):
+                base = (bh * d.Lq + i0 + r) * Lk
+                for j in range(kend):
+                    if _draw(base + j, k1, k2) >= thr:
+                        pd[r * Lk + j] = prow[r * Lk + j] * s
+                        ds[r * Lk + j] = ds[r * Lk + j] * s
+                    else:
+                        pd[r * Lk + j] = 0
+                        ds[r * Lk + j] = 0
+            pv = pd
+        else:
+            pv = prow
+        # dS, times the scale (both dQ and dK carry it)
+        for r in range(m):
+            if g != NULL:
+                grow = g + (bh * d.Lq + i0 + r) * Lk
+                for j in range(kend):
+                    ds[r * Lk + j] = prow[r * Lk + j] * (ds[r * Lk + j] + grow[j] - dsum[r]) * scale
+            else:
+                for j in range(kend):
+                    ds[r * Lk + j] = prow[r * Lk + j] * (ds[r * Lk + j] - dsum[r]) * scale
+        _panel_gemm(m, d.dk, kend, ds, Lk, kp, Lk, dq + (b * d.Lq + i0) * ldq + h * d.dk, ldq)
+        # dK += dS^T Q and dV += Pd^T dO over the block's queries
+        fn_pack_b_rows(qb, ldq, 0, m, m, d.dk, bp)
+        _pack_at(ds, Lk, m, kend, at)
+        fn_gemm_packed_pp(kend, d.dk, m, at, bp, dka, ldka, blk > first)
+        fn_pack_b_rows(dob, ldo, 0, m, m, d.dv, bp)
+        _pack_at(pv, Lk, m, kend, at)
+        fn_gemm_packed_pp(kend, d.dv, m, at, bp, dva, ldva, blk > first)
+
+
 cdef int _forward(Dims *d, const floating *q, const floating *k, const floating *v, floating *o,
                   floating *p, const uint8_t *mask, int n_threads) except -1 nogil:
     cdef Py_ssize_t n_tasks = d.B * d.H * d.n_blocks, t
@@ -314,6 +591,9 @@ cdef int _backward(Dims *d, const floating *q, const floating *k, const floating
     cdef floating *src
     cdef floating acc
     cdef Py_ssize_t per_thread = 2 * d.nb * d.Lk + d.nb
+    cdef bint packed = PACKED and floating is float
+    if packed:
+        per_thread = _bwd_scratch_f32(d)
     cdef Py_ssize_t ldk = d.ldk, ldv = d.ldv, width = d.dk + d.dv
     if n_threads > 1 and n_bh < n_threads:
         n_chunks = min((n_threads + n_bh - 1) // n_bh, d.n_blocks)
@@ -329,13 +609,23 @@ cdef int _backward(Dims *d, const floating *q, const floating *k, const floating
         free(part)
         with gil:
             raise MemoryError()
-    if nt <= 1:
-        for t in range(n_tasks):
-            _backward_task(d, q, k, v, o, p, do_, g, dq, dkey, dval, part, n_chunks, scratch, t)
-    else:
-        for t in prange(n_tasks, num_threads=nt, schedule="dynamic"):
-            _backward_task(d, q, k, v, o, p, do_, g, dq, dkey, dval, part, n_chunks,
-                           scratch + omp_get_thread_num() * per_thread, t)
+    if floating is float:
+        if packed:
+            if nt <= 1:
+                for t in range(n_tasks):
+                    _backward_task_f32(d, q, k, v, o, p, do_, g, dq, dkey, dval, part, n_chunks, scratch, t)
+            else:
+                for t in prange(n_tasks, num_threads=nt, schedule="dynamic"):
+                    _backward_task_f32(d, q, k, v, o, p, do_, g, dq, dkey, dval, part, n_chunks,
+                                       scratch + omp_get_thread_num() * per_thread, t)
+    if not packed:
+        if nt <= 1:
+            for t in range(n_tasks):
+                _backward_task(d, q, k, v, o, p, do_, g, dq, dkey, dval, part, n_chunks, scratch, t)
+        else:
+            for t in prange(n_tasks, num_threads=nt, schedule="dynamic"):
+                _backward_task(d, q, k, v, o, p, do_, g, dq, dkey, dval, part, n_chunks,
+                               scratch + omp_get_thread_num() * per_thread, t)
     free(scratch)
     if n_chunks > 1:
         # add the chunks' partial dK, dV in chunk order, one key row per iteration
@@ -392,6 +682,14 @@ cdef int _dims(Dims *d, q, k, v, mask, bint causal, double scale, double rate, u
     d.nb = block_rows(d.Lq, d.Lk, cnp.PyArray_ITEMSIZE(<cnp.ndarray>q))
     d.n_blocks = (d.Lq + d.nb - 1) // d.nb if d.Lq else 0
     return 0
+
+
+def set_block_bytes(Py_ssize_t n):
+    """Tuning knob: bytes of one block of scores (BLOCK_BYTES). Returns the previous value."""
+    global BLOCK_BYTES
+    cdef Py_ssize_t old = BLOCK_BYTES
+    BLOCK_BYTES = n
+    return old
 
 
 def block_rows(Py_ssize_t n_queries, Py_ssize_t n_keys, Py_ssize_t itemsize):
@@ -626,32 +924,3 @@ def additive_backward(q, k, w, double a, g, dq, dk, dw, int n_threads=1):
             da += part[th * (D + 1) + D]
     free(part)
     return da
-
-
-# ----------------------------------------------------------------------------- packed projections
-def column_block_grad(g, w, out, Py_ssize_t c0, Py_ssize_t c1, int n_threads=1):
-    """out = g[:, c0:c1] @ w[:, c0:c1].T for C-contiguous g (n, W), w (E, W), out (n, E).
-
-    The input gradient of one input of a packed projection: when one GEMM projected the
-    same rows for several uses (query, key and value of self-attention), columns c0:c1 of
-    the packed output's gradient belong to one of them."""
-    cdef int t = A.float_type(g, b"g")
-    cdef char *pg = A.data(g, t, 2, False, b"g")
-    cdef char *pw = A.data(w, t, 2, False, b"w")
-    cdef char *po = A.data(out, t, 2, True, b"out")
-    cdef Py_ssize_t n = A.dim(g, 0), W = A.dim(g, 1), E = A.dim(w, 0)
-    if A.dim(w, 1) != W or A.dim(out, 0) != n or A.dim(out, 1) != E or not 0 <= c0 <= c1 <= W:
-        raise ValueError(f"column_block_grad: g {g.shape}, w {w.shape}, out {out.shape} and columns "
-                         f"{c0}:{c1} do not agree")
-    if n == 0 or E == 0:
-        return
-    if c1 == c0:
-        out[...] = 0
-        return
-    with nogil:
-        if t == cnp.NPY_FLOAT32:
-            gemm_parallel(False, True, n, E, c1 - c0, <float>1, <float *>pg + c0, W, <float *>pw + c0, W,
-                          <float>0, <float *>po, E, n_threads)
-        else:
-            gemm_parallel(False, True, n, E, c1 - c0, <double>1, <double *>pg + c0, W, <double *>pw + c0, W,
-                          <double>0, <double *>po, E, n_threads)

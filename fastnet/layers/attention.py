@@ -664,16 +664,12 @@ class MultiHeadAttention(Layer):
                        self._inverse_sqrt_key_dim, ctx.rate, ctx.seed, config._n_threads, dscores)
         subs = (self.query_dense, self.key_dense, self.value_dense)
         if mode == "qkv":
-            self._packed_backward(ctx, "qkv", ctx.xq, g, ctx.wq, subs, False)
-            dq = dval = None
-            if need_dx:
-                # query's and value's gradients kept apart: the caller sums them when they are one tensor
-                dq = ctx.buf("dxq", ctx.xq.shape, dt)
-                _attn.column_block_grad(g, ctx.wq, dq, 0, hk, config._n_threads)
-                dval = ctx.buf("dxv", ctx.xq.shape, dt)
-                _attn.column_block_grad(g, ctx.wq, dval, hk, 2 * hk + hv, config._n_threads)
-                dq, dval = dq.reshape(qshape), dval.reshape(vshape)
-            dkey = None
+            # query is value (one tensor): its gradient, through all three projections, is one
+            # GEMM of the packed gradient with the packed kernels, returned as query's (value's
+            # is None, as the caller would only add the two).
+            dq = self._packed_backward(ctx, "qkv", ctx.xq, g, ctx.wq, subs, need_dx)
+            dq = None if dq is None else dq.reshape(qshape)
+            dval = dkey = None
         else:
             dqf = self._from_kernel(ctx, "dq_full", dqk, qshape[:-1] + (H, dk)).reshape(-1, hk)
             dq = self._packed_backward(ctx, "q", ctx.xq, np.ascontiguousarray(dqf), ctx.wq, subs[:1], need_dx)

@@ -232,18 +232,29 @@ def test_views_that_are_not_row_blocks_are_refused():
                    np.empty_like(q), np.empty_like(q), False, 1.0)
 
 
-@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES + [(4, 200, 200, 2, 32, 32, None, False, 0.0)])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_column_block_grad_matches_numpy(dt, n_threads):
-    rng = np.random.default_rng(13)
-    g = rng.standard_normal((700, 24)).astype(dt)
-    w = rng.standard_normal((9, 24)).astype(dt)
-    out = np.empty((700, 9), dt)
-    rtol = 1e-5 if dt == np.float32 else 1e-12
-    for c0, c1 in ((0, 8), (8, 24), (0, 24)):
-        K.column_block_grad(g, w, out, c0, c1, n_threads)
-        np.testing.assert_allclose(out, g[:, c0:c1] @ w[:, c0:c1].T, rtol=rtol, atol=rtol)
-    K.column_block_grad(g, w, out, 5, 5, n_threads)
-    assert not out.any()
-    with pytest.raises(ValueError, match="do not agree"):
-        K.column_block_grad(g, w, out, 0, 25, n_threads)
+@pytest.mark.parametrize("wide", [False, True] if K.wide_tiles_available() else [False])
+def test_packed_backward_matches_blas_backward(case, n_threads, wide):
+    # float32's backward multiplies through the packed GEMM (V^T and K packed once per
+    # (batch, head)); the BLAS path float64 takes must give the same gradients. The
+    # 512-bit micro-kernel (8-row tiles) runs too where the CPU has AVX-512.
+    B, Lq, Lk, H, dk, dv, mshape, causal, rate = case
+    rng = np.random.default_rng(5)
+    q, k, v, mask = _case(rng, np.float32, B, Lq, Lk, H, dk, dv, mshape)
+    dp = rng.standard_normal((B, H, Lq, Lk)).astype(np.float32)
+    old_wide = K.use_wide_tiles(wide)
+    try:
+        assert K.use_packed_gemm(True) is True  # the default
+        o, p, do, packed = _run(q, k, v, mask, causal, 0.6, rate, 77, n_threads, dp=dp, rng=rng)
+        K.use_packed_gemm(False)
+        _, _, _, blas = _run(q, k, v, mask, causal, 0.6, rate, 77, n_threads, dp=dp, do=do)
+    finally:
+        K.use_packed_gemm(True)
+        K.use_wide_tiles(old_wide)
+    for name, a, b in zip(("dq", "dk", "dv"), packed, blas):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5, err_msg=name)
+    ref = R.sdpa_backward(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), p.astype(np.float64),
+                          do.astype(np.float64), 0.6, rate, 77, dp=dp.astype(np.float64))
+    for name, a, want in zip(("dq", "dk", "dv"), packed, ref):
+        np.testing.assert_allclose(a, want, rtol=1e-4, atol=1e-4, err_msg=name)
