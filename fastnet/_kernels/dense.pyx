@@ -25,8 +25,37 @@ from fastnet._kernels cimport _arrays as A
 from fastnet._kernels._activations cimport (act_grad_row, act_row, needs_input, ACT_LINEAR,
                                             ACT_LOG_SOFTMAX, ACT_SOFTMAX)
 from fastnet._kernels._blas cimport gemm, gemm_parallel
+from fastnet._kernels._openmp cimport omp_get_thread_num
+
+cdef extern from *:
+    """
+    /* the packed float32 GEMM: fn_gemm_kblocked for the weight gradient x^T g */
+    #include "_packed_gemm.h"
+    """
+    int fn_wide_tiles
+    int fn_wide_tiles_init() noexcept nogil
+    Py_ssize_t fn_kblocked_scratch(Py_ssize_t M, Py_ssize_t N, Py_ssize_t KB) noexcept nogil
+    void fn_gemm_kblocked(Py_ssize_t M1, const float *A1, Py_ssize_t M2, const float *A2,
+                          Py_ssize_t N, Py_ssize_t K, const float *B, Py_ssize_t ldb,
+                          float *C, Py_ssize_t ldc, float *scratch, Py_ssize_t KB,
+                          float *csum) noexcept nogil
+    void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
+                   float *Bp) noexcept nogil
+    void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                        Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                        int accumulate, const float *bias) noexcept nogil
 
 cnp.import_array()
+
+# Whether this CPU runs the packed GEMM's 512-bit micro-kernel (AVX-512).
+cdef bint _WIDE_OK = fn_wide_tiles_init() != 0
+# float32 products of tall inputs (many rows: a Dense on every position of a sequence)
+# through the packed GEMM: see _tall, _forward_packed, _dx_packed and _wgrad_packed.
+cdef bint PACKED_WGRAD = True
+# Rows of x and g packed at a time by fn_gemm_kblocked.
+cdef Py_ssize_t WGRAD_KB = 256
+# Most partial sums of a row-split weight gradient (see _wgrad_packed).
+cdef Py_ssize_t WGRAD_MAX_CHUNKS = 16
 
 cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 17
 # Largest inner dimension (units) for which the input gradient is a direct loop.
@@ -35,13 +64,26 @@ cdef Py_ssize_t SMALL_UNITS = 16
 cdef bint SPLIT_COLUMNS = True
 
 
-def set_tuning(split_columns=None):
-    """Benchmark knob: allow the column split of the forward (True by default).
+def set_tuning(split_columns=None, packed_weight_grad=None, wide_tiles=None):
+    """Benchmark and test knobs: allow the column split of the forward (True by default);
+    float32 products of tall inputs (forward, input and weight gradients) through the packed
+    GEMM (True by default);
+    its 512-bit micro-kernel where the CPU has AVX-512 (True by default, False elsewhere).
     Returns the settings."""
-    global SPLIT_COLUMNS
+    global SPLIT_COLUMNS, PACKED_WGRAD, fn_wide_tiles
     if split_columns is not None:
         SPLIT_COLUMNS = bool(split_columns)
-    return dict(split_columns=SPLIT_COLUMNS)
+    if packed_weight_grad is not None:
+        PACKED_WGRAD = bool(packed_weight_grad)
+    if wide_tiles is not None:
+        fn_wide_tiles = 1 if (wide_tiles and _WIDE_OK) else 0
+    return dict(split_columns=SPLIT_COLUMNS, packed_weight_grad=PACKED_WGRAD,
+                wide_tiles=fn_wide_tiles != 0)
+
+
+def wide_tiles_available():
+    """True when this CPU and build can run the packed GEMM's 512-bit micro-kernel."""
+    return _WIDE_OK
 
 
 cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t rows, int n_threads) noexcept nogil:
@@ -87,12 +129,71 @@ cdef inline bint _split_columns(Py_ssize_t n, Py_ssize_t units, int act, int nt)
             and act != ACT_LOG_SOFTMAX)
 
 
+cdef inline bint _tall(Py_ssize_t n, Py_ssize_t k, Py_ssize_t units) noexcept nogil:
+    # Tall inputs: rows at least twice the larger weight dimension, as a Dense applied to
+    # every position of a sequence (6400 rows into 32 x 192 weights). There BLAS packs the
+    # small w again for every call and thread and its products measured 15-35% slower
+    # than the packed GEMM (w packed once, shared by the threads); on short wide inputs
+    # (an MLP batch of 128 rows into 784 x 512 weights) BLAS stays.
+    return PACKED_WGRAD and k > 0 and units > 0 and n >= 2 * max(k, units)
+
+
+cdef int _forward_packed(const float *x, const float *w, const float *b, float *z, float *y,
+                         Py_ssize_t n, Py_ssize_t k, Py_ssize_t units, int act, double alpha,
+                         int nt) noexcept nogil:
+    """_forward for tall inputs: w packed once, then each thread's rows through the packed
+    GEMM with the bias as the accumulators' start, the activation while the rows are in
+    cache. Each row's sums run the same way however rows are split. -1: no scratch."""
+    cdef float *wp = <float *>malloc(((units + 15) // 16) * 16 * k * sizeof(float))
+    cdef Py_ssize_t chunk = (n + nt - 1) // nt, t, lo, hi, r
+    if wp == NULL:
+        return -1
+    fn_pack_b(w, units, k, units, 0, wp)
+    if nt <= 1:
+        fn_gemm_packed(n, units, k, x, k, wp, z, units, 0, b)
+        for r in range(n):
+            act_row(act, z + r * units, y + r * units, units, alpha)
+    else:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            lo = t * chunk
+            hi = min(n, lo + chunk)
+            if lo < hi:
+                fn_gemm_packed(hi - lo, units, k, x + lo * k, k, wp, z + lo * units, units, 0, b)
+                for r in range(lo, hi):
+                    act_row(act, z + r * units, y + r * units, units, alpha)
+    free(wp)
+    return 0
+
+
+cdef int _dx_packed(const float *g, const float *w, float *dx, Py_ssize_t n, Py_ssize_t k,
+                    Py_ssize_t units, int nt) noexcept nogil:
+    """dx = g w^T for tall inputs: w^T packed once and shared by the threads' rows."""
+    cdef float *wt = <float *>malloc(((k + 15) // 16) * 16 * units * sizeof(float))
+    cdef Py_ssize_t chunk = (n + nt - 1) // nt, t, lo, hi
+    if wt == NULL:
+        return -1
+    fn_pack_b(w, units, units, k, 1, wt)
+    if nt <= 1:
+        fn_gemm_packed(n, k, units, g, units, wt, dx, k, 0, NULL)
+    else:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            lo = t * chunk
+            hi = min(n, lo + chunk)
+            if lo < hi:
+                fn_gemm_packed(hi - lo, k, units, g + lo * units, units, wt, dx + lo * k, k, 0, NULL)
+    free(wt)
+    return 0
+
+
 cdef void _forward(const floating *x, const floating *w, const floating *b, floating *z,
                    floating *y, Py_ssize_t n, Py_ssize_t k, Py_ssize_t units, int act,
                    double alpha, int nt) noexcept nogil:
     cdef Py_ssize_t chunk = (n + nt - 1) // nt
     cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
     cdef Py_ssize_t t, lo
+    if floating is float:
+        if _tall(n, k, units) and _forward_packed(x, w, b, z, y, n, k, units, act, alpha, nt) == 0:
+            return
     if nt == 1:
         # Entering an OpenMP region costs ~0.5 us even for one thread: skip it.
         _forward_rows(x, w, b, z, y, 0, n, k, units, act, alpha)
@@ -204,6 +305,86 @@ cdef int _dx_small(const floating *g, const floating *w, floating *dx, Py_ssize_
     return 0
 
 
+cdef int _wgrad_packed(const float *g, const float *x, float *dw, float *db, Py_ssize_t n,
+                       Py_ssize_t k, Py_ssize_t units, int n_threads) noexcept nogil:
+    """dw = x^T g (and db = column sums of g, or NULL) through fn_gemm_kblocked, which packs
+    x's and g's rows a block at a time and adds their products into dw in registers.
+
+    Work is split by columns of g when there are 64 or more (16-column panels: each
+    column's sums run the same way whatever the split), else by chunks of rows with partial
+    sums added in chunk order. Neither depends on the number of threads, so neither do the
+    results. Returns -1 if scratch is unavailable (nothing written)."""
+    cdef Py_ssize_t per, n_chunks, c, lo, hi, i, chunk, stride, c0
+    cdef Py_ssize_t kb = WGRAD_KB
+    cdef int nt
+    cdef float *scratch
+    cdef float *part
+    cdef float *src
+    cdef float acc
+    if units >= 64:
+        chunk = ((units + n_threads - 1) // n_threads + 15) // 16 * 16
+        chunk = max(chunk, <Py_ssize_t>32)
+        n_chunks = (units + chunk - 1) // chunk
+        nt = <int>min(<Py_ssize_t>n_threads, n_chunks)
+        per = fn_kblocked_scratch(k, chunk, kb)
+        scratch = <float *>malloc(nt * per * sizeof(float))
+        if scratch == NULL:
+            return -1
+        if nt <= 1:
+            fn_gemm_kblocked(0, NULL, k, x, units, n, g, units, dw, units, scratch, kb, db)
+        else:
+            for c in prange(n_chunks, num_threads=nt, schedule="static"):
+                c0 = c * chunk
+                fn_gemm_kblocked(0, NULL, k, x, min(chunk, units - c0), n, g + c0, units, dw + c0, units,
+                                 scratch + omp_get_thread_num() * per, kb,
+                                 db + c0 if db != NULL else NULL)
+        free(scratch)
+        return 0
+    n_chunks = max(<Py_ssize_t>1, min(WGRAD_MAX_CHUNKS, n // 512))
+    nt = <int>min(<Py_ssize_t>n_threads, n_chunks)
+    per = fn_kblocked_scratch(k, units, kb)
+    if n_chunks == 1:
+        scratch = <float *>malloc(per * sizeof(float))
+        if scratch == NULL:
+            return -1
+        fn_gemm_kblocked(0, NULL, k, x, units, n, g, units, dw, units, scratch, kb, db)
+        free(scratch)
+        return 0
+    chunk = (n + n_chunks - 1) // n_chunks
+    stride = k * units + units
+    scratch = <float *>malloc(nt * per * sizeof(float))
+    part = <float *>malloc(n_chunks * stride * sizeof(float))
+    if scratch == NULL or part == NULL:
+        free(scratch)
+        free(part)
+        return -1
+    if nt <= 1:
+        for c in range(n_chunks):
+            lo = c * chunk
+            hi = min(n, lo + chunk)
+            fn_gemm_kblocked(0, NULL, k, x + lo * k, units, hi - lo, g + lo * units, units,
+                             part + c * stride, units, scratch, kb, part + c * stride + k * units)
+    else:
+        for c in prange(n_chunks, num_threads=nt, schedule="dynamic"):
+            lo = c * chunk
+            hi = min(n, lo + chunk)
+            fn_gemm_kblocked(0, NULL, k, x + lo * k, units, hi - lo, g + lo * units, units,
+                             part + c * stride, units, scratch + omp_get_thread_num() * per, kb,
+                             part + c * stride + k * units)
+    free(scratch)
+    # the chunks' sums, added in chunk order (dw's entries, then db's)
+    for i in range(stride if db != NULL else k * units):
+        acc = part[i]
+        for c in range(1, n_chunks):
+            acc = acc + part[c * stride + i]
+        if i < k * units:
+            dw[i] = acc
+        else:
+            db[i - k * units] = acc
+    free(part)
+    return 0
+
+
 cdef void _backward(const floating *dy, const floating *x, const floating *w,
                     const floating *y, const floating *z, floating *dz, floating *dw,
                     floating *db, floating *dx, Py_ssize_t n, Py_ssize_t k, Py_ssize_t units,
@@ -223,7 +404,12 @@ cdef void _backward(const floating *dy, const floating *x, const floating *w,
                 act_grad_row(act, dy + r * units, y + r * units,
                              z + r * units if z != NULL else NULL, dz + r * units, units, alpha)
         g = dz
-    if db != NULL:
+    cdef bint wgrad_done = False
+    if floating is float:
+        if dw != NULL and _tall(n, k, units):
+            wgrad_done = _wgrad_packed(g, x, dw, db, n, k, units,
+                                       _threads_for(n * k * units, n, n_threads)) == 0
+    if db != NULL and not wgrad_done:
         # Column blocks per thread: each sums its columns over all rows.
         nt = _threads_for(n * units * 8, units, n_threads)
         if nt == 1:
@@ -232,10 +418,14 @@ cdef void _backward(const floating *dy, const floating *x, const floating *w,
             blk = (units + nt - 1) // nt
             for c0 in prange(0, units, blk, num_threads=nt, schedule="static"):
                 _column_sums(g, db, n, units, c0, min(units, c0 + blk))
-    if dw != NULL and k > 0:
+    if dw != NULL and k > 0 and not wgrad_done:
         gemm_parallel(True, False, k, units, n, <floating>1, x, k, g, units,
                       <floating>0, dw, units, n_threads)
     if dx != NULL and k > 0:
+        if floating is float:
+            if units > SMALL_UNITS and _tall(n, k, units):
+                if _dx_packed(g, w, dx, n, k, units, _threads_for(n * k * units, n, n_threads)) == 0:
+                    return
         if units > SMALL_UNITS or _dx_small(g, w, dx, n, k, units, n_threads) != 0:
             gemm_parallel(False, True, n, k, units, <floating>1, g, units, w, units,
                           <floating>0, dx, k, n_threads)

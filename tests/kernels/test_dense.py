@@ -12,9 +12,14 @@ ACTS = ["linear", "relu", "tanh", "softmax", "gelu", "silu"]
 @pytest.mark.parametrize("act", ACTS)
 # "columns": fewer rows than units, so the forward splits units across threads (rows
 # for softmax); "head1"/"head10": few units, so dx is the direct loop, in parallel.
+# "tall*": many rows for the weights (a Dense on every position of a sequence): float32
+# goes through the packed GEMM, the weight gradient split by columns (tall) or by chunks
+# of rows (tall_rows, tall_head).
 @pytest.mark.parametrize("shape", [(6, 7, 5), (256, 300, 130), (40, 200, 288), (300, 700, 1),
-                                   (200, 400, 10), (200, 400, 17)],
-                         ids=["small", "parallel", "columns", "head1", "head10", "head17"])
+                                   (200, 400, 10), (200, 400, 17), (1200, 32, 192), (1100, 40, 24),
+                                   (1600, 16, 10)],
+                         ids=["small", "parallel", "columns", "head1", "head10", "head17", "tall",
+                              "tall_rows", "tall_head"])
 def test_dense_kernel_matches_twin(act, dtype, shape, n_threads, rng):
     n, k, u = shape
     code = activations.get(act).code
@@ -53,3 +58,34 @@ def test_dense_kernel_optional_outputs_and_errors(rng):
         K.forward(x, w[:2], None, None, y, 0)
     with pytest.raises(ValueError, match="needs a z buffer"):
         K.forward(x, w, None, None, y, activations.gelu.code)
+
+
+@pytest.mark.parametrize("shape", [(1200, 32, 192), (1100, 40, 24), (6400, 64, 32), (1600, 16, 10)])
+@pytest.mark.parametrize("wide", [False, True] if K.wide_tiles_available() else [False])
+def test_tall_inputs_packed_path_matches_blas_path(shape, wide, rng):
+    # the packed products give BLAS's values, and the same bits with one thread or two
+    n, k, u = shape
+    code = activations.get("relu").code
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    w = (rng.standard_normal((k, u)) / np.sqrt(k)).astype(np.float32)
+    b = rng.standard_normal(u).astype(np.float32)
+    dy = rng.standard_normal((n, u)).astype(np.float32)
+
+    def run(n_threads):
+        y, z = np.empty((n, u), np.float32), np.empty((n, u), np.float32)
+        K.forward(x, w, b, z, y, code, 0.0, n_threads)
+        dz, dw, db, dx = np.empty_like(dy), np.empty_like(w), np.empty_like(b), np.empty_like(x)
+        K.backward(dy, x, w, y, z, dz, dw, db, dx, code, 0.0, n_threads)
+        return y, dw, db, dx
+
+    old = K.set_tuning(wide_tiles=wide)
+    try:
+        assert old["packed_weight_grad"] is True  # the default
+        packed1, packed2 = run(1), run(2)
+        K.set_tuning(packed_weight_grad=False)
+        blas = run(2)
+    finally:
+        K.set_tuning(packed_weight_grad=True, wide_tiles=old["wide_tiles"])
+    for name, a, b2, c in zip(("y", "dw", "db", "dx"), packed1, packed2, blas):
+        np.testing.assert_array_equal(a, b2, err_msg=name + ": one thread vs two")
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4 * np.sqrt(n), err_msg=name + ": packed vs BLAS")
