@@ -302,6 +302,91 @@ def backward_infer(const floating[:, ::1] dy, const floating[:, ::1] x,
 
 # ---------------------------------------------------------------- layer normalisation
 
+cdef inline double _lane_sum(const floating *v, Py_ssize_t n) noexcept nogil:
+    """sum(v) in double, four independent partial sums (vectorizable; one running sum is a
+    dependency chain the compiler may not split without fast-math)."""
+    cdef double p[4]
+    cdef Py_ssize_t c = 0, l
+    cdef double s
+    for l in range(4):
+        p[l] = 0
+    while c + 4 <= n:
+        for l in range(4):
+            p[l] = p[l] + v[c + l]
+        c += 4
+    s = (p[0] + p[1]) + (p[2] + p[3])
+    while c < n:
+        s = s + v[c]
+        c += 1
+    return s
+
+
+cdef inline double _lane_sq_dev(const floating *v, Py_ssize_t n, double m) noexcept nogil:
+    """sum((v - m)^2) in double, as _lane_sum."""
+    cdef double p[4]
+    cdef Py_ssize_t c = 0, l
+    cdef double s, d
+    for l in range(4):
+        p[l] = 0
+    while c + 4 <= n:
+        for l in range(4):
+            d = v[c + l] - m
+            p[l] = p[l] + d * d
+        c += 4
+    s = (p[0] + p[1]) + (p[2] + p[3])
+    while c < n:
+        d = v[c] - m
+        s = s + d * d
+        c += 1
+    return s
+
+
+cdef inline void _ln_fwd_row(const floating *xr, const floating *gamma, const floating *beta, floating *yr,
+                             Py_ssize_t ch, double epsilon, floating *mean_r, floating *inv_r) noexcept nogil:
+    cdef double m = _lane_sum(xr, ch) / ch
+    cdef double v = _lane_sq_dev(xr, ch, m) / ch
+    cdef floating fm = <floating>m
+    cdef floating fi = <floating>(1.0 / sqrt(v + epsilon))
+    cdef Py_ssize_t c
+    mean_r[0] = fm
+    inv_r[0] = fi
+    for c in range(ch):
+        yr[c] = (xr[c] - fm) * fi * gamma[c] + beta[c]
+
+
+cdef inline void _ln_dx_row(const floating *dyr, const floating *xr, const floating *gamma, floating *dxr,
+                            Py_ssize_t ch, floating fm, floating fi) noexcept nogil:
+    # dx = invstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma; both sums in
+    # four double lanes each, as _lane_sum
+    cdef double pa[4]
+    cdef double pb[4]
+    cdef double a, b
+    cdef floating g, xh, fa, fb
+    cdef Py_ssize_t c = 0, l
+    for l in range(4):
+        pa[l] = 0
+        pb[l] = 0
+    while c + 4 <= ch:
+        for l in range(4):
+            g = dyr[c + l] * gamma[c + l]
+            xh = (xr[c + l] - fm) * fi
+            pa[l] = pa[l] + g
+            pb[l] = pb[l] + g * xh
+        c += 4
+    a = (pa[0] + pa[1]) + (pa[2] + pa[3])
+    b = (pb[0] + pb[1]) + (pb[2] + pb[3])
+    while c < ch:
+        g = dyr[c] * gamma[c]
+        xh = (xr[c] - fm) * fi
+        a = a + g
+        b = b + g * xh
+        c += 1
+    fa = <floating>(a / ch)
+    fb = <floating>(b / ch)
+    for c in range(ch):
+        dxr[c] = fi * (dyr[c] * gamma[c] - fa - (xr[c] - fm) * fi * fb)
+
+
 def layernorm_forward(const floating[:, ::1] x, const floating[::1] gamma, const floating[::1] beta,
                       floating[::1] mean, floating[::1] invstd, floating[:, ::1] y,
                       double epsilon, int n_threads=1):
@@ -315,18 +400,7 @@ def layernorm_forward(const floating[:, ::1] x, const floating[::1] gamma, const
     if ch == 0:
         return
     for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-        s1 = 0
-        for c in range(ch):
-            s1 = s1 + x[r, c]
-        m = s1 / ch
-        s2 = 0
-        for c in range(ch):
-            s2 = s2 + (x[r, c] - m) * (x[r, c] - m)
-        v = s2 / ch
-        mean[r] = <floating>m
-        invstd[r] = <floating>(1.0 / sqrt(v + epsilon))
-        for c in range(ch):
-            y[r, c] = (x[r, c] - mean[r]) * invstd[r] * gamma[c] + beta[c]
+        _ln_fwd_row(&x[r, 0], &gamma[0], &beta[0], &y[r, 0], ch, epsilon, &mean[r], &invstd[r])
 
 
 def layernorm_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
@@ -370,16 +444,4 @@ def layernorm_backward(const floating[:, ::1] dy, const floating[:, ::1] x,
         free(part)
     if dx is not None:
         for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-            # dx = invstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma
-            a = 0
-            b = 0
-            for c in range(ch):
-                g = dy[r, c] * gamma[c]
-                xh = (x[r, c] - mean[r]) * invstd[r]
-                a = a + g
-                b = b + g * xh
-            a = a / ch
-            b = b / ch
-            for c in range(ch):
-                xh = (x[r, c] - mean[r]) * invstd[r]
-                dx[r, c] = <floating>(invstd[r] * (dy[r, c] * gamma[c] - a - xh * b))
+            _ln_dx_row(&dy[r, 0], &x[r, 0], &gamma[0], &dx[r, 0], ch, mean[r], invstd[r])
