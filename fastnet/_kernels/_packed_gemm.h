@@ -7,9 +7,10 @@
  * registers on AVX-512 CPUs (fn_wide_tiles). The recurrent kernel is packed once per sequence and its
  * panels streamed from cache at every step; BLAS would pack it on every call.
  *
- * Dense stays on BLAS: this kernel was slower there inside a training step
- * (docs/kernels.rst, "Measurements behind the kernels' choices", has the figures,
- * and those of the tile choices below).
+ * Also used by Dense on tall inputs and by attention's backward pass (dense.pyx,
+ * attention.pyx); Dense on short wide inputs stays on BLAS, where this kernel was
+ * slower inside a training step (docs/kernels.rst, "Measurements behind the kernels'
+ * choices", has the figures, and those of the tile choices below).
  */
 #ifndef FASTNET_PACKED_GEMM_H
 #define FASTNET_PACKED_GEMM_H
