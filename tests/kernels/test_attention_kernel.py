@@ -235,9 +235,9 @@ def test_views_that_are_not_row_blocks_are_refused():
 @pytest.mark.parametrize("case", CASES + [(4, 200, 200, 2, 32, 32, None, False, 0.0)])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("wide", [False, True] if K.wide_tiles_available() else [False])
-def test_packed_backward_matches_blas_backward(case, n_threads, wide):
-    # float32's backward multiplies through the packed GEMM (V^T and K packed once per
-    # (batch, head)); the BLAS path float64 takes must give the same gradients. The
+def test_packed_products_match_blas_products(case, n_threads, wide):
+    # float32's forward P V and backward multiply through the packed GEMM (V^T and K packed
+    # once per (batch, head)); the BLAS path float64 takes must give the same values. The
     # 512-bit micro-kernel (8-row tiles) runs too where the CPU has AVX-512.
     B, Lq, Lk, H, dk, dv, mshape, causal, rate = case
     rng = np.random.default_rng(5)
@@ -248,10 +248,12 @@ def test_packed_backward_matches_blas_backward(case, n_threads, wide):
         assert K.use_packed_gemm(True) is True  # the default
         o, p, do, packed = _run(q, k, v, mask, causal, 0.6, rate, 77, n_threads, dp=dp, rng=rng)
         K.use_packed_gemm(False)
-        _, _, _, blas = _run(q, k, v, mask, causal, 0.6, rate, 77, n_threads, dp=dp, do=do)
+        o_blas, p_blas, _, blas = _run(q, k, v, mask, causal, 0.6, rate, 77, n_threads, dp=dp, do=do)
     finally:
         K.use_packed_gemm(True)
         K.use_wide_tiles(old_wide)
+    np.testing.assert_array_equal(p, p_blas)  # the scores' product is BLAS's in both
+    np.testing.assert_allclose(o, o_blas, rtol=2e-5, atol=2e-5, err_msg="output")
     for name, a, b in zip(("dq", "dk", "dv"), packed, blas):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5, err_msg=name)
     ref = R.sdpa_backward(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), p.astype(np.float64),
