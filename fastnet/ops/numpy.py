@@ -495,11 +495,96 @@ def clip(x: Any, x_min: Any, x_max: Any) -> Any:
 
 # ============================================================================ products
 
+# Float matrix products run in fastnet's dense kernel (its OpenMP threads and the BLAS
+# the other kernels call, one thread per caller) rather than numpy's BLAS: numpy's
+# thread pool would spin against the kernels' threads on the same cores. The kernel
+# takes 2-D C-contiguous operands of one float dtype; an N-D left operand times a 2-D
+# right one folds its leading axes into rows. Everything else (integers, mixed dtypes,
+# 1-D operands, batched right operands) stays with numpy.
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_DENSE = None
+# A non-contiguous operand is copied for the kernel when the product costs at least
+# this many times the copy (the product's other dimension), else numpy takes the call.
+_COPY_RATIO = 8
+
+
+def _dense():
+    global _DENSE
+    if _DENSE is None:
+        from fastnet._kernels import dense
+        _DENSE = dense
+    return _DENSE
+
+
+def _contig(x, ratio):
+    """x C-contiguous: itself, a copy when the copy is cheap next to the product
+    (``ratio``: the product's dimension that x lacks), else None."""
+    if x.flags.c_contiguous:
+        return x
+    return np.ascontiguousarray(x) if ratio >= _COPY_RATIO else None
+
+
+def _kernel_mm(a, b):
+    """a @ b in the dense kernel, or None where the kernel does not apply. a: (..., k)
+    with at least 2 dims, b: (k, n), both ndarrays of one float dtype."""
+    dt = a.dtype
+    if dt not in _KERNEL_DTYPES or b.dtype != dt or b.ndim != 2 or a.ndim < 2:
+        return None
+    k, n = b.shape
+    if a.shape[-1] != k or n == 0 or k == 0 or a.size == 0:
+        return None
+    a2 = a if a.ndim == 2 else a.reshape(-1, k)
+    m = a2.shape[0]
+    a2 = _contig(a2, n)
+    b2 = _contig(b, m) if a2 is not None else None
+    if b2 is None:
+        return None
+    y = np.empty((m, n), dt)
+    _dense().forward(a2, b2, None, None, y, 0, 0.0, config._n_threads)
+    return y if a.ndim == 2 else y.reshape(a.shape[:-1] + (n,))
+
+
+def _kernel_mm_bwd(g, a, b, sa, sb):
+    """(dA, dB) of a @ b in the dense kernel (None for an operand not kept), or None
+    where the kernel does not apply. a: the left operand or None, b: the right one
+    (2-D) or None; sa, sb: their shapes."""
+    dt = g.dtype
+    if (a is None and b is None) or dt not in _KERNEL_DTYPES or (a is not None and a.dtype != dt) or (b is not None and b.dtype != dt):
+        return None
+    k, n = sb
+    if n == 0 or k == 0 or g.size == 0:
+        return None
+    g2 = g if g.ndim == 2 else g.reshape(-1, n)
+    m = g2.shape[0]
+    g2 = _contig(g2, k)
+    if g2 is None:
+        return None
+    if a is not None:
+        a = _contig(a if a.ndim == 2 else a.reshape(-1, k), n)
+        if a is None:
+            return None
+    if b is not None:
+        b = _contig(b, m)
+        if b is None:
+            return None
+    da = np.empty((m, k), dt) if b is not None else None
+    db = np.empty((k, n), dt) if a is not None else None
+    # The kernel reads x only for dW and w only for dX: an operand that was not kept
+    # stands in by the buffer of the gradient that is not computed from it.
+    _dense().backward(g2, a if a is not None else da, b if b is not None else db, g2, None, None, db, None, da,
+                      0, 0.0, config._n_threads)
+    if da is not None and len(sa) != 2:
+        da = da.reshape(sa)
+    return da, db
+
+
 def _mm_fwd(a, b, need):
     a, b = _promote(a, b)
     a = np.asarray(a)
     b = np.asarray(b)
-    y = np.matmul(a, b)
+    y = _kernel_mm(a, b)
+    if y is None:
+        y = np.matmul(a, b)
     if need is None:
         return y, None
     # dA needs B and dB needs A: keep only what the wanted gradients use
@@ -524,6 +609,10 @@ def _mm_bwd(g, r):
         if a is not None:
             gb = _unbroadcast(np.matmul(np.swapaxes(a, -1, -2), g[..., :, None])[..., 0], sb)
         return ga, gb
+    if nb == 2 and type(g) is np.ndarray and g.shape[-1] == sb[1]:
+        r = _kernel_mm_bwd(g, a, b, sa, sb)
+        if r is not None:
+            return r
     if na == 2 and nb == 2:
         return (None if b is None else g @ b.T), (None if a is None else a.T @ g)
     if b is not None:

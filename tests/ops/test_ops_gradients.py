@@ -55,6 +55,11 @@ OPS = [
     ("matmul_vec_left", lambda a, b: ops.matmul(a, b), [_r(4), _r(2, 4, 3)]),
     ("matmul_vec_right", lambda a, b: ops.matmul(a, b), [_r(2, 3, 4), _r(4)]),
     ("matmul_vecvec", lambda a, b: ops.matmul(a, b), [_r(4), _r(4)]),
+    ("matmul_wide", lambda a, b: ops.matmul(a, b), [_r(3, 5), _r(5, 20)]),
+    ("matmul_transposed", lambda a, b: ops.matmul(ops.transpose(a), b), [_r(4, 3), _r(4, 9)]),
+    ("matmul_transposed_right", lambda a, b: ops.matmul(a, b.T), [_r(9, 4), _r(2, 4)]),
+    ("matmul_batched_both", lambda a, b: ops.matmul(a, b), [_r(2, 3, 4), _r(2, 4, 5)]),
+    ("matmul_4d_left", lambda a, b: ops.matmul(a, b), [_r(2, 2, 3, 4), _r(4, 17)]),
     ("einsum", lambda a, b: ops.einsum("bij,bjk->bik", a, b), [_r(2, 3, 4), _r(2, 4, 2)]),
     ("einsum_ellipsis", lambda a, b: ops.einsum("...i,ij", a, b), [_r(2, 3, 4), _r(4, 2)]),
     ("einsum_reduce", lambda a: ops.einsum("ij->j", a), [_r(3, 4)]),
@@ -276,6 +281,85 @@ def test_gradient_matches_finite_differences(name, float64):
         assert grads[i].shape == a.shape, f"{name}: gradient {i} shape {grads[i].shape} != {a.shape}"
         assert grads[i].dtype == np.float64
         np.testing.assert_allclose(grads[i], want, rtol=1e-6, atol=1e-7, err_msg=f"{name}: input {i}")
+
+
+def _spy_dense(monkeypatch):
+    """Counts the calls of the dense kernel made by ops.matmul."""
+    from fastnet.ops import numpy as onp
+
+    real = onp._dense()
+    calls = []
+
+    class Spy:
+        def forward(self, *a):
+            calls.append("forward")
+            return real.forward(*a)
+
+        def backward(self, *a):
+            calls.append("backward")
+            return real.backward(*a)
+
+    monkeypatch.setattr(onp, "_DENSE", Spy())
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", [((5, 7), (7, 3)), ((6, 4), (4, 40)), ((2, 3, 7), (7, 20)), ((1, 8), (8, 1))],
+                         ids=["narrow", "wide", "folded", "row"])
+@pytest.mark.parametrize("watched", ["both", "left", "right"])
+def test_float_matmul_runs_in_the_dense_kernel_with_numpys_values(monkeypatch, n_threads, dtype, shapes, watched):
+    """2-D (and N-D @ 2-D) float products go through the dense kernel, forward and
+    backward: the same values and gradients as numpy's matmul, to rounding."""
+    calls = _spy_dense(monkeypatch)
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=shapes[0]).astype(dtype)
+    b = rng.normal(size=shapes[1]).astype(dtype)
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    g = rng.normal(size=want.shape).astype(dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    tape = autodiff.Tape()
+    with tape:
+        ta = tape.watch(a) if watched in ("both", "left") else a
+        tb = tape.watch(b) if watched in ("both", "right") else b
+        y = ops.matmul(ta, tb)
+    assert y.dtype == dtype and y.shape == want.shape
+    np.testing.assert_allclose(y.value, want, **tol)
+    inputs = [t for t in (ta, tb) if isinstance(t, autodiff.Tracer)]
+    grads, _ = tape.gradient(y, g, inputs=inputs)
+    g64 = g.astype(np.float64).reshape(-1, b.shape[1])
+    want_a = (g64 @ b.T.astype(np.float64)).reshape(a.shape)
+    want_b = a.reshape(-1, a.shape[-1]).T.astype(np.float64) @ g64
+    expected = {"both": [want_a, want_b], "left": [want_a], "right": [want_b]}[watched]
+    for got, w in zip(grads, expected):
+        assert got.dtype == dtype and got.shape == w.shape
+        np.testing.assert_allclose(got, w, **tol)
+    assert calls == ["forward", "backward"]
+
+
+def test_matmul_outside_the_kernel_stays_with_numpy(monkeypatch):
+    """Integers, mixed float dtypes, 1-D operands, batched right operands and operands
+    whose copy would cost as much as the product take numpy's matmul."""
+    calls = _spy_dense(monkeypatch)
+    rng = np.random.default_rng(6)
+    a32 = rng.normal(size=(4, 3)).astype(np.float32)
+    cases = [
+        (np.arange(12).reshape(4, 3), np.arange(6).reshape(3, 2)),
+        (a32, rng.normal(size=(3, 2))),
+        (a32, rng.normal(size=3).astype(np.float32)),
+        (rng.normal(size=3).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32)),
+        (rng.normal(size=(2, 4, 3)), rng.normal(size=(2, 3, 5))),
+        (rng.normal(size=(3, 4)).T, rng.normal(size=(3, 2))),   # transposed: copying it costs ~ the product
+    ]
+    for a, b in cases:
+        tape = autodiff.Tape()
+        with tape:
+            ta, tb = tape.watch(a), tape.watch(b)
+            y = ops.matmul(ta, tb)
+        want = np.matmul(a, b)
+        assert y.dtype == want.dtype
+        np.testing.assert_allclose(y.value, want, rtol=1e-6)
+        tape.gradient(y, np.ones_like(want), inputs=[ta, tb])
+    assert calls == []
 
 
 def test_every_listed_op_is_in_the_table():
