@@ -16,7 +16,7 @@ import numpy as np
 
 from fastnet import config
 from fastnet.backend import Variable
-from fastnet.ops.autodiff import Tracer, _unbroadcast, apply, value_of
+from fastnet.ops.autodiff import _TLS, Tracer, _unbroadcast, apply, value_of
 
 if TYPE_CHECKING:
     from typing import Any
@@ -286,6 +286,10 @@ def _add_bwd(g, r):
 
 def add(x1: Any, x2: Any) -> Any:
     """Elementwise sum (broadcasting)."""
+    if type(x1) is Tracer or type(x2) is Tracer:
+        out = _add_bias(x1, x2)
+        if out is not None:
+            return out
     return apply(_add_fwd, _add_bwd, (x1, x2))
 
 
@@ -502,6 +506,7 @@ def clip(x: Any, x_min: Any, x_max: Any) -> Any:
 # right one folds its leading axes into rows. Everything else (integers, mixed dtypes,
 # 1-D operands, batched right operands) stays with numpy.
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_ACT_RELU = 1   # the dense kernel's activation code for ReLU (fastnet/_kernels/_activations.pxd)
 _DENSE = None
 # A non-contiguous operand is copied for the kernel when the product costs at least
 # this many times the copy (the product's other dimension), else numpy takes the call.
@@ -535,21 +540,27 @@ def _kernel_mm(a, b):
         return None
     a2 = a if a.ndim == 2 else a.reshape(-1, k)
     m = a2.shape[0]
-    a2 = _contig(a2, n)
-    b2 = _contig(b, m) if a2 is not None else None
-    if b2 is None:
-        return None
+    if not a2.flags.c_contiguous:
+        a2 = _contig(a2, n)
+        if a2 is None:
+            return None
+    if not b.flags.c_contiguous:
+        b = _contig(b, m)
+        if b is None:
+            return None
     y = np.empty((m, n), dt)
-    _dense().forward(a2, b2, None, None, y, 0, 0.0, config._n_threads)
+    (_DENSE or _dense()).forward(a2, b, None, None, y, 0, 0.0, config._n_threads)
     return y if a.ndim == 2 else y.reshape(a.shape[:-1] + (n,))
 
 
-def _kernel_mm_bwd(g, a, b, sa, sb):
-    """(dA, dB) of a @ b in the dense kernel (None for an operand not kept), or None
-    where the kernel does not apply. a: the left operand or None, b: the right one
-    (2-D) or None; sa, sb: their shapes."""
+def _kernel_mm_bwd(g, a, b, sa, sb, y=None, want_db=False):
+    """Gradients of a @ b (plus a bias, then a ReLU when ``y``, its output, is given) in
+    the dense kernel: (dA, dB, dbias) with None for an operand not kept (and for the bias
+    unless ``want_db``); None where the kernel does not apply. a: the left operand or
+    None, b: the right one (2-D) or None; sa, sb: their shapes."""
     dt = g.dtype
-    if (a is None and b is None) or dt not in _KERNEL_DTYPES or (a is not None and a.dtype != dt) or (b is not None and b.dtype != dt):
+    if (a is None and b is None and not want_db) or dt not in _KERNEL_DTYPES or (a is not None and a.dtype != dt) \
+            or (b is not None and b.dtype != dt) or (y is not None and y.dtype != dt):
         return None
     k, n = sb
     if n == 0 or k == 0 or g.size == 0:
@@ -567,21 +578,33 @@ def _kernel_mm_bwd(g, a, b, sa, sb):
         b = _contig(b, m)
         if b is None:
             return None
+    act = 0
+    dz = None
+    if y is not None:
+        y = y if y.ndim == 2 else y.reshape(-1, n)
+        if not y.flags.c_contiguous:
+            return None
+        act = _ACT_RELU
+        dz = np.empty((m, n), dt)
     da = np.empty((m, k), dt) if b is not None else None
-    db = np.empty((k, n), dt) if a is not None else None
+    dw = np.empty((k, n), dt) if a is not None else None
+    db = np.empty(n, dt) if want_db else None
     # The kernel reads x only for dW and w only for dX: an operand that was not kept
-    # stands in by the buffer of the gradient that is not computed from it.
-    _dense().backward(g2, a if a is not None else da, b if b is not None else db, g2, None, None, db, None, da,
-                      0, 0.0, config._n_threads)
+    # stands in by the buffer of the gradient that is not computed from it (or by the
+    # other operand when only the bias gradient is wanted).
+    x = a if a is not None else (da if da is not None else np.empty((m, k), dt))
+    w = b if b is not None else (dw if dw is not None else np.empty((k, n), dt))
+    (_DENSE or _dense()).backward(g2, x, w, g2 if y is None else y, None, dz, dw, db, da, act, 0.0, config._n_threads)
     if da is not None and len(sa) != 2:
         da = da.reshape(sa)
-    return da, db
+    return da, dw, db
 
 
 def _mm_fwd(a, b, need):
-    a, b = _promote(a, b)
-    a = np.asarray(a)
-    b = np.asarray(b)
+    if type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype != b.dtype:
+        a, b = _promote(a, b)
+        a = np.asarray(a)
+        b = np.asarray(b)
     y = _kernel_mm(a, b)
     if y is None:
         y = np.matmul(a, b)
@@ -612,7 +635,7 @@ def _mm_bwd(g, r):
     if nb == 2 and type(g) is np.ndarray and g.shape[-1] == sb[1]:
         r = _kernel_mm_bwd(g, a, b, sa, sb)
         if r is not None:
-            return r
+            return r[0], r[1]
     if na == 2 and nb == 2:
         return (None if b is None else g @ b.T), (None if a is None else a.T @ g)
     if b is not None:
@@ -625,6 +648,116 @@ def _mm_bwd(g, r):
 def matmul(x1: Any, x2: Any) -> Any:
     """Matrix product with numpy's broadcasting rules (BLAS)."""
     return apply(_mm_fwd, _mm_bwd, (_a(x1), _a(x2)), need=True)
+
+
+# ---------------------------------------------------------------------------- dense records
+# ``ops.matmul(x, w) + b``, and a following ``ops.relu`` (a dense layer written with ops),
+# are recorded as one node whose outputs are the product, the sum and the ReLU. Each value
+# is computed exactly as the separate ops compute it; the node's backward, given a gradient
+# for its last output alone (the usual case), runs the dense kernel once (ReLU derivative,
+# bias sum and both products), and otherwise combines the separate ops' rules.
+# The record is extended only while its last output is the newest value of the one
+# active tape, so nothing else can have read it yet.
+
+def _newest_node(t):
+    """(tape, node) when the traced value t is the last output of the newest record of
+    the one active tape; else None."""
+    s = getattr(_TLS, "stack", None)
+    if not s or len(s) != 1:
+        return None
+    tape = s[0]
+    if t._tape is not tape or t._id != tape._n - 1 or not tape._nodes:
+        return None
+    node = tape._nodes[-1]
+    out = node[0]
+    if (out if type(out) is int else out[-1]) != t._id:
+        return None
+    return tape, node
+
+
+def _add_bias(x1, x2):
+    """x1 + x2 recorded with the product that made one of them, when the other is a bias
+    (one float value per column of the product, of its dtype); None otherwise."""
+    for t, b in ((x1, x2), (x2, x1)):
+        if type(t) is not Tracer:
+            continue
+        found = _newest_node(t)
+        if found is None or found[1][2] is not _mm_bwd:
+            continue
+        tape, (out_id, ids, _, mres) = found
+        sa, sb = mres[2], mres[3]
+        tv = t.value
+        if len(sb) != 2 or len(sa) < 2 or tv.dtype not in _KERNEL_DTYPES:
+            return None
+        tb = type(b)
+        if tb is Tracer:
+            bv = b.value
+        elif tb is np.ndarray:
+            bv = b
+        elif isinstance(b, Variable):
+            bv = b.value
+        else:
+            return None
+        if type(bv) is not np.ndarray or bv.ndim != 1 or bv.dtype != tv.dtype or bv.shape[0] != sb[1]:
+            return None
+        if tb is Tracer:
+            bid = b._id if b._tape is tape else -1
+        elif tb is np.ndarray:
+            bid = -1
+        else:
+            leaf = tape._leaf(b)
+            bv, bid = leaf.value, leaf._id
+        out = tv + bv if t is x1 else bv + tv
+        i = tape._n
+        tape._n = i + 1
+        tape._nodes[-1] = ((out_id, i), [ids[0], ids[1], bid], _dense_bwd, (mres, None, bid >= 0))
+        return Tracer(out, tape, i)
+    return None
+
+
+def _relu_of_dense(x):
+    """relu(x) recorded with the product and bias that made x (see above); None when x
+    is not the sum of such a record."""
+    found = _newest_node(x)
+    if found is None:
+        return None
+    tape, (out_ids, ids, vjp, r) = found
+    if vjp is not _dense_bwd or r[1] is not None:
+        return None
+    y = np.maximum(x.value, 0)
+    i = tape._n
+    tape._n = i + 1
+    tape._nodes[-1] = (out_ids + (i,), ids, _dense_bwd, (r[0], y, r[2]))
+    return Tracer(y, tape, i)
+
+
+def _dense_bwd(gs, r):
+    """Gradients (product's left operand, right operand, bias) of a dense record."""
+    mres, y, want_db = r
+    if y is None:
+        gt, go = gs
+        gr = None
+        last = go
+    else:
+        gt, go, gr = gs
+        last = gr if go is None else None
+    if last is not None and gt is None and type(last) is np.ndarray:
+        k = _kernel_mm_bwd(last, mres[0], mres[1], mres[2], mres[3], y, want_db)
+        if k is not None:
+            return k
+    # as the separate records: ReLU, then the sum (the bias sums over rows), then the product
+    gz = None
+    if gr is not None:
+        gz = gr * (y > 0)
+    if go is not None:
+        gz = go if gz is None else gz + go
+    gb = None if gz is None or not want_db else _unbroadcast(gz, (mres[3][1],))
+    if gt is not None:
+        gz = gt if gz is None else gz + gt
+    if gz is None:
+        return None, None, gb
+    ga, gw = _mm_bwd(gz, mres)
+    return ga, gw, gb
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
