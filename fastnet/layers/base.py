@@ -630,8 +630,13 @@ class Layer:
             self.forward(ctx, inputs, *args, training=training, **kwargs)
             rec = ctx.recording
         variables = self.trainable_weights
-        grads_in, grads_vars = rec.backward(dy, variables=variables, need_dx=ctx.need_dx,
-                                            added=ctx.__dict__.get("added") or ())
+        out = rec.outputs
+        if (type(out) is _autodiff.Tracer and type(dy) is np.ndarray and dy.shape == out.value.shape
+                and dy.dtype == out.value.dtype and out._tape is rec.tape and not ctx.__dict__.get("added")):
+            grads_in, grads_vars = rec._backward_one(dy, variables, ctx.need_dx, True)   # (what backward does here)
+        else:
+            grads_in, grads_vars = rec.backward(dy, variables=variables, need_dx=ctx.need_dx,
+                                                added=ctx.__dict__.get("added") or ())
         ctx.recording = None
         for v, g in zip(variables, grads_vars):
             buf = v.grad_buffer()

@@ -770,15 +770,32 @@ class Recording:
         tape = self.tape
         leaves = tape._leaves
         var_ids = [-1 if e is None else e[1]._id for e in [leaves.get(id(v)) for v in variables]]
+        nodes = tape._nodes
+        oid = self.outputs._id
+        if len(nodes) == 1 and (nodes[0][0] if type(nodes[0][0]) is int else nodes[0][0][-1]) == oid:
+            # one record made the output (a dense layer, say): its products alone
+            out_ids, ids, vjp, res = nodes[0]
+            if type(out_ids) is int:
+                g = dy
+            else:
+                g = [None] * (len(out_ids) - 1)
+                g.append(dy)
+            grads = {}
+            get = grads.get
+            for i, gi in zip(ids, vjp(g, res)):
+                if i >= 0 and gi is not None:
+                    old = get(i)
+                    grads[i] = gi if old is None else old + gi
+            return self._collect(grads, var_ids, variables, need_dx, release)
         wanted = set(var_ids)
         if need_dx:
             for t in self.inputs:
                 wanted.add(t._id)
         wanted.discard(-1)
-        grads = {self.outputs._id: dy}
+        grads = {oid: dy}
         lo = min(wanted) if wanted else 0
         get, pop = grads.get, grads.pop
-        for out_ids, ids, vjp, res in reversed(tape._nodes):
+        for out_ids, ids, vjp, res in reversed(nodes):
             if type(out_ids) is int:
                 if out_ids < lo:
                     break
@@ -795,6 +812,11 @@ class Recording:
                 if i >= 0 and gi is not None:
                     old = get(i)
                     grads[i] = gi if old is None else old + gi
+        return self._collect(grads, var_ids, variables, need_dx, release)
+
+    def _collect(self, grads, var_ids, variables, need_dx, release):
+        """(input gradients, variable gradients) from the reverse sweep's table."""
+        get = grads.get
         gv = []
         for i, v in zip(var_ids, variables):
             g = get(i) if i >= 0 else None
@@ -816,7 +838,7 @@ class Recording:
         else:
             gi = [None] * len(self.inputs)
         if release:
-            tape.release()
+            self.tape.release()
         return gi, gv
 
 
@@ -848,8 +870,17 @@ def call_recorded(fn: Callable[..., Any], inputs: Any, *args, _watch: bool = Tru
             return a
 
         traced = _tree_map(watch, inputs)
-    with tape:
+    s = _stack()            # (``with tape:``, inline)
+    tape._depth = len(s)
+    s.append(tape)
+    try:
         out = fn(traced, *args, **kwargs)
+    finally:
+        if s and s[-1] is tape:
+            s.pop()
+            tape._depth = -1
+        else:
+            tape.__exit__()
     return (out.value if type(out) is Tracer else unwrap(out)), Recording(tape, flat, out)
 
 

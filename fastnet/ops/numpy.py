@@ -559,42 +559,50 @@ def _kernel_mm_bwd(g, a, b, sa, sb, y=None, want_db=False):
     unless ``want_db``); None where the kernel does not apply. a: the left operand or
     None, b: the right one (2-D) or None; sa, sb: their shapes."""
     dt = g.dtype
-    if (a is None and b is None and not want_db) or dt not in _KERNEL_DTYPES or (a is not None and a.dtype != dt) \
-            or (b is not None and b.dtype != dt) or (y is not None and y.dtype != dt):
-        return None
     k, n = sb
-    if n == 0 or k == 0 or g.size == 0:
+    if dt not in _KERNEL_DTYPES or n == 0 or k == 0 or g.size == 0:
         return None
     g2 = g if g.ndim == 2 else g.reshape(-1, n)
     m = g2.shape[0]
-    g2 = _contig(g2, k)
-    if g2 is None:
-        return None
+    if not g2.flags.c_contiguous:
+        g2 = _contig(g2, k)
+        if g2 is None:
+            return None
     if a is not None:
-        a = _contig(a if a.ndim == 2 else a.reshape(-1, k), n)
-        if a is None:
+        if a.dtype != dt:
             return None
+        if a.ndim != 2:
+            a = a.reshape(-1, k)
+        if not a.flags.c_contiguous:
+            a = _contig(a, n)
+            if a is None:
+                return None
     if b is not None:
-        b = _contig(b, m)
-        if b is None:
+        if b.dtype != dt:
             return None
-    act = 0
-    dz = None
-    if y is not None:
-        y = y if y.ndim == 2 else y.reshape(-1, n)
-        if not y.flags.c_contiguous:
+        if not b.flags.c_contiguous:
+            b = _contig(b, m)
+            if b is None:
+                return None
+    elif a is None and not want_db:
+        return None
+    if y is None:
+        y, act, dz = g2, 0, None
+    else:
+        if y.ndim != 2:
+            y = y.reshape(-1, n)
+        if y.dtype != dt or not y.flags.c_contiguous:
             return None
-        act = _ACT_RELU
-        dz = np.empty((m, n), dt)
-    da = np.empty((m, k), dt) if b is not None else None
-    dw = np.empty((k, n), dt) if a is not None else None
+        act, dz = _ACT_RELU, np.empty((m, n), dt)
+    da = None if b is None else np.empty((m, k), dt)
+    dw = None if a is None else np.empty((k, n), dt)
     db = np.empty(n, dt) if want_db else None
     # The kernel reads x only for dW and w only for dX: an operand that was not kept
-    # stands in by the buffer of the gradient that is not computed from it (or by the
-    # other operand when only the bias gradient is wanted).
+    # stands in by the buffer of the gradient that is not computed from it (or by a
+    # scratch array when only the bias gradient is wanted).
     x = a if a is not None else (da if da is not None else np.empty((m, k), dt))
     w = b if b is not None else (dw if dw is not None else np.empty((k, n), dt))
-    (_DENSE or _dense()).backward(g2, x, w, g2 if y is None else y, None, dz, dw, db, da, act, 0.0, config._n_threads)
+    (_DENSE or _dense()).backward(g2, x, w, y, None, dz, dw, db, da, act, 0.0, config._n_threads)
     if da is not None and len(sa) != 2:
         da = da.reshape(sa)
     return da, dw, db
@@ -678,41 +686,45 @@ def _newest_node(t):
 def _add_bias(x1, x2):
     """x1 + x2 recorded with the product that made one of them, when the other is a bias
     (one float value per column of the product, of its dtype); None otherwise."""
-    for t, b in ((x1, x2), (x2, x1)):
-        if type(t) is not Tracer:
-            continue
-        found = _newest_node(t)
-        if found is None or found[1][2] is not _mm_bwd:
-            continue
-        tape, (out_id, ids, _, mres) = found
-        sa, sb = mres[2], mres[3]
-        tv = t.value
-        if len(sb) != 2 or len(sa) < 2 or tv.dtype not in _KERNEL_DTYPES:
+    found = _newest_node(x1) if type(x1) is Tracer else None
+    if found is not None:
+        t, b = x1, x2
+    elif type(x2) is Tracer:
+        found = _newest_node(x2)
+        if found is None:
             return None
-        tb = type(b)
-        if tb is Tracer:
-            bv = b.value
-        elif tb is np.ndarray:
-            bv = b
-        elif isinstance(b, Variable):
-            bv = b.value
-        else:
-            return None
-        if type(bv) is not np.ndarray or bv.ndim != 1 or bv.dtype != tv.dtype or bv.shape[0] != sb[1]:
-            return None
-        if tb is Tracer:
-            bid = b._id if b._tape is tape else -1
-        elif tb is np.ndarray:
-            bid = -1
-        else:
-            leaf = tape._leaf(b)
-            bv, bid = leaf.value, leaf._id
-        out = tv + bv if t is x1 else bv + tv
-        i = tape._n
-        tape._n = i + 1
-        tape._nodes[-1] = ((out_id, i), [ids[0], ids[1], bid], _dense_bwd, (mres, None, bid >= 0))
-        return Tracer(out, tape, i)
-    return None
+        t, b = x2, x1
+    else:
+        return None
+    tape, (out_id, ids, vjp, mres) = found
+    if vjp is not _mm_bwd:
+        return None
+    sb = mres[3]
+    tv = t.value
+    if len(sb) != 2 or len(mres[2]) < 2 or tv.dtype not in _KERNEL_DTYPES:
+        return None
+    tb = type(b)
+    if tb is Tracer or tb is np.ndarray:
+        bv = b.value if tb is Tracer else b
+    elif isinstance(b, Variable):
+        bv = b.value
+    else:
+        return None
+    if type(bv) is not np.ndarray or bv.ndim != 1 or bv.dtype != tv.dtype or bv.shape[0] != sb[1]:
+        return None
+    if tb is Tracer:
+        bid = b._id if b._tape is tape else -1
+    elif tb is np.ndarray:
+        bid = -1
+    else:
+        e = tape._leaves.get(id(b))
+        leaf = tape._leaf(b) if e is None else e[1]
+        bv, bid = leaf.value, leaf._id
+    out = tv + bv if t is x1 else bv + tv
+    i = tape._n
+    tape._n = i + 1
+    tape._nodes[-1] = ((out_id, i), [ids[0], ids[1], bid], _dense_bwd, (mres, None, bid >= 0))
+    return Tracer(out, tape, i)
 
 
 def _relu_of_dense(x):
