@@ -663,7 +663,9 @@ def matmul(x1: Any, x2: Any) -> Any:
 # are recorded as one node whose outputs are the product, the sum and the ReLU. Each value
 # is computed exactly as the separate ops compute it; the node's backward, given a gradient
 # for its last output alone (the usual case), runs the dense kernel once (ReLU derivative,
-# bias sum and both products), and otherwise combines the separate ops' rules.
+# bias sum and both products), and otherwise combines the separate ops' rules. (The
+# kernel takes the ReLU derivative as the built-in Dense does; it differs from the
+# separate ops' ``g * (y > 0)`` only where a value is NaN or infinite.)
 # The record is extended only while its last output is the newest value of the one
 # active tape, so nothing else can have read it yet.
 
