@@ -564,7 +564,9 @@ class Layer:
             raise NotImplementedError(f"{type(self).__name__} defines neither forward nor call")
         depth = getattr(_CALLS, "depth", 0)
         if depth == 0:
-            _clear_losses(self)
+            d = self.__dict__
+            if d.get("_losses") or d.get("_tracked") or hasattr(type(self), "layers"):
+                _clear_losses(self)
         scopes = getattr(_CALLS, "scopes", None)
         if scopes is None:
             scopes = _CALLS.scopes = []
@@ -615,7 +617,8 @@ class Layer:
             raise NotImplementedError(
                 f'Layer "{self.name}" ({type(self).__name__}) has no backward pass: define backward(ctx, dy), or '
                 f"write call() with fastnet.ops and layers so that it is recorded")
-        if not any(isinstance(o, _autodiff.Tracer) for o in tree.flatten(rec.outputs)):
+        if type(rec.outputs) is not _autodiff.Tracer and not any(
+                isinstance(o, _autodiff.Tracer) for o in tree.flatten(rec.outputs)):
             raise NotImplementedError(
                 f'Layer "{self.name}" ({type(self).__name__}): its call() returned values computed outside '
                 f"fastnet.ops (numpy functions, for instance), so no gradient can flow through it. Write call() "
@@ -627,8 +630,13 @@ class Layer:
             self.forward(ctx, inputs, *args, training=training, **kwargs)
             rec = ctx.recording
         variables = self.trainable_weights
-        grads_in, grads_vars = rec.backward(dy, variables=variables, need_dx=ctx.need_dx,
-                                            added=ctx.__dict__.get("added") or ())
+        out = rec.outputs
+        if (type(out) is _autodiff.Tracer and type(dy) is np.ndarray and dy.shape == out.value.shape
+                and dy.dtype == out.value.dtype and out._tape is rec.tape and not ctx.__dict__.get("added")):
+            grads_in, grads_vars = rec._backward_one(dy, variables, ctx.need_dx, True)   # (what backward does here)
+        else:
+            grads_in, grads_vars = rec.backward(dy, variables=variables, need_dx=ctx.need_dx,
+                                                added=ctx.__dict__.get("added") or ())
         ctx.recording = None
         for v, g in zip(variables, grads_vars):
             buf = v.grad_buffer()

@@ -601,7 +601,8 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
                 vals.append(a)
                 ids.append(-1)
             else:
-                leaf = tape._leaf(a)
+                e = tape._leaves.get(id(a))
+                leaf = tape._leaf(a) if e is None else e[1]
                 vals.append(leaf.value)
                 ids.append(leaf._id)
                 hit = True
@@ -613,9 +614,14 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
                 vals.append(None)
             return fwd(*vals)[0]
         if need:
-            vals.append(tuple(i >= 0 for i in ids))
+            vals.append(tuple([i >= 0 for i in ids]))
         out, res = fwd(*vals)
-        return _emit(tape, out, ids, bwd, res, nout)
+        if nout:
+            return _emit(tape, out, ids, bwd, res, nout)
+        i = tape._n     # (_emit for one output, inline: at least one id is traced here)
+        tape._n = i + 1
+        tape._nodes.append((i, ids, bwd, res))
+        return Tracer(out, tape, i)
     stacked = _stack_lists(args)
     if stacked is not None:
         return apply(fwd, bwd, stacked, nout, need)
@@ -763,18 +769,33 @@ class Recording:
         layer's call): the reverse sweep alone, without the general entry checks."""
         tape = self.tape
         leaves = tape._leaves
-        var_ids = []
-        for v in variables:
-            e = leaves.get(id(v))
-            var_ids.append(-1 if e is None else e[1]._id)
-        in_ids = [t._id for t in self.inputs] if need_dx else []
+        var_ids = [-1 if e is None else e[1]._id for e in [leaves.get(id(v)) for v in variables]]
+        nodes = tape._nodes
+        oid = self.outputs._id
+        if len(nodes) == 1 and (nodes[0][0] if type(nodes[0][0]) is int else nodes[0][0][-1]) == oid:
+            # one record made the output (a dense layer, say): its products alone
+            out_ids, ids, vjp, res = nodes[0]
+            if type(out_ids) is int:
+                g = dy
+            else:
+                g = [None] * (len(out_ids) - 1)
+                g.append(dy)
+            grads = {}
+            get = grads.get
+            for i, gi in zip(ids, vjp(g, res)):
+                if i >= 0 and gi is not None:
+                    old = get(i)
+                    grads[i] = gi if old is None else old + gi
+            return self._collect(grads, var_ids, variables, need_dx, release)
         wanted = set(var_ids)
-        wanted.update(in_ids)
+        if need_dx:
+            for t in self.inputs:
+                wanted.add(t._id)
         wanted.discard(-1)
-        grads = {self.outputs._id: dy}
+        grads = {oid: dy}
         lo = min(wanted) if wanted else 0
         get, pop = grads.get, grads.pop
-        for out_ids, ids, vjp, res in reversed(tape._nodes):
+        for out_ids, ids, vjp, res in reversed(nodes):
             if type(out_ids) is int:
                 if out_ids < lo:
                     break
@@ -791,6 +812,11 @@ class Recording:
                 if i >= 0 and gi is not None:
                     old = get(i)
                     grads[i] = gi if old is None else old + gi
+        return self._collect(grads, var_ids, variables, need_dx, release)
+
+    def _collect(self, grads, var_ids, variables, need_dx, release):
+        """(input gradients, variable gradients) from the reverse sweep's table."""
+        get = grads.get
         gv = []
         for i, v in zip(var_ids, variables):
             g = get(i) if i >= 0 else None
@@ -802,11 +828,17 @@ class Recording:
                 g = _unbroadcast(g, value.shape)
             gv.append(g)
         if need_dx:
-            gi = [_result(grads, t._id, t, "zero") for t in self.inputs]
+            gi = []
+            for t in self.inputs:
+                g = get(t._id)
+                value = t.value
+                if g is None or g.dtype != value.dtype or g.shape != value.shape or value.dtype.kind not in "fc":
+                    g = _result(grads, t._id, t, "zero")
+                gi.append(g)
         else:
             gi = [None] * len(self.inputs)
         if release:
-            tape.release()
+            self.tape.release()
         return gi, gv
 
 
@@ -821,20 +853,35 @@ def call_recorded(fn: Callable[..., Any], inputs: Any, *args, _watch: bool = Tru
     ``call`` is written with ops)."""
     tape = Tape(persistent=True)
     flat = []
+    if type(inputs) is np.ndarray:   # (the common case: one array)
+        if _watch:
+            traced = tape._new(inputs)
+            flat.append(traced)
+        else:
+            traced = inputs
+    else:
+        def watch(a):
+            if not _watch:   # (the caller wants no input gradient: the inputs stay constants)
+                return a.value if type(a) is Tracer else a
+            if isinstance(a, (np.ndarray, np.generic)) or type(a) is Tracer:
+                t = tape.watch(a)
+                flat.append(t)
+                return t
+            return a
 
-    def watch(a):
-        if not _watch:   # (the caller wants no input gradient: the inputs stay constants)
-            return a.value if type(a) is Tracer else a
-        if isinstance(a, (np.ndarray, np.generic)) or type(a) is Tracer:
-            t = tape.watch(a)
-            flat.append(t)
-            return t
-        return a
-
-    with tape:
         traced = _tree_map(watch, inputs)
+    s = _stack()            # (``with tape:``, inline)
+    tape._depth = len(s)
+    s.append(tape)
+    try:
         out = fn(traced, *args, **kwargs)
-    return unwrap(out), Recording(tape, flat, out)
+    finally:
+        if s and s[-1] is tape:
+            s.pop()
+            tape._depth = -1
+        else:
+            tape.__exit__()
+    return (out.value if type(out) is Tracer else unwrap(out)), Recording(tape, flat, out)
 
 
 def record_layer(backward: Callable[[Any], Any], inputs: Sequence[Any], outputs: Any,

@@ -9,7 +9,7 @@ import numpy as np
 
 from fastnet import config
 from fastnet.ops import numpy as _n
-from fastnet.ops.autodiff import apply, value_of
+from fastnet.ops.autodiff import Tracer, apply, value_of
 
 if TYPE_CHECKING:
     from typing import Any
@@ -83,6 +83,10 @@ def _relu_bwd(g, y):
 
 def relu(x: Any) -> Any:
     """``max(x, 0)``."""
+    if type(x) is Tracer:
+        y = _n._relu_of_dense(x)   # x = matmul + bias: one record with them
+        if y is not None:
+            return y
     return apply(_relu_fwd, _relu_bwd, (x,))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from fastnet import config
 from fastnet.backend import Variable
-from fastnet.ops.autodiff import Tracer, _unbroadcast, apply, value_of
+from fastnet.ops.autodiff import _TLS, Tracer, _unbroadcast, apply, value_of
 
 if TYPE_CHECKING:
     from typing import Any
@@ -286,6 +286,10 @@ def _add_bwd(g, r):
 
 def add(x1: Any, x2: Any) -> Any:
     """Elementwise sum (broadcasting)."""
+    if type(x1) is Tracer or type(x2) is Tracer:
+        out = _add_bias(x1, x2)
+        if out is not None:
+            return out
     return apply(_add_fwd, _add_bwd, (x1, x2))
 
 
@@ -495,11 +499,123 @@ def clip(x: Any, x_min: Any, x_max: Any) -> Any:
 
 # ============================================================================ products
 
+# Float matrix products run in fastnet's dense kernel (its OpenMP threads and the BLAS
+# the other kernels call, one thread per caller) rather than numpy's BLAS: numpy's
+# thread pool would spin against the kernels' threads on the same cores. The kernel
+# takes 2-D C-contiguous operands of one float dtype; an N-D left operand times a 2-D
+# right one folds its leading axes into rows. Everything else (integers, mixed dtypes,
+# 1-D operands, batched right operands) stays with numpy.
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_ACT_RELU = 1   # the dense kernel's activation code for ReLU (fastnet/_kernels/_activations.pxd)
+_DENSE = None
+# A non-contiguous operand is copied for the kernel when the product costs at least
+# this many times the copy (the product's other dimension), else numpy takes the call.
+_COPY_RATIO = 8
+
+
+def _dense():
+    global _DENSE
+    if _DENSE is None:
+        from fastnet._kernels import dense
+        _DENSE = dense
+    return _DENSE
+
+
+def _contig(x, ratio):
+    """x C-contiguous: itself, a copy when the copy is cheap next to the product
+    (``ratio``: the product's dimension that x lacks), else None."""
+    if x.flags.c_contiguous:
+        return x
+    return np.ascontiguousarray(x) if ratio >= _COPY_RATIO else None
+
+
+def _kernel_mm(a, b):
+    """a @ b in the dense kernel, or None where the kernel does not apply. a: (..., k)
+    with at least 2 dims, b: (k, n), both ndarrays of one float dtype."""
+    dt = a.dtype
+    if dt not in _KERNEL_DTYPES or b.dtype != dt or b.ndim != 2 or a.ndim < 2:
+        return None
+    k, n = b.shape
+    if a.shape[-1] != k or n == 0 or k == 0 or a.size == 0:
+        return None
+    a2 = a if a.ndim == 2 else a.reshape(-1, k)
+    m = a2.shape[0]
+    if not a2.flags.c_contiguous:
+        a2 = _contig(a2, n)
+        if a2 is None:
+            return None
+    if not b.flags.c_contiguous:
+        b = _contig(b, m)
+        if b is None:
+            return None
+    y = np.empty((m, n), dt)
+    (_DENSE or _dense()).forward(a2, b, None, None, y, 0, 0.0, config._n_threads)
+    return y if a.ndim == 2 else y.reshape(a.shape[:-1] + (n,))
+
+
+def _kernel_mm_bwd(g, a, b, sa, sb, y=None, want_db=False):
+    """Gradients of a @ b (plus a bias, then a ReLU when ``y``, its output, is given) in
+    the dense kernel: (dA, dB, dbias) with None for an operand not kept (and for the bias
+    unless ``want_db``); None where the kernel does not apply. a: the left operand or
+    None, b: the right one (2-D) or None; sa, sb: their shapes."""
+    dt = g.dtype
+    k, n = sb
+    if dt not in _KERNEL_DTYPES or n == 0 or k == 0 or g.size == 0:
+        return None
+    g2 = g if g.ndim == 2 else g.reshape(-1, n)
+    m = g2.shape[0]
+    if not g2.flags.c_contiguous:
+        g2 = _contig(g2, k)
+        if g2 is None:
+            return None
+    if a is not None:
+        if a.dtype != dt:
+            return None
+        if a.ndim != 2:
+            a = a.reshape(-1, k)
+        if not a.flags.c_contiguous:
+            a = _contig(a, n)
+            if a is None:
+                return None
+    if b is not None:
+        if b.dtype != dt:
+            return None
+        if not b.flags.c_contiguous:
+            b = _contig(b, m)
+            if b is None:
+                return None
+    elif a is None and not want_db:
+        return None
+    if y is None:
+        y, act, dz = g2, 0, None
+    else:
+        if y.ndim != 2:
+            y = y.reshape(-1, n)
+        if y.dtype != dt or not y.flags.c_contiguous:
+            return None
+        act, dz = _ACT_RELU, np.empty((m, n), dt)
+    da = None if b is None else np.empty((m, k), dt)
+    dw = None if a is None else np.empty((k, n), dt)
+    db = np.empty(n, dt) if want_db else None
+    # The kernel reads x only for dW and w only for dX: an operand that was not kept
+    # stands in by the buffer of the gradient that is not computed from it (or by a
+    # scratch array when only the bias gradient is wanted).
+    x = a if a is not None else (da if da is not None else np.empty((m, k), dt))
+    w = b if b is not None else (dw if dw is not None else np.empty((k, n), dt))
+    (_DENSE or _dense()).backward(g2, x, w, y, None, dz, dw, db, da, act, 0.0, config._n_threads)
+    if da is not None and len(sa) != 2:
+        da = da.reshape(sa)
+    return da, dw, db
+
+
 def _mm_fwd(a, b, need):
-    a, b = _promote(a, b)
-    a = np.asarray(a)
-    b = np.asarray(b)
-    y = np.matmul(a, b)
+    if type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype != b.dtype:
+        a, b = _promote(a, b)
+        a = np.asarray(a)
+        b = np.asarray(b)
+    y = _kernel_mm(a, b)
+    if y is None:
+        y = np.matmul(a, b)
     if need is None:
         return y, None
     # dA needs B and dB needs A: keep only what the wanted gradients use
@@ -524,6 +640,10 @@ def _mm_bwd(g, r):
         if a is not None:
             gb = _unbroadcast(np.matmul(np.swapaxes(a, -1, -2), g[..., :, None])[..., 0], sb)
         return ga, gb
+    if nb == 2 and type(g) is np.ndarray and g.shape[-1] == sb[1]:
+        r = _kernel_mm_bwd(g, a, b, sa, sb)
+        if r is not None:
+            return r[0], r[1]
     if na == 2 and nb == 2:
         return (None if b is None else g @ b.T), (None if a is None else a.T @ g)
     if b is not None:
@@ -536,6 +656,122 @@ def _mm_bwd(g, r):
 def matmul(x1: Any, x2: Any) -> Any:
     """Matrix product with numpy's broadcasting rules (BLAS)."""
     return apply(_mm_fwd, _mm_bwd, (_a(x1), _a(x2)), need=True)
+
+
+# ---------------------------------------------------------------------------- dense records
+# ``ops.matmul(x, w) + b``, and a following ``ops.relu`` (a dense layer written with ops),
+# are recorded as one node whose outputs are the product, the sum and the ReLU. Each value
+# is computed exactly as the separate ops compute it; the node's backward, given a gradient
+# for its last output alone (the usual case), runs the dense kernel once (ReLU derivative,
+# bias sum and both products), and otherwise combines the separate ops' rules. (The
+# kernel takes the ReLU derivative as the built-in Dense does; it differs from the
+# separate ops' ``g * (y > 0)`` only where a value is NaN or infinite.)
+# The record is extended only while its last output is the newest value of the one
+# active tape, so nothing else can have read it yet.
+
+def _newest_node(t):
+    """(tape, node) when the traced value t is the last output of the newest record of
+    the one active tape; else None."""
+    s = getattr(_TLS, "stack", None)
+    if not s or len(s) != 1:
+        return None
+    tape = s[0]
+    if t._tape is not tape or t._id != tape._n - 1 or not tape._nodes:
+        return None
+    node = tape._nodes[-1]
+    out = node[0]
+    if (out if type(out) is int else out[-1]) != t._id:
+        return None
+    return tape, node
+
+
+def _add_bias(x1, x2):
+    """x1 + x2 recorded with the product that made one of them, when the other is a bias
+    (one float value per column of the product, of its dtype); None otherwise."""
+    found = _newest_node(x1) if type(x1) is Tracer else None
+    if found is not None:
+        t, b = x1, x2
+    elif type(x2) is Tracer:
+        found = _newest_node(x2)
+        if found is None:
+            return None
+        t, b = x2, x1
+    else:
+        return None
+    tape, (out_id, ids, vjp, mres) = found
+    if vjp is not _mm_bwd:
+        return None
+    sb = mres[3]
+    tv = t.value
+    if len(sb) != 2 or len(mres[2]) < 2 or tv.dtype not in _KERNEL_DTYPES:
+        return None
+    tb = type(b)
+    if tb is Tracer or tb is np.ndarray:
+        bv = b.value if tb is Tracer else b
+    elif isinstance(b, Variable):
+        bv = b.value
+    else:
+        return None
+    if type(bv) is not np.ndarray or bv.ndim != 1 or bv.dtype != tv.dtype or bv.shape[0] != sb[1]:
+        return None
+    if tb is Tracer:
+        bid = b._id if b._tape is tape else -1
+    elif tb is np.ndarray:
+        bid = -1
+    else:
+        e = tape._leaves.get(id(b))
+        leaf = tape._leaf(b) if e is None else e[1]
+        bv, bid = leaf.value, leaf._id
+    out = tv + bv if t is x1 else bv + tv
+    i = tape._n
+    tape._n = i + 1
+    tape._nodes[-1] = ((out_id, i), [ids[0], ids[1], bid], _dense_bwd, (mres, None, bid >= 0))
+    return Tracer(out, tape, i)
+
+
+def _relu_of_dense(x):
+    """relu(x) recorded with the product and bias that made x (see above); None when x
+    is not the sum of such a record."""
+    found = _newest_node(x)
+    if found is None:
+        return None
+    tape, (out_ids, ids, vjp, r) = found
+    if vjp is not _dense_bwd or r[1] is not None:
+        return None
+    y = np.maximum(x.value, 0)
+    i = tape._n
+    tape._n = i + 1
+    tape._nodes[-1] = (out_ids + (i,), ids, _dense_bwd, (r[0], y, r[2]))
+    return Tracer(y, tape, i)
+
+
+def _dense_bwd(gs, r):
+    """Gradients (product's left operand, right operand, bias) of a dense record."""
+    mres, y, want_db = r
+    if y is None:
+        gt, go = gs
+        gr = None
+        last = go
+    else:
+        gt, go, gr = gs
+        last = gr if go is None else None
+    if last is not None and gt is None and type(last) is np.ndarray:
+        k = _kernel_mm_bwd(last, mres[0], mres[1], mres[2], mres[3], y, want_db)
+        if k is not None:
+            return k
+    # as the separate records: ReLU, then the sum (the bias sums over rows), then the product
+    gz = None
+    if gr is not None:
+        gz = gr * (y > 0)
+    if go is not None:
+        gz = go if gz is None else gz + go
+    gb = None if gz is None or not want_db else _unbroadcast(gz, (mres[3][1],))
+    if gt is not None:
+        gz = gt if gz is None else gz + gt
+    if gz is None:
+        return None, None, gb
+    ga, gw = _mm_bwd(gz, mres)
+    return ga, gw, gb
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -55,6 +55,17 @@ OPS = [
     ("matmul_vec_left", lambda a, b: ops.matmul(a, b), [_r(4), _r(2, 4, 3)]),
     ("matmul_vec_right", lambda a, b: ops.matmul(a, b), [_r(2, 3, 4), _r(4)]),
     ("matmul_vecvec", lambda a, b: ops.matmul(a, b), [_r(4), _r(4)]),
+    ("matmul_wide", lambda a, b: ops.matmul(a, b), [_r(3, 5), _r(5, 20)]),
+    ("matmul_transposed", lambda a, b: ops.matmul(ops.transpose(a), b), [_r(4, 3), _r(4, 9)]),
+    ("matmul_transposed_right", lambda a, b: ops.matmul(a, b.T), [_r(9, 4), _r(2, 4)]),
+    ("matmul_batched_both", lambda a, b: ops.matmul(a, b), [_r(2, 3, 4), _r(2, 4, 5)]),
+    ("matmul_4d_left", lambda a, b: ops.matmul(a, b), [_r(2, 2, 3, 4), _r(4, 17)]),
+    # matmul + bias (+ relu): recorded as one dense node
+    ("dense_relu", lambda x, w, b: ops.relu(ops.matmul(x, w) + b), [_r(5, 4), _r(4, 20), _r(20)]),
+    ("dense_bias_left", lambda x, w, b: b + x @ w, [_r(3, 4), _r(4, 6), _r(6)]),
+    ("dense_relu_3d", lambda x, w, b: ops.relu(ops.matmul(x, w) + b), [_r(2, 3, 4), _r(4, 5), _r(5)]),
+    ("dense_relu_twice", lambda x, w, b: ops.relu(ops.relu(x @ w + b) - 0.1), [_r(4, 3), _r(3, 5), _r(5)]),
+    ("dense_intermediates_reused", lambda x, w, b: _dense_reused(x, w, b), [_r(4, 3), _r(3, 5), _r(5)]),
     ("einsum", lambda a, b: ops.einsum("bij,bjk->bik", a, b), [_r(2, 3, 4), _r(2, 4, 2)]),
     ("einsum_ellipsis", lambda a, b: ops.einsum("...i,ij", a, b), [_r(2, 3, 4), _r(4, 2)]),
     ("einsum_reduce", lambda a: ops.einsum("ij->j", a), [_r(3, 4)]),
@@ -225,6 +236,14 @@ def _double_grad_impl(x):
     return np.sin(x), grad
 
 
+def _dense_reused(x, w, b):
+    # every value of the dense record also feeds later ops: their gradients add up
+    t = ops.matmul(x, w)
+    o = t + b
+    r = ops.relu(o)
+    return r * o + t * 2.0
+
+
 def _double_grad(a):
     # custom_gradient with the true derivative of sin times two, so the check compares against 2*d(sin)
     return _double_grad_impl(a) * 1.0
@@ -276,6 +295,157 @@ def test_gradient_matches_finite_differences(name, float64):
         assert grads[i].shape == a.shape, f"{name}: gradient {i} shape {grads[i].shape} != {a.shape}"
         assert grads[i].dtype == np.float64
         np.testing.assert_allclose(grads[i], want, rtol=1e-6, atol=1e-7, err_msg=f"{name}: input {i}")
+
+
+def _spy_dense(monkeypatch):
+    """Counts the calls of the dense kernel made by ops.matmul."""
+    from fastnet.ops import numpy as onp
+
+    real = onp._dense()
+    calls = []
+
+    class Spy:
+        def forward(self, *a):
+            calls.append("forward")
+            return real.forward(*a)
+
+        def backward(self, *a):
+            calls.append("backward")
+            return real.backward(*a)
+
+    monkeypatch.setattr(onp, "_DENSE", Spy())
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", [((5, 7), (7, 3)), ((6, 4), (4, 40)), ((2, 3, 7), (7, 20)), ((1, 8), (8, 1))],
+                         ids=["narrow", "wide", "folded", "row"])
+@pytest.mark.parametrize("watched", ["both", "left", "right"])
+def test_float_matmul_runs_in_the_dense_kernel_with_numpys_values(monkeypatch, n_threads, dtype, shapes, watched):
+    """2-D (and N-D @ 2-D) float products go through the dense kernel, forward and
+    backward: the same values and gradients as numpy's matmul, to rounding."""
+    calls = _spy_dense(monkeypatch)
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=shapes[0]).astype(dtype)
+    b = rng.normal(size=shapes[1]).astype(dtype)
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    g = rng.normal(size=want.shape).astype(dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    tape = autodiff.Tape()
+    with tape:
+        ta = tape.watch(a) if watched in ("both", "left") else a
+        tb = tape.watch(b) if watched in ("both", "right") else b
+        y = ops.matmul(ta, tb)
+    assert y.dtype == dtype and y.shape == want.shape
+    np.testing.assert_allclose(y.value, want, **tol)
+    inputs = [t for t in (ta, tb) if isinstance(t, autodiff.Tracer)]
+    grads, _ = tape.gradient(y, g, inputs=inputs)
+    g64 = g.astype(np.float64).reshape(-1, b.shape[1])
+    want_a = (g64 @ b.T.astype(np.float64)).reshape(a.shape)
+    want_b = a.reshape(-1, a.shape[-1]).T.astype(np.float64) @ g64
+    expected = {"both": [want_a, want_b], "left": [want_a], "right": [want_b]}[watched]
+    for got, w in zip(grads, expected):
+        assert got.dtype == dtype and got.shape == w.shape
+        np.testing.assert_allclose(got, w, **tol)
+    assert calls == ["forward", "backward"]
+
+
+def test_matmul_outside_the_kernel_stays_with_numpy(monkeypatch):
+    """Integers, mixed float dtypes, 1-D operands, batched right operands and operands
+    whose copy would cost as much as the product take numpy's matmul."""
+    calls = _spy_dense(monkeypatch)
+    rng = np.random.default_rng(6)
+    a32 = rng.normal(size=(4, 3)).astype(np.float32)
+    cases = [
+        (np.arange(12).reshape(4, 3), np.arange(6).reshape(3, 2)),
+        (a32, rng.normal(size=(3, 2))),
+        (a32, rng.normal(size=3).astype(np.float32)),
+        (rng.normal(size=3).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32)),
+        (rng.normal(size=(2, 4, 3)), rng.normal(size=(2, 3, 5))),
+        (rng.normal(size=(3, 4)).T, rng.normal(size=(3, 2))),   # transposed: copying it costs ~ the product
+    ]
+    for a, b in cases:
+        tape = autodiff.Tape()
+        with tape:
+            ta, tb = tape.watch(a), tape.watch(b)
+            y = ops.matmul(ta, tb)
+        want = np.matmul(a, b)
+        assert y.dtype == want.dtype
+        np.testing.assert_allclose(y.value, want, rtol=1e-6)
+        tape.gradient(y, np.ones_like(want), inputs=[ta, tb])
+    assert calls == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("watched", ["all", "weights", "input"])
+@pytest.mark.parametrize("relu", [True, False])
+def test_dense_written_with_ops_is_one_record_with_the_separate_ops_values(monkeypatch, n_threads, dtype, watched,
+                                                                          relu):
+    """relu(matmul(x, w) + b) records one node: the same values as the ops computed one by
+    one, and one dense-kernel call for the gradients of x, w and b."""
+    from fastnet.backend import Variable
+
+    calls = _spy_dense(monkeypatch)
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(6, 5)).astype(dtype)
+    w = rng.normal(size=(5, 24)).astype(dtype)
+    b = rng.normal(size=24).astype(dtype)
+    want = ops.matmul(x, w) + b        # eager: the ops one by one
+    if relu:
+        want = ops.relu(want)
+    calls.clear()
+    g = rng.normal(size=want.shape).astype(dtype)
+    wv, bv = (Variable(w), Variable(b)) if watched != "input" else (w, b)
+    tape = autodiff.Tape()
+    with tape:
+        tx = tape.watch(x) if watched != "weights" else x
+        y = ops.matmul(tx, wv) + bv
+        if relu:
+            y = ops.relu(y)
+    assert len(tape._nodes) == 1 and len(tape._nodes[0][0]) == (3 if relu else 2)
+    np.testing.assert_array_equal(y.value, want)
+    inputs = [tx] if watched != "weights" else []
+    variables = [wv, bv] if watched != "input" else []
+    gi, gv = tape.gradient(y, g, inputs=inputs, variables=variables)
+    g64 = g.astype(np.float64) * (want > 0) if relu else g.astype(np.float64)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    expected = ([g64 @ w.T.astype(np.float64)] if watched != "weights" else []) + \
+        ([x.T.astype(np.float64) @ g64, g64.sum(0)] if watched != "input" else [])
+    for got, e in zip(gi + gv, expected):
+        assert got.dtype == dtype and got.shape == e.shape
+        np.testing.assert_allclose(got, e, **tol)
+    assert calls == ["forward", "backward"]
+
+
+def test_dense_record_is_not_formed_across_other_values():
+    """The product, sum and ReLU join one record only when each consumes the newest
+    value: a bias of another shape, a sum read in between, or a second tape keep the
+    separate records."""
+    from fastnet.backend import Variable
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(4, 3))
+    w = Variable(rng.normal(size=(3, 5)))
+    tape = autodiff.Tape()
+    with tape:
+        tx = tape.watch(x)
+        ops.matmul(tx, w) + rng.normal(size=(4, 5))          # not a bias: separate add
+        t = ops.matmul(tx, w)
+        other = tape.watch(np.ones(5))                        # a newer value in between
+        t + other
+        o = ops.matmul(tx, w) + np.ones(5)
+        ops.sum(o)
+        ops.relu(o)                                           # o was read by sum first
+    kinds = [type(n[0]).__name__ for n in tape._nodes]
+    assert kinds == ["int", "int", "int", "int", "tuple", "int", "int"]
+    assert t is not None
+    outer, inner = autodiff.Tape(), autodiff.Tape()
+    with outer:
+        tx = outer.watch(x)
+        with inner:
+            y = ops.matmul(tx, w) + np.ones(5)
+    assert all(type(n[0]) is int for n in outer._nodes + inner._nodes)
+    assert isinstance(y, autodiff.Tracer)
 
 
 def test_every_listed_op_is_in_the_table():
