@@ -291,20 +291,17 @@ def _read_file(path):
         os.close(fd)
 
 
-def _open_image(path):
-    """``PIL.Image.open`` on the bytes of ``path``, read in one call (the file is closed)."""
-    from PIL import Image, UnidentifiedImageError
-
+def _open_image(path, Image):
+    """``Image.open`` on the bytes of ``path`` (``Image``: the ``PIL.Image`` module)."""
     data = io.BytesIO(_read_file(path))
-    formats = _PIL_FORMATS.get(path[path.rfind("."):].lower())
     try:
-        return Image.open(data, formats=formats)
-    except UnidentifiedImageError:
+        return Image.open(data, formats=_PIL_FORMATS.get(path[path.rfind("."):].lower()))
+    except Image.UnidentifiedImageError:
         data.seek(0)
         try:
             return Image.open(data)
-        except UnidentifiedImageError:
-            raise UnidentifiedImageError(f"cannot identify image file {path!r}") from None
+        except Image.UnidentifiedImageError:
+            raise Image.UnidentifiedImageError(f"cannot identify image file {path!r}") from None
 
 
 def _image_loader(image_size, num_channels, interpolation, data_format, crop_to_aspect_ratio,
@@ -320,14 +317,14 @@ def _image_loader(image_size, num_channels, interpolation, data_format, crop_to_
     Pillow's bytes into ``out`` (its slot of the batch) and returns None; any other image
     it returns as ``load_one`` does.
     """
+    from PIL import Image
+
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[num_channels]
     keep = ("L", "I;16", "I") if num_channels == 1 else (mode,)
     size = (image_size[1], image_size[0])  # Pillow's (width, height)
     direct = not (crop_to_aspect_ratio or pad_to_aspect_ratio)
-
-    def decoded(path):
-        img = _open_image(path)
-        return img if img.mode in keep else img.convert(mode)
+    shape = (image_size[0], image_size[1], num_channels)
+    channels_last = data_format == "channels_last"
 
     def as_array(img):
         arr = np.asarray(img)
@@ -336,20 +333,25 @@ def _image_loader(image_size, num_channels, interpolation, data_format, crop_to_
         if not direct or arr.shape[:2] != image_size:
             arr = _resize_image(arr.astype(np.float32), image_size, interpolation, crop_to_aspect_ratio,
                                 pad_to_aspect_ratio)
-        if data_format == "channels_first":
+        if not channels_last:
             arr = np.ascontiguousarray(arr.transpose(2, 0, 1))
         return arr
 
     def load_one(path):
-        return as_array(decoded(path))
+        img = _open_image(path, Image)
+        return as_array(img if img.mode in keep else img.convert(mode))
 
     def load_into(path, out):
-        img = decoded(path)
-        if not (direct and img.mode == mode and img.size == size):
+        img = _open_image(path, Image)
+        if img.mode != mode:
+            if img.mode in keep:
+                return as_array(img)
+            img = img.convert(mode)
+        if not direct or img.size != size:
             return as_array(img)
         # The 8-bit modes' bytes are the pixels, row by row, channels last: one copy, into the batch.
-        pixels = np.frombuffer(img.tobytes(), np.uint8).reshape(image_size[0], image_size[1], num_channels)
-        out[...] = pixels if data_format == "channels_last" else pixels.transpose(2, 0, 1)
+        pixels = np.frombuffer(img.tobytes(), np.uint8).reshape(shape)
+        out[...] = pixels if channels_last else pixels.transpose(2, 0, 1)
         return None
 
     return load_one, load_into
