@@ -115,17 +115,14 @@ def _ratio(value, base):
 
 def decode_cost(root, repeats):
     """(wall, CPU) seconds to decode one batch of PNGs in this thread, as the loader does."""
-    from fastnet.utils.dataset_utils import _finish_images, _image_loader
+    from fastnet.utils.dataset_utils import _finish_images, _image_loader, _load_batch
 
     paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)[:BS]
-    load_one = _image_loader((28, 28), 1, "bilinear", "channels_last", False, False)
+    load_one, load_into = _image_loader((28, 28), 1, "bilinear", "channels_last", False, False)
     walls, cpus = [], []
     for _ in range(repeats):
         t, c = time.perf_counter(), time.thread_time()
-        out = np.empty((BS, 28, 28, 1), np.uint8)
-        for k, p in enumerate(paths):
-            out[k] = load_one(p)
-        _finish_images(out)
+        _finish_images(_load_batch(paths, load_one, load_into))
         walls.append(time.perf_counter() - t)
         cpus.append(time.thread_time() - c)
     return statistics.median(walls), statistics.median(cpus)

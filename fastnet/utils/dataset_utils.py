@@ -10,6 +10,7 @@ iterated (on background threads), so a folder is never loaded whole.
 """
 from __future__ import annotations
 
+import io
 import os
 import random
 from typing import Any
@@ -138,11 +139,34 @@ def _encode_labels(labels, label_mode, num_classes):
     return out
 
 
+def _load_batch(paths, load_one, load_into=None):
+    """The items of ``paths`` in one batch array (an object array for strings).
+
+    ``load_into(path, out)`` (optional) writes an item into its slot of the batch, or
+    returns it as an array when it cannot (as ``load_one`` does): then it is copied in.
+    """
+    data = None
+    for k, path in enumerate(paths):  # into one batch array: no per-image copies kept
+        if data is None:
+            item = load_one(path)
+            data = (np.empty((len(paths),) + item.shape, dtype=item.dtype) if isinstance(item, np.ndarray)
+                    else np.empty(len(paths), dtype=object))
+        else:
+            item = load_one(path) if load_into is None else load_into(path, data[k])
+            if item is None:
+                continue
+            if isinstance(item, np.ndarray) and item.dtype != data.dtype and data.dtype != np.float32:
+                data = data.astype(np.float32)  # integer pixels and resized (float) images mixed
+        data[k] = item
+    return data
+
+
 def _files_dataset(paths, labels, label_mode, num_classes, load_one, batch_size, shuffle, seed,
-                   class_names, buffer_default=1024, finish=None):
+                   class_names, buffer_default=1024, finish=None, load_into=None):
     """Dataset over files: shuffles indices, batches them, loads each batch on a thread pool.
 
-    ``finish`` (optional) converts a loaded batch (or single item) once, e.g. to float32.
+    ``finish`` (optional) converts a loaded batch (or single item) once, e.g. to float32;
+    ``load_into`` (optional) writes an item straight into the batch (see ``_load_batch``).
     """
     n = len(paths)
     paths = np.asarray(paths, dtype=object)
@@ -159,15 +183,7 @@ def _files_dataset(paths, labels, label_mode, num_classes, load_one, batch_size,
             if finish is not None:
                 data = finish(data)
             return data if encoded is None else (data, encoded[int(index)])
-        data = None
-        for k, path in enumerate(paths[index]):  # into one batch array: no per-image copies kept
-            item = load_one(path)
-            if data is None:
-                data = (np.empty((len(index),) + item.shape, dtype=item.dtype) if isinstance(item, np.ndarray)
-                        else np.empty(len(index), dtype=object))
-            elif isinstance(item, np.ndarray) and item.dtype != data.dtype:
-                data = data.astype(np.float32)  # integer pixels and resized (float) images mixed
-            data[k] = item
+        data = _load_batch(paths[index], load_one, load_into)
         if finish is not None:
             data = finish(data)
         return data if encoded is None else (data, encoded[index])
@@ -254,35 +270,91 @@ def _resize_image(img, image_size, interpolation, crop_to_aspect_ratio, pad_to_a
     return out.astype(np.float32)
 
 
+# Pillow's format for each extension the folders list: a file is opened as that format at
+# once (no probing of the others first); one whose content is of another format is still
+# opened, by probing (as Keras decodes by content, not by extension).
+_PIL_FORMATS = {".bmp": ("BMP",), ".gif": ("GIF",), ".jpeg": ("JPEG",), ".jpg": ("JPEG",), ".png": ("PNG",)}
+
+
+def _read_file(path):
+    # os.read on a descriptor: a few microseconds less per file than open().read() (no
+    # buffered file object), which counts for small images.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def _open_image(path, Image):
+    """``Image.open`` on the bytes of ``path`` (``Image``: the ``PIL.Image`` module)."""
+    data = io.BytesIO(_read_file(path))
+    try:
+        return Image.open(data, formats=_PIL_FORMATS.get(path[path.rfind("."):].lower()))
+    except Image.UnidentifiedImageError:
+        data.seek(0)
+        try:
+            return Image.open(data)
+        except Image.UnidentifiedImageError:
+            raise Image.UnidentifiedImageError(f"cannot identify image file {path!r}") from None
+
+
 def _image_loader(image_size, num_channels, interpolation, data_format, crop_to_aspect_ratio,
                   pad_to_aspect_ratio):
-    """``load_one(path)``: one image as an ``(h, w, c)`` array (``(c, h, w)`` channels-first).
+    """``(load_one, load_into)``: the two ways of reading one image.
 
-    An image already of ``image_size`` (no crop or pad) keeps its integer pixels (uint8,
-    or 16/32-bit for such grey images); a resized one is float32. ``_finish_images`` makes
+    ``load_one(path)`` gives an ``(h, w, c)`` array (``(c, h, w)`` channels-first). An
+    image already of ``image_size`` (no crop or pad) keeps its integer pixels (uint8, or
+    16/32-bit for such grey images); a resized one is float32. ``_finish_images`` makes
     the batch float32 once, instead of converting image by image.
+
+    ``load_into(path, out)`` writes an 8-bit image already of ``image_size`` straight from
+    Pillow's bytes into ``out`` (its slot of the batch) and returns None; any other image
+    it returns as ``load_one`` does.
     """
     from PIL import Image
 
-    def load_one(path):
-        with Image.open(path) as img:
-            if num_channels == 1:
-                img = img if img.mode in ("L", "I;16", "I") else img.convert("L")
-            elif num_channels == 3:
-                img = img if img.mode == "RGB" else img.convert("RGB")
-            else:
-                img = img if img.mode == "RGBA" else img.convert("RGBA")
-            arr = np.asarray(img)
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[num_channels]
+    keep = ("L", "I;16", "I") if num_channels == 1 else (mode,)
+    size = (image_size[1], image_size[0])  # Pillow's (width, height)
+    direct = not (crop_to_aspect_ratio or pad_to_aspect_ratio)
+    shape = (image_size[0], image_size[1], num_channels)
+    channels_last = data_format == "channels_last"
+
+    def as_array(img):
+        arr = np.asarray(img)
         if arr.ndim == 2:
             arr = arr[:, :, None]
-        if crop_to_aspect_ratio or pad_to_aspect_ratio or arr.shape[:2] != image_size:
+        if not direct or arr.shape[:2] != image_size:
             arr = _resize_image(arr.astype(np.float32), image_size, interpolation, crop_to_aspect_ratio,
                                 pad_to_aspect_ratio)
-        if data_format == "channels_first":
+        if not channels_last:
             arr = np.ascontiguousarray(arr.transpose(2, 0, 1))
         return arr
 
-    return load_one
+    def load_one(path):
+        img = _open_image(path, Image)
+        return as_array(img if img.mode in keep else img.convert(mode))
+
+    def load_into(path, out):
+        img = _open_image(path, Image)
+        if img.mode != mode:
+            if img.mode in keep:
+                return as_array(img)
+            img = img.convert(mode)
+        if not direct or img.size != size:
+            return as_array(img)
+        # The 8-bit modes' bytes are the pixels, row by row, channels last: one copy, into the batch.
+        pixels = np.frombuffer(img.tobytes(), np.uint8).reshape(shape)
+        out[...] = pixels if channels_last else pixels.transpose(2, 0, 1)
+        return None
+
+    return load_one, load_into
 
 
 def _finish_images(data):
@@ -374,8 +446,8 @@ def image_dataset_from_directory(directory: str, labels: Any = "inferred", label
                                                 verbose=verbose)
     if label_mode == "binary" and len(names) != 2:
         raise ValueError(f'With label_mode="binary" there must be exactly 2 classes; found {len(names)}: {names}')
-    load_one = _image_loader(tuple(int(s) for s in image_size), channels, interpolation, data_format,
-                             crop_to_aspect_ratio, pad_to_aspect_ratio)
+    load_one, load_into = _image_loader(tuple(int(s) for s in image_size), channels, interpolation, data_format,
+                                        crop_to_aspect_ratio, pad_to_aspect_ratio)
     num_classes = len(names) if names else 0
 
     def build(subset_name, do_shuffle):
@@ -385,7 +457,7 @@ def image_dataset_from_directory(directory: str, labels: Any = "inferred", label
                              + (f" for the {subset_name} subset" if subset_name else "")
                              + f". Allowed formats: {IMAGE_FORMATS}")
         return _files_dataset(p, lab, label_mode, num_classes, load_one, batch_size, do_shuffle, seed, names,
-                              finish=_finish_images)
+                              finish=_finish_images, load_into=load_into)
 
     if subset == "both":
         return build("training", shuffle), build("validation", False)
