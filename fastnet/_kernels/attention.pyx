@@ -334,6 +334,65 @@ cdef void _forward_task(const Dims *d, const floating *q, const floating *k, con
              <floating>0, o + (b * d.Lq + i0) * ldo + h * d.dv, ldo)
 
 
+cdef const floating *_block_ds(const Dims *d, const floating *o, const floating *prow,
+                               const floating *dob, const floating *g, floating *ds, floating *pd,
+                               floating *dsum, Py_ssize_t bh, Py_ssize_t b, Py_ssize_t h, Py_ssize_t i0,
+                               Py_ssize_t m, Py_ssize_t kend, floating scale) noexcept nogil:
+    """A block's elementwise backward, once ds holds dPd = dO V^T for its m queries:
+    D_i = sum_c dO_ic O_ic (plus sum_j g_ij P_ij with a gradient g on the probabilities),
+    dropout's mask on dPd (and Pd = P with it, in pd), then ds = scale * P (dP [+ g] - D).
+    Returns the probabilities dV multiplies: Pd with dropout, else P (prow)."""
+    cdef Py_ssize_t Lk = d.Lk, ldo = d.ldo, r, j, col, base
+    cdef const floating *grow
+    cdef floating acc, s = <floating>(1.0 / (1.0 - d.rate)) if d.rate > 0 else 1
+    cdef uint32_t thr = d.threshold, k1 = d.k1, k2 = d.k2
+    for r in range(m):
+        acc = 0
+        for col in range(d.dv):
+            acc = acc + dob[r * ldo + col] * o[(b * d.Lq + i0 + r) * ldo + h * d.dv + col]
+        if g != NULL:  # a gradient on the probabilities themselves joins dP
+            grow = g + (bh * d.Lq + i0 + r) * Lk
+            for j in range(kend):
+                acc = acc + grow[j] * prow[r * Lk + j]
+        dsum[r] = acc
+    if d.rate > 0:
+        for r in range(m):
+            base = (bh * d.Lq + i0 + r) * Lk
+            for j in range(kend):
+                if _draw(base + j, k1, k2) >= thr:
+                    pd[r * Lk + j] = prow[r * Lk + j] * s
+                    ds[r * Lk + j] = ds[r * Lk + j] * s
+                else:
+                    pd[r * Lk + j] = 0
+                    ds[r * Lk + j] = 0
+    for r in range(m):
+        if g != NULL:
+            grow = g + (bh * d.Lq + i0 + r) * Lk
+            for j in range(kend):
+                ds[r * Lk + j] = prow[r * Lk + j] * (ds[r * Lk + j] + grow[j] - dsum[r]) * scale
+        else:
+            for j in range(kend):
+                ds[r * Lk + j] = prow[r * Lk + j] * (ds[r * Lk + j] - dsum[r]) * scale
+    return pd if d.rate > 0 else prow
+
+
+cdef void _grad_rows(const Dims *d, floating *dkey, floating *dval, floating *part, Py_ssize_t task,
+                     Py_ssize_t n_chunks, Py_ssize_t b, Py_ssize_t h, floating **dka, floating **dva,
+                     Py_ssize_t *ldka, Py_ssize_t *ldva) noexcept nogil:
+    """Where a backward task sums its dK and dV: the head's rows of dkey and dval when it
+    owns the (batch, head), else its private partial sums in part."""
+    if n_chunks == 1:
+        dka[0] = dkey + b * d.Lk * d.ldk + h * d.dk
+        dva[0] = dval + b * d.Lk * d.ldv + h * d.dv
+        ldka[0] = d.ldk
+        ldva[0] = d.ldv
+    else:
+        dka[0] = part + task * d.Lk * (d.dk + d.dv)
+        dva[0] = dka[0] + d.Lk * d.dk
+        ldka[0] = d.dk
+        ldva[0] = d.dv
+
+
 cdef void _backward_task(const Dims *d, const floating *q, const floating *k, const floating *v,
                          const floating *o, const floating *p, const floating *do_,
                          const floating *g, floating *dq, floating *dkey, floating *dval, floating *part,
@@ -343,77 +402,33 @@ cdef void _backward_task(const Dims *d, const floating *q, const floating *k, co
     cdef Py_ssize_t b = bh // d.H, h = bh % d.H
     cdef Py_ssize_t Lk = d.Lk, ldq = d.ldq, ldk = d.ldk, ldv = d.ldv, ldo = d.ldo
     cdef Py_ssize_t per = (d.n_blocks + n_chunks - 1) // n_chunks
-    cdef Py_ssize_t blk, i0, m, kend, r, j, col
+    cdef Py_ssize_t blk, i0, m, kend, r
     cdef Py_ssize_t ldka, ldva
     cdef floating *dka
     cdef floating *dva
     cdef floating *ds = scratch
     cdef floating *pd = scratch + d.nb * Lk
     cdef floating *dsum = scratch + 2 * d.nb * Lk
-    cdef const floating *prow
-    cdef const floating *grow
     cdef const floating *pv
-    cdef floating acc, s = <floating>(1.0 / (1.0 - d.rate)) if d.rate > 0 else 1
-    cdef uint32_t thr = d.threshold, k1 = d.k1, k2 = d.k2
-    cdef Py_ssize_t base
-    if n_chunks == 1:
-        dka = dkey + b * Lk * ldk + h * d.dk
-        dva = dval + b * Lk * ldv + h * d.dv
-        ldka = ldk
-        ldva = ldv
-        for r in range(Lk):
-            memset(dka + r * ldka, 0, d.dk * sizeof(floating))
-            memset(dva + r * ldva, 0, d.dv * sizeof(floating))
-    else:
-        dka = part + task * Lk * (d.dk + d.dv)
-        dva = dka + Lk * d.dk
-        ldka = d.dk
-        ldva = d.dv
-        memset(dka, 0, Lk * (d.dk + d.dv) * sizeof(floating))
+    cdef const floating *dob
+    _grad_rows(d, dkey, dval, part, task, n_chunks, b, h, &dka, &dva, &ldka, &ldva)
+    for r in range(Lk):
+        memset(dka + r * ldka, 0, d.dk * sizeof(floating))
+        memset(dva + r * ldva, 0, d.dv * sizeof(floating))
     for blk in range(c * per, min(d.n_blocks, (c + 1) * per)):
         i0 = blk * d.nb
         m = min(d.nb, d.Lq - i0)
         kend = _key_end(d, i0 + m)
-        prow = p + (bh * d.Lq + i0) * Lk
+        dob = do_ + (b * d.Lq + i0) * ldo + h * d.dv
         # dPd = dO V^T for the block
-        gemm(False, True, m, kend, d.dv, <floating>1, do_ + (b * d.Lq + i0) * ldo + h * d.dv, ldo,
-             v + b * Lk * ldv + h * d.dv, ldv, <floating>0, ds, Lk)
-        for r in range(m):
-            acc = 0
-            for col in range(d.dv):
-                acc = acc + do_[(b * d.Lq + i0 + r) * ldo + h * d.dv + col] * o[(b * d.Lq + i0 + r) * ldo + h * d.dv + col]
-            if g != NULL:  # a gradient on the probabilities themselves joins dP
-                grow = g + (bh * d.Lq + i0 + r) * Lk
-                for j in range(kend):
-                    acc = acc + grow[j] * prow[r * Lk + j]
-            dsum[r] = acc
-        if d.rate > 0:
-            for r in range(m):
-                base = (bh * d.Lq + i0 + r) * Lk
-                for j in range(kend):
-                    if _draw(base + j, k1, k2) >= thr:
-                        pd[r * Lk + j] = prow[r * Lk + j] * s
-                        ds[r * Lk + j] = ds[r * Lk + j] * s
-                    else:
-                        pd[r * Lk + j] = 0
-                        ds[r * Lk + j] = 0
-            pv = pd
-        else:
-            pv = prow
-        for r in range(m):
-            if g != NULL:
-                grow = g + (bh * d.Lq + i0 + r) * Lk
-                for j in range(kend):
-                    ds[r * Lk + j] = prow[r * Lk + j] * (ds[r * Lk + j] + grow[j] - dsum[r])
-            else:
-                for j in range(kend):
-                    ds[r * Lk + j] = prow[r * Lk + j] * (ds[r * Lk + j] - dsum[r])
+        gemm(False, True, m, kend, d.dv, <floating>1, dob, ldo, v + b * Lk * ldv + h * d.dv, ldv,
+             <floating>0, ds, Lk)
+        pv = _block_ds(d, o, p + (bh * d.Lq + i0) * Lk, dob, g, ds, pd, dsum, bh, b, h, i0, m, kend, 1)
         gemm(False, False, m, d.dk, kend, <floating>d.scale, ds, Lk, k + b * Lk * ldk + h * d.dk, ldk,
              <floating>0, dq + (b * d.Lq + i0) * ldq + h * d.dk, ldq)
         gemm(True, False, kend, d.dk, m, <floating>d.scale, ds, Lk, q + (b * d.Lq + i0) * ldq + h * d.dk, ldq,
              <floating>1, dka, ldka)
-        gemm(True, False, kend, d.dv, m, <floating>1, pv, Lk, do_ + (b * d.Lq + i0) * ldo + h * d.dv, ldo,
-             <floating>1, dva, ldva)
+        gemm(True, False, kend, d.dv, m, <floating>1, pv, Lk, dob, ldo, <floating>1, dva, ldva)
 
 
 # ----------------------------------------------------------------------------- float32, packed
@@ -477,7 +492,7 @@ cdef void _backward_task_f32(const Dims *d, const float *q, const float *k, cons
     cdef Py_ssize_t b = bh // d.H, h = bh % d.H
     cdef Py_ssize_t Lk = d.Lk, ldq = d.ldq, ldk = d.ldk, ldv = d.ldv, ldo = d.ldo
     cdef Py_ssize_t per = (d.n_blocks + n_chunks - 1) // n_chunks
-    cdef Py_ssize_t blk, i0, m, kend, r, j, col, base
+    cdef Py_ssize_t blk, i0, m, kend, r, col
     cdef Py_ssize_t ldka, ldva
     cdef float *dka
     cdef float *dva
@@ -488,25 +503,11 @@ cdef void _backward_task_f32(const Dims *d, const float *q, const float *k, cons
     cdef float *dsum = pd + d.nb * Lk
     cdef float *at = dsum + d.nb
     cdef float *bp = at + Lk * d.nb
-    cdef const float *prow
-    cdef const float *grow
     cdef const float *pv
     cdef const float *qb
     cdef const float *dob
-    cdef float acc, scale = <float>d.scale
-    cdef float s = <float>(1.0 / (1.0 - d.rate)) if d.rate > 0 else 1
-    cdef uint32_t thr = d.threshold, k1 = d.k1, k2 = d.k2
     cdef Py_ssize_t first = c * per, last = min(d.n_blocks, (c + 1) * per)
-    if n_chunks == 1:
-        dka = dkey + b * Lk * ldk + h * d.dk
-        dva = dval + b * Lk * ldv + h * d.dv
-        ldka = ldk
-        ldva = ldv
-    else:
-        dka = part + task * Lk * (d.dk + d.dv)
-        dva = dka + Lk * d.dk
-        ldka = d.dk
-        ldva = d.dv
+    _grad_rows(d, dkey, dval, part, task, n_chunks, b, h, &dka, &dva, &ldka, &ldva)
     # The first block stores its dK, dV rows (no zeroing pass first); rows of keys that
     # no block of this task reads (causal attention, or an empty chunk) are zeroed.
     cdef Py_ssize_t z0 = _key_end(d, min(d.Lq, first * d.nb + d.nb)) if first < last else 0
@@ -521,42 +522,12 @@ cdef void _backward_task_f32(const Dims *d, const float *q, const float *k, cons
         i0 = blk * d.nb
         m = min(d.nb, d.Lq - i0)
         kend = _key_end(d, i0 + m)
-        prow = p + (bh * d.Lq + i0) * Lk
         qb = q + (b * d.Lq + i0) * ldq + h * d.dk
         dob = do_ + (b * d.Lq + i0) * ldo + h * d.dv
-        # dPd = dO V^T for the block
+        # dPd = dO V^T for the block; then dS, times the scale (both dQ and dK carry it)
         fn_gemm_packed(m, kend, d.dv, dob, ldo, vt, ds, Lk, 0, NULL)
-        for r in range(m):
-            acc = 0
-            for col in range(d.dv):
-                acc = acc + dob[r * ldo + col] * o[(b * d.Lq + i0 + r) * ldo + h * d.dv + col]
-            if g != NULL:
-                grow = g + (bh * d.Lq + i0 + r) * Lk
-                for j in range(kend):
-                    acc = acc + grow[j] * prow[r * Lk + j]
-            dsum[r] = acc
-        if d.rate > 0:
-            for r in range(m):
-                base = (bh * d.Lq + i0 + r) * Lk
-                for j in range(kend):
-                    if _draw(base + j, k1, k2) >= thr:
-                        pd[r * Lk + j] = prow[r * Lk + j] * s
-                        ds[r * Lk + j] = ds[r * Lk + j] * s
-                    else:
-                        pd[r * Lk + j] = 0
-                        ds[r * Lk + j] = 0
-            pv = pd
-        else:
-            pv = prow
-        # dS, times the scale (both dQ and dK carry it)
-        for r in range(m):
-            if g != NULL:
-                grow = g + (bh * d.Lq + i0 + r) * Lk
-                for j in range(kend):
-                    ds[r * Lk + j] = prow[r * Lk + j] * (ds[r * Lk + j] + grow[j] - dsum[r]) * scale
-            else:
-                for j in range(kend):
-                    ds[r * Lk + j] = prow[r * Lk + j] * (ds[r * Lk + j] - dsum[r]) * scale
+        pv = _block_ds(d, o, p + (bh * d.Lq + i0) * Lk, dob, g, ds, pd, dsum, bh, b, h, i0, m, kend,
+                       <float>d.scale)
         _panel_gemm(m, d.dk, kend, ds, Lk, kp, Lk, dq + (b * d.Lq + i0) * ldq + h * d.dk, ldq)
         # dK += dS^T Q and dV += Pd^T dO over the block's queries
         fn_pack_b_rows(qb, ldq, 0, m, m, d.dk, bp)
