@@ -50,7 +50,7 @@ cnp.import_array()
 # Whether this CPU runs the packed GEMM's 512-bit micro-kernel (AVX-512).
 cdef bint _WIDE_OK = fn_wide_tiles_init() != 0
 # float32 products of tall inputs (many rows: a Dense on every position of a sequence)
-# through the packed GEMM: see _tall, _forward_packed, _dx_packed and _wgrad_packed.
+# through the packed GEMM: see _tall, _rows_packed and _wgrad_packed.
 cdef bint PACKED_WGRAD = True
 # Rows of x and g packed at a time by fn_gemm_kblocked.
 cdef Py_ssize_t WGRAD_KB = 256
@@ -138,50 +138,32 @@ cdef inline bint _tall(Py_ssize_t n, Py_ssize_t k, Py_ssize_t units) noexcept no
     return PACKED_WGRAD and k > 0 and units > 0 and n >= 2 * max(k, units)
 
 
-cdef int _forward_packed(const float *x, const float *w, const float *b, float *z, float *y,
-                         Py_ssize_t n, Py_ssize_t k, Py_ssize_t units, int act, double alpha,
-                         int nt) noexcept nogil:
-    """_forward for tall inputs: w packed once, then each thread's rows through the packed
-    GEMM with the bias as the accumulators' start, the activation while the rows are in
-    cache. Each row's sums run the same way however rows are split. -1: no scratch."""
-    cdef float *wp = <float *>malloc(((units + 15) // 16) * 16 * k * sizeof(float))
+cdef int _rows_packed(const float *a, const float *w, int trans, Py_ssize_t n, Py_ssize_t kdim,
+                      Py_ssize_t ncols, const float *bias, float *c, float *y, int act, double alpha,
+                      int nt) noexcept nogil:
+    """c (n x ncols) = a (n x kdim) op(w) [+ bias] for tall inputs, then y = act(c) row by row
+    when y is given, while the rows are in cache. op(w) is w (kdim x ncols, contiguous) or,
+    with trans, the transpose of w (ncols x kdim, contiguous): the forward's x w and the
+    input gradient's g w^T of the same Dense weights. op(w) is packed once and shared by the threads' rows,
+    the bias starts the accumulators; each row's sums run the same way however rows are
+    split. Returns -1 (nothing written) when scratch is unavailable."""
+    cdef float *wp = <float *>malloc(((ncols + 15) // 16) * 16 * kdim * sizeof(float))
     cdef Py_ssize_t chunk = (n + nt - 1) // nt, t, lo, hi, r
     if wp == NULL:
         return -1
-    fn_pack_b(w, units, k, units, 0, wp)
+    fn_pack_b(w, kdim if trans else ncols, kdim, ncols, trans, wp)
     if nt <= 1:
-        fn_gemm_packed(n, units, k, x, k, wp, z, units, 0, b)
-        for r in range(n):
-            act_row(act, z + r * units, y + r * units, units, alpha)
-    else:
-        for t in prange(nt, num_threads=nt, schedule="static"):
-            lo = t * chunk
-            hi = min(n, lo + chunk)
-            if lo < hi:
-                fn_gemm_packed(hi - lo, units, k, x + lo * k, k, wp, z + lo * units, units, 0, b)
+        nt = 1
+        chunk = n
+    for t in prange(nt, num_threads=nt, schedule="static"):
+        lo = t * chunk
+        hi = min(n, lo + chunk)
+        if lo < hi:
+            fn_gemm_packed(hi - lo, ncols, kdim, a + lo * kdim, kdim, wp, c + lo * ncols, ncols, 0, bias)
+            if y != NULL:
                 for r in range(lo, hi):
-                    act_row(act, z + r * units, y + r * units, units, alpha)
+                    act_row(act, c + r * ncols, y + r * ncols, ncols, alpha)
     free(wp)
-    return 0
-
-
-cdef int _dx_packed(const float *g, const float *w, float *dx, Py_ssize_t n, Py_ssize_t k,
-                    Py_ssize_t units, int nt) noexcept nogil:
-    """dx = g w^T for tall inputs: w^T packed once and shared by the threads' rows."""
-    cdef float *wt = <float *>malloc(((k + 15) // 16) * 16 * units * sizeof(float))
-    cdef Py_ssize_t chunk = (n + nt - 1) // nt, t, lo, hi
-    if wt == NULL:
-        return -1
-    fn_pack_b(w, units, units, k, 1, wt)
-    if nt <= 1:
-        fn_gemm_packed(n, k, units, g, units, wt, dx, k, 0, NULL)
-    else:
-        for t in prange(nt, num_threads=nt, schedule="static"):
-            lo = t * chunk
-            hi = min(n, lo + chunk)
-            if lo < hi:
-                fn_gemm_packed(hi - lo, k, units, g + lo * units, units, wt, dx + lo * k, k, 0, NULL)
-    free(wt)
     return 0
 
 
@@ -192,7 +174,7 @@ cdef void _forward(const floating *x, const floating *w, const floating *b, floa
     cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
     cdef Py_ssize_t t, lo
     if floating is float:
-        if _tall(n, k, units) and _forward_packed(x, w, b, z, y, n, k, units, act, alpha, nt) == 0:
+        if _tall(n, k, units) and _rows_packed(x, w, 0, n, k, units, b, z, y, act, alpha, nt) == 0:
             return
     if nt == 1:
         # Entering an OpenMP region costs ~0.5 us even for one thread: skip it.
@@ -424,7 +406,8 @@ cdef void _backward(const floating *dy, const floating *x, const floating *w,
     if dx != NULL and k > 0:
         if floating is float:
             if units > SMALL_UNITS and _tall(n, k, units):
-                if _dx_packed(g, w, dx, n, k, units, _threads_for(n * k * units, n, n_threads)) == 0:
+                if _rows_packed(g, w, 1, n, units, k, NULL, dx, NULL, 0, 0.0,
+                                _threads_for(n * k * units, n, n_threads)) == 0:
                     return
         if units > SMALL_UNITS or _dx_small(g, w, dx, n, k, units, n_threads) != 0:
             gemm_parallel(False, True, n, k, units, <floating>1, g, units, w, units,
