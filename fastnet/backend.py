@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -88,6 +89,9 @@ class Variable:
 
     def assign(self, value: ArrayLike) -> None:
         """Copies ``value`` into the variable (same shape; cast to its dtype)."""
+        ad = sys.modules.get("fastnet.ops.autodiff")
+        if ad is not None and getattr(ad._TLS, "stack", None):
+            ad.note_escape(f"variable '{self.path}' was assigned (a replay would not assign it)")
         value = np.asarray(_ops_value(value))
         if value.shape != self.value.shape:
             raise ValueError(f"Cannot assign a value of shape {value.shape} to variable "
@@ -117,6 +121,9 @@ class Variable:
         self.assign(self.value - np.asarray(_ops_value(value), dtype=self.value.dtype))
 
     def __array__(self, dtype=None, copy=None):
+        ad = sys.modules.get("fastnet.ops.autodiff")
+        if ad is not None and getattr(ad._TLS, "stack", None):
+            ad.note_escape(f"variable '{self.path}' was converted to a numpy array (a replay would fix its value)")
         return np.asarray(self.value, dtype=dtype)
 
     # Arithmetic goes through fastnet.ops, so that inside a recorded call the variable

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random as _pyrandom
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -82,6 +83,9 @@ class SeedGenerator:
 def _rng(seed):
     """A numpy Generator for ``seed``: an int (the same numbers on every call), a
     SeedGenerator (advanced by one), a (2,) seed array, or None (fastnet's global stream)."""
+    ad = sys.modules.get("fastnet.ops.autodiff")
+    if ad is not None and getattr(ad._TLS, "stack", None):
+        ad.note_escape("a random value was drawn (a replay would repeat it)")
     if seed is None:
         return np.random.default_rng(int(_GEN.integers(0, 2 ** 63 - 1)))
     if isinstance(seed, SeedGenerator):

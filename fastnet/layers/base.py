@@ -582,7 +582,15 @@ class Layer:
                 # not watched, so their gradient (a first layer's matmul, say) is never
                 # computed; backward records the call again should one be wanted after all.
                 watch = ctx.need_dx
-                out, rec = _autodiff.call_recorded(run, inputs, *args, _watch=watch, **kwargs)
+                d = self.__dict__
+                cache = d.get("_replay", _NO_REPLAY)
+                if cache is _NO_REPLAY:
+                    cache = d["_replay"] = {}
+                if cache is not None and not args and not kwargs and depth == 0 and not getattr(_autodiff._TLS,
+                                                                                              "stack", None):
+                    out, rec, watch = _autodiff.call_replayed(cache, run, inputs, bool(training), watch)
+                else:
+                    out, rec = _autodiff.call_recorded(run, inputs, *args, _watch=watch, **kwargs)
                 ctx.recording = rec
                 ctx.rerecord = None if watch else (inputs, args, kwargs, training)
                 tape = rec.tape
@@ -595,6 +603,12 @@ class Layer:
             _CALLS.depth = depth
             scopes.pop()
         if scope or ctx.__dict__.get("losses") is not None:
+            if scope and tape is not None:
+                cache = self.__dict__.get("_replay")
+                if cache:   # a call that adds losses is never replayed (the replay would not add them)
+                    for k, v in list(cache.items()):
+                        if k != "why" and v is not False:
+                            cache[k] = False
             _finish_losses(ctx, scope, tape, scopes)
         return out
 
@@ -633,6 +647,12 @@ class Layer:
         out = rec.outputs
         if (type(out) is _autodiff.Tracer and type(dy) is np.ndarray and dy.shape == out.value.shape
                 and dy.dtype == out.value.dtype and out._tape is rec.tape and not ctx.__dict__.get("added")):
+            if len(rec.tape._nodes) == 1:   # one dense record (matmul + bias + ReLU): one kernel call
+                dx = _ops_numpy()._dense_into(rec, dy, variables, ctx.need_dx)
+                if dx is not NotImplemented:
+                    ctx.recording = None
+                    rec.tape.release()
+                    return dx
             grads_in, grads_vars = rec._backward_one(dy, variables, ctx.need_dx, True)   # (what backward does here)
         else:
             grads_in, grads_vars = rec.backward(dy, variables=variables, need_dx=ctx.need_dx,
@@ -753,6 +773,16 @@ _TAKES_TRAINING = {}
 # one resets the added losses) and ``scopes`` (one list per recorded call, receiving the
 # losses added during it).
 _CALLS = threading.local()
+_NO_REPLAY = object()   # (a layer's "_replay" entry before its first recorded call)
+_OPS_NUMPY = None
+
+
+def _ops_numpy():
+    global _OPS_NUMPY
+    if _OPS_NUMPY is None:
+        from fastnet.ops import numpy as m
+        _OPS_NUMPY = m
+    return _OPS_NUMPY
 
 
 def _flatten_layers(layer):

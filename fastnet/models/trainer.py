@@ -138,6 +138,12 @@ class Trainer(StepAPI):
                              f"compile(optimizer='adam', loss='mse')")
         self.loss = loss
         self.run_eagerly = bool(run_eagerly)  # (a subclassed model's call is then recorded, not traced)
+        # Layers written with ops are replayed once their calls trace alike (fastnet.ops.autodiff);
+        # compiling starts their traces afresh, and run_eagerly keeps every call eager.
+        from fastnet.layers.base import _flatten_layers
+
+        for layer in [self] + _flatten_layers(self):
+            layer.__dict__["_replay"] = None if self.run_eagerly else {}
         self._compile_args = (loss, metrics, loss_weights, weighted_metrics)
         self._outputs_cfg = None  # resolved against the outputs once the model is built
         self._losses_mod = losses_mod

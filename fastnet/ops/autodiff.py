@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["GradientTape", "Tape", "Tracer", "Recording", "unwrap", "is_traced", "apply", "record", "record_layer",
-           "call_recorded", "active_tape", "value_of"]
+           "call_recorded", "call_replayed", "note_escape", "active_tape", "value_of"]
 
 _TLS = threading.local()
 
@@ -63,7 +63,7 @@ class Tape:
             again (default True; call :meth:`release` to drop them early).
     """
 
-    __slots__ = ("_nodes", "_n", "_leaves", "_depth", "persistent", "__weakref__")
+    __slots__ = ("_nodes", "_n", "_leaves", "_depth", "persistent", "_log", "_why", "__weakref__")
 
     def __init__(self, persistent: bool = True) -> None:
         self._nodes = []      # (out_ids, in_ids, vjp, residual)
@@ -71,6 +71,8 @@ class Tape:
         self._leaves = {}     # id(Variable) -> (Variable, Tracer)
         self._depth = -1      # position in this thread's stack while active
         self.persistent = persistent
+        self._log = None      # while a call is traced for replay: how each record was made
+        self._why = None      # why that trace cannot be replayed (None: it can)
 
     # ------------------------------------------------------------------ activation
     def __enter__(self) -> Tape:
@@ -311,21 +313,33 @@ class Tracer:
             yield self[i]
 
     def __array__(self, dtype=None, copy=None):
+        if self._tape._log is not None:
+            _escape(self._tape, "a traced value was converted to a numpy array")
         return self.value if dtype is None else self.value.astype(dtype)
 
     def numpy(self) -> np.ndarray:
+        if self._tape._log is not None:
+            _escape(self._tape, "numpy() was called on a traced value")
         return self.value.copy()
 
     def __bool__(self) -> bool:
+        if self._tape._log is not None:
+            _escape(self._tape, "Python branched on a traced value")
         return bool(self.value)
 
     def __float__(self) -> float:
+        if self._tape._log is not None:
+            _escape(self._tape, "float() was called on a traced value")
         return float(self.value)
 
     def __int__(self) -> int:
+        if self._tape._log is not None:
+            _escape(self._tape, "int() was called on a traced value")
         return int(self.value)
 
     def __index__(self) -> int:
+        if self._tape._log is not None:
+            _escape(self._tape, "a traced value was used as an index")
         return int(self.value)
 
     def __repr__(self):
@@ -383,7 +397,7 @@ class Tracer:
         return _np().dot(self, other)
 
     def argmax(self, axis=None) -> np.ndarray:
-        return np.argmax(self.value, axis=axis)
+        return np.argmax(value_of(self), axis=axis)
 
     def backward(self, *args, **kwargs):
         raise TypeError("Traced fastnet values have no backward() (that is PyTorch's autograd): record the "
@@ -391,7 +405,7 @@ class Tracer:
                         "`tape.gradient(loss, variables)`")
 
     def argmin(self, axis=None) -> np.ndarray:
-        return np.argmin(self.value, axis=axis)
+        return np.argmin(value_of(self), axis=axis)
 
     # ---- operators
     def __add__(self, o):
@@ -470,13 +484,13 @@ class Tracer:
         return _np().greater_equal(self, o)
 
     def __invert__(self):
-        return _np().logical_not(self) if self.value.dtype == np.bool_ else ~self.value
+        return _np().logical_not(self) if self.value.dtype == np.bool_ else ~value_of(self)
 
     def __and__(self, o):
-        return np.asarray(self.value) & value_of(o)
+        return np.asarray(value_of(self)) & value_of(o)
 
     def __or__(self, o):
-        return np.asarray(self.value) | value_of(o)
+        return np.asarray(value_of(self)) | value_of(o)
 
     def __getitem__(self, idx):
         return _np().get_item(self, idx)
@@ -511,11 +525,17 @@ def _np():
 # ---------------------------------------------------------------------------- helpers
 
 def value_of(x: Any) -> Any:
-    """The array behind a Tracer or Variable; anything else unchanged."""
+    """The array behind a Tracer or Variable; anything else unchanged. (Reading a traced
+    value this way makes a call being traced for replay run eagerly instead: what is
+    computed from the array is not recorded.)"""
     t = type(x)
     if t is Tracer:
+        if x._tape._log is not None:
+            _escape(x._tape, "a traced value was read as an array (an op without a gradient, or numpy)")
         return x.value
     if t is Variable or isinstance(x, Variable):
+        if getattr(_TLS, "stack", None):
+            note_escape(f"variable '{x.path}' was read outside the ops (its value would be fixed by a replay)")
         return x.value
     return x
 
@@ -529,7 +549,7 @@ def unwrap(x: Any) -> Any:
     """The same structure with Tracers and Variables replaced by their arrays."""
     t = type(x)
     if t is Tracer:
-        return x.value
+        return value_of(x)
     if t is list:
         return [unwrap(e) for e in x]
     if t is tuple:
@@ -613,14 +633,21 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
             if need:
                 vals.append(None)
             return fwd(*vals)[0]
+        if tape._log is not None:
+            consts = [v if i < 0 else None for i, v in zip(ids, vals)]
         if need:
             vals.append(tuple([i >= 0 for i in ids]))
         out, res = fwd(*vals)
         if nout:
-            return _emit(tape, out, ids, bwd, res, nout)
+            out = _emit(tape, out, ids, bwd, res, nout)
+            if tape._log is not None:
+                tape._log.append((0, fwd, bwd, ids, consts, nout, need, tape._nodes[-1][0]))
+            return out
         i = tape._n     # (_emit for one output, inline: at least one id is traced here)
         tape._n = i + 1
         tape._nodes.append((i, ids, bwd, res))
+        if tape._log is not None:
+            tape._log.append((0, fwd, bwd, ids, consts, 0, need, i))
         return Tracer(out, tape, i)
     stacked = _stack_lists(args)
     if stacked is not None:
@@ -648,6 +675,8 @@ def apply(fwd: Callable[..., Any], bwd: Callable[..., Any], args: Sequence[Any],
     if need:
         vals.append(tuple(i >= 0 for i in ids))
     out, res = fwd(*vals)
+    if tape._log is not None:
+        _escape(tape, "an op read values of two tapes")
     return _emit(tape, out, ids, bwd, res, nout)
 
 
@@ -692,6 +721,8 @@ def record(outputs: Any, inputs: Sequence[Any], vjp: Callable[..., Any]) -> Any:
     tape = _tape_for(inputs)
     if tape is None:
         return outputs
+    if tape._log is not None:
+        _escape(tape, "a layer with its own backward pass (or a hand-recorded op) ran inside call()")
     ids = []
     for a in inputs:
         if type(a) is Tracer:
@@ -842,7 +873,7 @@ class Recording:
         return gi, gv
 
 
-def call_recorded(fn: Callable[..., Any], inputs: Any, *args, _watch: bool = True,
+def call_recorded(fn: Callable[..., Any], inputs: Any, *args, _watch: bool = True, _log: list | None = None,
                   **kwargs) -> tuple[Any, Recording]:
     """Runs ``fn(traced inputs, *args, **kwargs)`` on a fresh tape.
 
@@ -852,6 +883,7 @@ def call_recorded(fn: Callable[..., Any], inputs: Any, *args, _watch: bool = Tru
     input and variable gradients (the default forward/backward of a layer whose
     ``call`` is written with ops)."""
     tape = Tape(persistent=True)
+    tape._log = _log
     flat = []
     if type(inputs) is np.ndarray:   # (the common case: one array)
         if _watch:
@@ -881,7 +913,11 @@ def call_recorded(fn: Callable[..., Any], inputs: Any, *args, _watch: bool = Tru
             tape._depth = -1
         else:
             tape.__exit__()
-    return (out.value if type(out) is Tracer else unwrap(out)), Recording(tape, flat, out)
+    return (out.value if type(out) is Tracer else _tree_map(_quiet_value, out)), Recording(tape, flat, out)
+
+
+def _quiet_value(x):
+    return x.value if type(x) is Tracer or isinstance(x, Variable) else x
 
 
 def record_layer(backward: Callable[[Any], Any], inputs: Sequence[Any], outputs: Any,
@@ -1001,3 +1037,259 @@ def _pack_sorted(d, flat):
         else:
             out[k] = vals[0]
     return {k: out[k] for k in d}
+
+
+# ---------------------------------------------------------------------------- replaying a layer's call
+# A layer written with ops runs its Python ``call`` on a fresh tape every training step:
+# each op pays for its dispatch and its record. Once two consecutive recorded calls with
+# the same input signature made the same records from the same constants (and nothing in
+# them depended on a traced value's contents: no Python branch on a value, no numpy on a
+# value, no random draw, no variable assignment, no loss added, no layer with its own
+# backward inside), the call is replayed: the recorded forwards run again on the new
+# inputs and the current weights, without the Python around them, and a matmul + bias
+# (+ ReLU) record runs as one dense kernel call. This is what compiling the call under
+# ``jax.jit`` or ``tf.function`` does for a Keras model in ``fit``: Python state read by
+# ``call`` is fixed by the trace (``compile(run_eagerly=True)`` keeps every call eager).
+
+_REPLAY_TRIES = 3      # traces that may disagree before a signature stays eager
+
+
+def _escape(tape, why):
+    """Marks the call being traced on ``tape`` as not replayable."""
+    if tape._why is None:
+        tape._why = why
+
+
+def note_escape(why: str) -> None:
+    """Marks every call being traced on this thread as not replayable (something in it
+    has an effect a replay would not repeat: a random draw, a variable assignment)."""
+    s = getattr(_TLS, "stack", None)
+    if s:
+        for tape in s:
+            if tape._log is not None and tape._why is None:
+                tape._why = why
+
+
+def _same(a, b, depth=0):
+    """Whether two constants of two traces are the same value (closures: same code and
+    the same captured values)."""
+    if a is b:
+        return True
+    ta = type(a)
+    if ta is not type(b) or depth > 6:
+        return False
+    if ta is np.ndarray:
+        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b, equal_nan=True))
+    if ta is tuple or ta is list:
+        return len(a) == len(b) and all(_same(x, y, depth + 1) for x, y in zip(a, b))
+    if ta is dict:
+        return a.keys() == b.keys() and all(_same(a[k], b[k], depth + 1) for k in a)
+    code = getattr(a, "__code__", None)
+    if code is not None:
+        if code is not getattr(b, "__code__", None) or getattr(a, "__self__", None) is not getattr(b, "__self__", None):
+            return False
+        ca, cb = a.__closure__ or (), b.__closure__ or ()
+        if len(ca) != len(cb):
+            return False
+        for x, y in zip(ca, cb):
+            try:
+                vx, vy = x.cell_contents, y.cell_contents
+            except ValueError:
+                return False
+            if not _same(vx, vy, depth + 1):
+                return False
+        return _same(a.__defaults__, b.__defaults__, depth + 1)
+    if isinstance(a, (np.generic, int, float, complex, str, bytes, bool, np.dtype, slice, type(None), type)):
+        try:
+            r = a == b
+            return bool(r) if type(r) in (bool, np.bool_) else False
+        except Exception:  # noqa: BLE001
+            return False
+    return False
+
+
+class _Plan:
+    """A replayable call: where each record's arguments come from, per input-gradient
+    choice (``steps[True]`` watches the inputs, ``steps[False]`` does not)."""
+
+    __slots__ = ("n", "in_ids", "leaves", "out", "out_ids", "steps")
+
+
+def _same_trace(a, b):
+    (la, ia, lva, oa), (lb, ib, lvb, ob) = a, b
+    if ia != ib or oa != ob or len(la) != len(lb) or len(lva) != len(lvb):
+        return False
+    if any(va is not vb or xa != xb for (va, xa), (vb, xb) in zip(lva, lvb)):
+        return False
+    for sa, sb in zip(la, lb):
+        if len(sa) != len(sb) or sa[0] != sb[0]:
+            return False
+        for x, y in zip(sa[1:], sb[1:]):
+            if not _same(x, y):
+                return False
+    return True
+
+
+def _trace_of(tape, rec):
+    """(log, input ids, leaves, output ids) of a traced call, or the reason it cannot be
+    replayed."""
+    if tape._why is not None:
+        return tape._why
+    log = tape._log
+    nodes = tape._nodes
+    if len(log) != len(nodes):
+        return "a record was made outside the ops"
+    for spec, node in zip(log, nodes):
+        if spec[-1] != node[0]:
+            return "a record was changed after it was made"
+    out = rec.outputs
+    if type(out) is Tracer:
+        outs = [out]
+        form = None
+    elif type(out) in (list, tuple) and out and all(type(o) is Tracer for o in out):
+        outs = list(out)
+        form = type(out)
+    else:
+        return "call() returned something other than traced values"
+    if any(o._tape is not tape for o in outs):
+        return "call() returned a value of another tape"
+    leaves = [(v, t._id) for v, t in tape._leaves.values()]
+    return list(log), tuple(t._id for t in rec.inputs), leaves, (form, tuple(o._id for o in outs))
+
+
+def _make_plan(trace, n):
+    log, in_ids, leaves, (form, out_ids) = trace
+    plan = _Plan()
+    plan.n = n
+    plan.in_ids = in_ids
+    plan.leaves = leaves
+    plan.out = form
+    plan.out_ids = out_ids
+    used = set(out_ids)
+    for spec in log:
+        used.update(i for i in spec[3 if spec[0] == 0 else 1] if i >= 0)
+    plan.steps = {}
+    for watch in (True, False):
+        req = [False] * n
+        for _, i in leaves:
+            req[i] = True
+        if watch:
+            for i in in_ids:
+                req[i] = True
+        steps = []
+        for spec in log:
+            if spec[0] == 0:
+                _, fwd, bwd, ids, consts, nout, need, out = spec
+                eff = [i if i >= 0 and req[i] else -1 for i in ids]
+                rec = max(eff) >= 0
+                srcs = tuple(zip(ids, consts))
+                nd = (tuple(i >= 0 for i in eff) if rec else None) if need else False
+                steps.append((0, fwd, bwd, srcs, eff, nd, nout, out, rec))
+                if rec:
+                    for o in (out if nout else (out,)):
+                        req[o] = True
+            else:
+                _, ids, consts, relu, out = spec
+                eff = [i if i >= 0 and req[i] else -1 for i in ids]
+                rec = max(eff) >= 0
+                fused = not any(o in used for o in out[:-1])
+                steps.append((1, tuple(zip(ids, consts)), eff, relu, out, rec, fused))
+                if rec:
+                    for o in out:
+                        req[o] = True
+        plan.steps[watch] = steps
+    return plan
+
+
+def _replay(plan, inputs, watch):
+    """Runs a plan on new inputs: (outputs, Recording), as ``call_recorded`` gives."""
+    tape = Tape(persistent=True)
+    n = plan.n
+    tape._n = n
+    env = [None] * n
+    flat = []
+    for i, v in zip(plan.in_ids, inputs):
+        env[i] = v
+        if watch:
+            flat.append(Tracer(v, tape, i))
+    leaves = tape._leaves
+    for var, i in plan.leaves:
+        v = var.value
+        env[i] = v
+        leaves[id(var)] = (var, Tracer(v, tape, i))
+    nodes = tape._nodes
+    for step in plan.steps[watch]:
+        if step[0] == 0:
+            _, fwd, bwd, srcs, eff, nd, nout, out, rec = step
+            vals = [c if i < 0 else env[i] for i, c in srcs]
+            if nd is not False:
+                vals.append(nd)
+            y, res = fwd(*vals)
+            if nout:
+                for o, v in zip(out, y):
+                    env[o] = v
+            else:
+                env[out] = y
+            if rec:
+                nodes.append((out, eff, bwd, res))
+        else:
+            _, srcs, eff, relu, out, rec, fused = step
+            a, w, b = [c if i < 0 else env[i] for i, c in srcs]
+            if isinstance(b, Variable):
+                b = b.value
+            _np()._replay_dense(env, nodes, a, w, b, eff, relu, out, rec, fused)
+    vals = [env[i] for i in plan.out_ids]
+    if plan.out is None:
+        outputs = Tracer(vals[0], tape, plan.out_ids[0])
+        return vals[0], Recording(tape, flat, outputs)
+    outputs = plan.out(Tracer(v, tape, i) for v, i in zip(vals, plan.out_ids))
+    return plan.out(vals), Recording(tape, flat, outputs)
+
+
+def _signature(inputs):
+    t = type(inputs)
+    if t is np.ndarray:
+        return (inputs.shape, inputs.dtype), [inputs]
+    if (t is list or t is tuple) and inputs and all(type(v) is np.ndarray for v in inputs):
+        return (t,) + tuple((v.shape, v.dtype) for v in inputs), list(inputs)
+    return None, None
+
+
+def call_replayed(cache: dict, fn: Callable[..., Any], inputs: Any, training: bool,
+                  watch: bool) -> tuple[Any, Recording, bool]:
+    """``call_recorded(fn, inputs)`` for a layer's call, replayed once its traces agree
+    (see above). ``cache``: the layer's plans by input signature. Returns (outputs,
+    recording, watched): ``watched`` says whether the inputs were watched (a trace
+    always watches them)."""
+    sig, flat_in = _signature(inputs)
+    if sig is None:
+        out, rec = call_recorded(fn, inputs, _watch=watch)
+        return out, rec, watch
+    key = (sig, training)
+    entry = cache.get(key)
+    if type(entry) is _Plan:
+        out, rec = _replay(entry, flat_in, watch)
+        return out, rec, watch
+    if entry is False:
+        out, rec = call_recorded(fn, inputs, _watch=watch)
+        return out, rec, watch
+    # trace this call: record it, with each record's origin logged
+    tape_log = []
+    out, rec = call_recorded(fn, inputs, _log=tape_log)
+    tape = rec.tape
+    trace = _trace_of(tape, rec)
+    tape._log = None
+    if type(trace) is str:
+        cache[key] = False
+        cache.setdefault("why", {})[key] = trace
+        return out, rec, True
+    if entry is not None and _same_trace(entry[0], trace):
+        cache[key] = _make_plan(trace, tape._n)
+    else:
+        tries = 1 if entry is None else entry[1] + 1
+        if tries >= _REPLAY_TRIES:
+            cache[key] = False
+            cache.setdefault("why", {})[key] = "consecutive calls made different records or constants"
+        else:
+            cache[key] = (trace, tries)
+    return out, rec, True

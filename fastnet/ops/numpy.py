@@ -553,7 +553,7 @@ def _kernel_mm(a, b):
     return y if a.ndim == 2 else y.reshape(a.shape[:-1] + (n,))
 
 
-def _kernel_mm_bwd(g, a, b, sa, sb, y=None, want_db=False):
+def _kernel_mm_bwd(g, a, b, sa, sb, y=None, want_db=False, dw_out=None, db_out=None):
     """Gradients of a @ b (plus a bias, then a ReLU when ``y``, its output, is given) in
     the dense kernel: (dA, dB, dbias) with None for an operand not kept (and for the bias
     unless ``want_db``); None where the kernel does not apply. a: the left operand or
@@ -595,8 +595,8 @@ def _kernel_mm_bwd(g, a, b, sa, sb, y=None, want_db=False):
             return None
         act, dz = _ACT_RELU, np.empty((m, n), dt)
     da = None if b is None else np.empty((m, k), dt)
-    dw = None if a is None else np.empty((k, n), dt)
-    db = np.empty(n, dt) if want_db else None
+    dw = None if a is None else (np.empty((k, n), dt) if dw_out is None else dw_out)
+    db = (np.empty(n, dt) if db_out is None else db_out) if want_db else None
     # The kernel reads x only for dW and w only for dX: an operand that was not kept
     # stands in by the buffer of the gradient that is not computed from it (or by a
     # scratch array when only the bias gradient is wanted).
@@ -726,6 +726,11 @@ def _add_bias(x1, x2):
     i = tape._n
     tape._n = i + 1
     tape._nodes[-1] = ((out_id, i), [ids[0], ids[1], bid], _dense_bwd, (mres, None, bid >= 0))
+    log = tape._log
+    if log is not None:   # (a call traced for replay: the product's entry becomes a dense one)
+        _, _, _, mids, mconsts, _, _, _ = log[-1]
+        log[-1] = (1, [mids[0], mids[1], bid], [mconsts[0], mconsts[1], bv if bid < 0 else None], False,
+                   (out_id, i))
     return Tracer(out, tape, i)
 
 
@@ -742,7 +747,83 @@ def _relu_of_dense(x):
     i = tape._n
     tape._n = i + 1
     tape._nodes[-1] = (out_ids + (i,), ids, _dense_bwd, (r[0], y, r[2]))
+    log = tape._log
+    if log is not None:
+        e = log[-1]
+        log[-1] = (1, e[1], e[2], True, out_ids + (i,))
     return Tracer(y, tape, i)
+
+
+def _replay_dense(env, nodes, a, w, b, eff, relu, out, rec, fused):
+    """Replays a dense record (see autodiff's replay): the product, the sum and the ReLU
+    as the separate ops compute them, or (``fused``: only the last output is read) the
+    last one alone in one dense kernel call, as the built-in Dense computes it."""
+    need = (eff[0] >= 0, eff[1] >= 0)
+    if fused and type(a) is np.ndarray and type(w) is np.ndarray and type(b) is np.ndarray \
+            and a.ndim == 2 and w.ndim == 2 and b.ndim == 1 and a.dtype in _KERNEL_DTYPES \
+            and a.dtype == w.dtype == b.dtype and a.shape[1] == w.shape[0] and b.shape[0] == w.shape[1] \
+            and a.flags.c_contiguous and w.flags.c_contiguous and b.flags.c_contiguous and a.shape[0] and w.size:
+        y = np.empty((a.shape[0], w.shape[1]), a.dtype)
+        (_DENSE or _dense()).forward(a, w, b, None, y, _ACT_RELU if relu else 0, 0.0, config._n_threads)
+        env[out[-1]] = y
+        if rec:
+            mres = (a if need[1] else None, w if need[0] else None, a.shape, w.shape)
+            nodes.append((out, eff, _dense_bwd, (mres, y if relu else None, eff[2] >= 0)))
+        return
+    p, mres = _mm_fwd(a, w, need if rec else None)
+    s = p + b
+    env[out[0]] = p
+    env[out[1]] = s
+    y = None
+    if relu:
+        y = env[out[2]] = np.maximum(s, 0)
+    if rec:
+        nodes.append((out, eff, _dense_bwd, (mres, y, eff[2] >= 0)))
+
+
+def _dense_into(rec, dy, variables, need_dx):
+    """The backward of a layer call recorded as one dense record (a replayed
+    ``relu(matmul(x, w) + b)``): the kernel writes the weight gradients into the
+    variables' gradient buffers (zeros for trainable variables the call did not use);
+    returns the input gradient (None unless ``need_dx``), or NotImplemented where this
+    does not apply (the general reverse sweep then runs)."""
+    tape = rec.tape
+    out_ids, ids, vjp, r = tape._nodes[0]
+    if vjp is not _dense_bwd or type(out_ids) is int or out_ids[-1] != rec.outputs._id:
+        return NotImplemented
+    mres, y, want_db = r
+    a, w, sa, sb = mres
+    if len(sa) != 2 or dy.dtype not in _KERNEL_DTYPES:
+        return NotImplemented
+    ia, iw, ib = ids
+    ins = rec.inputs
+    if need_dx and (len(ins) != 1 or ins[0]._id != ia or w is None):
+        return NotImplemented
+    leaves = tape._leaves
+    wv = bv = None
+    rest = []
+    for v in variables:
+        e = leaves.get(id(v))
+        i = -1 if e is None else e[1]._id
+        if i >= 0 and i == iw and wv is None:
+            wv = v
+        elif i >= 0 and i == ib and bv is None and want_db:
+            bv = v
+        elif i >= 0:
+            return NotImplemented   # (a variable twice in the list, or read by the call otherwise)
+        else:
+            rest.append(v)
+    if wv is not None and (a is None or wv.value.dtype != dy.dtype):
+        return NotImplemented
+    if bv is not None and bv.value.dtype != dy.dtype:
+        return NotImplemented
+    res = _kernel_mm_bwd(dy, None if wv is None else a, w if need_dx else None, sa, sb, y, bv is not None,
+                         None if wv is None else wv.grad_buffer(), None if bv is None else bv.grad_buffer())
+    if res is None:
+        return NotImplemented
+    for v in rest:
+        v.grad_buffer().fill(0)
+    return res[0]
 
 
 def _dense_bwd(gs, r):
