@@ -20,7 +20,9 @@ The sources run interleaved in each repeat (so a slow moment on a shared machine
 them alike); each line gives the median and the fastest epoch's ms/step, the process CPU
 time per step (all threads: the step's and the loaders'), each with its ratio to
 ``arrays``, and the slowest epoch.
-``--decode`` also times decoding one batch of PNGs alone, in this thread.
+``--decode`` also times decoding one batch of PNGs alone, in this thread, and opening,
+reading and closing its files without decoding (the floor of any loader that reads the
+files every epoch).
 """
 from __future__ import annotations
 
@@ -128,6 +130,23 @@ def decode_cost(root, repeats):
     return statistics.median(walls), statistics.median(cpus)
 
 
+def read_cost(root, repeats):
+    """CPU seconds to open, read and close one batch of image files in this thread, with
+    no decoding: the least any loader reading files every epoch pays per step."""
+    paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)[:BS]
+    cpus = []
+    for _ in range(repeats):
+        c = time.thread_time()
+        for path in paths:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.read(fd, 1 << 20)
+            finally:
+                os.close(fd)
+        cpus.append(time.thread_time() - c)
+    return statistics.median(cpus)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("workloads", nargs="*", help="mlp, cnn (default: both)")
@@ -182,6 +201,8 @@ def main(argv=None):
                 wall, cpu = decode_cost(os.path.join(root, kind), max(args.repeats, 9))
                 print(f"  decode one batch of {BS} PNGs alone, in one thread: {wall * 1e3:.2f} ms wall, "
                       f"{cpu * 1e3:.2f} ms CPU")
+                print(f"  only open, read and close its {BS} files: "
+                      f"{read_cost(os.path.join(root, kind), max(args.repeats, 9)) * 1e3:.2f} ms CPU")
             sys.stdout.flush()
     finally:
         shutil.rmtree(root, ignore_errors=True)
