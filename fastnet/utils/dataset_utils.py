@@ -276,17 +276,29 @@ def _resize_image(img, image_size, interpolation, crop_to_aspect_ratio, pad_to_a
 _PIL_FORMATS = {".bmp": ("BMP",), ".gif": ("GIF",), ".jpeg": ("JPEG",), ".jpg": ("JPEG",), ".png": ("PNG",)}
 
 
+_READ_FIRST = 1 << 16
+
+
 def _read_file(path):
     # os.read on a descriptor: a few microseconds less per file than open().read() (no
-    # buffered file object), which counts for small images.
+    # buffered file object), which counts for small images. The first read asks for 64 KiB:
+    # os.read allocates what it is asked for, and a request of 1 MiB can be served by
+    # mapping fresh pages for every file (measured: 22 instead of 4-5 microseconds per
+    # 28x28 PNG, depending on the allocator's state). A larger file is read to its end
+    # with one more request of the size the file reports.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
+        data = os.read(fd, _READ_FIRST)
+        if not data:
+            return data
+        chunks = [data]
+        n = len(data)
+        while True:   # (to the end: a read may return less than asked before the end)
+            chunk = os.read(fd, _READ_FIRST if n < _READ_FIRST else max(os.fstat(fd).st_size - n, 0) + _READ_FIRST)
             if not chunk:
-                return b"".join(chunks)
+                return data if len(chunks) == 1 else b"".join(chunks)
             chunks.append(chunk)
+            n += len(chunk)
     finally:
         os.close(fd)
 

@@ -133,3 +133,15 @@ def test_a_file_that_is_no_image_names_its_path(tmp_path):
     ds = image_dataset_from_directory(str(tmp_path), image_size=(6, 5), batch_size=2, verbose=False)
     with pytest.raises(PIL.UnidentifiedImageError, match="broken.png"):
         next(iter(ds))
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 300_000, 3 << 20])
+def test_files_are_read_whole_whatever_their_size(tmp_path, size):
+    """The loader's reader asks for 64 KiB first, then for what the file says is left:
+    every byte comes back, at and around those boundaries."""
+    from fastnet.utils.dataset_utils import _read_file
+
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    assert _read_file(str(path)) == data
