@@ -9,12 +9,27 @@ import os
 
 import numpy as np
 import pytest
+from helpers import optional_import
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
 from fastnet.utils import image_dataset_from_directory  # noqa: E402
 from fastnet.utils.dataset_utils import _image_loader, _resize_image  # noqa: E402
+
+
+@pytest.fixture(params=["pyspng", "pillow"], autouse=True)
+def png_decoder(request, monkeypatch):
+    """Every test runs with the PNG fast path (pyspng, the ``image`` extra) and without it
+    (Pillow alone): the pixels must not depend on which decoded them."""
+    from fastnet.utils import dataset_utils
+
+    if request.param == "pyspng":
+        monkeypatch.setattr(dataset_utils, "_SPNG", optional_import("pyspng", "image"))
+    else:
+        monkeypatch.setattr(dataset_utils, "_SPNG", False)
+    return request.param
+
 
 MODES = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
 # (extension, Pillow format, modes it stores)
@@ -145,3 +160,40 @@ def test_files_are_read_whole_whatever_their_size(tmp_path, size):
     path = tmp_path / "blob.bin"
     path.write_bytes(data)
     assert _read_file(str(path)) == data
+
+
+@pytest.mark.parametrize("kind", ["grey_with_transparency", "rgb_with_transparency", "16_bit_grey", "palette",
+                                  "truncated", "jpeg_named_png"])
+def test_pngs_of_every_kind_hold_pillows_pixels(tmp_path, kind):
+    """The PNG fast path takes only 8-bit images stored in the wanted mode at the wanted
+    size; others (and bytes it refuses) go to Pillow, which decodes them or names the file."""
+    rng = np.random.default_rng(3)
+    path = str(tmp_path / "img.png")
+    mode = "RGB" if kind.startswith("rgb") or kind == "palette" or kind == "jpeg_named_png" else "L"
+    if kind == "grey_with_transparency":
+        _pixels(rng, "L", (6, 5)).save(path, "PNG", transparency=7)
+    elif kind == "rgb_with_transparency":
+        _pixels(rng, "RGB", (6, 5)).save(path, "PNG", transparency=(1, 2, 3))
+    elif kind == "16_bit_grey":
+        _pixels(rng, "I;16", (6, 5)).save(path, "PNG")
+    elif kind == "palette":
+        _pixels(rng, "P", (6, 5)).save(path, "PNG")
+    elif kind == "jpeg_named_png":
+        _pixels(rng, "RGB", (6, 5)).save(path, "JPEG")
+    else:
+        _pixels(rng, "L", (6, 5)).save(path, "PNG")
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data[:len(data) // 2])
+    _, load_into = _image_loader((6, 5), len(mode), "bilinear", "channels_last", False, False)
+    out = np.zeros((6, 5, len(mode)), np.uint8)
+    if kind == "truncated":
+        with pytest.raises(OSError, match="img.png|truncated|image file"):
+            load_into(path, out)
+        return
+    got = load_into(path, out)
+    got = out if got is None else got
+    color_mode = {"L": "grayscale", "RGB": "rgb"}[mode]
+    np.testing.assert_array_equal(np.asarray(got, np.float32), _plain_pillow(path, color_mode, (6, 5), False,
+                                                                             "channels_last"))
