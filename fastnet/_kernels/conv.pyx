@@ -64,6 +64,21 @@ cdef extern from "_winograd.h" nogil:
 
 from fastnet._kernels.im2col cimport (Geom, col2im_rows, col2im_t_rows, im2col_rows,
                                      im2col_t_rows, is_pointwise, make_geom)
+cdef extern from *:
+    """
+    /* the direct float32 kernels for few channels (and fn_pack_b) */
+    #include "_direct_conv.h"
+    """
+    void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
+                   float *Bp) noexcept nogil
+    Py_ssize_t fn_dconv_dw_scratch(const Geom *g, Py_ssize_t F, Py_ssize_t rows) noexcept nogil
+    void fn_dconv_dw_rows(const float *x, const float *dz, Py_ssize_t F, const Geom *g,
+                          Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t rows, float *acc,
+                          float *scratch) noexcept nogil
+    Py_ssize_t fn_dconv_fwd_scratch(const Geom *g, Py_ssize_t rows) noexcept nogil
+    void fn_dconv_fwd_rows(const float *x, const float *Wp, const float *bias, Py_ssize_t F,
+                           const Geom *g, Py_ssize_t n, Py_ssize_t oy0, Py_ssize_t oy1,
+                           float *y, float *scratch) noexcept nogil
 
 # Elements of a chunk's column matrix (per thread): about 256 KiB in float32,
 # which keeps columns, dz and the GEMM's packed panels inside a 1-2 MiB L2.
@@ -106,10 +121,25 @@ cpdef object scratch(str key, tuple shape, object dtype):
 
 
 def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=None,
-               winograd_ratio=None):
+               winograd_ratio=None, direct_dw=None, direct_fwd=None, direct_dx=None,
+               direct_max_c=None, direct_chunk_px=None):
     """Development hook for tests and benchmarks: chunk size (elements), dW
-    formulation, Winograd on/off and its tiles per chunk. Returns the settings."""
+    formulation, Winograd on/off and its tiles per chunk; the direct float32 kernels
+    for few channels (kernel gradient, forward, stride-1 input gradient; each on/off),
+    the most channels (in and out) they take and the output pixels per chunk.
+    Returns the settings."""
     global CHUNK_ELEMS, DW_MODE, WINOGRAD, WINO_TILES, WINO_RATIO
+    global DIRECT_DW, DIRECT_FWD, DIRECT_DX, DIRECT_MAX_C, DIRECT_CHUNK_PX
+    if direct_dw is not None:
+        DIRECT_DW = bool(direct_dw)
+    if direct_fwd is not None:
+        DIRECT_FWD = bool(direct_fwd)
+    if direct_dx is not None:
+        DIRECT_DX = bool(direct_dx)
+    if direct_max_c is not None:
+        DIRECT_MAX_C = int(direct_max_c)
+    if direct_chunk_px is not None:
+        DIRECT_CHUNK_PX = max(1, int(direct_chunk_px))
     if chunk_elems is not None:
         CHUNK_ELEMS = max(1024, int(chunk_elems))
     if dw_mode is not None:
@@ -121,7 +151,9 @@ def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=Non
     if winograd_ratio is not None:
         WINO_RATIO = float(winograd_ratio)
     return dict(chunk_elems=CHUNK_ELEMS, dw_mode=DW_MODE, winograd=WINOGRAD,
-                winograd_tiles=WINO_TILES, winograd_ratio=WINO_RATIO)
+                winograd_tiles=WINO_TILES, winograd_ratio=WINO_RATIO, direct_dw=DIRECT_DW,
+                direct_fwd=DIRECT_FWD, direct_dx=DIRECT_DX, direct_max_c=DIRECT_MAX_C,
+                direct_chunk_px=DIRECT_CHUNK_PX)
 
 
 cdef inline Py_ssize_t _chunk_rows(Py_ssize_t K, Py_ssize_t F) noexcept nogil:
@@ -859,6 +891,112 @@ cdef void w1_weight_grad(const floating *xp, const floating *dz, floating *dwp, 
                     first = False
 
 
+# ----------------------------------------------------------------- direct kernels
+#
+# float32 convolutions with few channels (both C and F at most DIRECT_MAX_C) run on
+# the register-tiled loops of _direct_conv.h, which read x and dz in place: their
+# GEMMs are too small for BLAS (packing and calls cost more than the multiply-adds)
+# and Winograd's transforms cost as much as its products.
+#
+# The kernel gradient sums over every output pixel. The output rows (sample, oy) are
+# cut into slots that depend only on the problem's size, never on the thread count;
+# each slot's partial dW is summed in a fixed order and the slots are added in order,
+# so dW is the same bitwise whatever the number of threads.
+
+cdef bint DIRECT_DW = True
+cdef bint DIRECT_FWD = True
+cdef bint DIRECT_DX = True
+cdef Py_ssize_t DIRECT_MIN_C = 4
+cdef Py_ssize_t DIRECT_MAX_C = 32
+# Output pixels per chunk (rounded to whole rows): x, dz and y of a chunk stay in L1/L2.
+cdef Py_ssize_t DIRECT_CHUNK_PX = 256
+# Most slots of the kernel gradient, and fewest output pixels per slot.
+cdef Py_ssize_t DW_SLOTS = 64
+cdef Py_ssize_t DW_SLOT_MIN_PX = 512
+
+
+cdef bint direct_ok(const Geom *g, Py_ssize_t F) noexcept nogil:
+    """Whether the direct kernels take this (float32) convolution."""
+    return (g.c >= DIRECT_MIN_C and g.c <= DIRECT_MAX_C and F >= 1 and F <= DIRECT_MAX_C
+            and not is_pointwise(g) and g.kh * g.kw > 1)
+
+
+cdef inline Py_ssize_t _direct_rows(Py_ssize_t ow) noexcept nogil:
+    cdef Py_ssize_t r = DIRECT_CHUNK_PX // ow
+    return r if r > 0 else 1
+
+
+cdef int direct_weight_grad(const float *xp, const float *dz, float *dwp, const Geom *g,
+                            Py_ssize_t F, int n_threads) except -1:
+    """dw (kh kw C, F) from x and dz (n oh ow, F); see the section's comment."""
+    cdef Py_ssize_t R = g.n * g.oh, P = R * g.ow, T = g.kh * g.kw, C = g.c
+    cdef Py_ssize_t Fp = (F + 7) // 8 * 8, KFp = T * C * Fp, rows = _direct_rows(g.ow)
+    cdef Py_ssize_t S = min(DW_SLOTS, max(1, P // DW_SLOT_MIN_PX), R)
+    cdef Py_ssize_t srows = (R + S - 1) // S
+    S = (R + srows - 1) // srows
+    cdef int nt = _threads(P * T * C * F, S, n_threads)
+    cdef Py_ssize_t s_scr = fn_dconv_dw_scratch(g, F, rows)
+    cdef float[:, ::1] part = scratch("dw_slots", (S, KFp), np.float32)
+    cdef float[:, ::1] scr = scratch("work", (nt, s_scr), np.float32)
+    cdef Py_ssize_t per = (S + nt - 1) // nt, t, s, i, k, c, f
+    cdef float *pp
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        for s in range(t * per, min(S, (t + 1) * per)):
+            pp = &part[s, 0]
+            memset(pp, 0, KFp * sizeof(float))
+            fn_dconv_dw_rows(xp, dz, F, g, s * srows, min(R, (s + 1) * srows), rows, pp,
+                             &scr[t, 0])
+    with nogil:
+        for k in range(T * C):
+            for f in range(F):
+                dwp[k * F + f] = part[0, k * Fp + f]
+        for s in range(1, S):
+            pp = &part[s, 0]
+            for k in range(T * C):
+                for f in range(F):
+                    dwp[k * F + f] += pp[k * Fp + f]
+    return 0
+
+
+cdef int direct_conv(const float *xp, const float *wp, const float *bp, float *zp, float *yp,
+                     const Geom *g, Py_ssize_t F, int act, double alpha, bint flip,
+                     int n_threads) except -1:
+    """y = act(conv(x, W) + b) by the direct kernel, chunks of output rows of a sample
+    split over threads. With ``flip``, W is (kh kw F, C) read as the kernel of the
+    input gradient: w'[i][j][c][f] = w[kh-1-i][kw-1-j][f][c] (g.c is then F's count of
+    the forward convolution and F its C)."""
+    cdef Py_ssize_t C = g.c, T = g.kh * g.kw, K = T * C, NP = (F + 15) // 16
+    cdef Py_ssize_t rows = _direct_rows(g.ow)
+    cdef Py_ssize_t cps = (g.oh + rows - 1) // rows, nch = g.n * cps
+    cdef int nt = _threads(g.n * g.oh * g.ow * K * F, nch, n_threads)
+    cdef float[::1] wpk = scratch("wp", (NP * 16 * K,), np.float32)
+    cdef float[:, ::1] wt
+    cdef float[:, ::1] scr = scratch("work", (nt, fn_dconv_fwd_scratch(g, rows)), np.float32)
+    cdef Py_ssize_t per = (nch + nt - 1) // nt, t, q, n, oy0, oy1, tap, c, f, r0
+    if flip:
+        # the forward's kernel is (T, F_fwd = C here ... ): w (T * F, C) -> w' (T * C, F)
+        wt = scratch("wflip", (K, F), np.float32)
+        with nogil:
+            for tap in range(T):
+                for c in range(C):
+                    for f in range(F):
+                        wt[tap * C + c, f] = wp[((T - 1 - tap) * F + f) * C + c]
+            fn_pack_b(&wt[0, 0], F, K, F, 0, &wpk[0])
+    else:
+        with nogil:
+            fn_pack_b(wp, F, K, F, 0, &wpk[0])
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        for q in range(t * per, min(nch, (t + 1) * per)):
+            n = q // cps
+            oy0 = (q - n * cps) * rows
+            oy1 = min(g.oh, oy0 + rows)
+            fn_dconv_fwd_rows(xp, &wpk[0], bp, F, g, n, oy0, oy1, zp, &scr[t, 0])
+            r0 = (n * g.oh + oy0) * g.ow
+            bias_act(zp + r0 * F, yp + r0 * F, <float *>NULL, (oy1 - oy0) * g.ow, F, act,
+                     alpha)
+    return 0
+
+
 def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floating[::1] b,
             floating[:, ::1] z, floating[:, ::1] y, object geometry, int act,
             double alpha=0.0, int n_threads=1):
@@ -893,6 +1031,10 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     dt = np.float32 if floating is float else np.float64
     cdef floating[::1] u
     cdef floating[:, ::1] wscr
+    if floating is float:
+        if DIRECT_FWD and direct_ok(&g, F):
+            direct_conv(xp, wp, bp, zp, yp, &g, F, act, alpha, False, n_threads)
+            return
     if winograd_ok(&g, F, g.oh * g.ow):
         u = scratch("u", (16 * g.c * F,), dt)
         wscr = scratch("work", (nt, wino_scratch(g.c, F, g.w)), dt)
@@ -1241,6 +1383,74 @@ def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
     cdef const floating *zp = &z[0, 0] if (z is not None and needs_input(act)) else NULL
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef const floating *wp = &w[0, 0]
+    cdef bint d_dw = False
+    cdef bint d_dx = False
+    cdef Geom gd
+    if floating is float:
+        d_dw = dwp != NULL and DIRECT_DW and direct_ok(&g, F)
+        # The input gradient of a stride-1 convolution is a convolution of dz with the
+        # kernel flipped and transposed, padded by (k - 1) d - pad.
+        d_dx = (dxp != NULL and DIRECT_DX and direct_ok(&g, F) and g.sh == 1 and g.sw == 1
+                and g.ph <= (g.kh - 1) * g.dh and g.pw <= (g.kw - 1) * g.dw)
+        if d_dw or d_dx:
+            gd = g
+            gd.h, gd.w, gd.c, gd.oh, gd.ow = g.oh, g.ow, F, g.h, g.w
+            gd.ph, gd.pw = (g.kh - 1) * g.dh - g.ph, (g.kw - 1) * g.dw - g.pw
+            _direct_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, &gd, F, act, alpha,
+                             d_dw, d_dx, n_threads)
+            return
+    _backward_dispatch(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, F, act, alpha, n_threads)
+
+
+cdef int _direct_backward(const float *dyp, const float *yp, const float *zp, const float *xp,
+                          const float *wp, float *dwp, float *dbp, float *dxp, const Geom *g,
+                          const Geom *gd, Py_ssize_t F, int act, double alpha, bint d_dw,
+                          bint d_dx, int n_threads) except -1:
+    """Backward with the direct kernels for dW (``d_dw``) and/or the stride-1 dx
+    (``d_dx``); dz (and db) are formed first, the other gradient takes the usual path."""
+    cdef Py_ssize_t P = g.n * g.oh * g.ow, lo, hi, per, i, t
+    cdef int nt = _threads(P * F * 64, P // 64, n_threads)
+    cdef float[:, ::1] dzb
+    cdef float[:, ::1] dbs = np.zeros((nt, F), dtype=np.float32)
+    cdef const float *dz = dyp
+    cdef float *dzw = NULL
+    if act != ACT_LINEAR:
+        dzb = scratch("dz", (P, F), np.float32)
+        dzw = &dzb[0, 0]
+        dz = dzw
+    if dzw != NULL or dbp != NULL:
+        per = (P + nt - 1) // nt
+        for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+            lo = t * per
+            hi = min(P, lo + per)
+            if hi > lo:
+                if dzw != NULL:
+                    grad_rows(act, dyp + lo * F, yp + lo * F,
+                              zp + lo * F if zp != NULL else NULL, dzw + lo * F, hi - lo, F,
+                              alpha)
+                if dbp != NULL:
+                    col_sums(dz + lo * F, hi - lo, F, &dbs[t, 0], True)
+        if dbp != NULL:
+            for i in range(F):
+                dbp[i] = 0
+                for t in range(nt):
+                    dbp[i] += dbs[t, i]
+    if d_dw:
+        direct_weight_grad(xp, dz, dwp, g, F, n_threads)
+    if d_dx:
+        direct_conv(dz, wp, NULL, dxp, dxp, gd, g.c, ACT_LINEAR, 0.0, True, n_threads)
+    if (dwp != NULL and not d_dw) or (dxp != NULL and not d_dx):
+        _backward_dispatch(dz, NULL, NULL, xp, wp, NULL if d_dw else dwp, NULL,
+                           NULL if d_dx else dxp, g, F, ACT_LINEAR, 0.0, n_threads)
+    return 0
+
+
+cdef int _backward_dispatch(const floating *dyp, const floating *yp, const floating *zp,
+                            const floating *xp, const floating *wp, floating *dwp,
+                            floating *dbp, floating *dxp, const Geom *gp, Py_ssize_t F,
+                            int act, double alpha, int n_threads) except -1:
+    """The backward by Winograd or im2col, whichever each gradient takes."""
+    cdef Geom g = gp[0]
     cdef Geom gx
     cdef bint one_d = g.h == 1 and g.kh == 1
     cdef bint wino_dw = False
@@ -1268,3 +1478,4 @@ def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
                        wino_dx, one_d, n_threads)
     else:
         _im2col_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, F, act, alpha, n_threads)
+    return 0

@@ -1,0 +1,298 @@
+/* Direct float32 convolution kernels for few channels (fastnet/_kernels/conv.pyx).
+ *
+ * With 8 to 64 channels in and out, a 3x3 convolution's GEMMs are small: Winograd's
+ * per-tile products (tiles x C) @ (C x F) and im2col's (pixels x 9C) @ (9C x F) spend
+ * more time in BLAS's packing and call overhead, and in the transforms, than in
+ * multiply-adds. These kernels read the input and the output gradient where they lie
+ * (or a zero-padded band of a few input rows) and keep a tile of the result in
+ * registers, the micro-kernel of _packed_gemm.h (6 x 16 tiles in 256-bit registers):
+ *
+ * fn_dconv_dw_rows   the kernel gradient dW[tap] (C x F) += X_tap^T dZ over a range of
+ *                    output rows: for each tap, a 6-channel x 16-filter tile accumulates
+ *                    x (broadcast) times dz (two vectors) over every pixel of a chunk of
+ *                    rows, then goes back to memory once.
+ * fn_dconv_fwd_rows  y = conv(x, W) (+ bias) over a range of output rows of one
+ *                    sample: a tile of 6 output pixels of a row by 16 filters
+ *                    accumulates the window's taps x channels against W packed into
+ *                    16-column panels (fn_pack_b), from a zero-padded copy of the
+ *                    input rows the chunk reads.
+ */
+#ifndef FASTNET_DIRECT_CONV_H
+#define FASTNET_DIRECT_CONV_H
+
+#include "_packed_gemm.h"
+#include "_geom.h"
+
+/* Row tiles of the direct kernels: 6 while more than 8 are left, then 8 as 4 + 4 and 7
+   as 4 + 3, else all that is left: a tile of 1 or 2 rows has too few accumulators to
+   hide the multiply-add's latency (a 32-pixel row goes 6 6 6 6 4 4, not 6 6 6 6 6 2). */
+static inline Py_ssize_t fn_dc_tile(Py_ssize_t M, Py_ssize_t i0) {
+    Py_ssize_t rem = M - i0;
+    return rem > 8 ? 6 : rem >= 7 ? 4 : rem;
+}
+
+#ifndef FN_SCALAR_GEMM
+
+/* One tile of the kernel gradient: out (MR rows of 8 NV columns, row stride ldo) +=
+   sum over the nr row segments k of sum over q < cnt of
+       xp[k][q * xs + r] (broadcast) * dp[k][q * ds + 0 .. 8 NV - 1]. */
+FN_TILE_INLINE void fn_dc_dw_tile(const int MR, const int NV, Py_ssize_t nr,
+                                  const float *const *xp, const float *const *dp,
+                                  Py_ssize_t xoff, Py_ssize_t doff, Py_ssize_t cnt,
+                                  Py_ssize_t xs, Py_ssize_t ds, float *out, Py_ssize_t ldo) {
+    fn_v8f a0[6], a1[6];
+    Py_ssize_t r, k, q;
+    for (r = 0; r < MR; r++) {
+        memcpy(&a0[r], out + r * ldo, sizeof(fn_v8f));
+        if (NV == 2) memcpy(&a1[r], out + r * ldo + 8, sizeof(fn_v8f));
+    }
+    for (k = 0; k < nr; k++) {
+        const float *x = xp[k] + xoff, *d = dp[k] + doff;
+        for (q = 0; q < cnt; q++) {
+            fn_v8f b0, b1;
+            memcpy(&b0, d, sizeof b0);
+            if (NV == 2) memcpy(&b1, d + 8, sizeof b1);
+            for (r = 0; r < MR; r++) {
+                float s = x[r];
+                a0[r] += s * b0;
+                if (NV == 2) a1[r] += s * b1;
+            }
+            x += xs;
+            d += ds;
+        }
+    }
+    for (r = 0; r < MR; r++) {
+        memcpy(out + r * ldo, &a0[r], sizeof(fn_v8f));
+        if (NV == 2) memcpy(out + r * ldo + 8, &a1[r], sizeof(fn_v8f));
+    }
+}
+
+FN_TILE_INLINE void fn_dc_dw_tiles(const int NV, Py_ssize_t C, Py_ssize_t nr,
+                                   const float *const *xp, const float *const *dp,
+                                   Py_ssize_t doff, Py_ssize_t cnt, Py_ssize_t xs,
+                                   Py_ssize_t ds, float *out, Py_ssize_t ldo) {
+    Py_ssize_t c0 = 0;
+    while (c0 < C) {
+        switch (fn_dc_tile(C, c0)) {
+        case 6: fn_dc_dw_tile(6, NV, nr, xp, dp, c0, doff, cnt, xs, ds, out + c0 * ldo, ldo); c0 += 6; break;
+        case 5: fn_dc_dw_tile(5, NV, nr, xp, dp, c0, doff, cnt, xs, ds, out + c0 * ldo, ldo); c0 += 5; break;
+        case 4: fn_dc_dw_tile(4, NV, nr, xp, dp, c0, doff, cnt, xs, ds, out + c0 * ldo, ldo); c0 += 4; break;
+        case 3: fn_dc_dw_tile(3, NV, nr, xp, dp, c0, doff, cnt, xs, ds, out + c0 * ldo, ldo); c0 += 3; break;
+        case 2: fn_dc_dw_tile(2, NV, nr, xp, dp, c0, doff, cnt, xs, ds, out + c0 * ldo, ldo); c0 += 2; break;
+        default: fn_dc_dw_tile(1, NV, nr, xp, dp, c0, doff, cnt, xs, ds, out + c0 * ldo, ldo); c0 += 1;
+        }
+    }
+}
+
+/* One tile of the forward: MR consecutive output pixels of a row (input pixels xs
+   apart in the padded band, x pointing at the first one's window origin) by 8 NV
+   filters of panel bp (16 columns, rows tap * C + c), the window's taps at offsets
+   toff[tap] from x. Accumulators start at bz; nc of the columns are stored to y
+   (row stride ldy). */
+FN_TILE_INLINE void fn_dc_fwd_tile(const int MR, const int NV, const float *x, Py_ssize_t xs,
+                                   const Py_ssize_t *toff, Py_ssize_t T, Py_ssize_t C,
+                                   const float *bp, const float *bz, float *y, Py_ssize_t ldy,
+                                   Py_ssize_t nc) {
+    fn_v8f a0[6], a1[6], z0, z1;
+    Py_ssize_t r, t, c, jj;
+    memcpy(&z0, bz, sizeof z0);
+    memcpy(&z1, bz + 8, sizeof z1);
+    for (r = 0; r < MR; r++) { a0[r] = z0; a1[r] = z1; }
+    for (t = 0; t < T; t++) {
+        const float *xt = x + toff[t];
+        const float *b = bp + t * C * 16;
+        for (c = 0; c < C; c++) {
+            fn_v8f b0, b1;
+            memcpy(&b0, b + c * 16, sizeof b0);
+            if (NV == 2) memcpy(&b1, b + c * 16 + 8, sizeof b1);
+            for (r = 0; r < MR; r++) {
+                float s = xt[r * xs + c];
+                a0[r] += s * b0;
+                if (NV == 2) a1[r] += s * b1;
+            }
+        }
+    }
+    for (r = 0; r < MR; r++) {
+        float *yr = y + r * ldy;
+        if (nc == 16) {
+            memcpy(yr, &a0[r], sizeof(fn_v8f));
+            memcpy(yr + 8, &a1[r], sizeof(fn_v8f));
+        } else if (nc == 8) {
+            memcpy(yr, &a0[r], sizeof(fn_v8f));
+        } else {
+            float tmp[16];
+            memcpy(tmp, &a0[r], 32);
+            if (NV == 2) memcpy(tmp + 8, &a1[r], 32);
+            for (jj = 0; jj < nc; jj++) yr[jj] = tmp[jj];
+        }
+    }
+}
+
+FN_TILE_INLINE void fn_dc_fwd_tiles(const int NV, Py_ssize_t M, const float *x, Py_ssize_t xs,
+                                    const Py_ssize_t *toff, Py_ssize_t T, Py_ssize_t C,
+                                    const float *bp, const float *bz, float *y, Py_ssize_t ldy,
+                                    Py_ssize_t nc) {
+    Py_ssize_t i0 = 0;
+    while (i0 < M) {
+        switch (fn_dc_tile(M, i0)) {
+        case 6: fn_dc_fwd_tile(6, NV, x + i0 * xs, xs, toff, T, C, bp, bz, y + i0 * ldy, ldy, nc); i0 += 6; break;
+        case 5: fn_dc_fwd_tile(5, NV, x + i0 * xs, xs, toff, T, C, bp, bz, y + i0 * ldy, ldy, nc); i0 += 5; break;
+        case 4: fn_dc_fwd_tile(4, NV, x + i0 * xs, xs, toff, T, C, bp, bz, y + i0 * ldy, ldy, nc); i0 += 4; break;
+        case 3: fn_dc_fwd_tile(3, NV, x + i0 * xs, xs, toff, T, C, bp, bz, y + i0 * ldy, ldy, nc); i0 += 3; break;
+        case 2: fn_dc_fwd_tile(2, NV, x + i0 * xs, xs, toff, T, C, bp, bz, y + i0 * ldy, ldy, nc); i0 += 2; break;
+        default: fn_dc_fwd_tile(1, NV, x + i0 * xs, xs, toff, T, C, bp, bz, y + i0 * ldy, ldy, nc); i0 += 1;
+        }
+    }
+}
+
+#else  /* plain loops */
+
+static void fn_dc_dw_tiles(const int NV, Py_ssize_t C, Py_ssize_t nr, const float *const *xp,
+                           const float *const *dp, Py_ssize_t doff, Py_ssize_t cnt,
+                           Py_ssize_t xs, Py_ssize_t ds, float *out, Py_ssize_t ldo) {
+    Py_ssize_t c, k, q, j, W = 8 * NV;
+    for (c = 0; c < C; c++)
+        for (k = 0; k < nr; k++) {
+            const float *x = xp[k] + c, *d = dp[k] + doff;
+            for (q = 0; q < cnt; q++)
+                for (j = 0; j < W; j++) out[c * ldo + j] += x[q * xs] * d[q * ds + j];
+        }
+}
+
+static void fn_dc_fwd_tiles(const int NV, Py_ssize_t M, const float *x, Py_ssize_t xs,
+                            const Py_ssize_t *toff, Py_ssize_t T, Py_ssize_t C,
+                            const float *bp, const float *bz, float *y, Py_ssize_t ldy,
+                            Py_ssize_t nc) {
+    Py_ssize_t i, t, c, j;
+    for (i = 0; i < M; i++) {
+        float acc[16];
+        for (j = 0; j < 16; j++) acc[j] = bz[j];
+        for (t = 0; t < T; t++)
+            for (c = 0; c < C; c++) {
+                float s = x[i * xs + toff[t] + c];
+                for (j = 0; j < 16; j++) acc[j] += s * bp[(t * C + c) * 16 + j];
+            }
+        for (j = 0; j < nc; j++) y[i * ldy + j] = acc[j];
+    }
+}
+#endif
+
+/* Scratch (floats) of fn_dconv_dw_rows for chunks of ``rows`` output rows. */
+static inline Py_ssize_t fn_dconv_dw_scratch(const fn_geom *g, Py_ssize_t F, Py_ssize_t rows) {
+    Py_ssize_t Fp = (F + 7) / 8 * 8;
+    return rows * g->ow * Fp + 2 * rows * (Py_ssize_t)(sizeof(void *) / sizeof(float) + 1) + 16;
+}
+
+/* acc (kh * kw * C, Fp) += the kernel gradient of output rows r0 .. r1 - 1 (a row being
+   (sample, oy), r = n * oh + oy) from x (n, h, w, C) and dz (rows * ow, F), in chunks of
+   ``rows`` rows. Fp = F rounded up to 8: with F != Fp each chunk of dz is first copied
+   with that row stride (zeros past F). Taps outside the input are skipped (the
+   range of ox, and the rows, each tap reads inside the image). The order of the sums
+   depends only on r0, r1 and rows. */
+FN_KERNEL_CLONES
+static void fn_dconv_dw_rows(const float *x, const float *dz, Py_ssize_t F, const fn_geom *g,
+                             Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t rows, float *acc,
+                             float *scratch) {
+    Py_ssize_t C = g->c, ow = g->ow, Fp = (F + 7) / 8 * 8, q0, q1, q, i, j, nr, lo, hi;
+    Py_ssize_t ds, p, f0;
+    float *dzbuf = scratch;
+    const float **xp = (const float **)(void *)(((size_t)(scratch + rows * ow * Fp) + 15) & ~(size_t)15);
+    const float **dp = xp + rows;
+    const float *dbase;
+    for (q0 = r0; q0 < r1; q0 += rows) {
+        q1 = q0 + rows < r1 ? q0 + rows : r1;
+        if (Fp == F) {
+            dbase = dz + q0 * ow * F;
+        } else {
+            for (p = 0; p < (q1 - q0) * ow; p++) {
+                memcpy(dzbuf + p * Fp, dz + (q0 * ow + p) * F, F * sizeof(float));
+                for (f0 = F; f0 < Fp; f0++) dzbuf[p * Fp + f0] = 0.0f;
+            }
+            dbase = dzbuf;
+        }
+        ds = Fp;
+        for (i = 0; i < g->kh; i++)
+            for (j = 0; j < g->kw; j++) {
+                /* the output columns whose tap (i, j) lies inside the image */
+                Py_ssize_t off = j * g->dw - g->pw;
+                lo = off >= 0 ? 0 : (-off + g->sw - 1) / g->sw;
+                hi = g->w - 1 - off < 0 ? 0 : (g->w - 1 - off) / g->sw + 1;
+                if (hi > ow) hi = ow;
+                if (hi <= lo) continue;
+                nr = 0;
+                for (q = q0; q < q1; q++) {
+                    Py_ssize_t n = q / g->oh, oy = q - n * g->oh;
+                    Py_ssize_t iy = oy * g->sh + i * g->dh - g->ph;
+                    if (iy < 0 || iy >= g->h) continue;
+                    xp[nr] = x + ((n * g->h + iy) * g->w + lo * g->sw + off) * C;
+                    dp[nr] = dbase + ((q - q0) * ow + lo) * ds;
+                    nr++;
+                }
+                if (nr == 0) continue;
+                float *out = acc + (i * g->kw + j) * C * Fp;
+                for (f0 = 0; f0 + 16 <= Fp; f0 += 16)
+                    fn_dc_dw_tiles(2, C, nr, xp, dp, f0, hi - lo, g->sw * C, ds, out + f0, Fp);
+                if (f0 < Fp)
+                    fn_dc_dw_tiles(1, C, nr, xp, dp, f0, hi - lo, g->sw * C, ds, out + f0, Fp);
+            }
+    }
+}
+
+/* Width (pixels) and rows of the zero-padded band fn_dconv_fwd_rows reads for
+   ``rows`` output rows. */
+static inline Py_ssize_t fn_dconv_band_w(const fn_geom *g) {
+    return (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+}
+
+static inline Py_ssize_t fn_dconv_fwd_scratch(const fn_geom *g, Py_ssize_t rows) {
+    return ((rows - 1) * g->sh + (g->kh - 1) * g->dh + 1) * fn_dconv_band_w(g) * g->c
+        + g->kh * g->kw * (Py_ssize_t)(sizeof(Py_ssize_t) / sizeof(float) + 1) + 16;
+}
+
+/* y rows (n, oy0 .. oy1 - 1) (row stride F, written from y) = conv(x, W) + bias, with
+   W packed by fn_pack_b into 16-column panels (K = kh * kw * C rows), bias (F) or NULL.
+   x (n, h, w, C); the band of input rows they read is copied to ``scratch`` with the
+   zero padding around it, so that every tile reads its whole window. */
+FN_KERNEL_CLONES
+static void fn_dconv_fwd_rows(const float *x, const float *Wp, const float *bias,
+                              Py_ssize_t F, const fn_geom *g, Py_ssize_t n, Py_ssize_t oy0,
+                              Py_ssize_t oy1, float *y, float *scratch) {
+    Py_ssize_t C = g->c, BW = fn_dconv_band_w(g), K = g->kh * g->kw * C, T = g->kh * g->kw;
+    Py_ssize_t iy0 = oy0 * g->sh - g->ph, BH = (oy1 - 1 - oy0) * g->sh + (g->kh - 1) * g->dh + 1;
+    Py_ssize_t ix0 = -g->pw, a, b, r, i, j, oy, p, nc;
+    float *band = scratch;
+    Py_ssize_t *toff = (Py_ssize_t *)(void *)(((size_t)(scratch + BH * BW * C) + 15) & ~(size_t)15);
+    /* the band: rows iy0 .. iy0 + BH - 1, columns ix0 .. ix0 + BW - 1 of the input */
+    a = ix0 < 0 ? -ix0 : 0;
+    b = ix0 + BW > g->w ? g->w - ix0 : BW;
+    for (r = 0; r < BH; r++) {
+        float *dst = band + r * BW * C;
+        Py_ssize_t iy = iy0 + r;
+        if (iy < 0 || iy >= g->h || b <= a) {
+            memset(dst, 0, BW * C * sizeof(float));
+            continue;
+        }
+        if (a > 0) memset(dst, 0, a * C * sizeof(float));
+        memcpy(dst + a * C, x + ((n * g->h + iy) * g->w + ix0 + a) * C, (b - a) * C * sizeof(float));
+        if (b < BW) memset(dst + b * C, 0, (BW - b) * C * sizeof(float));
+    }
+    for (i = 0; i < g->kh; i++)
+        for (j = 0; j < g->kw; j++) toff[i * g->kw + j] = (i * g->dh * BW + j * g->dw) * C;
+    for (oy = oy0; oy < oy1; oy++) {
+        const float *xr = band + (oy - oy0) * g->sh * BW * C;
+        float *yr = y + (n * g->oh + oy) * g->ow * F;
+        for (p = 0; p * 16 < F; p++) {
+            float bz[16] = {0};
+            nc = F - p * 16 < 16 ? F - p * 16 : 16;
+            if (bias) memcpy(bz, bias + p * 16, nc * sizeof(float));
+            if (nc > 8)
+                fn_dc_fwd_tiles(2, g->ow, xr, g->sw * C, toff, T, C, Wp + p * K * 16, bz,
+                                yr + p * 16, F, nc);
+            else
+                fn_dc_fwd_tiles(1, g->ow, xr, g->sw * C, toff, T, C, Wp + p * K * 16, bz,
+                                yr + p * 16, F, nc);
+        }
+    }
+}
+
+#endif  /* FASTNET_DIRECT_CONV_H */
