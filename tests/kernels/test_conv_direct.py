@@ -45,6 +45,9 @@ CASES = [
     (1, 5, 33, 32, 32, (3, 3), (1, 1), "same", (1, 1)),    # a row longer than a chunk
     (4, 6, 6, 7, 13, (5, 5), (1, 1), "same", (1, 1)),      # window near the image size
     (2, 32, 32, 16, 16, (3, 3), (1, 1), "same", (1, 1)),   # the ResNet block's shape
+    (3, 8, 8, 3, 16, (3, 3), (1, 1), "same", (1, 1)),      # an RGB stem (dx by Winograd)
+    (2, 9, 9, 1, 5, (3, 3), (2, 2), "valid", (1, 1)),      # one channel, stride 2
+    (2, 6, 7, 4, 9, (3, 3), (1, 1), "valid", (1, 1)),      # dx by im2col
 ]
 
 
