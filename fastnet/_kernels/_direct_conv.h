@@ -11,11 +11,14 @@
  *                    output rows: for each tap, a 6-channel x 16-filter tile accumulates
  *                    x (broadcast) times dz (two vectors) over every pixel of a chunk of
  *                    rows, then goes back to memory once.
- * fn_dconv_fwd_rows  y = conv(x, W) (+ bias) over a range of output rows of one
+ * fn_dconv_taps_rows y = conv(x, W) (+ bias) over a range of output rows of one
  *                    sample: a tile of 6 output pixels of a row by 16 filters
  *                    accumulates the window's taps x channels against W packed into
  *                    16-column panels (fn_pack_b), from a zero-padded copy of the
- *                    input rows the chunk reads.
+ *                    input rows the chunk reads. The taps are lists of row and column
+ *                    offsets, so one phase of a strided convolution's input gradient
+ *                    (the input pixels of one parity, which only some taps reach) is
+ *                    such a convolution of dz too.
  */
 #ifndef FASTNET_DIRECT_CONV_H
 #define FASTNET_DIRECT_CONV_H
@@ -238,59 +241,68 @@ static void fn_dconv_dw_rows(const float *x, const float *dz, Py_ssize_t F, cons
     }
 }
 
-/* Width (pixels) and rows of the zero-padded band fn_dconv_fwd_rows reads for
-   ``rows`` output rows. */
-static inline Py_ssize_t fn_dconv_band_w(const fn_geom *g) {
-    return (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+/* Scratch (floats) of fn_dconv_taps_rows: the band and the taps' offsets. */
+static inline Py_ssize_t fn_dconv_taps_scratch(Py_ssize_t band_rows, Py_ssize_t band_cols,
+                                               Py_ssize_t C, Py_ssize_t T) {
+    return band_rows * band_cols * C + T * (Py_ssize_t)(sizeof(Py_ssize_t) / sizeof(float) + 1)
+        + 16;
 }
 
-static inline Py_ssize_t fn_dconv_fwd_scratch(const fn_geom *g, Py_ssize_t rows) {
-    return ((rows - 1) * g->sh + (g->kh - 1) * g->dh + 1) * fn_dconv_band_w(g) * g->c
-        + g->kh * g->kw * (Py_ssize_t)(sizeof(Py_ssize_t) / sizeof(float) + 1) + 16;
-}
-
-/* y rows (n, oy0 .. oy1 - 1) (row stride F, written from y) = conv(x, W) + bias, with
-   W packed by fn_pack_b into 16-column panels (K = kh * kw * C rows), bias (F) or NULL.
-   x (n, h, w, C); the band of input rows they read is copied to ``scratch`` with the
-   zero padding around it, so that every tile reads its whole window. */
+/* Output rows a0 .. a1 - 1 (nb pixels each) of a convolution of one sample x (H, W, C)
+   with TI x TJ taps: output pixel (a, b) sums, over the taps (ti, tj) and channels c,
+   x[a sy + e[ti], b sx + f[tj], c] (zero outside the sample) times the packed kernel
+   Wp (fn_pack_b of the (TI TJ C, F) matrix, rows (ti TJ + tj) C + c), plus bias (F)
+   or NULL. Pixel (a, b) is written to y + (a - a0) yrow + b ypix (F values).
+   The band of input rows and columns the rows read is copied to ``scratch``
+   (fn_dconv_taps_scratch floats) with the zero padding around it, so that every tile
+   reads its whole window. The forward convolution is the case e = i dh - ph,
+   f = j dw - pw, (sy, sx) the strides; one phase of a strided input gradient another. */
 FN_KERNEL_CLONES
-static void fn_dconv_fwd_rows(const float *x, const float *Wp, const float *bias,
-                              Py_ssize_t F, const fn_geom *g, Py_ssize_t n, Py_ssize_t oy0,
-                              Py_ssize_t oy1, float *y, float *scratch) {
-    Py_ssize_t C = g->c, BW = fn_dconv_band_w(g), K = g->kh * g->kw * C, T = g->kh * g->kw;
-    Py_ssize_t iy0 = oy0 * g->sh - g->ph, BH = (oy1 - 1 - oy0) * g->sh + (g->kh - 1) * g->dh + 1;
-    Py_ssize_t ix0 = -g->pw, a, b, r, i, j, oy, p, nc;
+static void fn_dconv_taps_rows(const float *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
+                               Py_ssize_t sy, Py_ssize_t sx, Py_ssize_t TI, const Py_ssize_t *e,
+                               Py_ssize_t TJ, const Py_ssize_t *f, const float *Wp,
+                               const float *bias, Py_ssize_t F, Py_ssize_t a0, Py_ssize_t a1,
+                               Py_ssize_t nb, float *y, Py_ssize_t yrow, Py_ssize_t ypix,
+                               float *scratch) {
+    Py_ssize_t emin = e[0], emax = e[0], fmin = f[0], fmax = f[0], t, K = TI * TJ * C;
+    Py_ssize_t BH, BW, iy0, ix0, lo, hi, r, a, p, nc;
+    for (t = 1; t < TI; t++) { if (e[t] < emin) emin = e[t]; if (e[t] > emax) emax = e[t]; }
+    for (t = 1; t < TJ; t++) { if (f[t] < fmin) fmin = f[t]; if (f[t] > fmax) fmax = f[t]; }
+    BH = (a1 - 1 - a0) * sy + emax - emin + 1;
+    BW = (nb - 1) * sx + fmax - fmin + 1;
+    iy0 = a0 * sy + emin;
+    ix0 = fmin;
     float *band = scratch;
     Py_ssize_t *toff = (Py_ssize_t *)(void *)(((size_t)(scratch + BH * BW * C) + 15) & ~(size_t)15);
     /* the band: rows iy0 .. iy0 + BH - 1, columns ix0 .. ix0 + BW - 1 of the input */
-    a = ix0 < 0 ? -ix0 : 0;
-    b = ix0 + BW > g->w ? g->w - ix0 : BW;
+    lo = ix0 < 0 ? -ix0 : 0;
+    hi = ix0 + BW > W ? W - ix0 : BW;
     for (r = 0; r < BH; r++) {
         float *dst = band + r * BW * C;
         Py_ssize_t iy = iy0 + r;
-        if (iy < 0 || iy >= g->h || b <= a) {
+        if (iy < 0 || iy >= H || hi <= lo) {
             memset(dst, 0, BW * C * sizeof(float));
             continue;
         }
-        if (a > 0) memset(dst, 0, a * C * sizeof(float));
-        memcpy(dst + a * C, x + ((n * g->h + iy) * g->w + ix0 + a) * C, (b - a) * C * sizeof(float));
-        if (b < BW) memset(dst + b * C, 0, (BW - b) * C * sizeof(float));
+        if (lo > 0) memset(dst, 0, lo * C * sizeof(float));
+        memcpy(dst + lo * C, x + (iy * W + ix0 + lo) * C, (hi - lo) * C * sizeof(float));
+        if (hi < BW) memset(dst + hi * C, 0, (BW - hi) * C * sizeof(float));
     }
-    for (i = 0; i < g->kh; i++)
-        for (j = 0; j < g->kw; j++) toff[i * g->kw + j] = (i * g->dh * BW + j * g->dw) * C;
-    for (oy = oy0; oy < oy1; oy++) {
-        const float *xr = band + (oy - oy0) * g->sh * BW * C;
-        float *yr = y + (n * g->oh + oy) * g->ow * F;
+    for (r = 0; r < TI; r++)
+        for (t = 0; t < TJ; t++) toff[r * TJ + t] = ((e[r] - emin) * BW + f[t] - fmin) * C;
+    for (a = a0; a < a1; a++) {
+        const float *xr = band + (a - a0) * sy * BW * C;
+        float *yr = y + (a - a0) * yrow;
         for (p = 0; p * 16 < F; p++) {
             float bz[16] = {0};
             nc = F - p * 16 < 16 ? F - p * 16 : 16;
             if (bias) memcpy(bz, bias + p * 16, nc * sizeof(float));
             if (nc > 8)
-                fn_dc_fwd_tiles(2, g->ow, xr, g->sw * C, toff, T, C, Wp + p * K * 16, bz,
-                                yr + p * 16, F, nc);
+                fn_dc_fwd_tiles(2, nb, xr, sx * C, toff, TI * TJ, C, Wp + p * K * 16, bz,
+                                yr + p * 16, ypix, nc);
             else
-                fn_dc_fwd_tiles(1, g->ow, xr, g->sw * C, toff, T, C, Wp + p * K * 16, bz,
-                                yr + p * 16, F, nc);
+                fn_dc_fwd_tiles(1, nb, xr, sx * C, toff, TI * TJ, C, Wp + p * K * 16, bz,
+                                yr + p * 16, ypix, nc);
         }
     }
 }

@@ -75,10 +75,14 @@ cdef extern from *:
     void fn_dconv_dw_rows(const float *x, const float *dz, Py_ssize_t F, const Geom *g,
                           Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t rows, float *acc,
                           float *scratch) noexcept nogil
-    Py_ssize_t fn_dconv_fwd_scratch(const Geom *g, Py_ssize_t rows) noexcept nogil
-    void fn_dconv_fwd_rows(const float *x, const float *Wp, const float *bias, Py_ssize_t F,
-                           const Geom *g, Py_ssize_t n, Py_ssize_t oy0, Py_ssize_t oy1,
-                           float *y, float *scratch) noexcept nogil
+    Py_ssize_t fn_dconv_taps_scratch(Py_ssize_t band_rows, Py_ssize_t band_cols, Py_ssize_t C,
+                                     Py_ssize_t T) noexcept nogil
+    void fn_dconv_taps_rows(const float *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
+                            Py_ssize_t sy, Py_ssize_t sx, Py_ssize_t TI, const Py_ssize_t *e,
+                            Py_ssize_t TJ, const Py_ssize_t *f, const float *Wp,
+                            const float *bias, Py_ssize_t F, Py_ssize_t a0, Py_ssize_t a1,
+                            Py_ssize_t nb, float *y, Py_ssize_t yrow, Py_ssize_t ypix,
+                            float *scratch) noexcept nogil
 
 # Elements of a chunk's column matrix (per thread): about 256 KiB in float32,
 # which keeps columns, dz and the GEMM's packed panels inside a 1-2 MiB L2.
@@ -967,41 +971,139 @@ cdef int direct_weight_grad(const float *xp, const float *dz, float *dwp, const 
 
 
 cdef int direct_conv(const float *xp, const float *wp, const float *bp, float *zp, float *yp,
-                     const Geom *g, Py_ssize_t F, int act, double alpha, bint flip,
+                     const Geom *g, Py_ssize_t F, int act, double alpha,
                      int n_threads) except -1:
     """y = act(conv(x, W) + b) by the direct kernel, chunks of output rows of a sample
-    split over threads. With ``flip``, W is (kh kw F, C) read as the kernel of the
-    input gradient: w'[i][j][c][f] = w[kh-1-i][kw-1-j][f][c] (g.c is then F's count of
-    the forward convolution and F its C)."""
+    split over threads."""
     cdef Py_ssize_t C = g.c, T = g.kh * g.kw, K = T * C, NP = (F + 15) // 16
     cdef Py_ssize_t rows = _direct_rows(g.ow)
     cdef Py_ssize_t cps = (g.oh + rows - 1) // rows, nch = g.n * cps
     cdef int nt = _threads(g.n * g.oh * g.ow * K * F, nch, n_threads)
     cdef float[::1] wpk = scratch("wp", (NP * 16 * K,), np.float32)
-    cdef float[:, ::1] wt
-    cdef float[:, ::1] scr = scratch("work", (nt, fn_dconv_fwd_scratch(g, rows)), np.float32)
-    cdef Py_ssize_t per = (nch + nt - 1) // nt, t, q, n, oy0, oy1, tap, c, f, r0
-    if flip:
-        # the forward's kernel is (T, F_fwd = C here ... ): w (T * F, C) -> w' (T * C, F)
-        wt = scratch("wflip", (K, F), np.float32)
-        with nogil:
-            for tap in range(T):
-                for c in range(C):
-                    for f in range(F):
-                        wt[tap * C + c, f] = wp[((T - 1 - tap) * F + f) * C + c]
-            fn_pack_b(&wt[0, 0], F, K, F, 0, &wpk[0])
-    else:
-        with nogil:
-            fn_pack_b(wp, F, K, F, 0, &wpk[0])
+    cdef Py_ssize_t[::1] ev = np.arange(g.kh, dtype=np.intp) * g.dh - g.ph
+    cdef Py_ssize_t[::1] fv = np.arange(g.kw, dtype=np.intp) * g.dw - g.pw
+    cdef Py_ssize_t s_scr = fn_dconv_taps_scratch((rows - 1) * g.sh + (g.kh - 1) * g.dh + 1,
+                                                  (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1,
+                                                  C, T)
+    cdef float[:, ::1] scr = scratch("work", (nt, s_scr), np.float32)
+    cdef Py_ssize_t per = (nch + nt - 1) // nt, t, q, n, oy0, oy1, r0
+    with nogil:
+        fn_pack_b(wp, F, K, F, 0, &wpk[0])
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
         for q in range(t * per, min(nch, (t + 1) * per)):
             n = q // cps
             oy0 = (q - n * cps) * rows
             oy1 = min(g.oh, oy0 + rows)
-            fn_dconv_fwd_rows(xp, &wpk[0], bp, F, g, n, oy0, oy1, zp, &scr[t, 0])
             r0 = (n * g.oh + oy0) * g.ow
+            fn_dconv_taps_rows(xp + n * g.h * g.w * C, g.h, g.w, C, g.sh, g.sw, g.kh, &ev[0],
+                               g.kw, &fv[0], &wpk[0], bp, F, oy0, oy1, g.ow, zp + r0 * F,
+                               g.ow * F, F, &scr[t, 0])
             bias_act(zp + r0 * F, yp + r0 * F, <float *>NULL, (oy1 - oy0) * g.ow, F, act,
                      alpha)
+    return 0
+
+
+cdef int direct_input_grad(const float *dz, const float *wp, float *dxp, const Geom *g,
+                           Py_ssize_t F, int n_threads) except -1:
+    """dx (n, h, w, C) from dz (n oh ow, F) by the direct kernel, one phase at a time.
+
+    Input pixel (iy, ix) gets dz[oy] W[i] where iy = oy sh + i dh - ph: the pixels of
+    one phase (iy = ry + sh a, ix = rx + sw b) are reached by the taps with
+    (ry + ph - i dh) divisible by sh, from dz row a + (ry + ph - i dh) / sh: a
+    stride-1 convolution of dz with those taps (all of them at stride 1: dz with
+    the flipped kernel). A phase no tap reaches gets zeros."""
+    cdef Py_ssize_t C = g.c, kh = g.kh, kw = g.kw, sh = g.sh, sw = g.sw, NPH = sh * sw
+    cdef Py_ssize_t NP = (C + 15) // 16, T = kh * kw, ph, ry, rx, i, j, f, c, ti, tj
+    cdef Py_ssize_t row0, kp, na, nb, rows, nitems, s_scr, emn, emx, fmn, fmx
+    cdef bint empty = False
+    # per phase: TI, TJ, offset of e, of f, first kernel row, na, nb, rows per chunk
+    cdef Py_ssize_t[:, ::1] info = np.zeros((NPH, 8), dtype=np.intp)
+    cdef Py_ssize_t[::1] ev = np.zeros(NPH * kh + 1, dtype=np.intp)
+    cdef Py_ssize_t[::1] fv = np.zeros(NPH * kw + 1, dtype=np.intp)
+    cdef float[::1] wpk = scratch("wp", (NP * 16 * T * F,), np.float32)
+    cdef float[:, ::1] wt = scratch("wflip", (T * F, C), np.float32)
+    row0 = 0
+    nitems = 0
+    s_scr = 0
+    for ph in range(NPH):
+        ry = ph // sw
+        rx = ph - ry * sw
+        info[ph, 2] = ph * kh
+        info[ph, 3] = ph * kw
+        for i in range(kh):
+            if (ry + g.ph - i * g.dh) % sh == 0:
+                ev[ph * kh + info[ph, 0]] = (ry + g.ph - i * g.dh) // sh
+                info[ph, 0] += 1
+        for j in range(kw):
+            if (rx + g.pw - j * g.dw) % sw == 0:
+                fv[ph * kw + info[ph, 1]] = (rx + g.pw - j * g.dw) // sw
+                info[ph, 1] += 1
+        na = (g.h - ry + sh - 1) // sh if ry < g.h else 0
+        nb = (g.w - rx + sw - 1) // sw if rx < g.w else 0
+        info[ph, 5] = na
+        info[ph, 6] = nb
+        if na == 0 or nb == 0:
+            continue
+        if info[ph, 0] == 0 or info[ph, 1] == 0:
+            empty = True
+            info[ph, 5] = 0
+            continue
+        rows = _direct_rows(nb)
+        info[ph, 7] = rows
+        info[ph, 4] = row0
+        # the phase's kernel: rows (ti TJ + tj) F + f, columns c = W[i, j, c, f]
+        kp = 0
+        for i in range(kh):
+            if (ry + g.ph - i * g.dh) % sh != 0:
+                continue
+            for j in range(kw):
+                if (rx + g.pw - j * g.dw) % sw != 0:
+                    continue
+                for f in range(F):
+                    for c in range(C):
+                        wt[row0 + kp * F + f, c] = wp[((i * kw + j) * C + c) * F + f]
+                kp += 1
+        with nogil:
+            fn_pack_b(&wt[row0, 0], C, kp * F, C, 0, &wpk[NP * 16 * row0])
+        row0 += kp * F
+        nitems += g.n * ((na + rows - 1) // rows)
+        emn = min([ev[ph * kh + ti] for ti in range(info[ph, 0])])
+        emx = max([ev[ph * kh + ti] for ti in range(info[ph, 0])])
+        fmn = min([fv[ph * kw + tj] for tj in range(info[ph, 1])])
+        fmx = max([fv[ph * kw + tj] for tj in range(info[ph, 1])])
+        s_scr = max(s_scr, fn_dconv_taps_scratch(rows + emx - emn, nb + fmx - fmn, F,
+                                                 info[ph, 0] * info[ph, 1]))
+    # work items: (phase, sample, first row) in order
+    cdef Py_ssize_t[:, ::1] items = np.empty((max(nitems, 1), 3), dtype=np.intp)
+    cdef Py_ssize_t q = 0, n, a0
+    for ph in range(NPH):
+        if info[ph, 5] == 0:
+            continue
+        for n in range(g.n):
+            for a0 in range(0, info[ph, 5], info[ph, 7]):
+                items[q, 0] = ph
+                items[q, 1] = n
+                items[q, 2] = a0
+                q += 1
+    cdef int nt = _threads(g.n * g.h * g.w * C * F * T // NPH, nitems, n_threads)
+    cdef float[:, ::1] scr = scratch("work", (nt, s_scr + 1), np.float32)
+    cdef Py_ssize_t per = (nitems + nt - 1) // nt, t, a1
+    if empty:
+        with nogil:
+            memset(dxp, 0, g.n * g.h * g.w * C * sizeof(float))
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        for q in range(t * per, min(nitems, (t + 1) * per)):
+            ph = items[q, 0]
+            n = items[q, 1]
+            a0 = items[q, 2]
+            a1 = min(info[ph, 5], a0 + info[ph, 7])
+            ry = ph // sw
+            rx = ph - ry * sw
+            fn_dconv_taps_rows(dz + n * g.oh * g.ow * F, g.oh, g.ow, F, 1, 1, info[ph, 0],
+                               &ev[info[ph, 2]], info[ph, 1], &fv[info[ph, 3]],
+                               &wpk[NP * 16 * info[ph, 4]], NULL, C, a0, a1, info[ph, 6],
+                               dxp + ((n * g.h + ry + sh * a0) * g.w + rx) * C,
+                               sh * g.w * C, sw * C, &scr[t, 0])
     return 0
 
 
@@ -1041,7 +1143,7 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef floating[:, ::1] wscr
     if floating is float:
         if DIRECT_FWD and direct_ok(&g, F):
-            direct_conv(xp, wp, bp, zp, yp, &g, F, act, alpha, False, n_threads)
+            direct_conv(xp, wp, bp, zp, yp, &g, F, act, alpha, n_threads)
             return
     if winograd_ok(&g, F, g.oh * g.ow):
         u = scratch("u", (16 * g.c * F,), dt)
@@ -1393,30 +1495,26 @@ def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
     cdef const floating *wp = &w[0, 0]
     cdef bint d_dw = False
     cdef bint d_dx = False
-    cdef Geom gd
     if floating is float:
         d_dw = dwp != NULL and DIRECT_DW and direct_ok(&g, F)
-        # The input gradient of a stride-1 convolution is a convolution of dz with the
-        # kernel flipped and transposed, padded by (k - 1) d - pad.
+        # A strided input gradient (phase by phase, rows of every other pixel) only with
+        # whole 16-channel panels: with a partial one it lost to im2col (12 channels, 24
+        # filters, stride 2: 2.5 -> 2.7 ms; 16 and 32: 2.8 -> 2.3 ms; one thread).
         d_dx = (dxp != NULL and DIRECT_DX and direct_ok(&g, F) and g.c >= DIRECT_DX_MIN_C
-                and g.sh == 1 and g.sw == 1
-                and g.ph <= (g.kh - 1) * g.dh and g.pw <= (g.kw - 1) * g.dw)
+                and ((g.sh == 1 and g.sw == 1) or g.c % 16 == 0))
         if d_dw or d_dx:
-            gd = g
-            gd.h, gd.w, gd.c, gd.oh, gd.ow = g.oh, g.ow, F, g.h, g.w
-            gd.ph, gd.pw = (g.kh - 1) * g.dh - g.ph, (g.kw - 1) * g.dw - g.pw
-            _direct_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, &gd, F, act, alpha,
-                             d_dw, d_dx, n_threads)
+            _direct_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, F, act, alpha, d_dw,
+                             d_dx, n_threads)
             return
     _backward_dispatch(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, F, act, alpha, n_threads)
 
 
 cdef int _direct_backward(const float *dyp, const float *yp, const float *zp, const float *xp,
                           const float *wp, float *dwp, float *dbp, float *dxp, const Geom *g,
-                          const Geom *gd, Py_ssize_t F, int act, double alpha, bint d_dw,
-                          bint d_dx, int n_threads) except -1:
-    """Backward with the direct kernels for dW (``d_dw``) and/or the stride-1 dx
-    (``d_dx``); dz (and db) are formed first, the other gradient takes the usual path."""
+                          Py_ssize_t F, int act, double alpha, bint d_dw, bint d_dx,
+                          int n_threads) except -1:
+    """Backward with the direct kernels for dW (``d_dw``) and/or dx (``d_dx``); dz (and
+    db) are formed first, the other gradient takes the usual path."""
     cdef Py_ssize_t P = g.n * g.oh * g.ow, lo, hi, per, i, t
     cdef int nt = _threads(P * F * 64, P // 64, n_threads)
     cdef float[:, ::1] dzb
@@ -1447,7 +1545,7 @@ cdef int _direct_backward(const float *dyp, const float *yp, const float *zp, co
     if d_dw:
         direct_weight_grad(xp, dz, dwp, g, F, n_threads)
     if d_dx:
-        direct_conv(dz, wp, NULL, dxp, dxp, gd, g.c, ACT_LINEAR, 0.0, True, n_threads)
+        direct_input_grad(dz, wp, dxp, g, F, n_threads)
     if (dwp != NULL and not d_dw) or (dxp != NULL and not d_dx):
         _backward_dispatch(dz, NULL, NULL, xp, wp, NULL if d_dw else dwp, NULL,
                            NULL if d_dx else dxp, g, F, ACT_LINEAR, 0.0, n_threads)

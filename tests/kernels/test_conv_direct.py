@@ -4,7 +4,8 @@ paths they replace.
 
 Channel counts that are not multiples of the 8-float vector or the 16-filter panel
 (tails of 1 to 7 filters, tiles of 1 to 6 channels), strides 1 and 2, 'same' and
-'valid' padding, dilation, one sample, 1 and 2 threads. The kernel gradient sums in
+'valid' padding, dilation, one sample, 1 and 2 threads; the strided input gradient
+(taken with multiples of 16 input channels) with phases that no tap reaches. The kernel gradient sums in
 slots fixed by the problem's size, so it must come out bitwise the same whatever the
 thread count.
 """
@@ -48,6 +49,10 @@ CASES = [
     (3, 8, 8, 3, 16, (3, 3), (1, 1), "same", (1, 1)),      # an RGB stem (dx by Winograd)
     (2, 9, 9, 1, 5, (3, 3), (2, 2), "valid", (1, 1)),      # one channel, stride 2
     (2, 6, 7, 4, 9, (3, 3), (1, 1), "valid", (1, 1)),      # dx by im2col
+    (2, 7, 8, 16, 12, (1, 3), (2, 1), "valid", (1, 1)),    # input rows no tap reaches
+    (2, 8, 8, 16, 8, (2, 2), (3, 3), "valid", (1, 1)),     # stride above the window
+    (2, 9, 11, 32, 5, (3, 3), (2, 2), "same", (1, 1)),     # strided dx, two panels
+    (2, 16, 16, 16, 32, (3, 3), (2, 2), "same", (1, 1)),   # ResNet's strided block
 ]
 
 
