@@ -126,15 +126,22 @@ cpdef object scratch(str key, tuple shape, object dtype):
 
 def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=None,
                winograd_ratio=None, direct_dw=None, direct_fwd=None, direct_dx=None,
-               direct_min_c=None, direct_max_c=None, direct_chunk_px=None):
+               direct_min_c=None, direct_max_c=None, direct_max_cf=None, direct_force=None,
+               direct_chunk_px=None):
     """Development hook for tests and benchmarks: chunk size (elements), dW
     formulation, Winograd on/off and its tiles per chunk; the direct float32 kernels
     for few channels (kernel gradient, forward, stride-1 input gradient; each on/off),
-    the fewest input and the most input and output channels they take, and the output
-    pixels per chunk.
+    the fewest input and the most input and output channels they take, the largest
+    channel product at stride 1, whether they take every case they can (tests) and the
+    output pixels per chunk.
     Returns the settings."""
     global CHUNK_ELEMS, DW_MODE, WINOGRAD, WINO_TILES, WINO_RATIO
     global DIRECT_DW, DIRECT_FWD, DIRECT_DX, DIRECT_MIN_C, DIRECT_MAX_C, DIRECT_CHUNK_PX
+    global DIRECT_MAX_CF, DIRECT_FORCE
+    if direct_max_cf is not None:
+        DIRECT_MAX_CF = int(direct_max_cf)
+    if direct_force is not None:
+        DIRECT_FORCE = bool(direct_force)
     if direct_min_c is not None:
         DIRECT_MIN_C = max(1, int(direct_min_c))
     if direct_dw is not None:
@@ -160,7 +167,8 @@ def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=Non
     return dict(chunk_elems=CHUNK_ELEMS, dw_mode=DW_MODE, winograd=WINOGRAD,
                 winograd_tiles=WINO_TILES, winograd_ratio=WINO_RATIO, direct_dw=DIRECT_DW,
                 direct_fwd=DIRECT_FWD, direct_dx=DIRECT_DX, direct_min_c=DIRECT_MIN_C,
-                direct_max_c=DIRECT_MAX_C,
+                direct_max_c=DIRECT_MAX_C, direct_max_cf=DIRECT_MAX_CF,
+                direct_force=DIRECT_FORCE,
                 direct_chunk_px=DIRECT_CHUNK_PX)
 
 
@@ -901,10 +909,10 @@ cdef void w1_weight_grad(const floating *xp, const floating *dz, floating *dwp, 
 
 # ----------------------------------------------------------------- direct kernels
 #
-# float32 convolutions with few channels (both C and F at most DIRECT_MAX_C) run on
-# the register-tiled loops of _direct_conv.h, which read x and dz in place: their
-# GEMMs are too small for BLAS (packing and calls cost more than the multiply-adds)
-# and Winograd's transforms cost as much as its products.
+# float32 convolutions with few channels (direct_use says which) run on the
+# register-tiled loops of _direct_conv.h, which read x and dz in place: their GEMMs
+# are too small for BLAS (packing and calls cost more than the multiply-adds) and
+# Winograd's transforms cost as much as its products.
 #
 # The kernel gradient sums over every output pixel. The output rows (sample, oy) are
 # cut into slots that depend only on the problem's size, never on the thread count;
@@ -919,7 +927,12 @@ cdef Py_ssize_t DIRECT_MIN_C = 1
 # fewer, most of a tile's 8 or 16 lanes would be idle (4 channels: 2.6 -> 2.8 ms,
 # 6: 3.8 -> 3.1 ms, batch 64 of 32x32, 16 filters, one thread).
 cdef Py_ssize_t DIRECT_DX_MIN_C = 6
-cdef Py_ssize_t DIRECT_MAX_C = 32
+# Most input and output channels the direct kernels take (a hard limit; direct_use
+# applies the measured ones below it), and the largest C F product at stride 1.
+cdef Py_ssize_t DIRECT_MAX_C = 64
+cdef Py_ssize_t DIRECT_MAX_CF = 1024
+# Tests: every convolution the direct kernels can take goes to them.
+cdef bint DIRECT_FORCE = False
 # Output pixels per chunk (rounded to whole rows): x, dz and y of a chunk stay in L1/L2.
 cdef Py_ssize_t DIRECT_CHUNK_PX = 256
 # Most slots of the kernel gradient, and fewest output pixels per slot.
@@ -927,10 +940,39 @@ cdef Py_ssize_t DW_SLOTS = 64
 cdef Py_ssize_t DW_SLOT_MIN_PX = 512
 
 
-cdef bint direct_ok(const Geom *g, Py_ssize_t F) noexcept nogil:
-    """Whether the direct kernels take this (float32) convolution."""
-    return (g.c >= DIRECT_MIN_C and g.c <= DIRECT_MAX_C and F >= 1 and F <= DIRECT_MAX_C
-            and not is_pointwise(g) and g.kh * g.kw > 1)
+cdef bint direct_use(const Geom *g, Py_ssize_t F, int which) noexcept nogil:
+    """Whether direct kernel ``which`` (0 the forward, 1 dW, 2 dx) takes this float32
+    convolution: where it measured faster than Winograd or im2col (batch 64, one
+    thread; docs/kernels.rst). Stride 1 up to C F = DIRECT_MAX_CF (16 x 64; 32 x 64 and
+    48 x 48 were slower than Winograd, which does 16/36 of the multiply-adds); strided
+    (against im2col) the forward up to 64 x 64, dW up to 32 filters (64 filters: 2.5 ->
+    2.6 ms for 32 channels at 16x16). dx writes C channels per pixel: below 16 of them a
+    tile's vector is part idle (8 channels, 64 filters, stride 1: 9.5 -> 10.5 ms)."""
+    cdef Py_ssize_t C = g.c
+    cdef bint strided = g.sh > 1 or g.sw > 1
+    if (which == 0 and not DIRECT_FWD) or (which == 1 and not DIRECT_DW) or (
+            which == 2 and not DIRECT_DX):
+        return False
+    if (C < DIRECT_MIN_C or C > DIRECT_MAX_C or F < 1 or F > DIRECT_MAX_C or is_pointwise(g)
+            or g.kh * g.kw == 1):
+        return False
+    if DIRECT_FORCE:
+        return True
+    if which == 2:
+        if C < DIRECT_DX_MIN_C:
+            return False
+        if strided:
+            # phase by phase, rows of every other pixel: only with whole 16-channel panels
+            # (12 channels, 24 filters: 2.5 -> 2.7 ms; 16 and 32: 2.8 -> 2.3 ms) and
+            # not too many filters per channel (16 and 64: 5.1 -> 5.3 ms)
+            return C % 16 == 0 and F <= 2 * C
+        if C < 16 and F > 32:
+            return False
+    if not strided:
+        return C * F <= DIRECT_MAX_CF
+    if which == 1:
+        return F <= 32
+    return True
 
 
 cdef inline Py_ssize_t _direct_rows(Py_ssize_t ow) noexcept nogil:
@@ -1142,7 +1184,7 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef floating[::1] u
     cdef floating[:, ::1] wscr
     if floating is float:
-        if DIRECT_FWD and direct_ok(&g, F):
+        if direct_use(&g, F, 0):
             direct_conv(xp, wp, bp, zp, yp, &g, F, act, alpha, n_threads)
             return
     if winograd_ok(&g, F, g.oh * g.ow):
@@ -1496,12 +1538,8 @@ def backward(const floating[:, ::1] dy, const floating[:, :, :, ::1] x,
     cdef bint d_dw = False
     cdef bint d_dx = False
     if floating is float:
-        d_dw = dwp != NULL and DIRECT_DW and direct_ok(&g, F)
-        # A strided input gradient (phase by phase, rows of every other pixel) only with
-        # whole 16-channel panels: with a partial one it lost to im2col (12 channels, 24
-        # filters, stride 2: 2.5 -> 2.7 ms; 16 and 32: 2.8 -> 2.3 ms; one thread).
-        d_dx = (dxp != NULL and DIRECT_DX and direct_ok(&g, F) and g.c >= DIRECT_DX_MIN_C
-                and ((g.sh == 1 and g.sw == 1) or g.c % 16 == 0))
+        d_dw = dwp != NULL and direct_use(&g, F, 1)
+        d_dx = dxp != NULL and direct_use(&g, F, 2)
         if d_dw or d_dx:
             _direct_backward(dyp, yp, zp, xp, wp, dwp, dbp, dxp, &g, F, act, alpha, d_dw,
                              d_dx, n_threads)

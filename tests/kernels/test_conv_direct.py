@@ -5,7 +5,7 @@ paths they replace.
 Channel counts that are not multiples of the 8-float vector or the 16-filter panel
 (tails of 1 to 7 filters, tiles of 1 to 6 channels), strides 1 and 2, 'same' and
 'valid' padding, dilation, one sample, 1 and 2 threads; the strided input gradient
-(taken with multiples of 16 input channels) with phases that no tap reaches. The kernel gradient sums in
+with phases that no tap reaches. The kernel gradient sums in
 slots fixed by the problem's size, so it must come out bitwise the same whatever the
 thread count.
 """
@@ -21,8 +21,9 @@ CODES = {"linear": 0, "relu": 1, "gelu": 10}
 # float32 against the float64 twin: sums of up to 9 * 32 products per output and of
 # every pixel per kernel-gradient entry.
 TOL = dict(rtol=2e-4, atol=2e-4)
-ALL_DIRECT = dict(direct_dw=True, direct_fwd=True, direct_dx=True, direct_max_c=64)
-NO_DIRECT = dict(direct_dw=False, direct_fwd=False, direct_dx=False)
+# every case the direct kernels can take, whatever they measured against the others
+ALL_DIRECT = dict(direct_dw=True, direct_fwd=True, direct_dx=True, direct_force=True)
+NO_DIRECT = dict(direct_dw=False, direct_fwd=False, direct_dx=False, direct_force=False)
 
 
 @pytest.fixture(autouse=True)
