@@ -1,6 +1,6 @@
 """Convolution kernels (1-D and 2-D, NHWC), bias and activation fused.
 
-Two algorithms, chosen per pass (forward, kernel gradient, input gradient):
+Three algorithms, chosen per pass (forward, kernel gradient, input gradient):
 
 * im2col + GEMM, for every geometry. Forward, for each chunk of output pixels:
       cols = im2col(x)[chunk]             (rows, K)   K = kh * kw * in
@@ -17,6 +17,9 @@ Two algorithms, chosen per pass (forward, kernel gradient, input gradient):
   pixel of the forward output, is at most WINO_RATIO (the transforms take the
   rest). The input gradient of a stride-1 convolution is itself a convolution of
   dz with the kernel reversed and transposed, so it can take the same path.
+* Direct float32 kernels (_direct_conv.h) for few channels, where the GEMMs of the
+  two above are too small for BLAS and Winograd's transforms cost what it saves:
+  register tiles over x and dz read in place; see "direct kernels" below.
 
 Chunks are sized so that a chunk's columns (or transformed tiles) stay in a core's
 cache; the scratch of a call is a few chunks per thread, whatever the batch (the
