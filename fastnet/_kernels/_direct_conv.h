@@ -180,6 +180,19 @@ static void fn_dc_fwd_tiles(const int NV, Py_ssize_t M, const float *x, Py_ssize
 }
 #endif
 
+/* out (C x F, row stride F) (+)= A^T B, A (T x C) and B (T x F) contiguous rows,
+   F a multiple of 8: the kernel gradient's tiles on one segment of T rows. */
+FN_KERNEL_CLONES
+static void fn_dc_atb(const float *A, const float *B, Py_ssize_t T, Py_ssize_t C,
+                      Py_ssize_t F, float *out, int accumulate) {
+    Py_ssize_t f0;
+    if (!accumulate) memset(out, 0, C * F * sizeof(float));
+    for (f0 = 0; f0 + 16 <= F; f0 += 16)
+        fn_dc_dw_tiles(2, C, 1, &A, &B, f0, T, C, F, out + f0, F);
+    if (f0 < F)
+        fn_dc_dw_tiles(1, C, 1, &A, &B, f0, T, C, F, out + f0, F);
+}
+
 /* Scratch (floats) of fn_dconv_dw_rows for chunks of ``rows`` output rows. */
 static inline Py_ssize_t fn_dconv_dw_scratch(const fn_geom *g, Py_ssize_t F, Py_ssize_t rows) {
     Py_ssize_t Fp = (F + 7) / 8 * 8;

@@ -74,6 +74,8 @@ cdef extern from *:
     """
     void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
                    float *Bp) noexcept nogil
+    void fn_dc_atb(const float *A, const float *B, Py_ssize_t T, Py_ssize_t C, Py_ssize_t F,
+                   float *out, int accumulate) noexcept nogil
     Py_ssize_t fn_dconv_dw_scratch(const Geom *g, Py_ssize_t F, Py_ssize_t rows) noexcept nogil
     void fn_dconv_dw_rows(const float *x, const float *dz, Py_ssize_t F, const Geom *g,
                           Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t rows, float *acc,
@@ -130,17 +132,20 @@ cpdef object scratch(str key, tuple shape, object dtype):
 def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=None,
                winograd_ratio=None, direct_dw=None, direct_fwd=None, direct_dx=None,
                direct_min_c=None, direct_max_c=None, direct_max_cf=None, direct_force=None,
-               direct_chunk_px=None):
+               direct_chunk_px=None, wino_atb=None):
     """Development hook for tests and benchmarks: chunk size (elements), dW
     formulation, Winograd on/off and its tiles per chunk; the direct float32 kernels
     for few channels (kernel gradient, forward, stride-1 input gradient; each on/off),
     the fewest input and the most input and output channels they take, the largest
     channel product at stride 1, whether they take every case they can (tests) and the
-    output pixels per chunk.
+    output pixels per chunk; Winograd's float32 kernel-gradient products on the direct
+    kernels' register tiles (``wino_atb``) rather than BLAS.
     Returns the settings."""
     global CHUNK_ELEMS, DW_MODE, WINOGRAD, WINO_TILES, WINO_RATIO
     global DIRECT_DW, DIRECT_FWD, DIRECT_DX, DIRECT_MIN_C, DIRECT_MAX_C, DIRECT_CHUNK_PX
-    global DIRECT_MAX_CF, DIRECT_FORCE
+    global DIRECT_MAX_CF, DIRECT_FORCE, WINO_ATB
+    if wino_atb is not None:
+        WINO_ATB = bool(wino_atb)
     if direct_max_cf is not None:
         DIRECT_MAX_CF = int(direct_max_cf)
     if direct_force is not None:
@@ -171,7 +176,7 @@ def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=Non
                 winograd_tiles=WINO_TILES, winograd_ratio=WINO_RATIO, direct_dw=DIRECT_DW,
                 direct_fwd=DIRECT_FWD, direct_dx=DIRECT_DX, direct_min_c=DIRECT_MIN_C,
                 direct_max_c=DIRECT_MAX_C, direct_max_cf=DIRECT_MAX_CF,
-                direct_force=DIRECT_FORCE,
+                direct_force=DIRECT_FORCE, wino_atb=WINO_ATB,
                 direct_chunk_px=DIRECT_CHUNK_PX)
 
 
@@ -252,6 +257,12 @@ cdef void bias_act(floating *zp, floating *yp, const floating *bp, Py_ssize_t ro
 #     A^T = [1 1 1 0; 0 1 -1 -1]
 
 cdef bint WINOGRAD = True
+# Winograd's kernel-gradient products dU_k += V_k^T D_k in float32 (F a multiple of 8)
+# on the direct kernel gradient's register tiles (fn_dc_atb), not BLAS: these GEMMs
+# ((C x 128) @ (128 x F) per chunk) spent most of their time in BLAS's packing
+# (16 -> 16 channels at 32x32: 9.1 -> 5.2 ms; 32 -> 32 at 16x16: 4.9 -> 3.1 ms;
+# 64 -> 64 at 8x8: 3.2 -> 2.6 ms, one thread).
+cdef bint WINO_ATB = True
 # Tiles per chunk: V (16 x tiles x in) and M (16 x tiles x out) stay in cache.
 cdef Py_ssize_t WINO_TILES = 128
 # Below these channel counts the 16 small GEMMs cost more than one im2col GEMM.
@@ -603,6 +614,10 @@ cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp
             wino_input(xp, v, c0, c1, g, TH, TW, zeros, zeros + (F if F > C else C))
             wino_grad_out(dz, d, c0, c1, g, TH, TW, F, zeros, zeros + (F if F > C else C))
             for k in range(16):
+                if floating is float:
+                    if WINO_ATB and F % 8 == 0:
+                        fn_dc_atb(v + k * T * C, d + k * T * F, T, C, F, du + k * CF, not first)
+                        continue
                 gemm(True, False, C, F, T, <floating>1, v + k * T * C, C, d + k * T * F, F,
                      <floating>(0 if first else 1), du + k * CF, F)
             first = False
@@ -891,6 +906,10 @@ cdef void w1_weight_grad(const floating *xp, const floating *dz, floating *dwp, 
             w1_input(xp, v, c0, c1, g, TW, buf)
             w1_grad_out(dz, d, c0, c1, g, TW, F, buf)
             for k in range(n):
+                if floating is float:
+                    if WINO_ATB and F % 8 == 0:
+                        fn_dc_atb(v + k * T * C, d + k * T * F, T, C, F, du + k * CF, not first)
+                        continue
                 gemm(True, False, C, F, T, <floating>1, v + k * T * C, C, d + k * T * F, F,
                      <floating>(0 if first else 1), du + k * CF, F)
             first = False
@@ -934,6 +953,8 @@ cdef Py_ssize_t DIRECT_DX_MIN_C = 6
 # applies the measured ones below it), and the largest C F product at stride 1.
 cdef Py_ssize_t DIRECT_MAX_C = 64
 cdef Py_ssize_t DIRECT_MAX_CF = 1024
+# ... and for the kernel gradient where Winograd can take it (F a multiple of 8).
+cdef Py_ssize_t DIRECT_DW_WINO_CF = 256
 # Tests: every convolution the direct kernels can take goes to them.
 cdef bint DIRECT_FORCE = False
 # Output pixels per chunk (rounded to whole rows): x, dz and y of a chunk stay in L1/L2.
@@ -972,6 +993,13 @@ cdef bint direct_use(const Geom *g, Py_ssize_t F, int which) noexcept nogil:
         if C < 16 and F > 32:
             return False
     if not strided:
+        if which == 1 and WINO_ATB and F % 8 == 0 and (
+                w1_ok(g, F, g.ow) if (g.h == 1 and g.kh == 1) else winograd_ok(g, F, g.oh * g.ow)):
+            # Winograd's kernel gradient on the same register tiles (WINO_ATB) does 16/36
+            # of the products: direct wins up to 16 x 16 (5.3 -> 3.8 ms at 32x32), ties
+            # at 32 x 16, loses at 16 x 32 (7.3 against 8.1) and 32 x 32 (3.1 against 4.2);
+            # the same for Conv1D's F(m, r) (32 x 32, k3: 0.44 against 0.57 ms).
+            return C * F <= DIRECT_DW_WINO_CF
         return C * F <= DIRECT_MAX_CF
     if which == 1:
         return F <= 32

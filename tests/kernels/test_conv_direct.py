@@ -167,3 +167,31 @@ def test_each_direct_kernel_can_be_forced_off(which):
     np.testing.assert_allclose(dx, dx_ref, **TOL)
     np.testing.assert_allclose(dw, dk_ref.reshape(dw.shape), **TOL)
     np.testing.assert_allclose(db, db_ref, **TOL)
+
+
+# Winograd's kernel gradient with its products on the register tiles (F a multiple of
+# 8) against BLAS's: (n, h, w, c, filters, kernel); 2-D F(2x2, 3x3) and Conv1D F(m, r).
+ATB_CASES = [
+    (3, 13, 13, 8, 16, (3, 3)),
+    (2, 14, 9, 9, 8, (3, 3)),      # C not a multiple of 6 or 8
+    (2, 9, 9, 12, 24, (3, 3)),     # a 16 + 8 filter split
+    (3, 1, 37, 8, 16, (1, 5)),
+    (2, 1, 30, 11, 8, (1, 3)),
+]
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+@pytest.mark.parametrize("case", ATB_CASES)
+def test_winograd_kernel_gradient_on_register_tiles(case, nt):
+    n, h, w, c, f, kernel = case
+    g = conv_geometry((h, w), kernel, (1, 1), "same", (1, 1))
+    rng = np.random.default_rng(17)
+    x, k, b = _data(rng, n, h, w, c, f, kernel)
+    dy = rng.standard_normal((n * g.oh * g.ow, f)).astype(np.float32)
+    wino = dict(NO_DIRECT, winograd=True, winograd_ratio=10.0, winograd_tiles=7)
+    tiles = _run(x, k, b, g, "linear", nt, dy, dict(wino, wino_atb=True), need=(True, False, False))[1]
+    blas = _run(x, k, b, g, "linear", nt, dy, dict(wino, wino_atb=False), need=(True, False, False))[1]
+    np.testing.assert_allclose(tiles, blas, rtol=0, atol=4e-6 * np.abs(blas).max())
+    dy64 = dy.astype(np.float64).reshape(n, g.oh, g.ow, f)
+    _, dk_ref, _ = R.conv_backward(dy64, x.astype(np.float64), k.astype(np.float64), dy64, g)
+    np.testing.assert_allclose(tiles, dk_ref.reshape(tiles.shape), **TOL)
