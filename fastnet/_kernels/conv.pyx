@@ -74,6 +74,9 @@ cdef extern from *:
     """
     void fn_pack_b(const float *B, Py_ssize_t ldb, Py_ssize_t K, Py_ssize_t N, int trans,
                    float *Bp) noexcept nogil
+    void fn_gemm_packed(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float *A,
+                        Py_ssize_t lda, const float *Bp, float *C, Py_ssize_t ldc,
+                        int accumulate, const float *bias) noexcept nogil
     void fn_dc_atb(const float *A, const float *B, Py_ssize_t T, Py_ssize_t C, Py_ssize_t F,
                    float *out, int accumulate) noexcept nogil
     Py_ssize_t fn_dconv_dw_scratch(const Geom *g, Py_ssize_t F, Py_ssize_t rows) noexcept nogil
@@ -132,7 +135,7 @@ cpdef object scratch(str key, tuple shape, object dtype):
 def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=None,
                winograd_ratio=None, direct_dw=None, direct_fwd=None, direct_dx=None,
                direct_min_c=None, direct_max_c=None, direct_max_cf=None, direct_force=None,
-               direct_chunk_px=None, wino_atb=None):
+               direct_chunk_px=None, wino_atb=None, wino_packed=None):
     """Development hook for tests and benchmarks: chunk size (elements), dW
     formulation, Winograd on/off and its tiles per chunk; the direct float32 kernels
     for few channels (kernel gradient, forward, stride-1 input gradient; each on/off),
@@ -143,7 +146,9 @@ def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=Non
     Returns the settings."""
     global CHUNK_ELEMS, DW_MODE, WINOGRAD, WINO_TILES, WINO_RATIO
     global DIRECT_DW, DIRECT_FWD, DIRECT_DX, DIRECT_MIN_C, DIRECT_MAX_C, DIRECT_CHUNK_PX
-    global DIRECT_MAX_CF, DIRECT_FORCE, WINO_ATB
+    global DIRECT_MAX_CF, DIRECT_FORCE, WINO_ATB, WINO_PACKED
+    if wino_packed is not None:
+        WINO_PACKED = bool(wino_packed)
     if wino_atb is not None:
         WINO_ATB = bool(wino_atb)
     if direct_max_cf is not None:
@@ -176,7 +181,7 @@ def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=Non
                 winograd_tiles=WINO_TILES, winograd_ratio=WINO_RATIO, direct_dw=DIRECT_DW,
                 direct_fwd=DIRECT_FWD, direct_dx=DIRECT_DX, direct_min_c=DIRECT_MIN_C,
                 direct_max_c=DIRECT_MAX_C, direct_max_cf=DIRECT_MAX_CF,
-                direct_force=DIRECT_FORCE, wino_atb=WINO_ATB,
+                direct_force=DIRECT_FORCE, wino_atb=WINO_ATB, wino_packed=WINO_PACKED,
                 direct_chunk_px=DIRECT_CHUNK_PX)
 
 
@@ -263,6 +268,10 @@ cdef bint WINOGRAD = True
 # (16 -> 16 channels at 32x32: 9.1 -> 5.2 ms; 32 -> 32 at 16x16: 4.9 -> 3.1 ms;
 # 64 -> 64 at 8x8: 3.2 -> 2.6 ms, one thread).
 cdef bint WINO_ATB = True
+# Winograd's float32 forward products M_k = V_k U_k ((128 x C) @ (C x F)) on the packed
+# GEMM of _packed_gemm.h, U_k packed once per call, not on BLAS, from 16 filters (with 8,
+# half of each 16-column panel is padding: 4.8 -> 6.0 ms for an 8-channel input gradient).
+cdef bint WINO_PACKED = True
 # Tiles per chunk: V (16 x tiles x in) and M (16 x tiles x out) stay in cache.
 cdef Py_ssize_t WINO_TILES = 128
 # Below these channel counts the 16 small GEMMs cost more than one im2col GEMM.
@@ -475,11 +484,19 @@ cdef void wino_output(floating *m, Py_ssize_t t0, Py_ssize_t t1, const Geom *g,
 
 cdef void wino_conv(const floating *xp, const floating *u, const floating *bp, floating *zp,
                     floating *yp, bint keep_z, const Geom *g, Py_ssize_t F, int act,
-                    double alpha, floating *scratch, Py_ssize_t stride_t, int nt) noexcept nogil:
-    """y = act(conv3x3(x) + b) by Winograd F(2x2, 3x3); u from wino_kernel."""
+                    double alpha, floating *scratch, Py_ssize_t stride_t, int nt,
+                    floating *upk=NULL) noexcept nogil:
+    """y = act(conv3x3(x) + b) by Winograd F(2x2, 3x3); u from wino_kernel. With ``upk``
+    (float32: 16 (F + 15) // 16 * 16 C floats) the products run on the packed GEMM of
+    _packed_gemm.h against u packed there, not on BLAS."""
     cdef Py_ssize_t C = g.c, TH = (g.oh + 1) // 2, TW = (g.ow + 1) // 2
     cdef Py_ssize_t n_tiles = g.n * TH * TW, per = (n_tiles + nt - 1) // nt
     cdef Py_ssize_t Tc = WINO_TILES, t, lo, hi, c0, c1, k, T
+    cdef Py_ssize_t KP = (F + 15) // 16 * 16 * C
+    if floating is float:
+        if upk != NULL:
+            for k in range(16):
+                fn_pack_b(u + k * C * F, F, C, F, 0, upk + k * KP)
     cdef floating *base
     cdef floating *v
     cdef floating *m
@@ -496,6 +513,11 @@ cdef void wino_conv(const floating *xp, const floating *u, const floating *bp, f
             T = c1 - c0
             wino_input(xp, v, c0, c1, g, TH, TW, m + 24 * Tc * F, m + 24 * Tc * F + C)
             for k in range(16):
+                if floating is float:
+                    if upk != NULL:
+                        fn_gemm_packed(T, F, C, v + k * T * C, C, upk + k * KP, m + k * T * F,
+                                       F, 0, NULL)
+                        continue
                 gemm(False, False, T, F, C, <floating>1, v + k * T * C, C, u + k * C * F, F,
                      <floating>0, m + k * T * F, F)
             wino_output(m, c0, c1, g, TH, TW, F, zp, yp, keep_z, bp, act, alpha,
@@ -834,12 +856,19 @@ cdef Py_ssize_t w1_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept no
 
 cdef void w1_conv(const floating *xp, const floating *u, const floating *bp, floating *zp,
                   floating *yp, bint keep_z, const Geom *g, Py_ssize_t F, int act,
-                  double alpha, floating *scratch, Py_ssize_t stride_t, int nt) noexcept nogil:
-    """y = act(conv1d(x) + b) by Winograd F(m, r); u from w1_kernel."""
+                  double alpha, floating *scratch, Py_ssize_t stride_t, int nt,
+                  floating *upk=NULL) noexcept nogil:
+    """y = act(conv1d(x) + b) by Winograd F(m, r); u from w1_kernel; ``upk`` as in
+    wino_conv (n (F + 15) // 16 * 16 C floats)."""
     cdef const W1 *sp = &W1D[g.kw]
     cdef Py_ssize_t C = g.c, n = sp.n, TW = (g.ow + sp.m - 1) // sp.m
     cdef Py_ssize_t n_tiles = g.n * TW, per = (n_tiles + nt - 1) // nt
     cdef Py_ssize_t Tc = WINO_TILES, t, lo, hi, c0, c1, k, T
+    cdef Py_ssize_t KP = (F + 15) // 16 * 16 * C
+    if floating is float:
+        if upk != NULL:
+            for k in range(n):
+                fn_pack_b(u + k * C * F, F, C, F, 0, upk + k * KP)
     cdef floating *v
     cdef floating *mm
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
@@ -853,6 +882,11 @@ cdef void w1_conv(const floating *xp, const floating *u, const floating *bp, flo
             T = c1 - c0
             w1_input(xp, v, c0, c1, g, TW, mm + 8 * Tc * F + 4 * Tc * F + 8 * C * F)
             for k in range(n):
+                if floating is float:
+                    if upk != NULL:
+                        fn_gemm_packed(T, F, C, v + k * T * C, C, upk + k * KP, mm + k * T * F,
+                                       F, 0, NULL)
+                        continue
                 gemm(False, False, T, F, C, <floating>1, v + k * T * C, C, u + k * C * F, F,
                      <floating>0, mm + k * T * F, F)
             w1_output(mm, c0, c1, g, TW, F, zp, yp, keep_z, bp, act, alpha, mm + 8 * Tc * F)
@@ -953,8 +987,8 @@ cdef Py_ssize_t DIRECT_DX_MIN_C = 6
 # applies the measured ones below it), and the largest C F product at stride 1.
 cdef Py_ssize_t DIRECT_MAX_C = 64
 cdef Py_ssize_t DIRECT_MAX_CF = 1024
-# ... and for the kernel gradient where Winograd can take it (F a multiple of 8).
-cdef Py_ssize_t DIRECT_DW_WINO_CF = 256
+# ... and where Winograd can take it (with its products on register tiles).
+cdef Py_ssize_t DIRECT_WINO_CF = 256
 # Tests: every convolution the direct kernels can take goes to them.
 cdef bint DIRECT_FORCE = False
 # Output pixels per chunk (rounded to whole rows): x, dz and y of a chunk stay in L1/L2.
@@ -993,13 +1027,22 @@ cdef bint direct_use(const Geom *g, Py_ssize_t F, int which) noexcept nogil:
         if C < 16 and F > 32:
             return False
     if not strided:
-        if which == 1 and WINO_ATB and F % 8 == 0 and (
-                w1_ok(g, F, g.ow) if (g.h == 1 and g.kh == 1) else winograd_ok(g, F, g.oh * g.ow)):
-            # Winograd's kernel gradient on the same register tiles (WINO_ATB) does 16/36
-            # of the products: direct wins up to 16 x 16 (5.3 -> 3.8 ms at 32x32), ties
-            # at 32 x 16, loses at 16 x 32 (7.3 against 8.1) and 32 x 32 (3.1 against 4.2);
-            # the same for Conv1D's F(m, r) (32 x 32, k3: 0.44 against 0.57 ms).
-            return C * F <= DIRECT_DW_WINO_CF
+        if w1_ok(g, F, g.ow) if (g.h == 1 and g.kh == 1) else winograd_ok(g, F, g.oh * g.ow):
+            # Against Winograd with its products on register tiles (WINO_ATB, WINO_PACKED),
+            # which does 16/36 of them: direct wins up to C F = 256 (16 x 16 at 32x32:
+            # dW 3.8 against 5.3 ms, forward 3.5 against 4.0), ties around 512, loses at
+            # 1024 (32 x 32 at 16x16: dW 4.2 against 3.1, forward 3.3 against 2.6); the
+            # same for Conv1D's kernel gradient. Winograd's GEMMs with an inner size under 16
+            # (C for the forward, F for dx) run far below their rate: direct then still
+            # wins (8 -> 64 forward: 7.9 against 10.4 ms).
+            if which == 1 and WINO_ATB and F % 8 == 0:
+                return C * F <= DIRECT_WINO_CF
+            # Conv1D's forward and dx stay direct up to 1024 (16 -> 64, k5: forward 0.84
+            # against 0.96 ms; 32 -> 32, k3: dx 0.71 against 0.85 ms).
+            if which == 0 and WINO_PACKED and F >= 16 and g.h > 1:
+                return C * F <= DIRECT_WINO_CF or (C < 16 and C * F <= DIRECT_MAX_CF)
+            if which == 2 and WINO_PACKED and C >= 16 and g.h > 1:
+                return C * F <= DIRECT_WINO_CF or (F < 16 and C * F <= DIRECT_MAX_CF)
         return C * F <= DIRECT_MAX_CF
     if which == 1:
         return F <= 32
@@ -1213,6 +1256,7 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     cdef int nt = _threads(P * K * F, P // 16, n_threads)
     dt = np.float32 if floating is float else np.float64
     cdef floating[::1] u
+    cdef floating[::1] upk = None
     cdef floating[:, ::1] wscr
     if floating is float:
         if direct_use(&g, F, 0):
@@ -1221,18 +1265,22 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, ::1] w, const floa
     if winograd_ok(&g, F, g.oh * g.ow):
         u = scratch("u", (16 * g.c * F,), dt)
         wscr = scratch("work", (nt, wino_scratch(g.c, F, g.w)), dt)
+        if floating is float and WINO_PACKED and F >= 16:
+            upk = scratch("upk", (16 * ((F + 15) // 16) * 16 * g.c,), dt)
         with nogil:
             wino_kernel(wp, &u[0], g.c, F, False)
             wino_conv(xp, &u[0], bp, zp, yp, keep_z, &g, F, act, alpha, &wscr[0, 0],
-                      wscr.shape[1], nt)
+                      wscr.shape[1], nt, &upk[0] if upk is not None else NULL)
         return
     if w1_ok(&g, F, g.ow):
         u = scratch("u", (8 * g.c * F,), dt)
         wscr = scratch("work", (nt, w1_scratch(g.c, F, g.w)), dt)
+        if floating is float and WINO_PACKED and F >= 16:
+            upk = scratch("upk", (8 * ((F + 15) // 16) * 16 * g.c,), dt)
         with nogil:
             w1_kernel(wp, &u[0], g.c, F, g.kw, False)
             w1_conv(xp, &u[0], bp, zp, yp, keep_z, &g, F, act, alpha, &wscr[0, 0],
-                    wscr.shape[1], nt)
+                    wscr.shape[1], nt, &upk[0] if upk is not None else NULL)
         return
     cdef Py_ssize_t per = (P + nt - 1) // nt
     # Without a z output the GEMM writes a cache-resident chunk that the bias and
@@ -1398,6 +1446,7 @@ cdef int _wino_backward(const floating *dyp, const floating *yp, const floating 
                 dbp[i] += dbs[t, i]
     cdef floating[:, ::1] scr
     cdef floating[::1] u
+    cdef floating[::1] upk = None
     if not (wino_dw and wino_dx) and (dwp != NULL or dxp != NULL):
         # The other gradient by im2col, from the dz just formed.
         _im2col_backward(dz, NULL, NULL, xp, wp, NULL if wino_dw else dwp, NULL,
@@ -1415,16 +1464,20 @@ cdef int _wino_backward(const floating *dyp, const floating *yp, const floating 
         u = scratch("u", (16 * C * F,), dt)
         if one_d:
             scr = scratch("work", (nt, w1_scratch(F, C, gx.w)), dt)
+            if floating is float and WINO_PACKED and C >= 16:
+                upk = scratch("upk", (8 * ((C + 15) // 16) * 16 * F,), dt)
             with nogil:
                 w1_kernel(wp, &u[0], C, F, g.kw, True)
                 w1_conv(dz, &u[0], NULL, NULL, dxp, False, gx, C, ACT_LINEAR, 0.0, &scr[0, 0],
-                        scr.shape[1], nt)
+                        scr.shape[1], nt, &upk[0] if upk is not None else NULL)
         else:
             scr = scratch("work", (nt, wino_scratch(F, C, gx.w)), dt)
+            if floating is float and WINO_PACKED and C >= 16:
+                upk = scratch("upk", (16 * ((C + 15) // 16) * 16 * F,), dt)
             with nogil:
                 wino_kernel(wp, &u[0], C, F, True)
                 wino_conv(dz, &u[0], NULL, NULL, dxp, False, gx, C, ACT_LINEAR, 0.0,
-                          &scr[0, 0], scr.shape[1], nt)
+                          &scr[0, 0], scr.shape[1], nt, &upk[0] if upk is not None else NULL)
     return 0
 
 

@@ -195,3 +195,27 @@ def test_winograd_kernel_gradient_on_register_tiles(case, nt):
     dy64 = dy.astype(np.float64).reshape(n, g.oh, g.ow, f)
     _, dk_ref, _ = R.conv_backward(dy64, x.astype(np.float64), k.astype(np.float64), dy64, g)
     np.testing.assert_allclose(tiles, dk_ref.reshape(tiles.shape), **TOL)
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+@pytest.mark.parametrize("case", ATB_CASES + [(2, 10, 11, 16, 20, (3, 3)), (2, 1, 29, 24, 16, (1, 5))])
+def test_winograd_forward_on_the_packed_gemm(case, nt):
+    """Winograd's forward and input-gradient products on the packed GEMM (16 or more
+    outputs) against BLAS's, and against the twin."""
+    n, h, w, c, f, kernel = case
+    g = conv_geometry((h, w), kernel, (1, 1), "same", (1, 1))
+    rng = np.random.default_rng(18)
+    x, k, b = _data(rng, n, h, w, c, f, kernel)
+    dy = rng.standard_normal((n * g.oh * g.ow, f)).astype(np.float32)
+    wino = dict(NO_DIRECT, winograd=True, winograd_ratio=10.0, winograd_tiles=7)
+    packed = _run(x, k, b, g, "relu", nt, dy, dict(wino, wino_packed=True))
+    blas = _run(x, k, b, g, "relu", nt, dy, dict(wino, wino_packed=False))
+    for a, o in zip(packed, blas):
+        np.testing.assert_allclose(a, o, rtol=0, atol=4e-6 * np.abs(o).max())
+    y_ref, z_ref = R.conv_forward(x.astype(np.float64), k.astype(np.float64),
+                                  b.astype(np.float64), g, "relu")
+    dx_ref, dk_ref, _ = R.conv_backward(dy.astype(np.float64).reshape(y_ref.shape),
+                                        x.astype(np.float64), k.astype(np.float64), z_ref, g,
+                                        "relu")
+    np.testing.assert_allclose(packed[0], y_ref.reshape(packed[0].shape), **TOL)
+    np.testing.assert_allclose(packed[3], dx_ref, **TOL)
