@@ -135,18 +135,21 @@ cpdef object scratch(str key, tuple shape, object dtype):
 def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=None,
                winograd_ratio=None, direct_dw=None, direct_fwd=None, direct_dx=None,
                direct_min_c=None, direct_max_c=None, direct_max_cf=None, direct_force=None,
-               direct_chunk_px=None, wino_atb=None, wino_packed=None):
+               direct_chunk_px=None, wino_atb=None, wino_packed=None, winograd_pad=None):
     """Development hook for tests and benchmarks: chunk size (elements), dW
     formulation, Winograd on/off and its tiles per chunk; the direct float32 kernels
     for few channels (kernel gradient, forward, stride-1 input gradient; each on/off),
     the fewest input and the most input and output channels they take, the largest
     channel product at stride 1, whether they take every case they can (tests) and the
     output pixels per chunk; Winograd's float32 kernel-gradient products on the direct
-    kernels' register tiles (``wino_atb``) rather than BLAS.
+    kernels' register tiles (``wino_atb``) and forward products on the packed GEMM
+    (``wino_packed``) rather than BLAS, and the gap (floats) between its blocks.
     Returns the settings."""
     global CHUNK_ELEMS, DW_MODE, WINOGRAD, WINO_TILES, WINO_RATIO
     global DIRECT_DW, DIRECT_FWD, DIRECT_DX, DIRECT_MIN_C, DIRECT_MAX_C, DIRECT_CHUNK_PX
-    global DIRECT_MAX_CF, DIRECT_FORCE, WINO_ATB, WINO_PACKED
+    global DIRECT_MAX_CF, DIRECT_FORCE, WINO_ATB, WINO_PACKED, WPAD
+    if winograd_pad is not None:
+        WPAD = max(0, int(winograd_pad))
     if wino_packed is not None:
         WINO_PACKED = bool(wino_packed)
     if wino_atb is not None:
@@ -182,6 +185,7 @@ def set_tuning(chunk_elems=None, dw_mode=None, winograd=None, winograd_tiles=Non
                 direct_fwd=DIRECT_FWD, direct_dx=DIRECT_DX, direct_min_c=DIRECT_MIN_C,
                 direct_max_c=DIRECT_MAX_C, direct_max_cf=DIRECT_MAX_CF,
                 direct_force=DIRECT_FORCE, wino_atb=WINO_ATB, wino_packed=WINO_PACKED,
+                winograd_pad=WPAD,
                 direct_chunk_px=DIRECT_CHUNK_PX)
 
 
@@ -274,6 +278,10 @@ cdef bint WINO_ATB = True
 cdef bint WINO_PACKED = True
 # Tiles per chunk: V (16 x tiles x in) and M (16 x tiles x out) stay in cache.
 cdef Py_ssize_t WINO_TILES = 128
+# The 16 blocks V_k (tiles x C), M_k and D_k (tiles x F) of a chunk lie WPAD values more
+# than a block apart: at a multiple of 4 KiB (128 tiles of 8, 16, 32 or 64 floats) the
+# 16 streams the transforms read and write at once all fall in one L1 set (8 ways).
+cdef Py_ssize_t WPAD = 16
 # Below these channel counts the 16 small GEMMs cost more than one im2col GEMM.
 cdef Py_ssize_t WINO_MIN_C = 8
 cdef Py_ssize_t WINO_MIN_F = 8
@@ -346,7 +354,7 @@ cdef void wino_input(const floating *x, floating *v, Py_ssize_t t0, Py_ssize_t t
     Tiles come in runs along a row of tiles. The row step B^T of a run is done once
     over the 2 run + 2 input columns the run reads (zeros outside the image), then
     the column step for all the run's tiles. ``tmp`` holds 4 rows of (w + 8) * C."""
-    cdef Py_ssize_t C = g.c, TC = (t1 - t0) * g.c, t, n, r, a, b, i, iy
+    cdef Py_ssize_t C = g.c, TC = (t1 - t0) * g.c + WPAD, t, n, r, a, b, i, iy
     cdef Py_ssize_t xv0, ncol, lo, hi, left, right, run, ld
     cdef const floating *row[4]
     cdef floating *R[4]
@@ -453,7 +461,7 @@ cdef void wino_output(floating *m, Py_ssize_t t0, Py_ssize_t t1, const Geom *g,
     M_k (tiles x F, k = 4 i + j) are contiguous over the chunk's tiles, so both steps
     of the transform run as long loops over all tiles; ``sbuf`` holds 8 of those
     blocks, and the four output blocks overwrite M_0..M_3."""
-    cdef Py_ssize_t TF = (t1 - t0) * F, t, n, r, a, b, j, f, q, oy, ox, row
+    cdef Py_ssize_t TF = (t1 - t0) * F + WPAD, t, n, r, a, b, j, f, q, oy, ox, row
     cdef floating *zr
     # A^T M over rows: S_j = M_j + M_4+j + M_8+j, S_4+j = M_4+j - M_8+j - M_12+j.
     for j in range(4):
@@ -503,25 +511,26 @@ cdef void wino_conv(const floating *xp, const floating *u, const floating *bp, f
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
         base = scratch + t * stride_t
         v = base
-        m = base + 16 * Tc * C
-        memset(m + 24 * Tc * F, 0, C * sizeof(floating))  # the zero row
+        m = base + 16 * (Tc * C + WPAD)
+        memset(m + 24 * (Tc * F + WPAD), 0, C * sizeof(floating))  # the zero row
         lo = t * per
         hi = min(n_tiles, lo + per)
         c0 = lo
         while c0 < hi:
             c1 = min(hi, c0 + Tc)
             T = c1 - c0
-            wino_input(xp, v, c0, c1, g, TH, TW, m + 24 * Tc * F, m + 24 * Tc * F + C)
+            wino_input(xp, v, c0, c1, g, TH, TW, m + 24 * (Tc * F + WPAD),
+                       m + 24 * (Tc * F + WPAD) + C)
             for k in range(16):
                 if floating is float:
                     if upk != NULL:
-                        fn_gemm_packed(T, F, C, v + k * T * C, C, upk + k * KP, m + k * T * F,
-                                       F, 0, NULL)
+                        fn_gemm_packed(T, F, C, v + k * (T * C + WPAD), C, upk + k * KP,
+                                       m + k * (T * F + WPAD), F, 0, NULL)
                         continue
-                gemm(False, False, T, F, C, <floating>1, v + k * T * C, C, u + k * C * F, F,
-                     <floating>0, m + k * T * F, F)
+                gemm(False, False, T, F, C, <floating>1, v + k * (T * C + WPAD), C,
+                     u + k * C * F, F, <floating>0, m + k * (T * F + WPAD), F)
             wino_output(m, c0, c1, g, TH, TW, F, zp, yp, keep_z, bp, act, alpha,
-                        m + 16 * Tc * F)
+                        m + 16 * (Tc * F + WPAD))
             c0 = c1
 
 
@@ -542,7 +551,7 @@ cdef void wino_grad_out(const floating *dz, floating *d, Py_ssize_t t0, Py_ssize
                         const floating *zeros, floating *tmp) noexcept nogil:
     """d[k][t - t0][f] = (A dz A^T)[k] of tile t's 2x2 output gradient (16 x T x F);
     outputs past the image edge count as 0. A = [1 0; 1 1; 1 -1; 0 -1]."""
-    cdef Py_ssize_t TF = (t1 - t0) * F, t, n, r, a, b, i, oy, ox
+    cdef Py_ssize_t TF = (t1 - t0) * F + WPAD, t, n, r, a, b, i, oy, ox
     cdef const floating *q[4]
     cdef floating *dt
     cdef floating *rr
@@ -602,7 +611,8 @@ cdef void wino_kernel_grad(const floating *du, floating *dw, Py_ssize_t C,
 
 cdef Py_ssize_t wino_grad_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept nogil:
     """Scratch per thread of the kernel gradient: V, D, dU, a zero row, tmp."""
-    return 16 * WINO_TILES * (C + F) + 16 * C * F + (C + F) + 4 * (w + 8) * C + 8 * F + 1
+    return (16 * (WINO_TILES * (C + F) + 2 * WPAD) + 16 * C * F + (C + F) + 4 * (w + 8) * C
+            + 8 * F + 1)
 
 
 cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp,
@@ -621,8 +631,8 @@ cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
         base = scratch + t * stride_t
         v = base
-        d = v + 16 * Tc * C
-        du = d + 16 * Tc * F
+        d = v + 16 * (Tc * C + WPAD)
+        du = d + 16 * (Tc * F + WPAD)
         zeros = du + 16 * CF
         memset(zeros, 0, (F if F > C else C) * sizeof(floating))
         memset(du, 0, 16 * CF * sizeof(floating))
@@ -638,17 +648,18 @@ cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp
             for k in range(16):
                 if floating is float:
                     if WINO_ATB and F % 8 == 0:
-                        fn_dc_atb(v + k * T * C, d + k * T * F, T, C, F, du + k * CF, not first)
+                        fn_dc_atb(v + k * (T * C + WPAD), d + k * (T * F + WPAD), T, C, F,
+                                  du + k * CF, not first)
                         continue
-                gemm(True, False, C, F, T, <floating>1, v + k * T * C, C, d + k * T * F, F,
-                     <floating>(0 if first else 1), du + k * CF, F)
+                gemm(True, False, C, F, T, <floating>1, v + k * (T * C + WPAD), C,
+                     d + k * (T * F + WPAD), F, <floating>(0 if first else 1), du + k * CF, F)
             first = False
             c0 = c1
     with nogil:
         # Reduce the per-thread dU into thread 0's, then transform back to the kernel.
-        du = scratch + 16 * Tc * (C + F)
+        du = scratch + 16 * (Tc * (C + F) + 2 * WPAD)
         for t in range(1, nt):
-            d = scratch + t * stride_t + 16 * Tc * (C + F)
+            d = scratch + t * stride_t + 16 * (Tc * (C + F) + 2 * WPAD)
             for i in range(16 * CF):
                 du[i] = du[i] + d[i]
         wino_kernel_grad(du, dwp, C, F)
@@ -656,7 +667,8 @@ cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp
 
 cdef Py_ssize_t wino_scratch(Py_ssize_t C, Py_ssize_t F, Py_ssize_t w) noexcept nogil:
     """Scratch per thread of wino_conv: V, M, S (8 blocks), a zero row, 4 image rows."""
-    return 16 * WINO_TILES * (C + F) + 8 * WINO_TILES * F + C + 4 * (w + 8) * C + 1
+    return (16 * (WINO_TILES * (C + F) + 2 * WPAD) + 8 * (WINO_TILES * F + WPAD) + C
+            + 4 * (w + 8) * C + 1)
 
 
 # ----------------------------------------------------------------- 1-D Winograd F(m, r)
