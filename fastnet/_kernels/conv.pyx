@@ -1201,13 +1201,15 @@ cdef int direct_input_grad(const float *dz, const float *wp, float *dxp, const G
         fmx = max([fv[ph * kw + tj] for tj in range(info[ph, 1])])
         s_scr = max(s_scr, fn_dconv_taps_scratch(rows + emx - emn, nb + fmx - fmn, F,
                                                  info[ph, 0] * info[ph, 1]))
-    # work items: (phase, sample, first row) in order
+    # work items: (phase, sample, first row), sample by sample: phases differ in work
+    # (4, 2, 2 and 1 taps for 3x3 at stride 2), so a thread's block of items gets each
+    # in proportion (split by phase, one of two threads had twice the other's work)
     cdef Py_ssize_t[:, ::1] items = np.empty((max(nitems, 1), 3), dtype=np.intp)
     cdef Py_ssize_t q = 0, n, a0
-    for ph in range(NPH):
-        if info[ph, 5] == 0:
-            continue
-        for n in range(g.n):
+    for n in range(g.n):
+        for ph in range(NPH):
+            if info[ph, 5] == 0:
+                continue
             for a0 in range(0, info[ph, 5], info[ph, 7]):
                 items[q, 0] = ph
                 items[q, 1] = n
