@@ -1023,8 +1023,7 @@ cdef bint direct_use(const Geom *g, Py_ssize_t F, int which) noexcept nogil:
     if (which == 0 and not DIRECT_FWD) or (which == 1 and not DIRECT_DW) or (
             which == 2 and not DIRECT_DX):
         return False
-    if (C < DIRECT_MIN_C or C > DIRECT_MAX_C or F < 1 or F > DIRECT_MAX_C or is_pointwise(g)
-            or g.kh * g.kw == 1):
+    if C < DIRECT_MIN_C or C > DIRECT_MAX_C or F < 1 or F > DIRECT_MAX_C or is_pointwise(g):
         return False
     if DIRECT_FORCE:
         return True
@@ -1057,7 +1056,9 @@ cdef bint direct_use(const Geom *g, Py_ssize_t F, int which) noexcept nogil:
                 return C * F <= DIRECT_WINO_CF or (F < 16 and C * F <= DIRECT_MAX_CF)
         return C * F <= DIRECT_MAX_CF
     if which == 1:
-        return F <= 32
+        # a strided 1x1 (a residual block's projection) gathers no window: 32 -> 64 at
+        # 16x16, 0.44 -> 0.33 ms
+        return F <= 32 or g.kh * g.kw == 1
     return True
 
 

@@ -54,6 +54,8 @@ CASES = [
     (2, 8, 8, 16, 8, (2, 2), (3, 3), "valid", (1, 1)),     # stride above the window
     (2, 9, 11, 32, 5, (3, 3), (2, 2), "same", (1, 1)),     # strided dx, two panels
     (2, 16, 16, 16, 32, (3, 3), (2, 2), "same", (1, 1)),   # ResNet's strided block
+    (3, 9, 8, 16, 32, (1, 1), (2, 2), "valid", (1, 1)),    # a strided 1x1 projection
+    (2, 7, 7, 5, 8, (1, 1), (2, 2), "same", (1, 1)),
 ]
 
 
