@@ -1079,7 +1079,7 @@ cdef int direct_weight_grad(const float *xp, const float *dz, float *dwp, const 
     cdef Py_ssize_t s_scr = fn_dconv_dw_scratch(g, F, rows)
     cdef float[:, ::1] part = scratch("dw_slots", (S, KFp), np.float32)
     cdef float[:, ::1] scr = scratch("work", (nt, s_scr), np.float32)
-    cdef Py_ssize_t per = (S + nt - 1) // nt, t, s, i, k, c, f
+    cdef Py_ssize_t per = (S + nt - 1) // nt, kper = (T * C + nt - 1) // nt, t, s, k, f, k0, k1
     cdef float *pp
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
         for s in range(t * per, min(S, (t + 1) * per)):
@@ -1087,13 +1087,17 @@ cdef int direct_weight_grad(const float *xp, const float *dz, float *dwp, const 
             memset(pp, 0, KFp * sizeof(float))
             fn_dconv_dw_rows(xp, dz, F, g, s * srows, min(R, (s + 1) * srows), rows, pp,
                              &scr[t, 0])
-    with nogil:
-        for k in range(T * C):
+    # The slots added in order, each thread a block of dW's rows (the sums do not
+    # depend on the split).
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        k0 = t * kper
+        k1 = min(T * C, k0 + kper)
+        for k in range(k0, k1):
             for f in range(F):
                 dwp[k * F + f] = part[0, k * Fp + f]
         for s in range(1, S):
             pp = &part[s, 0]
-            for k in range(T * C):
+            for k in range(k0, k1):
                 for f in range(F):
                     dwp[k * F + f] += pp[k * Fp + f]
     return 0
