@@ -272,6 +272,9 @@ cdef bint WINOGRAD = True
 # (16 -> 16 channels at 32x32: 9.1 -> 5.2 ms; 32 -> 32 at 16x16: 4.9 -> 3.1 ms;
 # 64 -> 64 at 8x8: 3.2 -> 2.6 ms, one thread).
 cdef bint WINO_ATB = True
+# ... up to this many C F: from 128 x 128 BLAS's blocking wins (9.2 against 10.9 ms at
+# 16x16, batch 16; 96 x 96: 11.2 against 9.5 ms for the tiles, batch 32).
+cdef Py_ssize_t WINO_ATB_MAX_CF = 96 * 96
 # Winograd's float32 forward products M_k = V_k U_k ((128 x C) @ (C x F)) on the packed
 # GEMM of _packed_gemm.h, U_k packed once per call, not on BLAS, from 16 filters (with 8,
 # half of each 16-column panel is padding: 4.8 -> 6.0 ms for an 8-channel input gradient).
@@ -647,7 +650,7 @@ cdef void wino_weight_grad(const floating *xp, const floating *dz, floating *dwp
             wino_grad_out(dz, d, c0, c1, g, TH, TW, F, zeros, zeros + (F if F > C else C))
             for k in range(16):
                 if floating is float:
-                    if WINO_ATB and F % 8 == 0:
+                    if WINO_ATB and F % 8 == 0 and C * F <= WINO_ATB_MAX_CF:
                         fn_dc_atb(v + k * (T * C + WPAD), d + k * (T * F + WPAD), T, C, F,
                                   du + k * CF, not first)
                         continue
@@ -953,7 +956,7 @@ cdef void w1_weight_grad(const floating *xp, const floating *dz, floating *dwp, 
             w1_grad_out(dz, d, c0, c1, g, TW, F, buf)
             for k in range(n):
                 if floating is float:
-                    if WINO_ATB and F % 8 == 0:
+                    if WINO_ATB and F % 8 == 0 and C * F <= WINO_ATB_MAX_CF:
                         fn_dc_atb(v + k * T * C, d + k * T * F, T, C, F, du + k * CF, not first)
                         continue
                 gemm(True, False, C, F, T, <floating>1, v + k * T * C, C, d + k * T * F, F,
@@ -1046,7 +1049,7 @@ cdef bint direct_use(const Geom *g, Py_ssize_t F, int which) noexcept nogil:
             # same for Conv1D's kernel gradient. Winograd's GEMMs with an inner size under 16
             # (C for the forward, F for dx) run far below their rate: direct then still
             # wins (8 -> 64 forward: 7.9 against 10.4 ms).
-            if which == 1 and WINO_ATB and F % 8 == 0:
+            if which == 1 and WINO_ATB and F % 8 == 0 and C * F <= WINO_ATB_MAX_CF:
                 return C * F <= DIRECT_WINO_CF
             # Conv1D's forward and dx stay direct up to 1024 (16 -> 64, k5: forward 0.84
             # against 0.96 ms; 32 -> 32, k3: dx 0.71 against 0.85 ms).
