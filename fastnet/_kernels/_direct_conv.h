@@ -200,15 +200,16 @@ static inline Py_ssize_t fn_dconv_dw_scratch(const fn_geom *g, Py_ssize_t F, Py_
 }
 
 /* acc (kh * kw * C, Fp) += the kernel gradient of output rows r0 .. r1 - 1 (a row being
-   (sample, oy), r = n * oh + oy) from x (n, h, w, C) and dz (rows * ow, F), in chunks of
+   (sample, oy), r = n * oh + oy) from x (n, h, w, C) and dz (its first row being output
+   row dz_row0; (r1 - dz_row0) * ow rows of F values at least), in chunks of
    ``rows`` rows. Fp = F rounded up to 8: with F != Fp each chunk of dz is first copied
    with that row stride (zeros past F). Taps outside the input are skipped (the
    range of ox, and the rows, each tap reads inside the image). The order of the sums
    depends only on r0, r1 and rows. */
 FN_KERNEL_CLONES
-static void fn_dconv_dw_rows(const float *x, const float *dz, Py_ssize_t F, const fn_geom *g,
-                             Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t rows, float *acc,
-                             float *scratch) {
+static void fn_dconv_dw_rows(const float *x, const float *dz, Py_ssize_t dz_row0, Py_ssize_t F,
+                             const fn_geom *g, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t rows,
+                             float *acc, float *scratch) {
     Py_ssize_t C = g->c, ow = g->ow, Fp = (F + 7) / 8 * 8, q0, q1, q, i, j, nr, lo, hi;
     Py_ssize_t ds, p, f0;
     float *dzbuf = scratch;
@@ -218,10 +219,10 @@ static void fn_dconv_dw_rows(const float *x, const float *dz, Py_ssize_t F, cons
     for (q0 = r0; q0 < r1; q0 += rows) {
         q1 = q0 + rows < r1 ? q0 + rows : r1;
         if (Fp == F) {
-            dbase = dz + q0 * ow * F;
+            dbase = dz + (q0 - dz_row0) * ow * F;
         } else {
             for (p = 0; p < (q1 - q0) * ow; p++) {
-                memcpy(dzbuf + p * Fp, dz + (q0 * ow + p) * F, F * sizeof(float));
+                memcpy(dzbuf + p * Fp, dz + ((q0 - dz_row0) * ow + p) * F, F * sizeof(float));
                 for (f0 = F; f0 < Fp; f0++) dzbuf[p * Fp + f0] = 0.0f;
             }
             dbase = dzbuf;

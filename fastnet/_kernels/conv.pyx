@@ -80,9 +80,9 @@ cdef extern from *:
     void fn_dc_atb(const float *A, const float *B, Py_ssize_t T, Py_ssize_t C, Py_ssize_t F,
                    float *out, int accumulate) noexcept nogil
     Py_ssize_t fn_dconv_dw_scratch(const Geom *g, Py_ssize_t F, Py_ssize_t rows) noexcept nogil
-    void fn_dconv_dw_rows(const float *x, const float *dz, Py_ssize_t F, const Geom *g,
-                          Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t rows, float *acc,
-                          float *scratch) noexcept nogil
+    void fn_dconv_dw_rows(const float *x, const float *dz, Py_ssize_t dz_row0, Py_ssize_t F,
+                          const Geom *g, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t rows,
+                          float *acc, float *scratch) noexcept nogil
     Py_ssize_t fn_dconv_taps_scratch(Py_ssize_t band_rows, Py_ssize_t band_cols, Py_ssize_t C,
                                      Py_ssize_t T) noexcept nogil
     void fn_dconv_taps_rows(const float *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
@@ -1071,25 +1071,52 @@ cdef inline Py_ssize_t _direct_rows(Py_ssize_t ow) noexcept nogil:
 
 
 cdef int direct_weight_grad(const float *xp, const float *dz, float *dwp, const Geom *g,
-                            Py_ssize_t F, int n_threads) except -1:
-    """dw (kh kw C, F) from x and dz (n oh ow, F); see the section's comment."""
-    cdef Py_ssize_t R = g.n * g.oh, P = R * g.ow, T = g.kh * g.kw, C = g.c
+                            Py_ssize_t F, int n_threads, const float *dyp=NULL,
+                            const float *yp=NULL, const float *zp=NULL, int act=ACT_LINEAR,
+                            double alpha=0.0, float *dbp=NULL) except -1:
+    """dw (kh kw C, F) from x and dz (n oh ow, F); see the section's comment. With
+    ``dz`` NULL, dz = dy act'(.) is formed a chunk at a time from dyp, yp, zp (as
+    grad_rows) just before its products, and ``dbp`` (if not NULL) gets its column
+    sums: no pass over the whole of dz when nothing else needs it."""
+    cdef Py_ssize_t R = g.n * g.oh, P = R * g.ow, T = g.kh * g.kw, C = g.c, ow = g.ow
     cdef Py_ssize_t Fp = (F + 7) // 8 * 8, KFp = T * C * Fp, rows = _direct_rows(g.ow)
     cdef Py_ssize_t S = min(DW_SLOTS, max(1, P // DW_SLOT_MIN_PX), R)
     cdef Py_ssize_t srows = (R + S - 1) // S
     S = (R + srows - 1) // srows
     cdef int nt = _threads(P * T * C * F, S, n_threads)
+    cdef bint fused = dz == NULL
     cdef Py_ssize_t s_scr = fn_dconv_dw_scratch(g, F, rows)
+    cdef Py_ssize_t s_dz = rows * ow * F if fused else 0
     cdef float[:, ::1] part = scratch("dw_slots", (S, KFp), np.float32)
-    cdef float[:, ::1] scr = scratch("work", (nt, s_scr), np.float32)
+    cdef float[:, ::1] scr = scratch("work", (nt, s_scr + s_dz + F + 1), np.float32)
     cdef Py_ssize_t per = (S + nt - 1) // nt, kper = (T * C + nt - 1) // nt, t, s, k, f, k0, k1
+    cdef Py_ssize_t q0, q1
     cdef float *pp
+    cdef float *dzc
+    cdef float *dbt
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
+        dzc = &scr[t, 0] + s_scr
+        dbt = dzc + s_dz
+        for f in range(F):
+            dbt[f] = 0
         for s in range(t * per, min(S, (t + 1) * per)):
             pp = &part[s, 0]
             memset(pp, 0, KFp * sizeof(float))
-            fn_dconv_dw_rows(xp, dz, F, g, s * srows, min(R, (s + 1) * srows), rows, pp,
-                             &scr[t, 0])
+            if not fused:
+                fn_dconv_dw_rows(xp, dz, 0, F, g, s * srows, min(R, (s + 1) * srows), rows, pp,
+                                 &scr[t, 0])
+                continue
+            # the slot's chunks as fn_dconv_dw_rows cuts them: the same sums
+            q0 = s * srows
+            while q0 < min(R, (s + 1) * srows):
+                q1 = min(min(R, (s + 1) * srows), q0 + rows)
+                grad_rows(act, dyp + q0 * ow * F, yp + q0 * ow * F,
+                          zp + q0 * ow * F if zp != NULL else NULL, dzc, (q1 - q0) * ow, F,
+                          alpha)
+                if dbp != NULL:
+                    col_sums(dzc, (q1 - q0) * ow, F, dbt, False)
+                fn_dconv_dw_rows(xp, dzc, q0, F, g, q0, q1, rows, pp, &scr[t, 0])
+                q0 = q1
     # The slots added in order, each thread a block of dW's rows (the sums do not
     # depend on the split).
     for t in prange(nt, nogil=True, num_threads=nt, schedule="static"):
@@ -1103,6 +1130,12 @@ cdef int direct_weight_grad(const float *xp, const float *dz, float *dwp, const 
             for k in range(k0, k1):
                 for f in range(F):
                     dwp[k * F + f] += pp[k * Fp + f]
+    if fused and dbp != NULL:
+        with nogil:
+            for f in range(F):
+                dbp[f] = 0
+                for t in range(nt):
+                    dbp[f] += scr[t, s_scr + s_dz + f]
     return 0
 
 
@@ -1660,6 +1693,12 @@ cdef int _direct_backward(const float *dyp, const float *yp, const float *zp, co
     """Backward with the direct kernels for dW (``d_dw``) and/or dx (``d_dx``); dz (and
     db) are formed first, the other gradient takes the usual path."""
     cdef Py_ssize_t P = g.n * g.oh * g.ow, lo, hi, per, i, t
+    if d_dw and act != ACT_LINEAR and dxp == NULL:
+        # Only dW needs dz (a first layer): formed a chunk at a time inside its loop,
+        # in cache, not in a pass of its own over the whole (1 -> 32 channels, ReLU,
+        # two threads: 1.5 -> 1.1 ms)
+        direct_weight_grad(xp, NULL, dwp, g, F, n_threads, dyp, yp, zp, act, alpha, dbp)
+        return 0
     cdef int nt = _threads(P * F * 64, P // 64, n_threads)
     cdef float[:, ::1] dzb
     cdef float[:, ::1] dbs = np.zeros((nt, F), dtype=np.float32)

@@ -221,3 +221,34 @@ def test_winograd_forward_on_the_packed_gemm(case, nt):
                                         "relu")
     np.testing.assert_allclose(packed[0], y_ref.reshape(packed[0].shape), **TOL)
     np.testing.assert_allclose(packed[3], dx_ref, **TOL)
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+@pytest.mark.parametrize("act", ["relu", "gelu"])
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[10], CASES[11], CASES[16]])
+def test_direct_kernel_gradient_forms_dz_chunk_by_chunk(case, act, nt):
+    """Without dx (a first layer), dz = dy act'(.) is formed a chunk at a time inside the
+    kernel gradient's loop: the same dW, bitwise, as from a dz formed whole; db close."""
+    g, x, k, b, dy = _case(case, 19)
+    fused = _run(x, k, b, g, act, nt, dy, ALL_DIRECT, need=(True, True, False))
+    whole = _run(x, k, b, g, act, nt, dy, ALL_DIRECT, need=(True, True, True))
+    np.testing.assert_array_equal(fused[1], whole[1])
+    np.testing.assert_allclose(fused[2], whole[2], rtol=1e-6, atol=1e-5)
+    y_ref, z_ref = R.conv_forward(x.astype(np.float64), k.astype(np.float64),
+                                  b.astype(np.float64), g, act)
+    _, dk_ref, db_ref = R.conv_backward(dy.astype(np.float64).reshape(y_ref.shape),
+                                        x.astype(np.float64), k.astype(np.float64), z_ref, g,
+                                        act)
+    np.testing.assert_allclose(fused[1], dk_ref.reshape(fused[1].shape), **TOL)
+    np.testing.assert_allclose(fused[2], db_ref, **TOL)
+
+
+def test_direct_kernel_gradient_forms_dz_chunk_by_chunk_on_threads():
+    """Several slots and threads, dz formed per chunk: bitwise the one-thread dW."""
+    g, x, k, b, dy = _case((16, 32, 32, 16, 16, (3, 3), (1, 1), "same", (1, 1)), 20)
+    one = _run(x, k, b, g, "relu", 1, dy, ALL_DIRECT, need=(True, True, False))
+    two = _run(x, k, b, g, "relu", 2, dy, ALL_DIRECT, need=(True, True, False))
+    whole = _run(x, k, b, g, "relu", 2, dy, ALL_DIRECT, need=(True, True, True))
+    np.testing.assert_array_equal(one[1], two[1])
+    np.testing.assert_array_equal(one[1], whole[1])
+    np.testing.assert_allclose(two[2], whole[2], rtol=1e-5, atol=1e-4)
