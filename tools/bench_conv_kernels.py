@@ -63,39 +63,47 @@ def main():
     rng = np.random.default_rng(0)
     print(f"{'convolution':36s} {'forward':>14s} {'dW':>14s} {'dx':>14s} {'dW + dx':>14s}")
     for case in args.shape or RESNET:
+        cells = _time_case(case, settings, args.reps, rng)
+        conv.set_tuning(**base)
         n, h, w, c, f, s, pad = case[:7]
         kh, kw = case[7:9] if len(case) > 7 else (3, 3)
-        g = conv_geometry((h, w), (kh, kw), (s if h > 1 else 1, s), pad, (1, 1))
-        P = n * g.oh * g.ow
-        x = rng.standard_normal((n, h, w, c), dtype=np.float32)
-        k = rng.standard_normal((kh * kw * c, f), dtype=np.float32)
-        dy = rng.standard_normal((P, f), dtype=np.float32)
-        y = np.empty((P, f), np.float32)
-        dw = np.empty_like(k)
-        dx = np.empty_like(x)
-        calls = [
-            lambda: conv.forward(x, k, None, None, y, g, 0, 0.0, 1),
-            lambda: conv.backward(dy, x, k, None, None, dw, None, None, g, 0, 0.0, 1),
-            lambda: conv.backward(dy, x, k, None, None, None, None, dx, g, 0, 0.0, 1),
-            lambda: conv.backward(dy, x, k, None, None, dw, None, dx, g, 0, 0.0, 1),
-        ]
-        cells = []
-        for call in calls:
-            times = ([], [])
-            for i in (0, 1):
-                conv.set_tuning(**settings[i])
-                call()
-            for _ in range(args.reps):
-                for i in (0, 1):
-                    conv.set_tuning(**settings[i])
-                    t0 = time.thread_time()
-                    call()
-                    times[i].append(time.thread_time() - t0)
-            a, b = (sorted(t)[len(t) // 2] * 1e3 for t in times)
-            cells.append(f"{a:6.2f} -> {b:5.2f}")
-        conv.set_tuning(**base)
         name = f"{n}x{h}x{w} {kh}x{kw} {c}->{f} s{s} {pad}"
         print(f"{name:36s} " + " ".join(f"{cell:>14s}" for cell in cells), flush=True)
+
+
+def _time_case(case, settings, reps, rng):
+    """'A -> B' medians (ms) of the forward, dW, dx and both gradients of one shape."""
+    n, h, w, c, f, s, pad = case[:7]
+    kh, kw = case[7:9] if len(case) > 7 else (3, 3)
+    g = conv_geometry((h, w), (kh, kw), (s if h > 1 else 1, s), pad, (1, 1))
+    P = n * g.oh * g.ow
+    x = rng.standard_normal((n, h, w, c), dtype=np.float32)
+    k = rng.standard_normal((kh * kw * c, f), dtype=np.float32)
+    dy = rng.standard_normal((P, f), dtype=np.float32)
+    y = np.empty((P, f), np.float32)
+    dw = np.empty_like(k)
+    dx = np.empty_like(x)
+    calls = [
+        lambda: conv.forward(x, k, None, None, y, g, 0, 0.0, 1),
+        lambda: conv.backward(dy, x, k, None, None, dw, None, None, g, 0, 0.0, 1),
+        lambda: conv.backward(dy, x, k, None, None, None, None, dx, g, 0, 0.0, 1),
+        lambda: conv.backward(dy, x, k, None, None, dw, None, dx, g, 0, 0.0, 1),
+    ]
+    cells = []
+    for call in calls:
+        times = ([], [])
+        for i in (0, 1):
+            conv.set_tuning(**settings[i])
+            call()
+        for _ in range(reps):
+            for i in (0, 1):
+                conv.set_tuning(**settings[i])
+                t0 = time.thread_time()
+                call()
+                times[i].append(time.thread_time() - t0)
+        a, b = (sorted(t)[len(t) // 2] * 1e3 for t in times)
+        cells.append(f"{a:6.2f} -> {b:5.2f}")
+    return cells
 
 
 if __name__ == "__main__":
