@@ -224,11 +224,12 @@ def test_winograd_forward_on_the_packed_gemm(case, nt):
 
 
 @pytest.mark.parametrize("nt", [1, 2])
-@pytest.mark.parametrize("act", ["relu", "gelu"])
+@pytest.mark.parametrize("act", ["relu", "gelu", "linear"])
 @pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[10], CASES[11], CASES[16]])
 def test_direct_kernel_gradient_forms_dz_chunk_by_chunk(case, act, nt):
-    """Without dx (a first layer), dz = dy act'(.) is formed a chunk at a time inside the
-    kernel gradient's loop: the same dW, bitwise, as from a dz formed whole; db close."""
+    """Without dx (a first layer), dz = dy act'(.) is formed, and db summed, a chunk at a
+    time inside the kernel gradient's loop: the same dW, bitwise, as from a dz formed
+    whole; db close."""
     g, x, k, b, dy = _case(case, 19)
     fused = _run(x, k, b, g, act, nt, dy, ALL_DIRECT, need=(True, True, False))
     whole = _run(x, k, b, g, act, nt, dy, ALL_DIRECT, need=(True, True, True))
