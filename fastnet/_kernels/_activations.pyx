@@ -363,3 +363,38 @@ def backward(int code, dy, y, z, dz, double alpha=0.0, int n_threads=1):
         else:
             _backward_rows(code, <double *>pdy, <double *>py, <double *>pz, <double *>pdz,
                            rows, cols, alpha, nt)
+
+
+cdef Py_ssize_t ADD_BLOCK = 8192   # elements per task of add_relu
+
+
+cdef void _add_relu(const floating *a, const floating *b, floating *y, Py_ssize_t n,
+                    int nt) noexcept nogil:
+    cdef Py_ssize_t blk, nb = (n + ADD_BLOCK - 1) // ADD_BLOCK, i, lo, hi
+    cdef floating v
+    for blk in prange(nb, num_threads=nt, schedule="static"):
+        lo = blk * ADD_BLOCK
+        hi = lo + ADD_BLOCK
+        if hi > n:
+            hi = n
+        for i in range(lo, hi):
+            v = a[i] + b[i]
+            y[i] = 0 if v < 0 else v  # (as the ReLU above: NaN passes)
+
+
+def add_relu(a, b, y, int n_threads=1):
+    """y = relu(a + b) in one pass over C-contiguous arrays of one float dtype and one
+    size (y may be a or b): a residual sum and the ReLU after it."""
+    cdef int t = A.float_type(a, b"a")
+    cdef char *pa = A.data(a, t, 2, False, b"a")
+    cdef char *pb = A.data(b, t, 2, False, b"b")
+    cdef char *py = A.data(y, t, 2, True, b"y")
+    _same_shape(a, b, b"b")
+    _same_shape(a, y, b"y")
+    cdef Py_ssize_t n = A.dim(a, 0) * A.dim(a, 1)
+    cdef int nt = 1 if n < 32768 else n_threads
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            _add_relu(<float *>pa, <float *>pb, <float *>py, n, nt)
+        else:
+            _add_relu(<double *>pa, <double *>pb, <double *>py, n, nt)

@@ -71,3 +71,24 @@ def test_public_functions_take_any_shape_and_axis():
 def test_unknown_activation_lists_valid_names():
     with pytest.raises(ValueError, match=r"Unknown activation 'rellu'.*'relu'"):
         activations.get("rellu")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rows", [3, 5000])   # (5000 x 16: enough to split over threads)
+def test_add_relu_is_the_relu_of_the_sum(dtype, threads, rows):
+    from fastnet._kernels import _activations as A
+
+    rng = np.random.default_rng(rows)
+    a = rng.standard_normal((rows, 16)).astype(dtype)
+    b = rng.standard_normal((rows, 16)).astype(dtype)
+    a[0, 0], b[1, 1] = np.nan, np.inf
+    want = a + b
+    want = np.where(want < 0, 0, want)   # NaN passes, as the ReLU kernel's
+    y = np.empty_like(a)
+    A.add_relu(a, b, y, threads)
+    np.testing.assert_array_equal(y, want)
+    A.add_relu(a, b, a, threads)         # in place
+    np.testing.assert_array_equal(a, want)
+    with pytest.raises(ValueError, match="shape"):
+        A.add_relu(a, b[:-1], y, threads)
