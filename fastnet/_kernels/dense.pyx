@@ -129,13 +129,17 @@ cdef inline bint _split_columns(Py_ssize_t n, Py_ssize_t units, int act, int nt)
             and act != ACT_LOG_SOFTMAX)
 
 
+cdef Py_ssize_t TALL_MIN_WORK = 16384   # multiply-adds below which the tall path is not worth its packing
+
+
 cdef inline bint _tall(Py_ssize_t n, Py_ssize_t k, Py_ssize_t units) noexcept nogil:
     # Tall inputs: rows at least twice the larger weight dimension, as a Dense applied to
     # every position of a sequence (6400 rows into 32 x 192 weights). There BLAS packs the
     # small w again for every call and thread and its products measured 15-35% slower
     # than the packed GEMM (w packed once, shared by the threads); on short wide inputs
-    # (an MLP batch of 128 rows into 784 x 512 weights) BLAS stays.
-    return PACKED_WGRAD and k > 0 and units > 0 and n >= 2 * max(k, units)
+    # (an MLP batch of 128 rows into 784 x 512 weights) BLAS stays, as it does for tiny
+    # products (32 rows into 3 x 4 weights: packing cost 0.7 of the call's 1.8 us).
+    return PACKED_WGRAD and k > 0 and units > 0 and n >= 2 * max(k, units) and n * k * units >= TALL_MIN_WORK
 
 
 cdef int _rows_packed(const float *a, const float *w, int trans, Py_ssize_t n, Py_ssize_t kdim,
