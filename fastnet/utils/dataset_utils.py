@@ -451,7 +451,8 @@ def image_dataset_from_directory(directory: str, labels: Any = "inferred", label
             class_a/  a_image_1.jpg  a_image_2.jpg ...
             class_b/  b_image_1.jpg ...
 
-    Images (.bmp, .gif, .jpeg, .jpg, .png) are decoded with Pillow, a batch at a time
+    Images (.bmp, .gif, .jpeg, .jpg, .png) are decoded with Pillow (8-bit PNGs already
+    of ``image_size`` and ``color_mode`` with pyspng when installed), a batch at a time
     while the dataset is iterated, resized to ``image_size`` and given as float32 arrays
     of shape ``(batch_size, height, width, channels)`` with values in [0, 255].
 
