@@ -209,15 +209,7 @@ class Average(_Merge):
 
     def _merge(self, ctx, xs):
         y = self._out(ctx, xs)
-        a, b = xs[0], xs[1]
-        if (ctx.fuse_relu and len(xs) == 2 and y.dtype.kind == "f" and y.size and a.shape == b.shape == y.shape
-                and a.dtype == b.dtype == y.dtype and a.flags.c_contiguous and b.flags.c_contiguous):
-            # (a residual block's sum and ReLU: one threaded pass instead of two)
-            _act_kernels.add_relu(_rows(a), _rows(b), _rows(y), config._n_threads)
-            if ctx.record:
-                ctx.y = y
-            return y
-        np.add(a, b, out=y)
+        np.add(xs[0], xs[1], out=y)
         for x in xs[2:]:
             y += x
         y *= y.dtype.type(1.0 / len(xs))
