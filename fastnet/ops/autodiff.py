@@ -1234,9 +1234,7 @@ def _replay(plan, inputs, watch):
                 nodes.append((out, eff, bwd, res))
         else:
             _, srcs, eff, relu, out, rec, fused = step
-            a, w, b = [c if i < 0 else env[i] for i, c in srcs]
-            if isinstance(b, Variable):
-                b = b.value
+            a, w, b = [c if i < 0 else env[i] for i, c in srcs]   # (weights are leaves: env holds arrays)
             _np()._replay_dense(env, nodes, a, w, b, eff, relu, out, rec, fused)
     vals = [env[i] for i in plan.out_ids]
     if plan.out is None:

@@ -347,10 +347,7 @@ def _png_reader(mode, image_size):
     fmt = getattr(c, {"L": "SPNG_FMT_G8", "RGB": "SPNG_FMT_RGB8", "RGBA": "SPNG_FMT_RGBA8"}[mode], None)
     decode = getattr(c, "spng_decode_image_bytes", None)
     if decode is None or fmt is None:
-        load = _SPNG.load
-    else:
-        def load(raw, format):  # noqa: A002
-            return decode(raw, fmt)
+        decode, fmt = _SPNG.load, mode
     h, w = image_size
     # IHDR, the first chunk: width, height (big-endian), bit depth 8, the color type
     header = b"IHDR" + w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, _PNG_COLOR_TYPES[mode]])
@@ -360,7 +357,7 @@ def _png_reader(mode, image_size):
         if raw[12:26] != header or raw[:8] != _PNG_SIGNATURE:
             return None
         try:
-            pixels = load(raw, format=mode)
+            pixels = decode(raw, fmt)
         except Exception:  # noqa: BLE001 (Pillow then decodes it, or says what is wrong)
             return None
         return pixels.reshape(shape) if pixels.dtype == np.uint8 and pixels.size == h * w * len(mode) else None
