@@ -487,7 +487,13 @@ class Trainer(StepAPI):
             self.optimizer.build(variables)
             self._packed = (key, variables, values, grads, offsets)
             self._train_state = None
-        self._graph.replan()
+        # The backward plan depends on which layers have trainable weights: made again
+        # when the trainable weights or a layer's ``trainable`` changed since the last one.
+        graph = self._graph
+        plan_key = (graph, key, tuple(st.layer.trainable for st in graph.steps))
+        if self.__dict__.get("_plan_key") != plan_key:
+            graph.replan()
+            self._plan_key = plan_key
         self._reg_vars = [v for v in variables if v.regularizer is not None]
         if self._train_state is None or self._train_state.graph is not self._graph:
             self._defer = DeferredUpdates()
@@ -513,21 +519,8 @@ class Trainer(StepAPI):
         per-output values, gradients)."""
         cfg = self._outputs_cfg
         if training and len(cfg) == 1:  # the common case, without the loop's bookkeeping
-            o = cfg[0]
-            out = outs[0]
-            gbuf = self._grad_buffers.get(out.shape)
-            if gbuf is None:
-                gbuf = self._grad_buffers[out.shape] = np.empty(out.shape, out.dtype)
-            if o.fused:
-                value, dy = o.loss.value_and_grad_from_logits(ys[0], state.ctxs[o.step].logits, sws[0],
-                                                              probs=out, out=gbuf)
-            else:
-                value, dy = o.loss.value_and_grad(ys[0], out, sws[0], out=gbuf)
-            value = float(value)
-            if o.weight != 1.0:
-                dy *= o.weight
-                return value * o.weight, [value], [dy]
-            return value, [value], [dy]
+            value, dy = self._one_loss_and_grad(cfg[0], state, outs[0], ys[0], sws[0])
+            return value * cfg[0].weight, [value], [dy]
         total = 0.0
         values = []
         grads = [None] * len(outs)
@@ -556,6 +549,19 @@ class Trainer(StepAPI):
             values.append(value)
             total += value * o.weight
         return total, values, grads
+
+    def _one_loss_and_grad(self, o, state, out, y, sw):
+        """Output ``o``'s loss value (unweighted) and its gradient (weighted), in training."""
+        gbuf = self._grad_buffers.get(out.shape)
+        if gbuf is None:
+            gbuf = self._grad_buffers[out.shape] = np.empty(out.shape, out.dtype)
+        if o.fused:
+            value, dy = o.loss.value_and_grad_from_logits(y, state.ctxs[o.step].logits, sw, probs=out, out=gbuf)
+        else:
+            value, dy = o.loss.value_and_grad(y, out, sw, out=gbuf)
+        if o.weight != 1.0:
+            dy *= o.weight
+        return float(value), dy
 
     def _update_metrics(self, outs, ys, sws, per_output=None):
         cfg = self._outputs_cfg
@@ -609,6 +615,36 @@ class Trainer(StepAPI):
         if dist is not None:
             return dist.end_step(float(value), train=True), values
         return value, values
+
+    def _chain_train_step(self, x, y, sw):
+        """``_train_step`` for a chain with one output (a Sequential, most models),
+        trained in this process: the same forward, loss, backward and update, without
+        the per-step lists of the general step. Returns the loss."""
+        state = self._train_state
+        out = x
+        for fwd, ctx in state.chain():
+            out = fwd(ctx, out, training=True)
+        o = self._outputs_cfg[0]
+        value, dy = self._one_loss_and_grad(o, state, out, y, sw)
+        value *= o.weight
+        for bwd, ctx, need_dx in state.bw_chain(False):
+            ctx.need_dx = need_dx
+            dy = bwd(ctx, dy)
+        if self._reg_vars:
+            for v in self._reg_vars:
+                value += float(v.regularizer(v.value))
+                v.grad += v.regularizer.gradient(v.value)
+        _, _, pvalues, pgrads, offsets = self._packed
+        defer = self._defer
+        if defer.items:
+            with _DeferSigint():
+                self.optimizer.apply_flat(pvalues, pgrads, offsets)
+                defer.commit()
+        else:
+            self.optimizer.apply_flat(pvalues, pgrads, offsets)
+        for m in o.metrics:
+            m.update_state(y, out, sw if m.__dict__.get("_weighted") else None)
+        return value
 
     def _dist_hook(self, step):
         index = self._layer_index.get(id(step.layer))
@@ -746,9 +782,11 @@ class Trainer(StepAPI):
         arrays = xs + [v for v in ys if v is not None] + [v for v in sws if v is not None]
         layout = ([("x", i) for i in range(len(xs))] + [("y", i) for i, v in enumerate(ys) if v is not None]
                   + [("sw", i) for i, v in enumerate(sws) if v is not None])
-        bufs = [None] * len(arrays)
+        bufs, buf_rows = None, -1   # the batch buffers, reused while batches have buf_rows rows
         simple = len(xs) == 1 and len(ys) == 1 and ys[0] is not None
         has_sw = sws[0] is not None
+        # A chain with one output trained here takes the step without per-step lists.
+        chain = simple and not multi and dist is None and self._graph.linear
         order = np.arange(n)
         cursor = 0  # position in the current pass (persists across epochs with steps_per_epoch)
         state = self._train_state
@@ -775,24 +813,26 @@ class Trainer(StepAPI):
                 bn = hi - lo
                 if shuffle:
                     idx = order[lo:hi]
-                    batch = []
-                    for j, a in enumerate(arrays):
-                        b = bufs[j]
-                        if b is None or b.shape[0] != bn:
-                            b = bufs[j] = np.empty((bn,) + a.shape[1:], dtype=a.dtype)
-                        # idx is a slice of a permutation, always in range: mode="clip"
-                        # lets numpy gather straight into the buffer (the default
-                        # mode="raise" copies through a temporary: 3x slower).
-                        np.take(a, idx, axis=0, out=b, mode="clip")
-                        batch.append(b)
+                    if bn != buf_rows:
+                        bufs = [np.empty((bn,) + a.shape[1:], dtype=a.dtype) for a in arrays]
+                        buf_rows = bn
+                    # idx is a slice of a permutation, always in range: mode="clip" lets
+                    # numpy gather straight into the buffer (the default mode="raise"
+                    # copies through a temporary: 3x slower).
+                    for a, b in zip(arrays, bufs):
+                        a.take(idx, 0, b, "clip")
+                    batch = bufs
                 else:
                     batch = [a[lo:hi] for a in arrays]
-                if simple:
-                    xb, yb, swb = [batch[0]], [batch[1]], [batch[2] if has_sw else None]
-                else:
-                    xb, yb, swb = _unflatten_batch(batch, layout, len(xs), len(ys), len(sws))
                 cbs.on_train_batch_begin(step)
-                value, values = self._train_step(xb, yb, swb)
+                if chain:
+                    value = self._chain_train_step(batch[0], batch[1], batch[2] if has_sw else None)
+                else:
+                    if simple:
+                        xb, yb, swb = [batch[0]], [batch[1]], [batch[2] if has_sw else None]
+                    else:
+                        xb, yb, swb = _unflatten_batch(batch, layout, len(xs), len(ys), len(sws))
+                    value, values = self._train_step(xb, yb, swb)
                 loss_sum += value * bn
                 if out_sums is not None:
                     for k, v in enumerate(values):
