@@ -55,6 +55,47 @@ cdef extern from "zlib.h" nogil:
         Z_NO_FLUSH
 
 
+cdef extern from *:
+    """
+    /* The Paeth predictor (PNG specification, 9.4): of a (left), b (above) and c (upper
+       left), the one nearest to a + b - c; ties go to a, then b. Selects, not branches on
+       pixel values (mispredicted branches made it several times slower). */
+    static inline int fastnet_png_paeth(int a, int b, int c) {
+        int p = b - c, q = a - c;
+        int pa = p < 0 ? -p : p, pb = q < 0 ? -q : q, pc = p + q < 0 ? -(p + q) : p + q;
+        int best = pb < pa ? b : a;
+        int least = pb < pa ? pb : pa;
+        return pc < least ? c : best;
+    }
+
+    /* Undoes the Paeth filter of a row of n bytes, k bytes a pixel, above a reconstructed
+       row. The left and upper-left bytes of each channel are carried in variables (not
+       read back from the row just written), the channels interleaved: k independent
+       chains for the processor to overlap. k is a constant in each instantiation. */
+    static inline void fastnet_png_paeth_k(unsigned char *row, const unsigned char *up, size_t n, const int k) {
+        int a[4] = {0, 0, 0, 0}, c[4] = {0, 0, 0, 0};
+        for (size_t x = 0; x < n; x += (size_t)k) {
+            for (int j = 0; j < k; j++) {
+                int b = up[x + j];
+                a[j] = (row[x + j] + fastnet_png_paeth(a[j], b, c[j])) & 255;
+                row[x + j] = (unsigned char)a[j];
+                c[j] = b;
+            }
+        }
+    }
+
+    /* k: 1, 3 or 4 (grey, RGB, RGBA). */
+    static void fastnet_png_paeth_row(unsigned char *row, const unsigned char *up, size_t n, size_t k) {
+        switch (k) {
+            case 1: fastnet_png_paeth_k(row, up, n, 1); break;
+            case 3: fastnet_png_paeth_k(row, up, n, 3); break;
+            default: fastnet_png_paeth_k(row, up, n, 4); break;
+        }
+    }
+    """
+    void fastnet_png_paeth_row(uint8_t *row, const uint8_t *up, size_t n, size_t k) nogil
+
+
 DECODED = 0
 """Status of a file decoded into its row of the batch."""
 UNDECODABLE = 1
@@ -179,57 +220,59 @@ cdef int _read_file(_Worker *w, const char *path, const uint8_t *head, size_t *s
     return 0
 
 
-cdef inline int _paeth(int a, int b, int c) noexcept nogil:
-    cdef int pa = b - c, pb = a - c, pc = a + b - 2 * c
-    if pa < 0:
-        pa = -pa
-    if pb < 0:
-        pb = -pb
-    if pc < 0:
-        pc = -pc
-    if pa <= pb and pa <= pc:
-        return a
-    if pb <= pc:
-        return b
-    return c
+cdef inline void _unfilter_sub(uint8_t *row, size_t row_bytes, size_t bpp) noexcept nogil:
+    cdef size_t ch, x
+    cdef int a
+    for ch in range(bpp):
+        a = 0
+        x = ch
+        while x < row_bytes:
+            a = (row[x] + a) & 255
+            row[x] = <uint8_t>a
+            x += bpp
 
 
 cdef int _unfilter(uint8_t *raw, size_t height, size_t row_bytes, size_t bpp) noexcept nogil:
-    """Undoes the row filters in place (each row keeps its filter byte in front). 0 or _NO."""
-    cdef size_t y, x, stride = row_bytes + 1
+    """Undoes the row filters in place (each row keeps its filter byte in front). 0 or _NO.
+
+    Sub, Average and Paeth depend on the byte bpp to the left, just reconstructed: each
+    channel is walked with that byte kept in a variable, not read back from the row just
+    written (a chain of stores and loads, several times slower for one-channel images)."""
+    cdef size_t y, x, ch, stride = row_bytes + 1
     cdef uint8_t *row
     cdef const uint8_t *up = NULL
     cdef uint8_t kind
+    cdef int a
     for y in range(height):
         kind = raw[y * stride]
         row = raw + y * stride + 1
         if kind == 0:
             pass
         elif kind == 1:  # Sub: the byte bpp to the left
-            for x in range(bpp, row_bytes):
-                row[x] = <uint8_t>(row[x] + row[x - bpp])
+            _unfilter_sub(row, row_bytes, bpp)
         elif kind == 2:  # Up: the byte above (the first row has zeros above)
             if up != NULL:
                 for x in range(row_bytes):
                     row[x] = <uint8_t>(row[x] + up[x])
         elif kind == 3:  # Average of left and above, rounded down
+            for ch in range(bpp):
+                a = 0
+                x = ch
+                if up != NULL:
+                    while x < row_bytes:
+                        a = (row[x] + ((a + up[x]) >> 1)) & 255
+                        row[x] = <uint8_t>a
+                        x += bpp
+                else:
+                    while x < row_bytes:
+                        a = (row[x] + (a >> 1)) & 255
+                        row[x] = <uint8_t>a
+                        x += bpp
+        elif kind == 4:  # Paeth: left, above or upper left, whichever predicts best
             if up != NULL:
-                for x in range(bpp):
-                    row[x] = <uint8_t>(row[x] + (up[x] >> 1))
-                for x in range(bpp, row_bytes):
-                    row[x] = <uint8_t>(row[x] + ((<int>row[x - bpp] + <int>up[x]) >> 1))
-            else:
-                for x in range(bpp, row_bytes):
-                    row[x] = <uint8_t>(row[x] + (row[x - bpp] >> 1))
-        elif kind == 4:  # Paeth predictor of left, above, upper left
-            if up != NULL:
-                for x in range(bpp):
-                    row[x] = <uint8_t>(row[x] + up[x])
-                for x in range(bpp, row_bytes):
-                    row[x] = <uint8_t>(row[x] + _paeth(row[x - bpp], up[x], up[x - bpp]))
-            else:
-                for x in range(bpp, row_bytes):
-                    row[x] = <uint8_t>(row[x] + row[x - bpp])
+                fastnet_png_paeth_row(row, up, row_bytes, bpp)
+            else:  # zeros above: the predictor is the byte to the left, as for Sub
+                _unfilter_sub(row, row_bytes, bpp)
         else:
             return _NO
         up = row
