@@ -5,7 +5,7 @@ each file it reads the whole file, walks its chunks, inflates the image data wit
 zlib, undoes the row filters and writes the pixels into the file's row of the
 batch. It decodes only the PNGs whose pixels are stored exactly as asked for:
 
-* 8 bits per sample, not interlaced;
+* 8 bits per sample, interlaced (Adam7) or not;
 * color type 0 (grey) for 1 channel, 2 (RGB) for 3, 6 (RGBA) for 4;
 * the batch's width and height.
 
@@ -114,6 +114,11 @@ cdef uint8_t[16] _SIGNATURE_AND_IHDR = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A
 cdef Py_ssize_t _HEAD = 33
 # The first read asks for at least this much: small files take one read.
 cdef size_t _FIRST_READ = 1 << 16
+# Adam7 interlacing: the seven passes' first column and row, and their column and row steps.
+cdef size_t[7] _A7_X0 = [0, 4, 0, 2, 0, 1, 0]
+cdef size_t[7] _A7_Y0 = [0, 0, 4, 0, 2, 0, 1]
+cdef size_t[7] _A7_DX = [8, 8, 4, 4, 2, 2, 1]
+cdef size_t[7] _A7_DY = [8, 8, 8, 4, 4, 2, 2]
 
 cdef enum:
     _OK = 0
@@ -279,6 +284,51 @@ cdef int _unfilter(uint8_t *raw, size_t height, size_t row_bytes, size_t bpp) no
     return _OK
 
 
+cdef inline size_t _pass_extent(size_t size, size_t first, size_t step) noexcept nogil:
+    # Pixels of an Adam7 pass along a side of `size` pixels.
+    return (size - first + step - 1) // step if size > first else 0
+
+
+cdef size_t _adam7_size(size_t height, size_t width, size_t channels) noexcept nogil:
+    """Bytes of inflated data of an interlaced image: each non-empty pass's filtered rows."""
+    cdef size_t k, pw, ph, total = 0
+    for k in range(7):
+        pw = _pass_extent(width, _A7_X0[k], _A7_DX[k])
+        ph = _pass_extent(height, _A7_Y0[k], _A7_DY[k])
+        if pw and ph:
+            total += ph * (1 + pw * channels)
+    return total
+
+
+cdef int _deinterlace(uint8_t *raw, size_t height, size_t width, size_t channels, uint8_t *dst,
+                      bint channels_last) noexcept nogil:
+    """Unfilters each Adam7 pass (a small image of its own, rows filtered as any) and puts
+    its pixels in their places in dst. _OK or _NO."""
+    cdef size_t k, pw, ph, y, x, ch, row_y, col, plane = height * width
+    cdef uint8_t *seg = raw
+    cdef const uint8_t *row
+    for k in range(7):
+        pw = _pass_extent(width, _A7_X0[k], _A7_DX[k])
+        ph = _pass_extent(height, _A7_Y0[k], _A7_DY[k])
+        if pw == 0 or ph == 0:
+            continue  # an empty pass has no rows, not even filter bytes
+        if _unfilter(seg, ph, pw * channels, channels) != _OK:
+            return _NO
+        for y in range(ph):
+            row = seg + y * (1 + pw * channels) + 1
+            row_y = (_A7_Y0[k] + y * _A7_DY[k]) * width
+            for x in range(pw):
+                col = row_y + _A7_X0[k] + x * _A7_DX[k]
+                if channels_last:
+                    for ch in range(channels):
+                        dst[col * channels + ch] = row[x * channels + ch]
+                else:
+                    for ch in range(channels):
+                        dst[ch * plane + col] = row[x * channels + ch]
+        seg += ph * (1 + pw * channels)
+    return _OK
+
+
 cdef int _decode(_Worker *w, size_t size, const uint8_t *head, size_t height, size_t width, size_t channels,
                  uint8_t *dst, bint channels_last) noexcept nogil:
     """Decodes the PNG in w.file[:size] into dst (its row of the batch): _OK or _NO."""
@@ -286,15 +336,18 @@ cdef int _decode(_Worker *w, size_t size, const uint8_t *head, size_t height, si
     cdef const uint8_t *kind
     cdef size_t pos, length, row_bytes = width * channels, stride = row_bytes + 1
     cdef size_t raw_size = height * stride, y, x, ch
-    cdef int ret, idat = 0, ended = 0, palette = 0
+    cdef int ret, idat = 0, ended = 0, palette = 0, interlaced
     cdef const uint8_t *row
     cdef uint8_t *plane
-    # Signature, IHDR: length 13, size, bit depth 8, color type; compression, filter and
-    # interlace methods 0. Its CRC covers the type and the data.
-    if size < <size_t>_HEAD or memcmp(p, head, 26) != 0 or p[26] != 0 or p[27] != 0 or p[28] != 0:
+    # Signature, IHDR: length 13, size, bit depth 8, color type; compression and filter
+    # methods 0, interlace method 0 (none) or 1 (Adam7). Its CRC covers the type and the data.
+    if size < <size_t>_HEAD or memcmp(p, head, 26) != 0 or p[26] != 0 or p[27] != 0 or p[28] > 1:
         return _NO
     if crc32(0, p + 12, 17) != _be32(p + 29):
         return _NO
+    interlaced = p[28]
+    if interlaced:
+        raw_size = _adam7_size(height, width, channels)
     inflateReset(&w.zs)
     w.zs.next_out = w.raw
     w.zs.avail_out = <unsigned int>raw_size
@@ -342,7 +395,11 @@ cdef int _decode(_Worker *w, size_t size, const uint8_t *head, size_t height, si
             elif _is_type(kind, b"acTL"):
                 return _NO  # an animated PNG: left to the general decoder
         pos += 12 + length
-    if w.zs.avail_out != 0 or _unfilter(w.raw, height, row_bytes, channels) != _OK:
+    if w.zs.avail_out != 0:
+        return _NO
+    if interlaced:
+        return _deinterlace(w.raw, height, width, channels, dst, channels_last)
+    if _unfilter(w.raw, height, row_bytes, channels) != _OK:
         return _NO
     if channels_last or channels == 1:
         for y in range(height):
@@ -391,7 +448,7 @@ def decode_png_files(paths, unsigned char[:, :, :, ::1] out not None, bint chann
         be opened or read.
     """
     cdef Py_ssize_t n = out.shape[0], i
-    cdef size_t height, width, channels, raw_size, cap, per_image
+    cdef size_t height, width, channels, raw_size, interlaced_size, cap, per_image
     cdef uint8_t[32] head
     cdef _Worker *w = NULL
     cdef uint8_t *base
@@ -416,15 +473,17 @@ def decode_png_files(paths, unsigned char[:, :, :, ::1] out not None, bint chann
             raise ValueError(f"decode_png_files: embedded null byte in path {path!r}")
     status = np.full(n, _SKIP, dtype=np.int32)
     st = status
-    # No PNG has a zero or (per its specification) 2**31 or larger width or height; a row of
-    # inflated data must fit zlib's 32-bit counts.
+    # No PNG has a zero or (per its specification) 2**31 or larger width or height; the
+    # inflated data (interlaced: up to 2 filter bytes a row, plus 7) must fit zlib's 32-bit
+    # counts.
     if (n == 0 or width == 0 or height == 0 or width > 0x7FFFFFFF or height > 0x7FFFFFFF
-            or height * (width * channels + 1) > 0x7FFFFFFF):
+            or height * (width * channels + 2) + 7 > 0x7FFFFFFF):
         for i in range(n):
             if paths[i] is not None:
                 st[i] = _NO
         return status
     raw_size = height * (width * channels + 1)
+    interlaced_size = _adam7_size(height, width, channels)
     per_image = height * width * channels
     # A file of random pixels is about as large as its inflated rows: the first read takes
     # such files whole.
@@ -452,13 +511,13 @@ def decode_png_files(paths, unsigned char[:, :, :, ::1] out not None, bint chann
         cpaths[i] = NULL if paths[i] is None else PyBytes_AS_STRING(paths[i])
     with nogil:
         if nt == 1:
-            w = _worker_new(cap, raw_size)
+            w = _worker_new(cap, raw_size if raw_size > interlaced_size else interlaced_size)
             for i in range(n):
                 st[i] = _one(w, cpaths[i], head, height, width, channels, base + i * per_image, channels_last)
             _worker_free(w)
         else:
             with parallel(num_threads=nt):
-                w = _worker_new(cap, raw_size)
+                w = _worker_new(cap, raw_size if raw_size > interlaced_size else interlaced_size)
                 for i in prange(n, schedule="dynamic"):
                     st[i] = _one(w, cpaths[i], head, height, width, channels, base + i * per_image,
                                  channels_last)

@@ -95,6 +95,22 @@ def test_every_filter_and_width_gives_pillows_pixels(tmp_path, channels):
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_interlaced_images_of_every_small_size_give_pillows_pixels(tmp_path, channels, channels_last):
+    """Adam7: seven passes, each a small image with its own filtered rows, some empty for
+    images under 8 pixels a side (no rows, no filter bytes)."""
+    rng = np.random.default_rng(20 + channels)
+    for height in list(range(1, 10)) + [16, 17]:
+        for width in (1, 2, 3, 4, 5, 7, 8, 9, 13):
+            pixels = _pixels(rng, height, width, channels, smooth=width % 2 == 0)
+            data = png_bytes(pixels, rng.integers(0, 5, 2 * height + 7), interlace=True)
+            np.testing.assert_array_equal(_pillow(data, MODES[channels]), pixels)
+            status, out = _decode(tmp_path, [data, data], (height, width, channels), channels_last)
+            assert _status_names(status) == ["decoded"] * 2, (height, width)
+            np.testing.assert_array_equal(out, np.stack([pixels] * 2))
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
 def test_channels_first_holds_the_same_pixels(tmp_path, channels):
     rng = np.random.default_rng(10 + channels)
     pixels = [_pixels(rng, 9, 7, channels, smooth=k % 2 == 1) for k in range(6)]
@@ -174,7 +190,7 @@ def _mixed_batch(tmp_path, rng, n=40):
     files = []
     for k in range(n):
         pixels = _pixels(rng, 8, 9, 3, smooth=k % 3 == 0)
-        data = png_bytes(pixels, rng.integers(0, 5, 8))
+        data = png_bytes(pixels, rng.integers(0, 5, 23), interlace=k % 4 == 1)
         if k % 7 == 3:
             data = data[:len(data) - 20]
         elif k % 7 == 5:
@@ -230,16 +246,13 @@ def test_every_flipped_byte_is_refused(tmp_path):
     np.testing.assert_array_equal(out[-1], pixels)
 
 
-def _interlaced(pixels):
-    return png_bytes(pixels, interlace=True)
-
-
 @pytest.mark.parametrize("kind", ["grey_for_rgb", "rgb_for_grey", "rgb_for_rgba", "rgba_for_rgb", "grey_alpha",
-                                  "16_bit", "palette", "4_bit_grey", "interlaced", "wider", "narrower", "taller",
-                                  "shorter", "jpeg", "not_an_image", "empty"])
+                                  "16_bit", "palette", "4_bit_grey", "interlaced_16_bit", "wider", "narrower",
+                                  "taller", "shorter", "jpeg", "not_an_image", "empty"])
 def test_other_kinds_of_file_are_refused(tmp_path, kind):
     rng = np.random.default_rng(8)
-    shape = (6, 5, 1 if kind in ("rgb_for_grey", "16_bit", "4_bit_grey") else (4 if kind == "rgb_for_rgba" else 3))
+    grey = kind in ("rgb_for_grey", "16_bit", "4_bit_grey", "interlaced_16_bit")
+    shape = (6, 5, 1 if grey else (4 if kind == "rgb_for_rgba" else 3))
     h, w, c = shape
     good = _pixels(rng, h, w, c)
     buf = io.BytesIO()
@@ -262,9 +275,9 @@ def test_other_kinds_of_file_are_refused(tmp_path, kind):
     elif kind == "4_bit_grey":
         # two 4-bit pixels per byte: rows of ceil(5 / 2) bytes
         data = png_bytes(good, bit_depth=4, raw=b"".join(b"\x00" + bytes(3) for _ in range(h)))
-    elif kind == "interlaced":
-        data = _interlaced(good)
-        np.testing.assert_array_equal(_pillow(data, "RGB"), good)  # a valid file, only interlaced
+    elif kind == "interlaced_16_bit":
+        # each pass's rows of 2-byte samples (their values do not matter here)
+        data = png_bytes(good, bit_depth=16, interlace=True, raw=bytes(200))
     elif kind in ("wider", "narrower", "taller", "shorter"):
         size = {"wider": (h, w + 1), "narrower": (h, w - 1), "taller": (h + 1, w), "shorter": (h - 1, w)}[kind]
         data = png_bytes(_pixels(rng, size[0], size[1], c))
@@ -294,7 +307,9 @@ def _stream(pixels, extra_rows=0):
                                   "palette_in_grey", "palette_after_data", "two_palettes", "animated",
                                   "idat_chunks_apart", "no_iend", "iend_first", "iend_with_data",
                                   "chunk_type_not_letters", "length_over_2_31", "length_past_the_end",
-                                  "compression_method_1", "filter_method_1", "interlace_method_2", "no_idat"])
+                                  "compression_method_1", "filter_method_1", "interlace_method_2", "no_idat",
+                                  "interlaced_one_byte_too_few", "interlaced_one_byte_too_many",
+                                  "interlaced_filter_type_5", "interlaced_rows_as_if_not"])
 def test_damaged_files_are_refused(tmp_path, kind):
     rng = np.random.default_rng(9)
     h, w, c = 6, 5, 3
@@ -361,6 +376,20 @@ def test_damaged_files_are_refused(tmp_path, kind):
         fields = {"compression_method_1": (1, 0, 0), "filter_method_1": (0, 1, 0), "interlace_method_2": (0, 0, 2)}
         ihdr = png_chunk(b"IHDR", struct.pack(">IIBB", w, h, 8, 2) + bytes(fields[kind]))
         data = PNG_SIGNATURE + ihdr + idat + iend
+    elif kind.startswith("interlaced"):
+        full = png_bytes(pixels, interlace=True)
+        ihdr_end = 8 + 25
+        pos = ihdr_end + 8
+        stream = zlib.decompress(full[pos:pos + struct.unpack(">I", full[ihdr_end:ihdr_end + 4])[0]])
+        if kind == "interlaced_one_byte_too_few":
+            raw = stream[:-1]
+        elif kind == "interlaced_one_byte_too_many":
+            raw = stream + b"\x00"
+        elif kind == "interlaced_filter_type_5":
+            raw = stream[:-(w * c + 1)] + b"\x05" + stream[-(w * c):]  # the last pass's last row
+        else:
+            raw = rows  # rows of a plain image: too few bytes for the passes' filter bytes
+        data = png_bytes(pixels, interlace=True, raw=raw)
     else:  # no_idat
         data = head + iend
     status, out = _decode(tmp_path, [data], (h, w, c))
@@ -373,14 +402,18 @@ def test_mutated_files_never_escape_their_row(tmp_path):
     written, and a file that decodes holds what Pillow finds in it."""
     rng = np.random.default_rng(11)
     pixels = _pixels(rng, 7, 6, 4, smooth=True)
-    data = png_bytes(pixels, rng.integers(0, 5, 7), idat_sizes=[9, 0, 20])
-    chunks, pos = [], 8
-    while pos < len(data):
-        length = struct.unpack(">I", data[pos:pos + 4])[0]
-        chunks.append((data[pos + 4:pos + 8], bytearray(data[pos + 8:pos + 8 + length])))
-        pos += 12 + length
+    bases = []
+    for interlace in (False, True):
+        data = png_bytes(pixels, rng.integers(0, 5, 21), idat_sizes=[9, 0, 20], interlace=interlace)
+        chunks, pos = [], 8
+        while pos < len(data):
+            length = struct.unpack(">I", data[pos:pos + 4])[0]
+            chunks.append((data[pos + 4:pos + 8], bytearray(data[pos + 8:pos + 8 + length])))
+            pos += 12 + length
+        bases.append(chunks)
     files = []
-    for _ in range(400):
+    for m in range(400):
+        chunks = bases[m % 2]
         parts = [(kind, bytearray(body)) for kind, body in chunks]
         for _ in range(int(rng.integers(1, 4))):
             k = int(rng.integers(0, len(parts)))
