@@ -382,3 +382,20 @@ def test_images_past_pillows_pixel_limit_stay_with_pillow(tmp_path, monkeypatch)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
     with pytest.raises(Image.DecompressionBombError):
         _load([path, path], "grayscale", (6, 5))
+
+
+def test_without_the_compiled_decoder_pillow_decodes_everything(tmp_path, monkeypatch):
+    """Where fastnet was built without zlib the decoder module is missing: the loader finds
+    that once and decodes every file with Pillow, with the same pixels."""
+    import sys
+
+    import fastnet._kernels
+
+    rng = np.random.default_rng(5)
+    paths = [_good_png(tmp_path, rng, "L", (6, 5), f"{k}.png") for k in range(3)]
+    monkeypatch.setitem(sys.modules, "fastnet._kernels.png_decode", None)  # import raises ImportError
+    monkeypatch.delattr(fastnet._kernels, "png_decode", raising=False)
+    monkeypatch.setattr(dataset_utils, "_PNG_DECODER", None)
+    got = _load(paths, "grayscale", (6, 5))
+    assert dataset_utils._PNG_DECODER is False
+    np.testing.assert_array_equal(got, np.stack([_expected(p, "grayscale", (6, 5)) for p in paths]))
