@@ -18,9 +18,10 @@ CRC and skipped: they do not change the stored values of these color types. An
 APNG (an ``acTL`` chunk) is left to the general decoder too.
 
 Lengths read from a file are checked against what was read before any use, the
-inflated data is capped at exactly ``height * (1 + width * channels)`` bytes, and
-nothing is written outside the file's row of the batch, whatever the file holds.
-The decoded pixels are the same for any number of threads.
+inflated data must be exactly as long as the header implies (``height * (1 + width *
+channels)`` bytes without interlacing), and nothing is written outside the file's row
+of the batch, whatever the file holds. Bytes after IEND are ignored. The decoded
+pixels are the same for any number of threads.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
 from cython.parallel cimport parallel, prange
