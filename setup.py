@@ -11,6 +11,10 @@ Environment switches:
 * ``FASTNET_BUILD_ONLY=dense,conv``  compile only these kernel modules (development).
 * ``FASTNET_NO_VARIANTS=1`` skip the AVX2 build of the kernels on x86-64.
 
+``png_decode`` (the PNG decoder of ``image_dataset_from_directory``) links zlib and is
+built only where a test program including ``zlib.h`` compiles and links with ``-lz``
+(and not on Windows); without it fastnet decodes every image with Pillow.
+
 On x86-64 every kernel module is compiled twice: the portable build, and a copy,
 ``fastnet._kernels._avx2.<name>``, compiled from the same C with AVX2 and FMA.
 ``fastnet._kernels`` loads the AVX2 build when the CPU has those instructions, so
@@ -77,12 +81,37 @@ def _openmp_flags():
     return None
 
 
+def _zlib_available():
+    """True when a C program including zlib.h compiles and links with -lz here."""
+    if sys.platform == "win32" or _compiler_kind() == "msvc":
+        # The decoder opens files by their POSIX (bytes) path: Windows paths are UTF-16.
+        return False
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    src = "#include <zlib.h>\nint main(void){z_stream s={0};return inflateInit(&s)==Z_OK?inflateEnd(&s):1;}\n"
+    tmp = tempfile.mkdtemp()
+    try:
+        path = os.path.join(tmp, "t.c")
+        with open(path, "w") as f:
+            f.write(src)
+        cmd = cc + [path, "-o", os.path.join(tmp, "t")] + ["-lz"]
+        cmd += os.environ.get("CFLAGS", "").split() + os.environ.get("LDFLAGS", "").split()
+        try:
+            return subprocess.run(cmd, capture_output=True).returncode == 0
+        except OSError:
+            return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 KERNELS = os.path.join("fastnet", "_kernels")
 # Where the AVX2 build's copies of the generated C go: a build output, kept out of the package.
 VARIANT_SOURCES = os.path.join("build", "fastnet_avx2_sources")
 # Modules that hold process state or no hot loops are built once (_cpu must: it
-# decides whether the CPU can load the other build).
-_NOT_VARIANTED = {"_blas", "_cpu"}
+# decides whether the CPU can load the other build; png_decode's time goes to reading
+# files and to zlib).
+_NOT_VARIANTED = {"_blas", "_cpu", "png_decode"}
+# Modules that link a system library, built only where it is found: name -> libraries.
+_LIBRARIES = {"png_decode": ["z"]}
 
 
 def _variant_flags():
@@ -134,6 +163,7 @@ def _variant_extensions(extensions, flags):
             extra_compile_args=ext.extra_compile_args + flags,
             extra_link_args=ext.extra_link_args,
             define_macros=ext.define_macros,
+            libraries=ext.libraries,
             depends=ext.depends,
         ))
     return out
@@ -146,6 +176,10 @@ def _extensions():
     sources = sorted(glob.glob(os.path.join("fastnet", "_kernels", "*.pyx")))
     if only:
         sources = [s for s in sources if os.path.basename(s)[:-4] in only]
+    if any(os.path.basename(s) == "png_decode.pyx" for s in sources) and not _zlib_available():
+        print("fastnet: zlib (zlib.h, -lz) not available; not building the PNG decoder "
+              "(image folders decode with Pillow alone)", file=sys.stderr)
+        sources = [s for s in sources if os.path.basename(s) != "png_decode.pyx"]
 
     omp = _openmp_flags()
     if omp is None:
@@ -175,6 +209,7 @@ def _extensions():
             include_dirs=[numpy.get_include(), KERNELS],
             extra_compile_args=opt + omp_c,
             extra_link_args=omp_l,
+            libraries=_LIBRARIES.get(os.path.basename(src)[:-4], []),
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
             depends=headers,
         ))

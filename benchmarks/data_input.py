@@ -20,9 +20,9 @@ The sources run interleaved in each repeat (so a slow moment on a shared machine
 them alike); each line gives the median and the fastest epoch's ms/step, the process CPU
 time per step (all threads: the step's and the loaders'), each with its ratio to
 ``arrays``, and the slowest epoch.
-``--decode`` also times decoding one batch of PNGs alone, in this thread, and opening,
-reading and closing its files without decoding (the floor of any loader that reads the
-files every epoch).
+``--decode`` also times decoding one batch of PNGs alone (nothing else running), as the
+folder's loader decodes it, and opening, reading and closing its files without decoding
+(the floor of any loader that reads the files every epoch).
 """
 from __future__ import annotations
 
@@ -116,23 +116,29 @@ def _ratio(value, base):
 
 
 def decode_cost(root, repeats):
-    """(wall, CPU) seconds to decode one batch of PNGs in this thread, as the loader does."""
-    from fastnet.utils.dataset_utils import _finish_images, _image_loader, _load_batch
+    """(wall, CPU) seconds to decode one batch of PNGs as the loader does: the median wall
+    time of a batch, and the process's CPU time over all the repeats per batch (with the
+    decoder's threads, and their idle spinning after each batch, counted: one batch is too
+    short for the process clock to have counted another thread's time)."""
+    from fastnet.utils.dataset_utils import _finish_images, _image_batch_loader, _image_loader
 
-    paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)[:BS]
-    load_one, load_into = _image_loader((28, 28), 1, "bilinear", "channels_last", False, False)
-    walls, cpus = [], []
+    paths = np.asarray(sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)[:BS], dtype=object)
+    _, load_into = _image_loader((28, 28), 1, "bilinear", "channels_last", False, False)
+    load_batch = _image_batch_loader((28, 28), 1, "channels_last", load_into)
+    walls = []
+    c = time.process_time()
     for _ in range(repeats):
-        t, c = time.perf_counter(), time.thread_time()
-        _finish_images(_load_batch(paths, load_one, load_into))
+        t = time.perf_counter()
+        _finish_images(load_batch(paths))
         walls.append(time.perf_counter() - t)
-        cpus.append(time.thread_time() - c)
-    return statistics.median(walls), statistics.median(cpus)
+    return statistics.median(walls), (time.process_time() - c) / repeats
 
 
 def read_cost(root, repeats):
     """CPU seconds to open, read and close one batch of image files in this thread, with
-    no decoding: the least any loader reading files every epoch pays per step."""
+    no decoding: the least any loader reading files every epoch pays per step. (Each read
+    asks for 64 KiB, more than these files hold: os.read allocates what it is asked for,
+    and asking for 1 MiB made the figure depend on the allocator's state.)"""
     paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)[:BS]
     cpus = []
     for _ in range(repeats):
@@ -140,7 +146,7 @@ def read_cost(root, repeats):
         for path in paths:
             fd = os.open(path, os.O_RDONLY)
             try:
-                os.read(fd, 1 << 20)
+                os.read(fd, 1 << 16)
             finally:
                 os.close(fd)
         cpus.append(time.thread_time() - c)
@@ -199,7 +205,7 @@ def main(argv=None):
                       f"{c:7.2f} {_ratio(c, base_cpu)}   {max(ts):.2f}")
             if args.decode:
                 wall, cpu = decode_cost(os.path.join(root, kind), max(args.repeats, 9))
-                print(f"  decode one batch of {BS} PNGs alone, in one thread: {wall * 1e3:.2f} ms wall, "
+                print(f"  decode one batch of {BS} PNGs alone, as the loader does: {wall * 1e3:.2f} ms wall, "
                       f"{cpu * 1e3:.2f} ms CPU")
                 print(f"  only open, read and close its {BS} files: "
                       f"{read_cost(os.path.join(root, kind), max(args.repeats, 9)) * 1e3:.2f} ms CPU")

@@ -1,8 +1,10 @@
-"""Shared test helpers: the Keras reference cases, finite differences and optional
-dependencies."""
+"""Shared test helpers: the Keras reference cases, finite differences, optional
+dependencies and a PNG writer."""
 import importlib
 import json
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -143,3 +145,91 @@ def optional_import(module, extra):
         return importlib.import_module(module)
     except ImportError as exc:
         skip_unless(False, f"needs {module} (pip install -e '.[test,{extra}]'): {exc}")
+
+
+# ----------------------------------------------------------------------------- PNG files
+# A small PNG writer for the decoder tests: it chooses what Pillow's writer does not let
+# a test choose (each row's filter, how the data is split into IDAT chunks, extra chunks
+# and their place, Adam7 interlacing), so the bytes can exercise every path of a decoder.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> color type (grey, grey+alpha, RGB, RGBA)
+_ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def png_chunk(kind, data, crc=None):
+    """One chunk: length, type, data and CRC (``crc`` replaces the right one)."""
+    if crc is None:
+        crc = zlib.crc32(kind + data)
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc & 0xFFFFFFFF)
+
+
+def png_ihdr(width, height, color_type, bit_depth=8, interlace=0):
+    return png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, interlace))
+
+
+def _paeth(a, b, c):
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+
+def png_filter_rows(pixels, filters):
+    """The filtered rows of ``pixels`` (h, w, c uint8), row y with filter ``filters[y]``
+    (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth), each after its filter byte."""
+    h, w, c = pixels.shape
+    rows = pixels.reshape(h, w * c).astype(np.int64)
+    out = []
+    for y in range(h):
+        x = rows[y]
+        b = rows[y - 1] if y else np.zeros_like(x)
+        a = np.concatenate([np.zeros(c, np.int64), x[:-c]])
+        ul = np.concatenate([np.zeros(c, np.int64), b[:-c]])
+        kind = int(filters[y])
+        pred = {0: 0, 1: a, 2: b, 3: (a + b) // 2, 4: _paeth(a, b, ul)}.get(kind, 0)
+        out.append(bytes([kind]) + ((x - pred) % 256).astype(np.uint8).tobytes())
+    return b"".join(out)
+
+
+def png_bytes(pixels, filters=None, *, color_type=None, bit_depth=8, interlace=False, size=None,
+              raw=None, stream=None, idat_sizes=None, before=(), after=(), level=6, end=True, trailing=b""):
+    """The bytes of an 8-bit PNG file of ``pixels`` (h, w, c uint8).
+
+    Args:
+        filters: one filter type per row (default all 0); with ``interlace``, of every row of
+            every Adam7 pass in turn.
+        color_type, bit_depth, size: what IHDR says (default: from ``pixels``).
+        interlace: write the rows in Adam7 order (and say so in IHDR).
+        raw: the inflated data instead of the filtered rows; stream: the zlib data instead.
+        idat_sizes: split the zlib data into IDAT chunks of these sizes (the rest in a
+            last chunk; zeros give empty chunks), default one chunk.
+        before, after: chunks (bytes from ``png_chunk``) put before the first IDAT and
+            after the last.
+        end: write IEND; trailing: bytes after it.
+    """
+    h, w, c = pixels.shape
+    if raw is None:
+        if interlace:
+            subs = [pixels[ys::dy, xs::dx] for xs, ys, dx, dy in _ADAM7]
+            subs = [s for s in subs if s.size]
+            rows = sum(s.shape[0] for s in subs)
+            filters = [0] * rows if filters is None else list(filters)
+            parts, k = [], 0
+            for s in subs:
+                parts.append(png_filter_rows(s, filters[k:k + s.shape[0]]))
+                k += s.shape[0]
+            raw = b"".join(parts)
+        else:
+            raw = png_filter_rows(pixels, [0] * h if filters is None else filters)
+    if stream is None:
+        stream = zlib.compress(raw, level)
+    idats, pos = [], 0
+    for n in idat_sizes or ():
+        idats.append(png_chunk(b"IDAT", stream[pos:pos + n]))
+        pos += n
+    if pos < len(stream) or not idats:
+        idats.append(png_chunk(b"IDAT", stream[pos:]))
+    width, height = (w, h) if size is None else size
+    header = png_ihdr(width, height, PNG_COLOR_TYPES[c] if color_type is None else color_type, bit_depth,
+                      int(bool(interlace)))
+    return (PNG_SIGNATURE + header + b"".join(before) + b"".join(idats) + b"".join(after)
+            + (png_chunk(b"IEND", b"") if end else b"") + trailing)

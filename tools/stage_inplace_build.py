@@ -21,6 +21,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Kernels setup.py builds only where a system library is found (png_decode: zlib);
+# their absence is no error.
+OPTIONAL = {"png_decode"}
 
 
 def build_lib() -> str:
@@ -65,6 +68,8 @@ def main() -> int:
         if variant is not None:
             builds.append(variant)
         if builds[0] is None:
+            if os.path.basename(src)[:-4] in OPTIONAL:
+                continue
             problems.append(f"{os.path.relpath(src, ROOT)} has no compiled module next to it")
             continue
         for mod in builds:

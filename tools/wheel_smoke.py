@@ -4,8 +4,8 @@
 usage: python tools/wheel_smoke.py        (from any folder but the checkout's root)
 
 Checks that fastnet is imported from site-packages, not from a checkout; that the
-compiled kernels load (and which build: AVX2 or portable) and the type-hint marker
-ships; then trains a small model of each layer family (dense, convolution and
+compiled kernels load (and which build: AVX2 or portable; the PNG decoder but on
+Windows) and the type-hint marker ships; then trains a small model of each layer family (dense, convolution and
 pooling, recurrent) with 1 and 2 threads, checks that the loss goes down and that
 the thread count does not change the results beyond rounding, and saves and
 reloads a model. cibuildwheel runs it on every wheel it builds; .ci/run on the
@@ -51,6 +51,12 @@ def main():
     check(os.path.exists(os.path.join(location, "py.typed")), "py.typed is missing from the package")
     print(f"fastnet {fastnet.__version__} from {location}; {_kernels.VARIANT} kernels; "
           f"{fastnet.config.get_num_threads()} threads by default")
+    if sys.platform != "win32":  # the PNG decoder links zlib; every wheel but Windows' has it
+        try:
+            from fastnet._kernels import png_decode
+        except ImportError as exc:
+            check(False, f"the PNG decoder is missing (zlib not found when the wheel was built?): {exc}")
+        print(f"PNG decoder built with zlib {png_decode.ZLIB_VERSION}")
 
     rng = np.random.default_rng(0)
     cases = {

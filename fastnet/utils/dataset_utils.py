@@ -139,34 +139,27 @@ def _encode_labels(labels, label_mode, num_classes):
     return out
 
 
-def _load_batch(paths, load_one, load_into=None):
-    """The items of ``paths`` in one batch array (an object array for strings).
-
-    ``load_into(path, out)`` (optional) writes an item into its slot of the batch, or
-    returns it as an array when it cannot (as ``load_one`` does): then it is copied in.
-    """
+def _load_batch(paths, load_one):
+    """The items of ``paths`` in one batch array (an object array for strings)."""
     data = None
-    for k, path in enumerate(paths):  # into one batch array: no per-image copies kept
+    for k, path in enumerate(paths):  # into one batch array: no per-item copies kept
+        item = load_one(path)
         if data is None:
-            item = load_one(path)
             data = (np.empty((len(paths),) + item.shape, dtype=item.dtype) if isinstance(item, np.ndarray)
                     else np.empty(len(paths), dtype=object))
-        else:
-            item = load_one(path) if load_into is None else load_into(path, data[k])
-            if item is None:
-                continue
-            if isinstance(item, np.ndarray) and item.dtype != data.dtype and data.dtype != np.float32:
-                data = data.astype(np.float32)  # integer pixels and resized (float) images mixed
+        elif isinstance(item, np.ndarray) and item.dtype != data.dtype and data.dtype != np.float32:
+            data = data.astype(np.float32)  # integer pixels and resized (float) images mixed
         data[k] = item
     return data
 
 
 def _files_dataset(paths, labels, label_mode, num_classes, load_one, batch_size, shuffle, seed,
-                   class_names, buffer_default=1024, finish=None, load_into=None):
+                   class_names, buffer_default=1024, finish=None, load_batch=None):
     """Dataset over files: shuffles indices, batches them, loads each batch on a thread pool.
 
     ``finish`` (optional) converts a loaded batch (or single item) once, e.g. to float32;
-    ``load_into`` (optional) writes an item straight into the batch (see ``_load_batch``).
+    ``load_batch(paths)`` (optional) loads a whole batch, in place of ``_load_batch``
+    with ``load_one``.
     """
     n = len(paths)
     paths = np.asarray(paths, dtype=object)
@@ -183,7 +176,7 @@ def _files_dataset(paths, labels, label_mode, num_classes, load_one, batch_size,
             if finish is not None:
                 data = finish(data)
             return data if encoded is None else (data, encoded[int(index)])
-        data = _load_batch(paths[index], load_one, load_into)
+        data = _load_batch(paths[index], load_one) if load_batch is None else load_batch(paths[index])
         if finish is not None:
             data = finish(data)
         return data if encoded is None else (data, encoded[index])
@@ -301,14 +294,18 @@ def _read_file(path):
                 return b"".join(chunks)
             chunks.append(chunk)
             n += len(chunk)
+    except OSError as exc:
+        # os.read's error does not say which file (a folder named like an image, a read error).
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, path) from None
+        raise
     finally:
         os.close(fd)
 
 
-def _open_image(path, Image, raw=None):
-    """``Image.open`` on the bytes of ``path`` (``Image``: the ``PIL.Image`` module;
-    ``raw``: the file's bytes when already read)."""
-    data = io.BytesIO(_read_file(path) if raw is None else raw)
+def _open_image(path, Image):
+    """``Image.open`` on the bytes of ``path`` (``Image``: the ``PIL.Image`` module)."""
+    data = io.BytesIO(_read_file(path))
     try:
         return Image.open(data, formats=_PIL_FORMATS.get(path[path.rfind("."):].lower()))
     except Image.UnidentifiedImageError:
@@ -319,55 +316,33 @@ def _open_image(path, Image, raw=None):
             raise Image.UnidentifiedImageError(f"cannot identify image file {path!r}") from None
 
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_COLOR_TYPES = {"L": 0, "RGB": 2, "RGBA": 6}   # PNG color type of 8-bit grey, RGB, RGBA
-_SPNG = None   # the pyspng module once imported; False when it is not installed
+# The compiled PNG decoder (fastnet._kernels.png_decode) once imported; False where it was
+# not built (no zlib at build time). Tests set it to False to decode with Pillow alone.
+_PNG_DECODER: Any = None
+# Threads decoding one batch's PNGs (never more than fastnet.config.get_num_threads()).
+# The batch is decoded on the dataset's loading thread while the training step's threads
+# run on every core, so decoding takes cores from the step whatever it does; measured on
+# 2 cores (benchmarks/data_input.py), two threads took them for half as long as one and
+# cost the step less: an MNIST MLP step 1.5-1.6 times that on arrays instead of 2.1-2.9,
+# the convnet 1.07-1.08 (fastest epochs) instead of 1.17-1.21.
+_PNG_THREADS = 2
 
 
-def _png_reader(mode, image_size):
-    """A function ``bytes -> (h, w, c) uint8 array or None`` decoding the PNGs whose
-    pixels need no conversion (8-bit, stored in ``mode``, already ``image_size``) with
-    pyspng, when it is installed (the ``image`` extra); None without pyspng. It returns
-    None for any other PNG (and for bytes pyspng refuses), which then go to Pillow: the
-    pixels are the same either way (the tests compare both with Pillow), pyspng decodes
-    a small PNG several times faster than ``Image.open`` does."""
-    global _SPNG
-    if _SPNG is None:
+def _png_decoder():
+    global _PNG_DECODER
+    if _PNG_DECODER is None:
         try:
-            import pyspng
+            from fastnet._kernels import png_decode
         except ImportError:
-            _SPNG = False
+            _PNG_DECODER = False
         else:
-            _SPNG = pyspng
-    if not _SPNG:
-        return None
-    # pyspng.load(raw, format=mode) is this C function behind a small Python wrapper;
-    # calling it directly saves a microsecond per image (the wrapper where it is absent).
-    c = getattr(_SPNG, "c", None)
-    fmt = getattr(c, {"L": "SPNG_FMT_G8", "RGB": "SPNG_FMT_RGB8", "RGBA": "SPNG_FMT_RGBA8"}[mode], None)
-    decode = getattr(c, "spng_decode_image_bytes", None)
-    if decode is None or fmt is None:
-        decode, fmt = _SPNG.load, mode
-    h, w = image_size
-    # IHDR, the first chunk: width, height (big-endian), bit depth 8, the color type
-    header = b"IHDR" + w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, _PNG_COLOR_TYPES[mode]])
-    shape = (h, w, len(mode))
-
-    def read(raw):
-        if raw[12:26] != header or raw[:8] != _PNG_SIGNATURE:
-            return None
-        try:
-            pixels = decode(raw, fmt)
-        except Exception:  # noqa: BLE001 (Pillow then decodes it, or says what is wrong)
-            return None
-        return pixels.reshape(shape) if pixels.dtype == np.uint8 and pixels.size == h * w * len(mode) else None
-
-    return read
+            _PNG_DECODER = png_decode
+    return _PNG_DECODER or None
 
 
 def _image_loader(image_size, num_channels, interpolation, data_format, crop_to_aspect_ratio,
                   pad_to_aspect_ratio):
-    """``(load_one, load_into)``: the two ways of reading one image.
+    """``(load_one, load_into)``: the two ways of reading one image with Pillow.
 
     ``load_one(path)`` gives an ``(h, w, c)`` array (``(c, h, w)`` channels-first). An
     image already of ``image_size`` (no crop or pad) keeps its integer pixels (uint8, or
@@ -402,17 +377,8 @@ def _image_loader(image_size, num_channels, interpolation, data_format, crop_to_
         img = _open_image(path, Image)
         return as_array(img if img.mode in keep else img.convert(mode))
 
-    png = _png_reader(mode, image_size) if direct else None
-
     def load_into(path, out):
-        raw = None
-        if png is not None and path[-4:].lower() == ".png":
-            raw = _read_file(path)
-            pixels = png(raw)
-            if pixels is not None:
-                out[...] = pixels if channels_last else pixels.transpose(2, 0, 1)
-                return None
-        img = _open_image(path, Image, raw)
+        img = _open_image(path, Image)
         if img.mode != mode:
             if img.mode in keep:
                 return as_array(img)
@@ -425,6 +391,46 @@ def _image_loader(image_size, num_channels, interpolation, data_format, crop_to_
         return None
 
     return load_one, load_into
+
+
+def _image_batch_loader(image_size, num_channels, data_format, load_into):
+    """``load_batch(paths)``: a batch of images already of ``image_size`` (no crop or pad)
+    as one array, the PNGs decoded by the compiled decoder in one call.
+
+    The decoder takes the 8-bit PNGs stored in the batch's color mode at ``image_size``
+    and decodes them into the batch without the GIL; every other file (other formats or
+    kinds of PNG, damaged or unreadable files) then goes through ``load_into`` (Pillow),
+    in order, exactly as without the decoder: the same pixels, or the error Pillow (or
+    the file system) raises for the first such file that fails.
+    """
+    from PIL import Image
+
+    channels_last = data_format == "channels_last"
+    shape = tuple(image_size) + (num_channels,) if channels_last else (num_channels,) + tuple(image_size)
+    pixels = image_size[0] * image_size[1]
+
+    def load_batch(paths):
+        n = len(paths)
+        data = np.empty((n,) + shape, dtype=np.uint8)
+        decoder = _png_decoder()
+        # Pillow warns (or refuses) past MAX_IMAGE_PIXELS: such images stay with Pillow.
+        if decoder is not None and (Image.MAX_IMAGE_PIXELS is None or pixels <= Image.MAX_IMAGE_PIXELS):
+            encoded = [os.fsencode(p) if p[-4:].lower() == ".png" and "\0" not in p else None for p in paths]
+            status = decoder.decode_png_files(encoded, data, channels_last,
+                                              min(_PNG_THREADS, config.get_num_threads()))
+            todo = np.flatnonzero(status).tolist()
+        else:
+            todo = range(n)
+        for k in todo:
+            item = load_into(paths[k], data[k])
+            if item is None:
+                continue
+            if item.dtype != data.dtype and data.dtype != np.float32:
+                data = data.astype(np.float32)  # integer pixels and resized (float) images mixed
+            data[k] = item
+        return data
+
+    return load_batch
 
 
 def _finish_images(data):
@@ -449,7 +455,7 @@ def image_dataset_from_directory(directory: str, labels: Any = "inferred", label
             class_b/  b_image_1.jpg ...
 
     Images (.bmp, .gif, .jpeg, .jpg, .png) are decoded with Pillow (8-bit PNGs already
-    of ``image_size`` and ``color_mode`` with pyspng when installed), a batch at a time
+    of ``image_size`` and ``color_mode`` by fastnet's own PNG decoder), a batch at a time
     while the dataset is iterated, resized to ``image_size`` and given as float32 arrays
     of shape ``(batch_size, height, width, channels)`` with values in [0, 255].
 
@@ -517,8 +523,12 @@ def image_dataset_from_directory(directory: str, labels: Any = "inferred", label
                                                 verbose=verbose)
     if label_mode == "binary" and len(names) != 2:
         raise ValueError(f'With label_mode="binary" there must be exactly 2 classes; found {len(names)}: {names}')
-    load_one, load_into = _image_loader(tuple(int(s) for s in image_size), channels, interpolation, data_format,
-                                        crop_to_aspect_ratio, pad_to_aspect_ratio)
+    size = tuple(int(s) for s in image_size)
+    load_one, load_into = _image_loader(size, channels, interpolation, data_format, crop_to_aspect_ratio,
+                                        pad_to_aspect_ratio)
+    # With a crop or pad every image is resized: Pillow's images, one by one, as load_one gives them.
+    load_batch = (None if crop_to_aspect_ratio or pad_to_aspect_ratio
+                  else _image_batch_loader(size, channels, data_format, load_into))
     num_classes = len(names) if names else 0
 
     def build(subset_name, do_shuffle):
@@ -528,7 +538,7 @@ def image_dataset_from_directory(directory: str, labels: Any = "inferred", label
                              + (f" for the {subset_name} subset" if subset_name else "")
                              + f". Allowed formats: {IMAGE_FORMATS}")
         return _files_dataset(p, lab, label_mode, num_classes, load_one, batch_size, do_shuffle, seed, names,
-                              finish=_finish_images, load_into=load_into)
+                              finish=_finish_images, load_batch=load_batch)
 
     if subset == "both":
         return build("training", shuffle), build("validation", False)

@@ -1,33 +1,41 @@
 """image_dataset_from_directory decodes as plain Pillow does.
 
-The loader reads each file's bytes once, opens them as the format their extension names,
-and writes 8-bit images already of ``image_size`` straight into the batch. Whatever path
-an image takes, the batch must hold the pixels of ``PIL.Image.open(path)`` converted to the
-color mode (then resized as Keras resizes), in every format, mode and layout.
+The loader decodes the 8-bit PNGs already of ``image_size`` and in the color mode with
+fastnet's compiled decoder, a batch in one call, straight into the batch; every other
+file goes to Pillow, which reads it once, opens it as the format its extension names,
+and writes 8-bit images already of ``image_size`` straight into the batch too. Whatever
+path an image takes, the batch must hold the pixels of ``PIL.Image.open(path)`` converted
+to the color mode (then resized as Keras resizes), in every format, mode and layout, and
+a file Pillow cannot decode must raise what Pillow raises.
 """
 import os
+import struct
+import warnings
 
 import numpy as np
 import pytest
-from helpers import optional_import
+from helpers import png_bytes, png_chunk, skip_unless
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
-from fastnet.utils import image_dataset_from_directory  # noqa: E402
-from fastnet.utils.dataset_utils import _image_loader, _resize_image  # noqa: E402
+from fastnet import config  # noqa: E402
+from fastnet.utils import dataset_utils, image_dataset_from_directory  # noqa: E402
+from fastnet.utils.dataset_utils import _finish_images, _image_batch_loader, _image_loader, _resize_image  # noqa: E402
 
 
-@pytest.fixture(params=["pyspng", "pillow"], autouse=True)
+@pytest.fixture(params=["compiled", "pillow"], autouse=True)
 def png_decoder(request, monkeypatch):
-    """Every test runs with the PNG fast path (pyspng, the ``image`` extra) and without it
-    (Pillow alone): the pixels must not depend on which decoded them."""
-    from fastnet.utils import dataset_utils
-
-    if request.param == "pyspng":
-        monkeypatch.setattr(dataset_utils, "_SPNG", optional_import("pyspng", "image"))
+    """Every test runs with the compiled PNG decoder and without it (Pillow alone, as where
+    fastnet was built without zlib): the pixels must not depend on which decoded them."""
+    if request.param == "compiled":
+        try:
+            from fastnet._kernels import png_decode
+        except ImportError as exc:
+            skip_unless(False, f"fastnet._kernels.png_decode is not built (zlib missing at build time?): {exc}")
+        monkeypatch.setattr(dataset_utils, "_PNG_DECODER", png_decode)
     else:
-        monkeypatch.setattr(dataset_utils, "_SPNG", False)
+        monkeypatch.setattr(dataset_utils, "_PNG_DECODER", False)
     return request.param
 
 
@@ -48,6 +56,20 @@ def _pixels(rng, mode, size):
     return Image.fromarray(arr[:, :, 0] if channels == 1 else arr, mode)
 
 
+def _written_pngs(rng, size):
+    """PNGs as Pillow does not write them: every row filter, data in several IDAT chunks
+    (some empty), ancillary chunks, Adam7 interlacing, grey with alpha; name -> bytes."""
+    h, w = size
+    out = {}
+    for channels in (1, 2, 3, 4):
+        pixels = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+        out[f"filters_{channels}"] = png_bytes(pixels, rng.integers(0, 5, h), idat_sizes=[0, 7, 0, 3],
+                                               before=[png_chunk(b"gAMA", struct.pack(">I", 45455))],
+                                               after=[png_chunk(b"tEXt", b"k\x00v")])
+        out[f"interlaced_{channels}"] = png_bytes(pixels, interlace=True)
+    return out
+
+
 def _write_folder(root, sizes):
     """One class folder per format, an image per (mode, size); returns the paths."""
     rng = np.random.default_rng(7)
@@ -60,6 +82,14 @@ def _write_folder(root, sizes):
                 path = os.path.join(folder, f"{mode.replace(';', '_')}_{k}{ext}")
                 _pixels(rng, mode, size).save(path, fmt)
                 paths.append(path)
+    folder = os.path.join(root, "written_png")
+    os.makedirs(folder, exist_ok=True)
+    for k, size in enumerate(sizes):
+        for name, data in _written_pngs(rng, size).items():
+            path = os.path.join(folder, f"{name}_{k}" + (".PNG" if k % 2 else ".png"))
+            with open(path, "wb") as f:
+                f.write(data)
+            paths.append(path)
     return paths
 
 
@@ -162,38 +192,210 @@ def test_files_are_read_whole_whatever_their_size(tmp_path, size):
     assert _read_file(str(path)) == data
 
 
-@pytest.mark.parametrize("kind", ["grey_with_transparency", "rgb_with_transparency", "16_bit_grey", "palette",
-                                  "truncated", "jpeg_named_png"])
-def test_pngs_of_every_kind_hold_pillows_pixels(tmp_path, kind):
-    """The PNG fast path takes only 8-bit images stored in the wanted mode at the wanted
-    size; others (and bytes it refuses) go to Pillow, which decodes them or names the file."""
-    rng = np.random.default_rng(3)
-    path = str(tmp_path / "img.png")
-    mode = "RGB" if kind.startswith("rgb") or kind == "palette" or kind == "jpeg_named_png" else "L"
+def _expected(path, color_mode, size, data_format="channels_last"):
+    """Plain Pillow's image (float32), or the exception it raises."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _plain_pillow(path, color_mode, size, False, data_format)
+    except Exception as exc:  # noqa: BLE001 (the loader must raise the same)
+        return exc
+
+
+def _load(paths, color_mode, size, data_format="channels_last"):
+    """One batch of ``paths`` through image_dataset_from_directory's batch loader."""
+    channels = len(MODES[color_mode])
+    _, load_into = _image_loader(size, channels, "bilinear", data_format, False, False)
+    return _finish_images(_image_batch_loader(size, channels, data_format, load_into)(
+        np.asarray(paths, dtype=object)))
+
+
+def _good_png(tmp_path, rng, mode, size, name="good.png"):
+    path = str(tmp_path / name)
+    _pixels(rng, mode, size).save(path, "PNG")
+    return path
+
+
+KINDS = ["grey_with_transparency", "rgb_with_transparency", "16_bit_grey", "palette", "grey_alpha", "interlaced",
+         "wrong_size", "another_mode", "truncated_in_data", "truncated_before_iend", "truncated_after_header",
+         "flipped_data_byte", "flipped_idat_crc", "flipped_ancillary_byte", "flipped_header_byte",
+         "bad_filter_type", "jpeg_named_png", "empty", "not_an_image", "missing", "a_folder",
+         "larger_than_the_first_read", "non_ascii_name", "trailing_bytes"]
+
+
+def _write_kind(tmp_path, rng, kind, mode, size):
+    """A file of ``kind`` for a batch of ``mode`` images of ``size``; returns its path."""
+    h, w = size
+    path = str(tmp_path / ("ünï_çødé.png" if kind == "non_ascii_name" else f"{kind}.png"))
+    channels = len(mode)
+    arr = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+    good = png_bytes(arr, rng.integers(0, 5, h), before=[png_chunk(b"gAMA", struct.pack(">I", 45455))])
+    data = None
     if kind == "grey_with_transparency":
-        _pixels(rng, "L", (6, 5)).save(path, "PNG", transparency=7)
+        _pixels(rng, "L", size).save(path, "PNG", transparency=7)
     elif kind == "rgb_with_transparency":
-        _pixels(rng, "RGB", (6, 5)).save(path, "PNG", transparency=(1, 2, 3))
+        _pixels(rng, "RGB", size).save(path, "PNG", transparency=(1, 2, 3))
     elif kind == "16_bit_grey":
-        _pixels(rng, "I;16", (6, 5)).save(path, "PNG")
+        _pixels(rng, "I;16", size).save(path, "PNG")
     elif kind == "palette":
-        _pixels(rng, "P", (6, 5)).save(path, "PNG")
+        _pixels(rng, "P", size).save(path, "PNG")
+    elif kind == "grey_alpha":
+        _pixels(rng, "LA", size).save(path, "PNG")
+    elif kind == "interlaced":
+        data = png_bytes(arr, interlace=True)
+    elif kind == "wrong_size":
+        _pixels(rng, mode, (h + 3, w + 1)).save(path, "PNG")
+    elif kind == "another_mode":
+        _pixels(rng, "RGBA" if mode == "RGB" else "RGB", size).save(path, "PNG")
+    elif kind == "truncated_in_data":
+        data = good[:len(good) - 30]
+    elif kind == "truncated_before_iend":
+        data = good[:-12]
+    elif kind == "truncated_after_header":
+        data = good[:33]
+    elif kind.startswith("flipped"):
+        # in the zlib stream's checksum; in IDAT's CRC (Pillow does not check it); in gAMA; in IHDR
+        data = bytearray(good)
+        pos = {"flipped_data_byte": len(good) - 12 - 4 - 3, "flipped_idat_crc": len(good) - 12 - 2,
+               "flipped_ancillary_byte": 33 + 8 + 1, "flipped_header_byte": 19}[kind]
+        data[pos] ^= 0x40
+        data = bytes(data)
+    elif kind == "bad_filter_type":
+        raw = b"".join(bytes([7 if y == 1 else 0]) + arr[y].tobytes() for y in range(h))
+        data = png_bytes(arr, raw=raw)
     elif kind == "jpeg_named_png":
-        _pixels(rng, "RGB", (6, 5)).save(path, "JPEG")
-    else:
-        _pixels(rng, "L", (6, 5)).save(path, "PNG")
-        with open(path, "rb") as f:
-            data = f.read()
+        _pixels(rng, "RGB", size).save(path, "JPEG")
+    elif kind == "empty":
+        data = b""
+    elif kind == "not_an_image":
+        data = b"not an image at all"
+    elif kind == "missing":
+        pass
+    elif kind == "a_folder":
+        os.makedirs(path)
+    elif kind == "larger_than_the_first_read":
+        data = png_bytes(arr, before=[png_chunk(b"prVt", bytes(300_000))])
+    else:  # non_ascii_name, trailing_bytes
+        data = good + (b"after IEND" if kind == "trailing_bytes" else b"")
+    if data is not None:
         with open(path, "wb") as f:
-            f.write(data[:len(data) // 2])
-    _, load_into = _image_loader((6, 5), len(mode), "bilinear", "channels_last", False, False)
-    out = np.zeros((6, 5, len(mode)), np.uint8)
-    if kind == "truncated":
-        with pytest.raises(OSError, match="img.png|truncated|image file"):
-            load_into(path, out)
+            f.write(data)
+    return path
+
+
+@pytest.mark.parametrize("color_mode", ["grayscale", "rgb"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_files_of_every_kind_give_pillows_pixels_or_error(tmp_path, kind, color_mode):
+    """In a batch with PNGs the compiled decoder takes, a file it does not take gives what
+    Pillow gives: its pixels (converted, resized), or Pillow's error naming the file."""
+    rng = np.random.default_rng(KINDS.index(kind))
+    size = (6, 5)
+    mode = MODES[color_mode]
+    first = _good_png(tmp_path, rng, mode, size, "first.png")
+    last = _good_png(tmp_path, rng, mode, size, "last.png")
+    path = _write_kind(tmp_path, rng, kind, mode, size)
+    expected = _expected(path, color_mode, size)
+    if isinstance(expected, Exception):
+        assert kind not in ("larger_than_the_first_read", "non_ascii_name", "trailing_bytes", "interlaced")
+        with pytest.raises(type(expected)) as info:
+            _load([first, path, last], color_mode, size)
+        if isinstance(expected, (OSError, Image.UnidentifiedImageError)) and os.path.basename(path) in str(expected):
+            assert os.path.basename(path) in str(info.value)
+        if kind in ("missing", "empty", "not_an_image", "a_folder"):
+            assert os.path.basename(path) in str(info.value)
         return
-    got = load_into(path, out)
-    got = out if got is None else got
-    color_mode = {"L": "grayscale", "RGB": "rgb"}[mode]
-    np.testing.assert_array_equal(np.asarray(got, np.float32), _plain_pillow(path, color_mode, (6, 5), False,
-                                                                             "channels_last"))
+    got = _load([first, path, last], color_mode, size)
+    want = np.stack([_expected(p, color_mode, size) for p in (first, path, last)])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+
+
+def test_missing_file_raises_file_not_found_naming_it(tmp_path):
+    rng = np.random.default_rng(0)
+    good = _good_png(tmp_path, rng, "L", (6, 5))
+    with pytest.raises(FileNotFoundError, match="nowhere.png"):
+        _load([good, str(tmp_path / "nowhere.png")], "grayscale", (6, 5))
+
+
+def test_the_first_file_that_fails_raises(tmp_path):
+    rng = np.random.default_rng(1)
+    good = _good_png(tmp_path, rng, "RGB", (6, 5))
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        _load([good, str(tmp_path / "missing.png"), str(empty)], "rgb", (6, 5))
+    with pytest.raises(Image.UnidentifiedImageError, match="empty.png"):
+        _load([good, str(empty), str(tmp_path / "missing.png")], "rgb", (6, 5))
+
+
+def test_pngs_the_decoder_takes_never_reach_pillow(tmp_path, png_decoder, monkeypatch):
+    """With the compiled decoder a batch of plain 8-bit PNGs is decoded without opening any
+    image with Pillow (the fast path is taken); without it, all of them go to Pillow."""
+    rng = np.random.default_rng(2)
+    paths = [_good_png(tmp_path, rng, "RGB", (6, 5), f"{k}.png") for k in range(5)]
+    want = np.stack([_expected(p, "rgb", (6, 5), "channels_first") for p in paths])
+    opened = []
+    real = dataset_utils._open_image
+    monkeypatch.setattr(dataset_utils, "_open_image", lambda path, Image: opened.append(path) or real(path, Image))
+    got = _load(paths, "rgb", (6, 5), "channels_first")
+    np.testing.assert_array_equal(got, want)
+    assert opened == ([] if png_decoder == "compiled" else paths)
+
+
+@pytest.mark.parametrize("png_threads,kernel_threads,expected", [(1, 2, 1), (2, 2, 2), (4, 2, 2), (2, 1, 1)])
+def test_decoding_threads_follow_the_threading_policy(tmp_path, png_decoder, monkeypatch, png_threads,
+                                                      kernel_threads, expected):
+    """The batch decodes on ``_PNG_THREADS`` threads, never more than fastnet's thread count,
+    and the pixels do not depend on how many."""
+    if png_decoder != "compiled":
+        pytest.skip("the thread count is the compiled decoder's")
+    rng = np.random.default_rng(3)
+    paths = [_good_png(tmp_path, rng, "RGBA", (6, 5), f"{k}.png") for k in range(9)]
+    real = dataset_utils._PNG_DECODER
+    seen = []
+
+    class Spy:
+        DECODED = real.DECODED
+
+        @staticmethod
+        def decode_png_files(paths, out, channels_last, num_threads):
+            seen.append(num_threads)
+            return real.decode_png_files(paths, out, channels_last, num_threads)
+
+    monkeypatch.setattr(dataset_utils, "_PNG_DECODER", Spy)
+    monkeypatch.setattr(dataset_utils, "_PNG_THREADS", png_threads)
+    old = config.get_num_threads()
+    config.set_num_threads(kernel_threads)
+    try:
+        got = _load(paths, "rgba", (6, 5))
+    finally:
+        config.set_num_threads(old)
+    assert seen == [expected]
+    np.testing.assert_array_equal(got, np.stack([_expected(p, "rgba", (6, 5)) for p in paths]))
+
+
+def test_images_past_pillows_pixel_limit_stay_with_pillow(tmp_path, monkeypatch):
+    """Pillow refuses images of more than twice ``MAX_IMAGE_PIXELS`` (a decompression bomb
+    guard): the loader raises the same, decoder or not."""
+    rng = np.random.default_rng(4)
+    path = _good_png(tmp_path, rng, "L", (6, 5))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    with pytest.raises(Image.DecompressionBombError):
+        _load([path, path], "grayscale", (6, 5))
+
+
+def test_without_the_compiled_decoder_pillow_decodes_everything(tmp_path, monkeypatch):
+    """Where fastnet was built without zlib the decoder module is missing: the loader finds
+    that once and decodes every file with Pillow, with the same pixels."""
+    import sys
+
+    import fastnet._kernels
+
+    rng = np.random.default_rng(5)
+    paths = [_good_png(tmp_path, rng, "L", (6, 5), f"{k}.png") for k in range(3)]
+    monkeypatch.setitem(sys.modules, "fastnet._kernels.png_decode", None)  # import raises ImportError
+    monkeypatch.delattr(fastnet._kernels, "png_decode", raising=False)
+    monkeypatch.setattr(dataset_utils, "_PNG_DECODER", None)
+    got = _load(paths, "grayscale", (6, 5))
+    assert dataset_utils._PNG_DECODER is False
+    np.testing.assert_array_equal(got, np.stack([_expected(p, "grayscale", (6, 5)) for p in paths]))
