@@ -342,13 +342,13 @@ def test_pngs_the_decoder_takes_never_reach_pillow(tmp_path, png_decoder, monkey
     assert opened == ([] if png_decoder == "compiled" else paths)
 
 
+@pytest.mark.parametrize("png_decoder", ["compiled"], indirect=True)  # the compiled decoder's threads
 @pytest.mark.parametrize("png_threads,kernel_threads,expected", [(1, 2, 1), (2, 2, 2), (4, 2, 2), (2, 1, 1)])
 def test_decoding_threads_follow_the_threading_policy(tmp_path, png_decoder, monkeypatch, png_threads,
                                                       kernel_threads, expected):
     """The batch decodes on ``_PNG_THREADS`` threads, never more than fastnet's thread count,
     and the pixels do not depend on how many."""
-    if png_decoder != "compiled":
-        pytest.skip("the thread count is the compiled decoder's")
+    assert png_decoder == "compiled"
     rng = np.random.default_rng(3)
     paths = [_good_png(tmp_path, rng, "RGBA", (6, 5), f"{k}.png") for k in range(9)]
     real = dataset_utils._PNG_DECODER
