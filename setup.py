@@ -60,40 +60,22 @@ def _openmp_flags():
         candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"])]
     else:
         candidates = [(["-fopenmp"], ["-fopenmp"])]
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
     src = "#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel reduction(+:n)\nn+=1;\nreturn n>0?0:1;}\n"
-    tmp = tempfile.mkdtemp()
-    try:
-        path = os.path.join(tmp, "t.c")
-        with open(path, "w") as f:
-            f.write(src)
-        for cflags, lflags in candidates:
-            cmd = cc + cflags + [path, "-o", os.path.join(tmp, "t")] + lflags
-            cmd += os.environ.get("CFLAGS", "").split() + os.environ.get("LDFLAGS", "").split()
-            try:
-                ok = subprocess.run(cmd, capture_output=True).returncode == 0
-            except OSError:
-                ok = False
-            if ok:
-                return cflags, lflags
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    for cflags, lflags in candidates:
+        if _compiles(src, cflags, lflags):
+            return cflags, lflags
     return None
 
 
-def _zlib_available():
-    """True when a C program including zlib.h compiles and links with -lz here."""
-    if sys.platform == "win32" or _compiler_kind() == "msvc":
-        # The decoder opens files by their POSIX (bytes) path: Windows paths are UTF-16.
-        return False
+def _compiles(src, cflags, lflags):
+    """True when the C program ``src`` compiles and links here with these flags."""
     cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
-    src = "#include <zlib.h>\nint main(void){z_stream s={0};return inflateInit(&s)==Z_OK?inflateEnd(&s):1;}\n"
     tmp = tempfile.mkdtemp()
     try:
         path = os.path.join(tmp, "t.c")
         with open(path, "w") as f:
             f.write(src)
-        cmd = cc + [path, "-o", os.path.join(tmp, "t")] + ["-lz"]
+        cmd = cc + cflags + [path, "-o", os.path.join(tmp, "t")] + lflags
         cmd += os.environ.get("CFLAGS", "").split() + os.environ.get("LDFLAGS", "").split()
         try:
             return subprocess.run(cmd, capture_output=True).returncode == 0
@@ -101,6 +83,15 @@ def _zlib_available():
             return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _zlib_available():
+    """True when a C program including zlib.h compiles and links with -lz here."""
+    if sys.platform == "win32" or _compiler_kind() == "msvc":
+        # The decoder opens files by their POSIX (bytes) path: Windows paths are UTF-16.
+        return False
+    src = "#include <zlib.h>\nint main(void){z_stream s={0};return inflateInit(&s)==Z_OK?inflateEnd(&s):1;}\n"
+    return _compiles(src, [], ["-lz"])
 
 
 KERNELS = os.path.join("fastnet", "_kernels")

@@ -598,9 +598,25 @@ class Trainer(StepAPI):
         else:
             graph.backward(state, grads, need_input_grads=False)
         if self._reg_vars:
-            for v in self._reg_vars:
-                value += float(v.regularizer(v.value))
-                v.grad += v.regularizer.gradient(v.value)
+            value += self._regularize()
+        self._apply_gradients(dist)
+        self._update_metrics(outs, ys, sws)
+        if dist is not None:
+            return dist.end_step(float(value), train=True), values
+        return value, values
+
+    def _regularize(self):
+        """Adds the weight regularizers' gradients to the weights' gradients; returns
+        their penalty, for the step's loss."""
+        total = 0.0
+        for v in self._reg_vars:
+            total += float(v.regularizer(v.value))
+            v.grad += v.regularizer.gradient(v.value)
+        return total
+
+    def _apply_gradients(self, dist):
+        """The optimizer's update of the packed weights, then the updates layers deferred
+        to the end of the step (BatchNormalization's moving statistics), together."""
         _, _, pvalues, pgrads, offsets = self._packed
         defer = self._defer
         if defer.items:
@@ -611,10 +627,6 @@ class Trainer(StepAPI):
                 defer.commit()
         else:
             self.optimizer.apply_flat(pvalues, pgrads, offsets)
-        self._update_metrics(outs, ys, sws)
-        if dist is not None:
-            return dist.end_step(float(value), train=True), values
-        return value, values
 
     def _chain_train_step(self, x, y, sw):
         """``_train_step`` for a chain with one output (a Sequential, most models),
@@ -631,17 +643,8 @@ class Trainer(StepAPI):
             ctx.need_dx = need_dx
             dy = bwd(ctx, dy)
         if self._reg_vars:
-            for v in self._reg_vars:
-                value += float(v.regularizer(v.value))
-                v.grad += v.regularizer.gradient(v.value)
-        _, _, pvalues, pgrads, offsets = self._packed
-        defer = self._defer
-        if defer.items:
-            with _DeferSigint():
-                self.optimizer.apply_flat(pvalues, pgrads, offsets)
-                defer.commit()
-        else:
-            self.optimizer.apply_flat(pvalues, pgrads, offsets)
+            value += self._regularize()
+        self._apply_gradients(None)
         for m in o.metrics:
             m.update_state(y, out, sw if m.__dict__.get("_weighted") else None)
         return value
